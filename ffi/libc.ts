@@ -1,0 +1,104 @@
+/** The few libc calls the FFI layer needs: mmap for the ring buffer, epoll to wait on it, errno. */
+import { LibraryMissingError } from "./errors.ts";
+
+const symbols = {
+  __errno_location: { parameters: [], result: "pointer" }, // int *(void)
+  mmap: {
+    // void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+    parameters: ["pointer", "usize", "i32", "i32", "i32", "i64"],
+    result: "pointer",
+  },
+  munmap: { parameters: ["pointer", "usize"], result: "i32" }, // int munmap(void *addr, size_t len)
+  epoll_create1: { parameters: ["i32"], result: "i32" }, // int epoll_create1(int flags)
+  epoll_ctl: {
+    // int epoll_ctl(int epfd, int op, int fd, struct epoll_event *event)
+    parameters: ["i32", "i32", "i32", "buffer"],
+    result: "i32",
+  },
+  epoll_wait: {
+    // int epoll_wait(int epfd, struct epoll_event *events, int maxevents, int timeout_ms)
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+    nonblocking: true, // runs on a worker thread, so waiting never blocks the JS event loop
+  },
+  eventfd: { parameters: ["u32", "i32"], result: "i32" }, // int eventfd(unsigned initval, int flags)
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int, const void *, size_t)
+  close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" }, // int clock_gettime(clockid_t, struct timespec *)
+  access: { parameters: ["buffer", "i32"], result: "i32" }, // int access(const char *path, int mode)
+  capget: { parameters: ["buffer", "buffer"], result: "i32" }, // int capget(cap_user_header_t, cap_user_data_t)
+  vsnprintf: {
+    // int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap); va_list is a pointer on x86-64
+    parameters: ["buffer", "usize", "pointer", "pointer"],
+    result: "i32",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 1;
+export const MAP_FAILED = -1n;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLLIN = 1;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EFD_CLOEXEC = 0o2000000;
+export const EFD_NONBLOCK = 0o4000;
+export const CLOCK_REALTIME = 0;
+export const CLOCK_BOOTTIME = 7;
+
+let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+/** The libc bindings, opened on first use. */
+export function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  if (!lib) {
+    try {
+      lib = Deno.dlopen("libc.so.6", symbols);
+    } catch (e) {
+      throw new LibraryMissingError("libc.so.6", e);
+    }
+  }
+  return lib.symbols;
+}
+
+/** The calling thread's errno, read right after a failed synchronous call. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p ? new Deno.UnsafePointerView(p).getInt32() : 0;
+}
+
+const timespec = new BigInt64Array(2);
+
+/** Reads a clock in integer nanoseconds. */
+export function clockNs(clock: number): bigint {
+  libc().clock_gettime(clock, timespec);
+  return timespec[0] * 1_000_000_000n + timespec[1];
+}
+
+/**
+ * Nanoseconds to add to a CLOCK_BOOTTIME reading (what `bpf_ktime_get_boot_ns` returns) to get
+ * wall-clock time. Read it again now and then: the wall clock can be stepped.
+ */
+export function bootToRealtimeOffsetNs(): bigint {
+  const boot = clockNs(CLOCK_BOOTTIME);
+  const real = clockNs(CLOCK_REALTIME);
+  return real - boot;
+}
+
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/** This process's effective capability set (capget(2)); bit N is capability N. */
+export function effectiveCapabilities(): bigint {
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0]); // version, pid 0 = self
+  const data = new Uint32Array(6); // two __user_cap_data_struct: effective, permitted, inheritable
+  if (libc().capget(new Uint8Array(header.buffer), new Uint8Array(data.buffer)) < 0) return 0n;
+  return (BigInt(data[3]) << 32n) | BigInt(data[0]);
+}
+
+/**
+ * Whether this process may read `path` (access(2)). For /sys and /proc, which Deno guards
+ * behind --allow-all although libbpf reads them natively.
+ */
+export function readable(path: string): boolean {
+  const R_OK = 4;
+  return libc().access(new TextEncoder().encode(path + "\0"), R_OK) === 0;
+}

@@ -1,0 +1,114 @@
+/** `BpfMap`: a map inside a `BpfObject` (a view; the object owns it). */
+import { checkPtr, checkRet, libbpf } from "./libbpf.ts";
+
+const ENOENT = 2;
+
+/** A BPF map: sizes before load, element and batch access after. */
+export class BpfMap {
+  readonly #ptr: Deno.PointerObject;
+  readonly name: string;
+
+  constructor(ptr: Deno.PointerObject, name: string) {
+    this.#ptr = ptr;
+    this.name = name;
+  }
+
+  /** The map's file descriptor (valid after load). */
+  get fd(): number {
+    return checkRet(libbpf().bpf_map__fd(this.#ptr), "bpf_map__fd", this.name);
+  }
+
+  get maxEntries(): number {
+    return libbpf().bpf_map__max_entries(this.#ptr);
+  }
+
+  get keySize(): number {
+    return libbpf().bpf_map__key_size(this.#ptr);
+  }
+
+  get valueSize(): number {
+    return libbpf().bpf_map__value_size(this.#ptr);
+  }
+
+  /** Resizes the map (before load); for a ring buffer, a power of two multiple of the page size. */
+  setMaxEntries(n: number): void {
+    checkRet(
+      libbpf().bpf_map__set_max_entries(this.#ptr, n),
+      "bpf_map__set_max_entries",
+      this.name,
+    );
+  }
+
+  /**
+   * The initial contents of a global-data map (`.rodata`, `.data`, `.bss`), writable until
+   * load: this is how `const volatile` settings reach the program.
+   */
+  initialValue(): Uint8Array {
+    const size = new BigUint64Array(1);
+    const ptr = checkPtr(
+      libbpf().bpf_map__initial_value(this.#ptr, new Uint8Array(size.buffer)),
+      "bpf_map__initial_value",
+      this.name,
+    );
+    return new Uint8Array(Deno.UnsafePointerView.getArrayBuffer(ptr, Number(size[0])));
+  }
+
+  /** Reads `key` into `value`; false when the key is absent. */
+  lookup(key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer>): boolean {
+    const ret = libbpf().bpf_map_lookup_elem(this.fd, key, value);
+    if (ret === -ENOENT) return false;
+    checkRet(ret, "bpf_map_lookup_elem", this.name);
+    return true;
+  }
+
+  /**
+   * Reads every entry with `bpf_map_lookup_batch`, `batchSize` per syscall (about 9x faster
+   * than key by key). Yields views into reused buffers: copy what you keep. For maps that are
+   * not per-CPU (a per-CPU map returns one value per CPU and needs a larger value buffer).
+   */
+  *lookupBatch(batchSize = 4096): Generator<{ key: Uint8Array; value: Uint8Array }> {
+    const fd = this.fd, ks = this.keySize, vs = this.valueSize;
+    const keys = new Uint8Array(ks * batchSize), values = new Uint8Array(vs * batchSize);
+    const inBatch = new Uint8Array(8), outBatch = new Uint8Array(8);
+    const count = new Uint32Array(1);
+    const countBytes = new Uint8Array(count.buffer);
+    for (let first = true;; first = false) {
+      count[0] = batchSize;
+      const ret = libbpf().bpf_map_lookup_batch(
+        fd,
+        first ? null : inBatch,
+        outBatch,
+        keys,
+        values,
+        countBytes,
+        null,
+      );
+      if (ret < 0 && ret !== -ENOENT) checkRet(ret, "bpf_map_lookup_batch", this.name);
+      for (let i = 0; i < count[0]; i++) {
+        yield {
+          key: keys.subarray(i * ks, (i + 1) * ks),
+          value: values.subarray(i * vs, (i + 1) * vs),
+        };
+      }
+      if (ret === -ENOENT) return; // no more entries
+      inBatch.set(outBatch);
+    }
+  }
+
+  /** Sums a per-CPU array's u64 value at `index` over every possible CPU. */
+  sumPerCpuU64(index: number): bigint {
+    const cpus = libbpf().libbpf_num_possible_cpus();
+    const values = new BigUint64Array(cpus * (this.#valueStride() / 8));
+    const key = new Uint32Array([index]);
+    if (!this.lookup(new Uint8Array(key.buffer), new Uint8Array(values.buffer))) return 0n;
+    const stride = this.#valueStride() / 8;
+    let sum = 0n;
+    for (let cpu = 0; cpu < cpus; cpu++) sum += values[cpu * stride];
+    return sum;
+  }
+
+  // Per-CPU maps return one value per CPU, each rounded up to 8 bytes.
+  #valueStride(): number {
+    return (this.valueSize + 7) & ~7;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * `BpfObject` owns a libbpf `struct bpf_object`: open → set rodata → load → attach.
+ * Programs and maps it hands out are views that live as long as the object; links and ring
+ * buffers are owned by whoever made them and must be closed before the object (reverse order).
+ */
+import { checkPtr, checkRet, cString, libbpf } from "./libbpf.ts";
+import { BpfLink } from "./link.ts";
+import { BpfMap } from "./map.ts";
+import { RingBuffer, type RingBufferOptions, type RingRecordHandler } from "./ring_buffer.ts";
+import { warnLeak } from "./leak.ts";
+
+const leaks = new FinalizationRegistry<string>((what) => warnLeak("BpfObject", what));
+
+/**
+ * An opened (and later loaded) BPF object file.
+ *
+ * @example
+ * ```ts
+ * using obj = BpfObject.open("build/bpf/bash.bpf.o");
+ * obj.load();
+ * using link = obj.program("handle_readline").attachUprobe({ binary: "/bin/bash", func: "readline", retprobe: true });
+ * ```
+ */
+export class BpfObject implements Disposable {
+  #ptr: Deno.PointerObject | null;
+  readonly path: string;
+
+  private constructor(ptr: Deno.PointerObject, path: string) {
+    this.#ptr = ptr;
+    this.path = path;
+    leaks.register(this, path, this);
+  }
+
+  /** Opens an object file; nothing reaches the kernel until {@linkcode load}. */
+  static open(path: string): BpfObject {
+    const ptr = checkPtr(
+      libbpf().bpf_object__open_file(cString(path), null),
+      "bpf_object__open_file",
+      path,
+    );
+    return new BpfObject(ptr, path);
+  }
+
+  /** Verifies and loads every program and creates every map. */
+  load(): void {
+    checkRet(libbpf().bpf_object__load(this.#handle()), "bpf_object__load", this.path);
+  }
+
+  /** The program named `name` (the C function name). */
+  program(name: string): BpfProgram {
+    const ptr = checkPtr(
+      libbpf().bpf_object__find_program_by_name(this.#handle(), cString(name)),
+      "bpf_object__find_program_by_name",
+      name,
+    );
+    return new BpfProgram(ptr, name);
+  }
+
+  /** The map named `name`; `.rodata`, `.bss`, `.data` name the global-variable maps. */
+  map(name: string): BpfMap {
+    const ptr = checkPtr(
+      libbpf().bpf_object__find_map_by_name(this.#handle(), cString(name)),
+      "bpf_object__find_map_by_name",
+      name,
+    );
+    return new BpfMap(ptr, name);
+  }
+
+  /** Maps the ring buffer map `name` and reads it; the caller owns and closes the reader. */
+  ringBuffer(name: string, onRecord: RingRecordHandler, options?: RingBufferOptions): RingBuffer {
+    return new RingBuffer(this.map(name), onRecord, options);
+  }
+
+  /** Unloads programs and frees maps. Idempotent. Close links and ring buffers first. */
+  close(): void {
+    if (!this.#ptr) return;
+    libbpf().bpf_object__close(this.#ptr);
+    this.#ptr = null;
+    leaks.unregister(this);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #handle(): Deno.PointerObject {
+    if (!this.#ptr) throw new Error(`BpfObject ${this.path} is closed`);
+    return this.#ptr;
+  }
+}
+
+// struct bpf_uprobe_opts in libbpf 1.1: sz, ref_ctr_offset, bpf_cookie, retprobe, func_name.
+const UPROBE_OPTS_SIZE = 40;
+
+/** Where and how to attach a uprobe. */
+export interface UprobeTarget {
+  /** Path of the executable or shared library. */
+  binary: string;
+  /** Symbol to probe; libbpf resolves it in the ELF file. */
+  func: string;
+  /** true for a uretprobe (fires when the function returns). */
+  retprobe: boolean;
+  /** Only this process; -1 (default) for every process that maps the binary. */
+  pid?: number;
+}
+
+/** A program inside a {@linkcode BpfObject}; valid while the object is open. */
+export class BpfProgram {
+  readonly #ptr: Deno.PointerObject;
+  readonly name: string;
+
+  constructor(ptr: Deno.PointerObject, name: string) {
+    this.#ptr = ptr;
+    this.name = name;
+  }
+
+  /** Whether `load()` loads this program (call before load). */
+  setAutoload(autoload: boolean): void {
+    checkRet(
+      libbpf().bpf_program__set_autoload(this.#ptr, autoload),
+      "bpf_program__set_autoload",
+      this.name,
+    );
+  }
+
+  /** Attaches as its SEC() says (tracepoints, tp_btf, raw tracepoints...). */
+  attach(): BpfLink {
+    const ptr = checkPtr(libbpf().bpf_program__attach(this.#ptr), "bpf_program__attach", this.name);
+    return new BpfLink(ptr, this.name);
+  }
+
+  /** Attaches a uprobe or uretprobe on `target.func` in `target.binary`. */
+  attachUprobe(target: UprobeTarget): BpfLink {
+    const opts = new Uint8Array(UPROBE_OPTS_SIZE);
+    const dv = new DataView(opts.buffer);
+    const func = cString(target.func);
+    dv.setBigUint64(0, BigInt(UPROBE_OPTS_SIZE), true);
+    dv.setUint8(24, target.retprobe ? 1 : 0);
+    dv.setBigUint64(32, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(func))), true);
+    const what = `${target.binary}:${target.func}`;
+    const ptr = checkPtr(
+      libbpf().bpf_program__attach_uprobe_opts(
+        this.#ptr,
+        target.pid ?? -1,
+        cString(target.binary),
+        0n,
+        opts,
+      ),
+      target.retprobe ? "attach uretprobe" : "attach uprobe",
+      what,
+    );
+    return new BpfLink(ptr, `${target.retprobe ? "uretprobe" : "uprobe"} ${what}`);
+  }
+}

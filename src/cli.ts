@@ -1,0 +1,73 @@
+/**
+ * Command-line flags. One entry point; modes are flags on it. This issue builds running,
+ * `--help` and `--version`; `--check`, `--explain`, `--test`, `--doctor`, `--record`,
+ * `--replay` and `--watch` come with their issues. Exit codes: 0 ok, 1 runtime failure,
+ * 2 bad input (flags or pipeline).
+ */
+import { parseArgs } from "node:util";
+import { parseDuration } from "./duration.ts";
+import { UserError } from "./errors.ts";
+
+/** What the flags asked for. */
+export interface CliOptions {
+  pipeline: string;
+  /** Stop after this many ms; undefined runs until SIGINT/SIGTERM. */
+  durationMs?: number;
+  debug: boolean;
+  help: boolean;
+  version: boolean;
+}
+
+export const USAGE = `Usage: deno task run [options]
+
+Collects what the pipeline file asks for (eBPF probes) and writes records to its outputs.
+Records go to stdout (when an output says so); logs go to stderr.
+
+Options:
+  --pipeline FILE   pipeline file (default: pipeline.yaml)
+  --duration TIME   stop after TIME (e.g. 30s, 5m, 1h30m); default: until SIGINT/SIGTERM
+  --debug           show libbpf's messages and stack traces
+  --version         print the version
+  -h, --help        print this help
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad flags or pipeline.
+`;
+
+/** Parses flags; unknown or malformed ones throw a UserError with exit code 2. */
+export function parseCli(args: string[]): CliOptions {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        pipeline: { type: "string" },
+        duration: { type: "string" },
+        debug: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+        version: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (e) {
+    // node:util words these as e.g. "Unknown option '--foo'"; add where to look.
+    throw new UserError(`${(e as Error).message.split(". ")[0]} (see --help)`, 2);
+  }
+  const { values } = parsed;
+  let durationMs: number | undefined;
+  if (values.duration !== undefined) {
+    try {
+      durationMs = parseDuration(values.duration);
+    } catch (e) {
+      throw new UserError(`--duration: ${(e as Error).message}`, 2);
+    }
+  }
+  if (values.pipeline === "") throw new UserError("--pipeline needs a file name", 2);
+  return {
+    pipeline: values.pipeline ?? "pipeline.yaml",
+    durationMs,
+    debug: values.debug,
+    help: values.help,
+    version: values.version,
+  };
+}

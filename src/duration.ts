@@ -1,0 +1,66 @@
+/**
+ * Durations as people write them in config and flags: `30s`, `1m30s`, `500ms`, `2h`, `1.5s`.
+ *
+ * The grammar is one or more `<number><unit>` parts with no spaces, where the number is an integer
+ * or a decimal with digits on both sides of the point and the unit is `ms`, `s`, `m` or `h`; the
+ * parts add up (like Go's `time.ParseDuration`, without signs or sub-millisecond units). The
+ * arithmetic is done in integer nanoseconds so `1.1s` is exactly 1100 ms, not 1100.0000000000002.
+ *
+ * @module
+ */
+
+const NS_PER: { [unit: string]: bigint } = {
+  ms: 1_000_000n,
+  s: 1_000_000_000n,
+  m: 60_000_000_000n,
+  h: 3_600_000_000_000n,
+};
+const NS_PER_MS = 1_000_000n;
+// `ms` must come before `m` so `500ms` is not read as 500 minutes followed by garbage.
+const PART = /(\d+)(?:\.(\d+))?(ms|h|m|s)/y;
+const EXAMPLE = "use a number with a unit, e.g. 30s, 1m30s, 500ms";
+
+/** Parses a duration such as `1m30s` into milliseconds; throws a RangeError on anything else. */
+export function parseDuration(text: string): number {
+  const invalid = (why: string) =>
+    new RangeError(`invalid duration ${JSON.stringify(text)}: ${why}`);
+  if (text === "") throw invalid(EXAMPLE);
+  let ns = 0n;
+  PART.lastIndex = 0;
+  while (PART.lastIndex < text.length) {
+    const match = PART.exec(text);
+    if (match === null) throw invalid(EXAMPLE);
+    const [, whole, fraction = "", unit] = match;
+    const per = NS_PER[unit];
+    // Sub-nanosecond digits are dropped, as Go does.
+    ns += BigInt(whole) * per + (BigInt(fraction || "0") * per) / 10n ** BigInt(fraction.length);
+  }
+  if (ns === 0n) throw invalid("must be longer than zero, e.g. 30s, 1m30s, 500ms");
+  const ms = Number(ns) / 1e6;
+  if (!Number.isSafeInteger(Math.ceil(ms))) throw invalid("too long");
+  return ms;
+}
+
+/** Formats milliseconds as the shortest duration text, e.g. 90000 → `1m30s`, 1500 → `1.5s`. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) throw new RangeError(`cannot format duration ${ms}: not finite`);
+  if (ms < 0) return `-${formatDuration(-ms)}`;
+  // Integer nanoseconds avoid float noise such as 1.1 * 1000 = 1100.0000000000002.
+  const ns = BigInt(Math.round(ms * 1e6));
+  if (ns === 0n) return "0s";
+  if (ns < NS_PER.s) return `${decimal(ns, NS_PER_MS)}ms`;
+  const h = ns / NS_PER.h;
+  const m = (ns % NS_PER.h) / NS_PER.m;
+  const s = ns % NS_PER.m;
+  return (h > 0n ? `${h}h` : "") + (m > 0n ? `${m}m` : "") +
+    (s > 0n ? `${decimal(s, NS_PER.s)}s` : "");
+}
+
+// Writes n / unit in decimal without trailing zeros (both are positive integers).
+function decimal(n: bigint, unit: bigint): string {
+  const whole = n / unit;
+  const rest = n % unit;
+  if (rest === 0n) return `${whole}`;
+  const digits = unit.toString().length - 1;
+  return `${whole}.${rest.toString().padStart(digits, "0").replace(/0+$/, "")}`;
+}

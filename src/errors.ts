@@ -1,0 +1,58 @@
+/**
+ * Errors a user can meet. The CLI prints `message` as one line (no stack unless `--debug`) and
+ * exits with `exitCode`: 2 for bad input (flags, pipeline), 1 for a runtime failure.
+ */
+
+/** A failure with a message meant for the user and the exit code it ends with. */
+export class UserError extends Error {
+  override name = "UserError";
+  readonly exitCode: 1 | 2;
+  constructor(message: string, exitCode: 1 | 2 = 1, options?: ErrorOptions) {
+    super(message, options);
+    this.exitCode = exitCode;
+  }
+}
+
+/** Where in a pipeline file something is: 1-based line and column, and the key path. */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/**
+ * One problem in a pipeline file, printed as `file:line:column: path: message`.
+ *
+ * @example
+ * ```ts
+ * new ConfigError({ file: "pipeline.yaml", line: 4, column: 20 }, "probes.bash.max_cmd_bytes", "must be ...");
+ * ```
+ */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  /** Key path, e.g. `outputs.console.format`; empty for the whole file. */
+  readonly path: string;
+  readonly reason: string;
+
+  constructor(at: SourcePosition, path: string, reason: string) {
+    super(`${at.file}:${at.line}:${at.column}: ${path ? `${path}: ` : ""}${reason}`);
+    this.file = at.file;
+    this.line = at.line;
+    this.column = at.column;
+    this.path = path;
+    this.reason = reason;
+  }
+}
+
+/** Every problem found in a pipeline file at once (validation never stops at the first). */
+export class ConfigErrors extends UserError {
+  override name = "ConfigErrors";
+  readonly errors: readonly ConfigError[];
+  constructor(errors: readonly ConfigError[]) {
+    super(errors.map((e) => e.message).join("\n"), 2);
+    this.errors = errors;
+  }
+}

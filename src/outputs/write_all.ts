@@ -1,0 +1,7 @@
+/** Writes every byte (a single write may take only part of them). */
+export async function writeAll(
+  w: { write(p: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
+  for (let off = 0; off < bytes.length;) off += await w.write(bytes.subarray(off));
+}

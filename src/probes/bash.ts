@@ -1,0 +1,159 @@
+/**
+ * The `bash` probe: every line an interactive bash reads, from a uretprobe on readline.
+ *
+ * Where readline lives is read from the ELF file: bash usually carries its own copy; when it
+ * links libreadline.so instead, the probe goes on the library and the kernel side keeps only
+ * tasks named `bash` (python and gdb link libreadline too). `readline_internal_teardown` is
+ * preferred to `readline`: it returns the same line, and also for the readline call already
+ * waiting at the prompt when we attach, which a probe on `readline` misses.
+ */
+import { BpfObject } from "../../ffi/object.ts";
+import { bootToRealtimeOffsetNs } from "../../ffi/libc.ts";
+import { UserError } from "../errors.ts";
+import type { Record } from "../record.ts";
+import type { ProbeContext, ProbeDef, RunningProbe } from "../pipeline/stage.ts";
+import { bpfObjectPath } from "../system/preflight.ts";
+import { definedFunctions, neededLibraries } from "../system/elf.ts";
+import { systemUserNames } from "../system/users.ts";
+import { BASH_CMD_MAX, bashRecord, decodeBashEvent, DecodeError } from "./bash_event.ts";
+import { DROP_REASONS, watchDrops } from "./drops.ts";
+
+/** Options of a `bash` probe. */
+export interface BashConfig {
+  /** The bash executable to probe. */
+  binary: string;
+  /** Longest command kept, in bytes (the kernel captures up to 16384). */
+  max_cmd_bytes: number;
+}
+
+const READLINE_FUNCS = ["readline_internal_teardown", "readline"] as const;
+const LIBRARY_DIRS = [
+  "/lib/x86_64-linux-gnu",
+  "/usr/lib/x86_64-linux-gnu",
+  "/lib64",
+  "/usr/lib64",
+  "/lib",
+  "/usr/lib",
+];
+
+/** Where the uretprobe goes. */
+export interface ReadlineTarget {
+  binary: string;
+  func: string;
+  /** The probe is on a shared library, so the kernel must keep only bash's calls. */
+  shared: boolean;
+}
+
+/** Finds the file and function to probe for `bash` (its own readline, or libreadline's). */
+export function findReadline(bashPath: string, read = Deno.readFileSync): ReadlineTarget {
+  let bytes: Uint8Array;
+  try {
+    bytes = read(bashPath);
+  } catch (e) {
+    throw new UserError(`bash probe: cannot read ${bashPath}: ${(e as Error).message}`);
+  }
+  const own = definedFunctions(bytes, READLINE_FUNCS);
+  const func = READLINE_FUNCS.find((f) => own.has(f));
+  if (func) return { binary: bashPath, func, shared: false };
+  for (const soname of neededLibraries(bytes).filter((n) => n.startsWith("libreadline.so"))) {
+    for (const dir of LIBRARY_DIRS) {
+      const path = `${dir}/${soname}`;
+      let lib: Uint8Array;
+      try {
+        lib = read(path);
+      } catch {
+        continue;
+      }
+      const found = definedFunctions(lib, READLINE_FUNCS);
+      const libFunc = READLINE_FUNCS.find((f) => found.has(f));
+      if (libFunc) return { binary: path, func: libFunc, shared: true };
+    }
+  }
+  throw new UserError(
+    `bash probe: ${bashPath} neither defines readline nor links a libreadline.so that does ` +
+      `(set probes.<name>.binary to an interactive bash)`,
+  );
+}
+
+export const bashProbe: ProbeDef<BashConfig> = {
+  type: "bash",
+  describe: "Commands typed into interactive bash shells (uretprobe on readline).",
+
+  configure(options) {
+    return {
+      binary: options.string("binary", "/bin/bash"),
+      max_cmd_bytes: options.integer("max_cmd_bytes", BASH_CMD_MAX, 1, BASH_CMD_MAX),
+    };
+  },
+
+  start(config, ctx): Promise<RunningProbe> {
+    return Promise.resolve().then(() => attach(config, ctx));
+  },
+};
+
+/** Opens, configures, loads and attaches the bash object, then starts reading its ring. */
+function attach(config: BashConfig, ctx: ProbeContext): RunningProbe {
+  const target = findReadline(config.binary);
+  const users = systemUserNames();
+  const labels = { probe: ctx.name };
+  let batch: Record[] = [];
+  const recordContext = {
+    host: ctx.host,
+    bootToRealtimeNs: bootToRealtimeOffsetNs(),
+    userName: (uid: number) => users.name(uid),
+    maxCmdBytes: config.max_cmd_bytes,
+  };
+
+  const stack = new DisposableStack(); // closes ring, then link, then object
+  try {
+    const obj = stack.use(BpfObject.open(bpfObjectPath("bash")));
+    const settings = obj.map(".rodata").initialValue();
+    if (settings.length !== 8) {
+      throw new Error(`bash .rodata is ${settings.length} bytes, expected 8: rebuild`);
+    }
+    new DataView(settings.buffer, settings.byteOffset).setUint32(0, target.shared ? 1 : 0, true);
+    obj.load();
+    const link = stack.use(
+      obj.program("handle_readline").attachUprobe({
+        binary: target.binary,
+        func: target.func,
+        retprobe: true,
+      }),
+    );
+    const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
+      try {
+        batch.push(bashRecord(decodeBashEvent(view, offset, length), recordContext));
+      } catch (e) {
+        if (!(e instanceof DecodeError)) throw e;
+        ctx.counters.add("decode_errors", 1, labels);
+        ctx.log.warn(`${ctx.name}: ${e.message}`);
+      }
+    }, {
+      onBatchEnd() {
+        const out = batch;
+        batch = [];
+        recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(); // follow wall-clock steps
+        ctx.counters.add("records_in", out.length, labels);
+        ctx.emit(out);
+      },
+    }));
+    const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
+    const running = ring.run();
+    running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+
+    let stopped = false;
+    return {
+      attached: [link.description],
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await ring.stop(); // final drain first: nothing already in the ring is lost
+        drops.stop();
+        stack.dispose();
+      },
+    };
+  } catch (e) {
+    stack.dispose();
+    throw e;
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Decodes `struct bash_event` (bpf/bash.h) and turns it into a `bash` record. Pure: no kernel,
+ * so it is tested on hand-built bytes. test/kernel/layout_test.ts checks BASH_EVENT_LAYOUT
+ * against the compiled object's BTF, so the two cannot drift.
+ */
+import type { Record } from "../record.ts";
+
+/** Byte offsets of `struct bash_event`, as in bpf/bash.h. */
+export const BASH_EVENT_LAYOUT = {
+  boot_ns: 0,
+  pid: 8,
+  uid: 12,
+  cmd_len: 16,
+  cmd_bytes: 20,
+  cmd: 24,
+} as const;
+
+/** Bytes of command text the kernel captures (BASH_CMD_MAX). */
+export const BASH_CMD_MAX = 16384;
+
+/** One decoded event; `cmd` is a view into the ring: copy or decode it before the call returns. */
+export interface BashEvent {
+  bootNs: bigint;
+  pid: number;
+  uid: number;
+  /** Full length of the line in bytes. */
+  cmdLen: number;
+  cmd: Uint8Array;
+}
+
+/** Thrown for a record whose size does not fit the layout (a corrupt or foreign record). */
+export class DecodeError extends Error {
+  override name = "DecodeError";
+}
+
+/** Decodes the event at `offset` (of `length` bytes) in `view`. */
+export function decodeBashEvent(view: DataView, offset: number, length: number): BashEvent {
+  const L = BASH_EVENT_LAYOUT;
+  if (length < L.cmd) {
+    throw new DecodeError(`bash event of ${length} bytes, shorter than its header`);
+  }
+  const cmdBytes = view.getUint32(offset + L.cmd_bytes, true);
+  if (cmdBytes > length - L.cmd || cmdBytes > BASH_CMD_MAX) {
+    throw new DecodeError(
+      `bash event says ${cmdBytes} command bytes but carries ${length - L.cmd}`,
+    );
+  }
+  return {
+    bootNs: view.getBigUint64(offset + L.boot_ns, true),
+    pid: view.getUint32(offset + L.pid, true),
+    uid: view.getUint32(offset + L.uid, true),
+    cmdLen: view.getUint32(offset + L.cmd_len, true),
+    cmd: new Uint8Array(view.buffer, view.byteOffset + offset + L.cmd, cmdBytes),
+  };
+}
+
+/**
+ * The longest prefix of UTF-8 `bytes` of at most `max` bytes that ends on a character
+ * boundary, so a cut never splits a character.
+ */
+export function cutUtf8(bytes: Uint8Array, max: number): Uint8Array {
+  if (bytes.length <= max) return bytes;
+  let end = max;
+  // Step back over continuation bytes (10xxxxxx) to the start of the character being cut.
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end);
+}
+
+const decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD rather than failing
+
+/** What a bash record needs besides the event. */
+export interface BashRecordContext {
+  host: string;
+  /** Added to boot_ns to get wall-clock ns. */
+  bootToRealtimeNs: bigint;
+  /** Login name of a uid. */
+  userName(uid: number): string;
+  /** Longest command kept, in bytes; longer ones are cut and flagged. */
+  maxCmdBytes: number;
+}
+
+/**
+ * Builds the `bash` record: tags host and source; fields cmd, message, pid (a string, as in
+ * DataKit) and user; plus `truncated: true` and `cmd_length` (the full length in bytes) when
+ * the command was cut.
+ */
+export function bashRecord(event: BashEvent, ctx: BashRecordContext): Record {
+  const kept = cutUtf8(event.cmd, ctx.maxCmdBytes);
+  const cmd = decoder.decode(kept);
+  const time = event.bootNs + ctx.bootToRealtimeNs;
+  const pid = String(event.pid);
+  const user = ctx.userName(event.uid);
+  const record: Record = {
+    measurement: "bash",
+    tags: { host: ctx.host, source: "bash" },
+    fields: { cmd, message: bashMessage(time, pid, user, cmd), pid, user },
+    time,
+  };
+  if (kept.length < event.cmdLen) {
+    record.fields.truncated = true;
+    record.fields.cmd_length = BigInt(event.cmdLen);
+  }
+  return record;
+}
+
+/** DataKit's one-line shape: ``<RFC3339> pid:`<pid>` user:`<user>` cmd:`<cmd>` ``. */
+export function bashMessage(timeNs: bigint, pid: string, user: string, cmd: string): string {
+  const iso = new Date(Number(timeNs / 1_000_000n)).toISOString();
+  return `${iso} pid:\`${pid}\` user:\`${user}\` cmd:\`${cmd}\``;
+}

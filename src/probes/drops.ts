@@ -1,0 +1,43 @@
+/**
+ * Reads the `drops` per-CPU counters every probe's BPF side keeps (bpf/common.h), mirrors
+ * them into the counter registry, and warns as soon as one grows.
+ */
+import type { BpfMap } from "../../ffi/map.ts";
+import type { StageContext } from "../pipeline/stage.ts";
+
+/** Counter names for `enum drop_reason` in bpf/common.h, by index. */
+export const DROP_REASONS = ["ring_lost", "read_failed"] as const;
+
+const WHY: { [name: string]: string } = {
+  ring_lost: "ring buffer full, the reader fell behind",
+  read_failed: "could not read user memory",
+};
+
+/** Polls the drops map every `intervalMs`; `stop()` takes a last reading. */
+export function watchDrops(
+  map: BpfMap,
+  ctx: StageContext,
+  names: readonly string[],
+  intervalMs = 1000,
+): { stop(): void } {
+  const labels = { probe: ctx.name };
+  const seen = names.map(() => 0n);
+  const poll = () => {
+    names.forEach((name, i) => {
+      const total = map.sumPerCpuU64(i);
+      if (total > seen[i]) {
+        ctx.log.warn(`${ctx.name}: ${total - seen[i]} events lost (${WHY[name] ?? name})`);
+      }
+      seen[i] = total;
+      ctx.counters.set(name, total, labels);
+    });
+  };
+  poll();
+  const timer = setInterval(poll, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      poll();
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * Just enough ELF64 reading to decide where readline lives: which functions a binary defines
+ * (in .dynsym or .symtab) and which shared libraries it needs (DT_NEEDED).
+ */
+
+const SHT_SYMTAB = 2, SHT_DYNSYM = 11, SHT_DYNAMIC = 6;
+const STT_FUNC = 2, DT_NEEDED = 1;
+
+/** Thrown for a file that is not a little-endian ELF64 file. */
+export class ElfError extends Error {
+  override name = "ElfError";
+}
+
+interface Section {
+  type: number;
+  offset: number;
+  size: number;
+  link: number;
+  entsize: number;
+}
+
+function sections(bytes: Uint8Array): { view: DataView; list: Section[] } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // "\x7fELF", ELFCLASS64, ELFDATA2LSB
+  if (bytes.length < 64 || view.getUint32(0) !== 0x7f454c46 || bytes[4] !== 2 || bytes[5] !== 1) {
+    throw new ElfError("not a 64-bit little-endian ELF file");
+  }
+  const shoff = Number(view.getBigUint64(0x28, true));
+  const shentsize = view.getUint16(0x3a, true), shnum = view.getUint16(0x3c, true);
+  if (shoff + shnum * shentsize > bytes.length) throw new ElfError("section headers out of bounds");
+  const list: Section[] = [];
+  for (let i = 0; i < shnum; i++) {
+    const h = shoff + i * shentsize;
+    list.push({
+      type: view.getUint32(h + 4, true),
+      offset: Number(view.getBigUint64(h + 0x18, true)),
+      size: Number(view.getBigUint64(h + 0x20, true)),
+      link: view.getUint32(h + 0x28, true),
+      entsize: Number(view.getBigUint64(h + 0x38, true)),
+    });
+  }
+  return { view, list };
+}
+
+function cStringAt(bytes: Uint8Array, offset: number): string {
+  let end = offset;
+  while (end < bytes.length && bytes[end] !== 0) end++;
+  return new TextDecoder().decode(bytes.subarray(offset, end));
+}
+
+/** Which of `names` the ELF file defines as functions (undefined imports do not count). */
+export function definedFunctions(bytes: Uint8Array, names: readonly string[]): Set<string> {
+  const { view, list } = sections(bytes);
+  const wanted = new Set(names), found = new Set<string>();
+  for (const s of list) {
+    if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
+    const strtab = list[s.link];
+    for (let off = s.offset; off + 24 <= s.offset + s.size; off += s.entsize || 24) {
+      const shndx = view.getUint16(off + 6, true);
+      if ((bytes[off + 4] & 0xf) !== STT_FUNC || shndx === 0) continue; // not a defined function
+      const name = cStringAt(bytes, strtab.offset + view.getUint32(off, true));
+      if (wanted.has(name)) found.add(name);
+    }
+  }
+  return found;
+}
+
+/** The DT_NEEDED entries: sonames of the shared libraries the file links. */
+export function neededLibraries(bytes: Uint8Array): string[] {
+  const { view, list } = sections(bytes);
+  const needed: string[] = [];
+  for (const s of list) {
+    if (s.type !== SHT_DYNAMIC) continue;
+    const strtab = list[s.link];
+    for (let off = s.offset; off + 16 <= s.offset + s.size; off += 16) {
+      const tag = view.getBigInt64(off, true);
+      if (tag === 0n) break;
+      if (tag === BigInt(DT_NEEDED)) {
+        needed.push(cStringAt(bytes, strtab.offset + Number(view.getBigUint64(off + 8, true))));
+      }
+    }
+  }
+  return needed;
+}
