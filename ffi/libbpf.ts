@@ -32,6 +32,11 @@ const symbols = {
     result: "pointer", // struct bpf_link *
   },
   bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" }, // prog, bool autoload
+  bpf_program__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_program *prog
+  bpf_prog_test_run_opts: {
+    parameters: ["i32", "buffer"], // int prog_fd, struct bpf_test_run_opts *opts
+    result: "i32",
+  },
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" }, // struct bpf_link *link
   bpf_map__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_map *map
   bpf_map__max_entries: { parameters: ["pointer"], result: "u32" }, // const struct bpf_map *map

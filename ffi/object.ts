@@ -123,6 +123,29 @@ export class BpfProgram {
     );
   }
 
+  /** The program's file descriptor (valid after load). */
+  get fd(): number {
+    return checkRet(libbpf().bpf_program__fd(this.#ptr), "bpf_program__fd", this.name);
+  }
+
+  /**
+   * Runs the program once in the kernel with `ctx` as its context (BPF_PROG_TEST_RUN; for
+   * `syscall` programs). The kernel writes the context back into `ctx`. Returns the program's
+   * return value.
+   */
+  testRun(ctx: Uint8Array<ArrayBuffer>): number {
+    // struct bpf_test_run_opts (libbpf 1.1): sz@0, ctx_in@32, ctx_size_in@48, retval@56; 80
+    // bytes in all. A syscall program takes no ctx_out: the kernel copies back into ctx_in.
+    const opts = new Uint8Array(80);
+    const dv = new DataView(opts.buffer);
+    const ctxAddress = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(ctx)));
+    dv.setBigUint64(0, 80n, true);
+    dv.setBigUint64(32, ctxAddress, true);
+    dv.setUint32(48, ctx.length, true);
+    checkRet(libbpf().bpf_prog_test_run_opts(this.fd, opts), "bpf_prog_test_run_opts", this.name);
+    return dv.getUint32(56, true);
+  }
+
   /** Attaches as its SEC() says (tracepoints, tp_btf, raw tracepoints...). */
   attach(): BpfLink {
     const ptr = checkPtr(libbpf().bpf_program__attach(this.#ptr), "bpf_program__attach", this.name);
