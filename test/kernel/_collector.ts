@@ -1,0 +1,85 @@
+/**
+ * Runs the real collector (`src/main.ts` with the `deno task run` permission flags) as a child
+ * process, the way a user does, and collects what it writes.
+ */
+import { ROOT } from "./_kernel.ts";
+
+/** The permission flags of `deno task run` (deno.json), so tests run what users run. */
+export const RUN_FLAGS = [
+  "--quiet",
+  "--allow-ffi",
+  "--allow-read",
+  "--allow-sys=hostname",
+  "--allow-env=LOG_TOKENS,LOG_STREAM",
+  "--deny-run",
+  "--deny-net",
+];
+
+/** A running collector: its stdout lines and stderr text so far. */
+export class Collector {
+  readonly #child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly #done: Promise<Deno.CommandStatus>;
+  readonly #pumps: Promise<void>[];
+
+  constructor(args: string[]) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...RUN_FLAGS, `${ROOT}src/main.ts`, ...args],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    const pump = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) this[into] += chunk;
+    };
+    this.#pumps = [pump(this.#child.stdout, "stdout"), pump(this.#child.stderr, "stderr")];
+    this.#done = this.#child.status;
+  }
+
+  /** Waits until `predicate` holds (checked every 50 ms), or throws after `timeoutMs`. */
+  async waitFor(what: string, predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `timed out waiting for ${what}\nstderr:\n${this.stderr}\nstdout:\n${this.stdout}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until the collector says it is collecting (probes attached). */
+  attached(): Promise<void> {
+    return this.waitFor("the collector to attach", () => this.stderr.includes("collecting with"));
+  }
+
+  /** Sends `signal` and resolves with the exit status once all output is read. */
+  async stop(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
+    try {
+      this.#child.kill(signal);
+    } catch { /* already exited */ }
+    const status = await this.#done;
+    await Promise.all(this.#pumps);
+    return status;
+  }
+
+  /** Parsed JSON lines from stdout. */
+  records(): {
+    measurement: string;
+    tags: Record<string, string>;
+    fields: Record<string, unknown>;
+    time: number;
+  }[] {
+    return this.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  }
+}
+
+/** Writes a temporary pipeline file and returns its path. */
+export function tempPipeline(yaml: string): string {
+  const path = Deno.makeTempFileSync({ prefix: "pipeline-", suffix: ".yaml" });
+  Deno.writeTextFileSync(path, yaml);
+  return path;
+}

@@ -1,0 +1,162 @@
+/**
+ * The `bash` set end to end, as a user sees it: interactive shells on real ptys, started
+ * *before* the collector attaches, then commands typed into them; the collector's stdout must
+ * hold each command exactly once with the right user, pid and text.
+ */
+import assert from "node:assert/strict";
+import { Collector, tempPipeline } from "./_collector.ts";
+import { kernelTest } from "./_kernel.ts";
+import { createUser, Tmux } from "./_tmux.ts";
+
+const NEEDS = { objects: ["bash"], tools: ["tmux", "useradd", "setpriv"] };
+const PROMPT = /[$#]\s*$/m; // capture-pane trims the space after the prompt
+const BASH = ["bash", "--norc", "--noprofile"];
+
+const PIPELINE = `version: 1
+probes:
+  shell:
+    type: bash
+outputs:
+  out:
+    type: stdout
+    inputs: [shell]
+    format: json
+`;
+
+kernelTest(
+  "bash probe captures each typed command once, with user, pid and full text",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using user = await createUser();
+    await using tmux = new Tmux();
+    // Both shells wait at their prompt, inside readline, before the probe exists.
+    const rootPid = await tmux.start("root", BASH);
+    const userPid = await tmux.start("user", [
+      "setpriv",
+      `--reuid=${user.uid}`,
+      `--regid=${user.gid}`,
+      "--init-groups",
+      "--",
+      ...BASH,
+    ]);
+    await tmux.waitForScreen("root", PROMPT);
+    await tmux.waitForScreen("user", PROMPT);
+
+    const collector = new Collector(["--pipeline", tempPipeline(PIPELINE)]);
+    try {
+      await collector.attached();
+      const first = `echo first-${nonce}`;
+      const long = `echo long-${nonce}-${"0123456789abcdef".repeat(96)}`; // 1.5 KiB
+      const unicode = `echo héllo-世界-🎉-${nonce}`;
+      const byUser = `echo by-user-${nonce}`;
+      await tmux.type("root", first);
+      await tmux.type("root", long);
+      await tmux.type("root", unicode);
+      await tmux.type("user", byUser);
+      const expected = [
+        { cmd: first, user: "root", pid: rootPid },
+        { cmd: long, user: "root", pid: rootPid },
+        { cmd: unicode, user: "root", pid: rootPid },
+        { cmd: byUser, user: user.name, pid: userPid },
+      ];
+      await collector.waitFor(
+        "all four commands",
+        () =>
+          expected.every((e) =>
+            collector.stdout.includes(`-${nonce}`) &&
+            collector.records().some((r) => r.fields.cmd === e.cmd)
+          ),
+      );
+      const status = await collector.stop("SIGINT");
+      assert.equal(status.code, 0, `collector exit code; stderr:\n${collector.stderr}`);
+
+      const ours = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
+      for (const e of expected) {
+        const matches = ours.filter((r) => r.fields.cmd === e.cmd);
+        assert.equal(
+          matches.length,
+          1,
+          `${JSON.stringify(e.cmd.slice(0, 40))} should appear exactly once`,
+        );
+        const [r] = matches;
+        assert.equal(r.measurement, "bash");
+        assert.equal(r.tags.source, "bash");
+        assert.equal(r.tags.host, Deno.hostname());
+        assert.equal(r.fields.user, e.user);
+        assert.equal(r.fields.pid, String(e.pid));
+        assert.equal(r.fields.truncated, undefined);
+        assert.match(
+          String(r.fields.message),
+          new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z pid:\`${e.pid}\` user:\`${e.user}\` cmd:\``),
+        );
+        assert.ok(Math.abs(r.time / 1e6 - Date.now()) < 60_000, "time is wall-clock ns, near now");
+      }
+      assert.equal(ours.length, expected.length, "no other records carry the nonce");
+      assert.match(collector.stderr, /summary: .*records_in\{probe=shell\}=\d+/);
+    } finally {
+      await collector.stop("SIGKILL");
+    }
+  },
+);
+
+kernelTest(
+  "bash probe cuts a command beyond max_cmd_bytes at a character boundary and says so",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    const pid = await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+    const collector = new Collector([
+      "--pipeline",
+      tempPipeline(PIPELINE.replace("type: bash", "type: bash\n    max_cmd_bytes: 40")),
+    ]);
+    try {
+      await collector.attached();
+      // "echo <8-char nonce> x" is 15 bytes; each 'é' is 2, so byte 40 falls inside the 13th.
+      const cmd = `echo ${nonce} x${"é".repeat(30)}`;
+      await tmux.type("root", cmd);
+      await collector.waitFor("the cut command", () => collector.stdout.includes(nonce));
+      assert.equal((await collector.stop()).code, 0);
+      const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
+      const bytes = new TextEncoder().encode(cmd);
+      assert.equal(r.fields.truncated, true);
+      assert.equal(r.fields.cmd_length, bytes.length);
+      assert.equal(r.fields.cmd, `echo ${nonce} x${"é".repeat(12)}`); // 39 bytes
+      assert.ok(new TextEncoder().encode(String(r.fields.cmd)).length <= 40);
+      assert.equal(r.fields.pid, String(pid));
+    } finally {
+      await collector.stop("SIGKILL");
+    }
+  },
+);
+
+kernelTest(
+  "bash probe keeps 16 KiB of a longer command and reports its full length",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+    const collector = new Collector(["--pipeline", tempPipeline(PIPELINE)]);
+    try {
+      await collector.attached();
+      const cmd = `: ${nonce} ${"x".repeat(20_000)}`; // past the kernel's 16384-byte capture
+      await tmux.type("root", cmd);
+      await collector.waitFor("the long command", () => collector.stdout.includes(nonce));
+      assert.equal((await collector.stop()).code, 0);
+      const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
+      assert.equal(r.fields.truncated, true);
+      assert.equal(
+        r.fields.cmd_length,
+        cmd.length,
+        "the BPF side scans past its capture for the length",
+      );
+      assert.equal(r.fields.cmd, cmd.slice(0, 16384));
+    } finally {
+      await collector.stop("SIGKILL");
+    }
+  },
+);
