@@ -50,8 +50,9 @@ export function parseCli(args: string[]): CliOptions {
       allowPositionals: false,
     });
   } catch (e) {
-    // node:util words these as e.g. "Unknown option '--foo'"; add where to look.
-    throw new UserError(`${(e as Error).message.split(". ")[0]} (see --help)`, 2);
+    // node:util words these as e.g. "Unknown option '--foo'. To specify ...", some with a
+    // newline between sentences: keep the first sentence (one line) and add where to look.
+    throw new UserError(`${(e as Error).message.split(/\.\s/)[0]} (see --help)`, 2);
   }
   const { values } = parsed;
   let durationMs: number | undefined;

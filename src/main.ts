@@ -32,7 +32,8 @@ export async function main(args: string[]): Promise<number> {
     }
     return await collect(options, log);
   } catch (e) {
-    log.info(`error: ${describe(e)}`);
+    // One line per problem (a pipeline file can have several), each marked as an error.
+    for (const line of describe(e).split("\n")) log.info(`error: ${line}`);
     if (options?.debug && e instanceof Error) log.info(e.stack ?? "");
     return e instanceof UserError ? e.exitCode : 1;
   }

@@ -87,6 +87,11 @@ export function parsePipeline(file: string, text: string): Pipeline {
         errors.push(source.error(path, "a stage is a mapping with a type"));
         continue;
       }
+      if (value.type === undefined) {
+        const known = [...registry.keys()].join(", ");
+        errors.push(new ConfigError(source.keyAt(path), path, `needs a type (one of: ${known})`));
+        continue;
+      }
       const def = registry.get(String(value.type));
       if (!def) {
         const known = [...registry.keys()].join(", ");
@@ -110,14 +115,16 @@ export function parsePipeline(file: string, text: string): Pipeline {
     options.rejectUnknown();
     return { name, def, config };
   });
+  // Every probe the file names, even one with errors of its own (reported already).
+  const probeNames = isTable(root.probes) ? Object.keys(root.probes) : [];
   const outputs = stagesOf("outputs", OUTPUTS).map(({ name, def, options }) => {
     const inputs = options.stringList("inputs");
     if (inputs.length === 0) options.error("inputs", "must name at least one probe");
     for (const input of inputs) {
-      if (!probes.some((p) => p.name === input)) {
+      if (!probeNames.includes(input)) {
         options.error(
           "inputs",
-          `no probe named "${input}" (probes: ${probes.map((p) => p.name).join(", ") || "none"})`,
+          `no probe named "${input}" (probes: ${probeNames.join(", ") || "none"})`,
         );
       }
     }
@@ -127,9 +134,11 @@ export function parsePipeline(file: string, text: string): Pipeline {
   });
   for (const probe of probes) {
     if (!outputs.some((o) => o.inputs.includes(probe.name))) {
+      const path = `probes.${probe.name}`;
       errors.push(
-        source.error(
-          `probes.${probe.name}`,
+        new ConfigError(
+          source.keyAt(path), // the probe's name, not the first line of its options
+          path,
           "no output reads this probe (add it to an output's inputs)",
         ),
       );

@@ -13,9 +13,15 @@ import { UserError } from "../errors.ts";
 import type { Record } from "../record.ts";
 import type { ProbeContext, ProbeDef, RunningProbe } from "../pipeline/stage.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
-import { definedFunctions, neededLibraries } from "../system/elf.ts";
+import { definedFunctions, ElfError, neededLibraries } from "../system/elf.ts";
 import { systemUserNames } from "../system/users.ts";
-import { BASH_CMD_MAX, bashRecord, decodeBashEvent, DecodeError } from "./bash_event.ts";
+import {
+  BASH_CMD_MAX,
+  BASH_SETTINGS_LAYOUT,
+  bashRecord,
+  decodeBashEvent,
+  DecodeError,
+} from "./bash_event.ts";
 import { DROP_REASONS, watchDrops } from "./drops.ts";
 
 /** Options of a `bash` probe. */
@@ -50,9 +56,15 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
   try {
     bytes = read(bashPath);
   } catch (e) {
-    throw new UserError(`bash probe: cannot read ${bashPath}: ${(e as Error).message}`);
+    throw new UserError(`bash probe: cannot read ${bashPath}: ${(e as Error).message}`, 2);
   }
-  const own = definedFunctions(bytes, READLINE_FUNCS);
+  let own: Set<string>;
+  try {
+    own = definedFunctions(bytes, READLINE_FUNCS);
+  } catch (e) {
+    if (!(e instanceof ElfError)) throw e;
+    throw new UserError(`bash probe: ${bashPath} is not a bash executable (${e.message})`, 2);
+  }
   const func = READLINE_FUNCS.find((f) => own.has(f));
   if (func) return { binary: bashPath, func, shared: false };
   for (const soname of neededLibraries(bytes).filter((n) => n.startsWith("libreadline.so"))) {
@@ -64,7 +76,12 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
       } catch {
         continue;
       }
-      const found = definedFunctions(lib, READLINE_FUNCS);
+      let found: Set<string>;
+      try {
+        found = definedFunctions(lib, READLINE_FUNCS);
+      } catch {
+        continue; // not a usable library: keep looking
+      }
       const libFunc = READLINE_FUNCS.find((f) => found.has(f));
       if (libFunc) return { binary: path, func: libFunc, shared: true };
     }
@@ -72,6 +89,7 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
   throw new UserError(
     `bash probe: ${bashPath} neither defines readline nor links a libreadline.so that does ` +
       `(set probes.<name>.binary to an interactive bash)`,
+    2,
   );
 }
 
@@ -108,10 +126,13 @@ function attach(config: BashConfig, ctx: ProbeContext): RunningProbe {
   try {
     const obj = stack.use(BpfObject.open(bpfObjectPath("bash")));
     const settings = obj.map(".rodata").initialValue();
-    if (settings.length !== 8) {
-      throw new Error(`bash .rodata is ${settings.length} bytes, expected 8: rebuild`);
+    if (settings.length !== BASH_SETTINGS_LAYOUT.size) {
+      throw new Error(
+        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS_LAYOUT.size}: rebuild`,
+      );
     }
-    new DataView(settings.buffer, settings.byteOffset).setUint32(0, target.shared ? 1 : 0, true);
+    new DataView(settings.buffer, settings.byteOffset)
+      .setUint32(BASH_SETTINGS_LAYOUT.require_bash_comm, target.shared ? 1 : 0, true);
     obj.load();
     const link = stack.use(
       obj.program("handle_readline").attachUprobe({

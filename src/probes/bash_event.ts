@@ -15,6 +15,12 @@ export const BASH_EVENT_LAYOUT = {
   cmd: 24,
 } as const;
 
+/** `struct bash_settings` (bpf/bash.h): the `settings` rodata written before load. */
+export const BASH_SETTINGS_LAYOUT = {
+  size: 8,
+  require_bash_comm: 0,
+} as const;
+
 /** Bytes of command text the kernel captures (BASH_CMD_MAX). */
 export const BASH_CMD_MAX = 16384;
 
@@ -66,6 +72,16 @@ export function cutUtf8(bytes: Uint8Array, max: number): Uint8Array {
   return bytes.subarray(0, end);
 }
 
+/** `bytes` without an incomplete last UTF-8 character (text someone else cut off). */
+function withoutPartialTail(bytes: Uint8Array): Uint8Array {
+  let start = bytes.length - 1; // where the last character starts
+  while (start > 0 && bytes.length - start < 4 && (bytes[start] & 0xc0) === 0x80) start--;
+  if (start < 0) return bytes;
+  const lead = bytes[start];
+  const size = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  return start + size > bytes.length ? bytes.subarray(0, start) : bytes;
+}
+
 const decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD rather than failing
 
 /** What a bash record needs besides the event. */
@@ -85,7 +101,9 @@ export interface BashRecordContext {
  * the command was cut.
  */
 export function bashRecord(event: BashEvent, ctx: BashRecordContext): Record {
-  const kept = cutUtf8(event.cmd, ctx.maxCmdBytes);
+  // The kernel's own cut (at BASH_CMD_MAX) may have split the last character.
+  const captured = event.cmd.length < event.cmdLen ? withoutPartialTail(event.cmd) : event.cmd;
+  const kept = cutUtf8(captured, ctx.maxCmdBytes);
   const cmd = decoder.decode(kept);
   const time = event.bootNs + ctx.bootToRealtimeNs;
   const pid = String(event.pid);

@@ -48,8 +48,27 @@ function cStringAt(bytes: Uint8Array, offset: number): string {
   return new TextDecoder().decode(bytes.subarray(offset, end));
 }
 
+/** Runs `read` over the file, turning an out-of-bounds read (a truncated file) into ElfError. */
+function guarded<T>(read: () => T): T {
+  try {
+    return read();
+  } catch (e) {
+    if (e instanceof RangeError) throw new ElfError("truncated or corrupt ELF file");
+    throw e;
+  }
+}
+
 /** Which of `names` the ELF file defines as functions (undefined imports do not count). */
 export function definedFunctions(bytes: Uint8Array, names: readonly string[]): Set<string> {
+  return guarded(() => definedFunctionsUnchecked(bytes, names));
+}
+
+/** The DT_NEEDED entries: sonames of the shared libraries the file links. */
+export function neededLibraries(bytes: Uint8Array): string[] {
+  return guarded(() => neededLibrariesUnchecked(bytes));
+}
+
+function definedFunctionsUnchecked(bytes: Uint8Array, names: readonly string[]): Set<string> {
   const { view, list } = sections(bytes);
   const wanted = new Set(names), found = new Set<string>();
   for (const s of list) {
@@ -65,8 +84,7 @@ export function definedFunctions(bytes: Uint8Array, names: readonly string[]): S
   return found;
 }
 
-/** The DT_NEEDED entries: sonames of the shared libraries the file links. */
-export function neededLibraries(bytes: Uint8Array): string[] {
+function neededLibrariesUnchecked(bytes: Uint8Array): string[] {
   const { view, list } = sections(bytes);
   const needed: string[] = [];
   for (const s of list) {

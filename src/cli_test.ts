@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { parseCli, USAGE } from "./cli.ts";
+import { UserError } from "./errors.ts";
+
+/** Asserts that parseCli(args) throws a one-line UserError with exit code 2 matching `message`. */
+function assertBadFlags(args: string[], message: RegExp): void {
+  assert.throws(() => parseCli(args), (e) => {
+    assert.ok(e instanceof UserError, `expected a UserError, got ${e}`);
+    assert.equal(e.exitCode, 2);
+    assert.match(e.message, message);
+    assert.equal(e.message.includes("\n"), false, `not one line: ${JSON.stringify(e.message)}`);
+    return true;
+  });
+}
+
+Deno.test("parseCli() with no flags runs pipeline.yaml until a signal", () => {
+  assert.deepEqual(parseCli([]), {
+    pipeline: "pipeline.yaml",
+    durationMs: undefined,
+    debug: false,
+    help: false,
+    version: false,
+  });
+});
+
+Deno.test("parseCli() reads --pipeline and --duration, the duration in milliseconds", () => {
+  const options = parseCli(["--pipeline", "x.yaml", "--duration", "1m30s"]);
+
+  assert.equal(options.pipeline, "x.yaml");
+  assert.equal(options.durationMs, 90_000);
+  assert.equal(options.help, false);
+});
+
+Deno.test("parseCli() accepts the --flag=value form", () => {
+  const options = parseCli(["--pipeline=other.yaml", "--duration=500ms"]);
+
+  assert.equal(options.pipeline, "other.yaml");
+  assert.equal(options.durationMs, 500);
+});
+
+Deno.test("parseCli() sets help for --help and -h", () => {
+  assert.equal(parseCli(["--help"]).help, true);
+  assert.equal(parseCli(["-h"]).help, true);
+  assert.equal(parseCli(["-h"]).version, false);
+});
+
+Deno.test("parseCli() sets version for --version and debug for --debug", () => {
+  assert.equal(parseCli(["--version"]).version, true);
+  assert.equal(parseCli(["--version"]).help, false);
+  assert.equal(parseCli(["--debug"]).debug, true);
+});
+
+Deno.test("parseCli() rejects an unknown flag with exit code 2, naming it", () => {
+  assertBadFlags(["--verbose"], /^Unknown option '--verbose' \(see --help\)$/);
+  assertBadFlags(["-x"], /'-x'/);
+});
+
+Deno.test("parseCli() rejects a bad duration with exit code 2, quoting it", () => {
+  assertBadFlags(["--duration", "soon"], /^--duration: invalid duration "soon"/);
+  assertBadFlags(["--duration", "0s"], /^--duration: .*longer than zero/);
+});
+
+Deno.test("parseCli() rejects a positional argument with exit code 2, naming it", () => {
+  assertBadFlags(["extra.yaml"], /Unexpected argument 'extra\.yaml'/);
+  assertBadFlags(["--pipeline", "a.yaml", "b.yaml"], /'b\.yaml'/);
+});
+
+Deno.test("parseCli() rejects an empty --pipeline with exit code 2", () => {
+  assertBadFlags(["--pipeline", ""], /^--pipeline needs a file name$/);
+  assertBadFlags(["--pipeline="], /^--pipeline needs a file name$/);
+});
+
+Deno.test("parseCli() rejects a flag missing its value with exit code 2, naming the flag", () => {
+  assertBadFlags(["--pipeline"], /'--pipeline <value>' argument missing/);
+  assertBadFlags(["--duration"], /'--duration <value>' argument missing/);
+});
+
+Deno.test("parseCli() words a flag followed by another flag as one line", () => {
+  // node:util's message for this has three sentences on three lines.
+  assertBadFlags(
+    ["--pipeline", "--debug"],
+    /^Option '--pipeline' argument is ambiguous \(see --help\)$/,
+  );
+});
+
+Deno.test("parseCli() rejects a value given to a boolean flag with exit code 2", () => {
+  assertBadFlags(["--debug=false"], /'--debug' does not take an argument/);
+});
+
+Deno.test("USAGE documents every flag parseCli() accepts", () => {
+  for (const flag of ["--pipeline", "--duration", "--debug", "--version", "-h, --help"]) {
+    assert.ok(USAGE.includes(flag), `USAGE lacks ${flag}`);
+  }
+});

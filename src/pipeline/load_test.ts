@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { ConfigError, ConfigErrors } from "../errors.ts";
+import { parsePipeline } from "./load.ts";
+
+/** The ConfigErrors that parsing `text` (as `p.yaml`) throws. */
+function errorsOf(text: string): ConfigErrors {
+  try {
+    parsePipeline("p.yaml", text);
+  } catch (e) {
+    assert.ok(e instanceof ConfigErrors, `expected ConfigErrors, got ${e}`);
+    assert.equal(e.exitCode, 2);
+    return e;
+  }
+  assert.fail("the pipeline parsed without errors");
+}
+
+/** The one error that parsing `text` reports. */
+function onlyError(text: string): ConfigError {
+  const { errors } = errorsOf(text);
+  assert.equal(errors.length, 1, errors.map((e) => e.message).join("\n"));
+  return errors[0];
+}
+
+/** `file:line:column path` of an error, the part a user jumps to. */
+const where = (e: ConfigError) => `${e.file}:${e.line}:${e.column} ${e.path}`;
+
+// Line numbers in the tests below count from the opening line of these texts.
+const VALID = `version: 1
+probes:
+  bash:
+    type: bash
+outputs:
+  console:
+    type: stdout
+    inputs: [bash]
+    format: json
+`;
+
+Deno.test("parsePipeline() reads the default pipeline.yaml as one bash probe and one JSON stdout output", () => {
+  const text = Deno.readTextFileSync(new URL("../../pipeline.yaml", import.meta.url));
+
+  const pipeline = parsePipeline("pipeline.yaml", text);
+
+  assert.equal(pipeline.file, "pipeline.yaml");
+  assert.equal(pipeline.probes.length, 1);
+  assert.equal(pipeline.probes[0].name, "bash");
+  assert.equal(pipeline.probes[0].def.type, "bash");
+  assert.deepEqual(pipeline.probes[0].config, { binary: "/bin/bash", max_cmd_bytes: 16384 });
+  assert.equal(pipeline.outputs.length, 1);
+  assert.equal(pipeline.outputs[0].name, "console");
+  assert.equal(pipeline.outputs[0].def.type, "stdout");
+  assert.deepEqual(pipeline.outputs[0].inputs, ["bash"]);
+  assert.deepEqual(pipeline.outputs[0].config, { format: "json" });
+});
+
+Deno.test("parsePipeline() reads probe and output options given in the file", () => {
+  const pipeline = parsePipeline(
+    "p.yaml",
+    VALID.replace(
+      "    type: bash\n",
+      "    type: bash\n    binary: /usr/bin/bash\n    max_cmd_bytes: 4096\n",
+    )
+      .replace("format: json", "format: line_protocol"),
+  );
+
+  assert.deepEqual(pipeline.probes[0].config, { binary: "/usr/bin/bash", max_cmd_bytes: 4096 });
+  assert.deepEqual(pipeline.outputs[0].config, { format: "line_protocol" });
+});
+
+Deno.test("parsePipeline() reports a YAML syntax error at its line and column", () => {
+  const error = onlyError(`version: 1
+probes:
+  bash:
+    type: bash: x
+`);
+
+  assert.equal(where(error), "p.yaml:4:11 ");
+  assert.match(error.message, /^p\.yaml:4:11: Nested mappings are not allowed/);
+  assert.equal(error.message.includes("\n"), false);
+});
+
+Deno.test("parsePipeline() reports a duplicate key at the second occurrence", () => {
+  const error = onlyError(VALID.replace("outputs:", "  bash:\n    type: bash\noutputs:"));
+
+  assert.equal(where(error), "p.yaml:5:3 ");
+  assert.match(error.reason, /unique/);
+});
+
+Deno.test("parsePipeline() rejects version 2 at the version's value", () => {
+  const error = onlyError(VALID.replace("version: 1", "version: 2"));
+
+  assert.equal(where(error), "p.yaml:1:10 version");
+  assert.equal(error.message, "p.yaml:1:10: version: must be 1, got 2");
+});
+
+Deno.test("parsePipeline() rejects an unknown section at its key, listing the known ones", () => {
+  const error = onlyError(VALID + "transforms: {}\n");
+
+  assert.equal(where(error), "p.yaml:10:1 transforms");
+  assert.equal(error.reason, "unknown section (known: version, probes, outputs)");
+});
+
+Deno.test("parsePipeline() rejects an unknown probe type at the type's value", () => {
+  const error = onlyError(VALID.replace("type: bash", "type: zsh"));
+
+  assert.equal(where(error), "p.yaml:4:11 probes.bash.type");
+  assert.equal(error.reason, 'unknown type "zsh" (known: bash)');
+});
+
+Deno.test("parsePipeline() rejects an unknown probe option at its key, listing the known ones", () => {
+  const error = onlyError(VALID.replace("    type: bash\n", "    type: bash\n    colour: red\n"));
+
+  assert.equal(where(error), "p.yaml:5:5 probes.bash.colour");
+  assert.equal(error.reason, 'unknown option "colour" (known: binary, max_cmd_bytes, type)');
+});
+
+Deno.test("parsePipeline() rejects max_cmd_bytes: 0 at the value, giving the range", () => {
+  const error = onlyError(
+    VALID.replace("    type: bash\n", "    type: bash\n    max_cmd_bytes: 0\n"),
+  );
+
+  assert.equal(where(error), "p.yaml:5:20 probes.bash.max_cmd_bytes");
+  assert.equal(error.reason, "must be an integer from 1 to 16384, got 0");
+});
+
+Deno.test("parsePipeline() rejects an output reading a missing probe at its inputs", () => {
+  const error = onlyError(VALID.replace("inputs: [bash]", "inputs: [bash, fish]"));
+
+  assert.equal(where(error), "p.yaml:8:13 outputs.console.inputs");
+  assert.equal(error.reason, 'no probe named "fish" (probes: bash)');
+});
+
+Deno.test("parsePipeline() rejects a probe no output reads at the probe's name", () => {
+  const error = onlyError(VALID.replace("outputs:", "  spare:\n    type: bash\noutputs:"));
+
+  assert.equal(where(error), "p.yaml:5:3 probes.spare");
+  assert.match(error.reason, /^no output reads this probe/);
+});
+
+Deno.test("parsePipeline() rejects a bad output format at the value, listing the formats", () => {
+  const error = onlyError(VALID.replace("format: json", "format: xml"));
+
+  assert.equal(where(error), "p.yaml:9:13 outputs.console.format");
+  assert.equal(error.reason, 'must be one of json, line_protocol, got "xml"');
+});
+
+Deno.test("parsePipeline() reports a probe with a bad type once, not again at the output reading it", () => {
+  const error = onlyError(VALID.replace("type: bash", "type: zsh"));
+
+  assert.equal(error.path, "probes.bash.type");
+});
+
+Deno.test("parsePipeline() reports three mistakes at once, in file order, with exit code 2", () => {
+  const text = VALID.replace("version: 1", "version: 2")
+    .replace("    type: bash\n", "    type: bash\n    max_cmd_bytes: 0\n")
+    .replace("format: json", "format: xml");
+
+  const e = errorsOf(text);
+
+  assert.equal(e.errors.length, 3);
+  assert.equal(e.exitCode, 2);
+  assert.deepEqual(e.errors.map(where), [
+    "p.yaml:1:10 version",
+    "p.yaml:5:20 probes.bash.max_cmd_bytes",
+    "p.yaml:10:13 outputs.console.format",
+  ]);
+  // The message a user sees: one line per mistake.
+  assert.deepEqual(e.message.split("\n"), e.errors.map((x) => x.message));
+});
+
+Deno.test("parsePipeline() rejects a file that is not a mapping at line 1, column 1", () => {
+  for (const text of ["", "- bash\n"]) {
+    const error = onlyError(text);
+    assert.equal(where(error), "p.yaml:1:1 ");
+    assert.match(error.reason, /a pipeline is a mapping/);
+  }
+});

@@ -1,0 +1,138 @@
+/**
+ * The real entry point, spawned with `deno task run`'s flags. Only runs that stop before the
+ * kernel is touched (help, version, bad flags, bad pipelines), so no root is needed.
+ */
+import assert from "node:assert/strict";
+import { USAGE } from "../src/cli.ts";
+import { VERSION } from "../src/version.ts";
+
+const ROOT = new URL("..", import.meta.url);
+
+/** Runs `deno task run`'s command with `args` from the repository root. */
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-ffi",
+      "--allow-read",
+      "--allow-sys=hostname",
+      "--allow-env=LOG_TOKENS,LOG_STREAM",
+      "--deny-run",
+      "--deny-net",
+      "src/main.ts",
+      ...args,
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+}
+
+/** Asserts a failed run: `code`, nothing on stdout, and one `error:` line without a stack. */
+function assertOneLineError(
+  result: { code: number; stdout: string; stderr: string },
+  code: number,
+): string {
+  assert.equal(result.code, code, result.stderr);
+  assert.equal(result.stdout, "");
+  const lines = result.stderr.split("\n");
+  assert.equal(lines.pop(), "", "stderr ends with a newline");
+  assert.equal(lines.length, 1, `expected one line, got:\n${result.stderr}`);
+  assert.match(lines[0], /^error: /);
+  assert.equal(lines[0].includes("    at "), false);
+  return lines[0];
+}
+
+Deno.test("the collector's --help prints the usage on stdout and exits 0", async () => {
+  const { code, stdout, stderr } = await run("--help");
+
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, USAGE);
+  assert.match(stdout, /^Usage: deno task run \[options\]/);
+  assert.equal(stderr, "");
+});
+
+Deno.test("the collector's -h is --help", async () => {
+  const { code, stdout } = await run("-h");
+
+  assert.equal(code, 0);
+  assert.equal(stdout, USAGE);
+});
+
+Deno.test("the collector's --version prints its version and Deno's and exits 0", async () => {
+  const { code, stdout, stderr } = await run("--version");
+
+  assert.equal(code, 0, stderr);
+  assert.equal(stdout, `ebpf-collector ${VERSION} (deno ${Deno.version.deno})\n`);
+  assert.equal(stderr, "");
+});
+
+Deno.test("the collector exits 2 on an unknown flag with one error line and no stack", async () => {
+  const line = assertOneLineError(await run("--bogus"), 2);
+
+  assert.equal(line, "error: Unknown option '--bogus' (see --help)");
+});
+
+Deno.test("the collector exits 2 on a flag missing its value with one error line", async () => {
+  const line = assertOneLineError(await run("--pipeline", "--debug"), 2);
+
+  assert.match(line, /'--pipeline'/);
+});
+
+Deno.test("the collector exits 2 on a bad --duration with one error line quoting it", async () => {
+  const line = assertOneLineError(await run("--duration", "forever"), 2);
+
+  assert.match(line, /^error: --duration: invalid duration "forever"/);
+});
+
+Deno.test("the collector exits 2 on a missing pipeline file with one line naming it", async () => {
+  const line = assertOneLineError(await run("--pipeline", "no-such-pipeline.yaml"), 2);
+
+  assert.equal(line, "error: cannot read pipeline no-such-pipeline.yaml: no such file");
+});
+
+Deno.test("the collector exits 2 on a pipeline error, naming file:line:column", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      "version: 1\nprobes:\n  bash:\n    type: bash\n    max_cmd_bytes: 0\n" +
+        "outputs:\n  console: { type: stdout, inputs: [bash] }\n",
+    );
+
+    const line = assertOneLineError(await run("--pipeline", file), 2);
+
+    assert.equal(
+      line,
+      `error: ${file}:5:20: probes.bash.max_cmd_bytes: must be an integer from 1 to 16384, got 0`,
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("the collector reports every pipeline error, one per line, and exits 2", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(
+      file,
+      "version: 2\nprobes:\n  bash: { type: bash }\n" +
+        "outputs:\n  console: { type: stdout, inputs: [bash], format: xml }\n",
+    );
+
+    const { code, stdout, stderr } = await run("--pipeline", file);
+
+    assert.equal(code, 2);
+    assert.equal(stdout, "");
+    assert.deepEqual(stderr.trimEnd().split("\n"), [
+      `error: ${file}:1:10: version: must be 1, got 2`,
+      `error: ${file}:5:52: outputs.console.format: must be one of json, line_protocol, got "xml"`,
+    ]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
