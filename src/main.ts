@@ -44,7 +44,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   checkKernelAccess();
   setLibbpfLog(
     options.debug ? LIBBPF_DEBUG : LIBBPF_INFO,
-    options.debug ? (_, line) => log.debug(`libbpf: ${line}`) : undefined,
+    options.debug ? (_, line) => log.debug(line) : undefined, // lines start with "libbpf: ",
   );
 
   const counters = new Counters();
