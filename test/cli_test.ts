@@ -5,24 +5,12 @@
 import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
-
-const ROOT = new URL("..", import.meta.url);
+import { ROOT, runTaskArgs } from "./_run_command.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-ffi",
-      "--allow-read",
-      "--allow-sys=hostname",
-      "--allow-env=LOG_TOKENS,LOG_STREAM",
-      "--deny-run",
-      "--deny-net",
-      "src/main.ts",
-      ...args,
-    ],
+    args: [...runTaskArgs(), ...args],
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

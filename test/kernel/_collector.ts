@@ -1,19 +1,8 @@
 /**
- * Runs the real collector (`src/main.ts` with the `deno task run` permission flags) as a child
+ * Runs the real collector (`deno task run`'s command line, from deno.json) as a child
  * process, the way a user does, and collects what it writes.
  */
-import { ROOT } from "./_kernel.ts";
-
-/** The permission flags of `deno task run` (deno.json), so tests run what users run. */
-export const RUN_FLAGS = [
-  "--quiet",
-  "--allow-ffi",
-  "--allow-read",
-  "--allow-sys=hostname",
-  "--allow-env=LOG_TOKENS,LOG_STREAM",
-  "--deny-run",
-  "--deny-net",
-];
+import { ROOT, runTaskArgs } from "../_run_command.ts";
 
 /** A running collector: its stdout lines and stderr text so far. */
 export class Collector {
@@ -25,7 +14,7 @@ export class Collector {
 
   constructor(args: string[]) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...RUN_FLAGS, `${ROOT}src/main.ts`, ...args],
+      args: [...runTaskArgs(), ...args],
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",

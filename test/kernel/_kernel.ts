@@ -6,9 +6,7 @@
  */
 import { canLoadTracingBpf } from "../../src/system/preflight.ts";
 import { effectiveCapabilities, readable } from "../../ffi/libc.ts";
-
-/** Repository root (absolute path, with trailing slash). */
-export const ROOT = new URL("../../", import.meta.url).pathname;
+import { ROOT } from "../_run_command.ts";
 
 /** Path of a built object: `bash` → build/bpf/bash.bpf.o, `test/ring_gen` → build/bpf/test/... */
 export function objectPath(name: string): string {

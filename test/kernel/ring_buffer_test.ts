@@ -21,6 +21,13 @@ function generate(obj: BpfObject, count: number, firstSeq: number, sizeMod: numb
   return failed;
 }
 
+/** The generator object, loaded. */
+function loadGenerator(): BpfObject {
+  const obj = BpfObject.open(objectPath("test/ring_gen"));
+  obj.load();
+  return obj;
+}
+
 /** Collects (seq, payload-ok) from each record. */
 function collector() {
   const seen: number[] = [];
@@ -43,8 +50,7 @@ kernelTest(
   "RingBuffer.drain() delivers every record in order across many wrap-arounds",
   NEEDS,
   () => {
-    using obj = BpfObject.open(objectPath("test/ring_gen"));
-    obj.load();
+    using obj = loadGenerator();
     const { seen, corrupt, handler } = collector();
     using ring = obj.ringBuffer("events", handler);
     let seq = 0, bytes = 0;
@@ -69,8 +75,7 @@ kernelTest(
   "RingBuffer keeps what fitted when the ring overflows, and the loss is exact",
   NEEDS,
   () => {
-    using obj = BpfObject.open(objectPath("test/ring_gen"));
-    obj.load();
+    using obj = loadGenerator();
     const { seen, corrupt, handler } = collector();
     using ring = obj.ringBuffer("events", handler);
     const produced = 2000;
@@ -91,8 +96,7 @@ kernelTest(
   "RingBuffer.run() delivers records as they come and stop() drains the rest",
   NEEDS,
   async () => {
-    using obj = BpfObject.open(objectPath("test/ring_gen"));
-    obj.load();
+    using obj = loadGenerator();
     const { seen, handler } = collector();
     let batches = 0;
     using ring = obj.ringBuffer("events", handler, { onBatchEnd: () => batches++ });

@@ -1,0 +1,17 @@
+/**
+ * The `deno task run` command line, read from deno.json, so tests spawn the collector with
+ * exactly the permissions users run it with.
+ */
+
+/** Repository root (absolute path, with trailing slash). */
+export const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts`. */
+export function runTaskArgs(): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+  const words: string[] = config.tasks.run.split(/\s+/);
+  if (words[0] !== "deno" || words.at(-1) !== "src/main.ts") {
+    throw new Error(`deno.json tasks.run is not "deno run ... src/main.ts": ${config.tasks.run}`);
+  }
+  return [...words.slice(1, -1), `${ROOT}src/main.ts`];
+}
