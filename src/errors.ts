@@ -56,3 +56,17 @@ export class ConfigErrors extends UserError {
     this.errors = errors;
   }
 }
+
+/**
+ * Says why a file could not be read: missing, or outside what `--allow-read` grants (the
+ * default `deno task run` grants the project folder, /etc/passwd and the system binary and
+ * library folders).
+ */
+export function whyUnreadable(path: string, e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file";
+  if (e instanceof Deno.errors.NotCapable) {
+    return `not allowed by this run's --allow-read; add ${path} to it (deno.json tasks.run), ` +
+      "or move the file into the project folder";
+  }
+  return e instanceof Error ? e.message : String(e);
+}

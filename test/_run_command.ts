@@ -15,3 +15,18 @@ export function runTaskArgs(): string[] {
   }
   return [...words.slice(1, -1), `${ROOT}src/main.ts`];
 }
+
+/**
+ * Writes a pipeline file under build/tmp/ (inside the folder `deno task run` may read) and
+ * returns its path.
+ */
+export function tempPipeline(yaml: string): string {
+  Deno.mkdirSync(`${ROOT}build/tmp`, { recursive: true });
+  const path = Deno.makeTempFileSync({
+    dir: `${ROOT}build/tmp`,
+    prefix: "pipeline-",
+    suffix: ".yaml",
+  });
+  Deno.writeTextFileSync(path, yaml);
+  return path;
+}

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
-import { ROOT, runTaskArgs } from "./_run_command.ts";
+import { ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -84,14 +84,11 @@ Deno.test("the collector exits 2 on a missing pipeline file with one line naming
 });
 
 Deno.test("the collector exits 2 on a pipeline error, naming file:line:column", async () => {
-  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  const file = tempPipeline(
+    "version: 1\nprobes:\n  bash:\n    type: bash\n    max_cmd_bytes: 0\n" +
+      "outputs:\n  console: { type: stdout, inputs: [bash] }\n",
+  );
   try {
-    await Deno.writeTextFile(
-      file,
-      "version: 1\nprobes:\n  bash:\n    type: bash\n    max_cmd_bytes: 0\n" +
-        "outputs:\n  console: { type: stdout, inputs: [bash] }\n",
-    );
-
     const line = assertOneLineError(await run("--pipeline", file), 2);
 
     assert.equal(
@@ -104,14 +101,11 @@ Deno.test("the collector exits 2 on a pipeline error, naming file:line:column", 
 });
 
 Deno.test("the collector reports every pipeline error, one per line, and exits 2", async () => {
-  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  const file = tempPipeline(
+    "version: 2\nprobes:\n  bash: { type: bash }\n" +
+      "outputs:\n  console: { type: stdout, inputs: [bash], format: xml }\n",
+  );
   try {
-    await Deno.writeTextFile(
-      file,
-      "version: 2\nprobes:\n  bash: { type: bash }\n" +
-        "outputs:\n  console: { type: stdout, inputs: [bash], format: xml }\n",
-    );
-
     const { code, stdout, stderr } = await run("--pipeline", file);
 
     assert.equal(code, 2);
@@ -120,6 +114,20 @@ Deno.test("the collector reports every pipeline error, one per line, and exits 2
       `error: ${file}:1:10: version: must be 1, got 2`,
       `error: ${file}:5:52: outputs.console.format: must be one of json, line_protocol, got "xml"`,
     ]);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("a pipeline outside what --allow-read grants is refused in one line naming the flag", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" }); // in /tmp: outside the grant
+  try {
+    await Deno.writeTextFile(file, "version: 1\n");
+    const line = assertOneLineError(await run("--pipeline", file), 2);
+    assert.match(
+      line,
+      new RegExp(`^error: cannot read pipeline ${file}: not allowed by .*--allow-read`),
+    );
   } finally {
     await Deno.remove(file);
   }

@@ -10,7 +10,7 @@
  *   console: { type: stdout, inputs: [bash], format: json }
  * ```
  */
-import { ConfigError, ConfigErrors, UserError } from "../errors.ts";
+import { ConfigError, ConfigErrors, UserError, whyUnreadable } from "../errors.ts";
 import { OUTPUTS } from "../outputs/mod.ts";
 import { PROBES } from "../probes/mod.ts";
 import { Options } from "./options.ts";
@@ -154,8 +154,7 @@ export function loadPipeline(file: string): Pipeline {
   try {
     text = Deno.readTextFileSync(file);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message;
-    throw new UserError(`cannot read pipeline ${file}: ${why}`, 2);
+    throw new UserError(`cannot read pipeline ${file}: ${whyUnreadable(file, e)}`, 2);
   }
   return parsePipeline(file, text);
 }

@@ -47,7 +47,13 @@ export async function startPipeline(
         name: p.name,
         emit(records: Record[]) {
           // Writes are queued per output so batches stay in order and never overlap.
-          for (const o of readers) o.queue = o.queue.then(() => o.running.write(records));
+          for (const o of readers) {
+            o.queue = o.queue.then(() => o.running.write(records)).catch((e) => {
+              // An output that throws loses this batch only; later batches still go out.
+              env.counters.add("output_errors", records.length, { output: o.name });
+              env.log.warn(`${o.name}: ${e instanceof Error ? e.message : e}`);
+            });
+          }
         },
       });
       probes.push(running);

@@ -9,7 +9,7 @@
  */
 import { BpfObject } from "../../ffi/object.ts";
 import { bootToRealtimeOffsetNs } from "../../ffi/libc.ts";
-import { UserError } from "../errors.ts";
+import { UserError, whyUnreadable } from "../errors.ts";
 import type { Record } from "../record.ts";
 import type { ProbeContext, ProbeDef, RunningProbe } from "../pipeline/stage.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
@@ -56,7 +56,7 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
   try {
     bytes = read(bashPath);
   } catch (e) {
-    throw new UserError(`bash probe: cannot read ${bashPath}: ${(e as Error).message}`, 2);
+    throw new UserError(`bash probe: cannot read ${bashPath}: ${whyUnreadable(bashPath, e)}`, 2);
   }
   let own: Set<string>;
   try {

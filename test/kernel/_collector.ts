@@ -3,6 +3,7 @@
  * process, the way a user does, and collects what it writes.
  */
 import { ROOT, runTaskArgs } from "../_run_command.ts";
+export { tempPipeline } from "../_run_command.ts";
 
 /** A running collector: its stdout lines and stderr text so far. */
 export class Collector {
@@ -64,11 +65,4 @@ export class Collector {
   }[] {
     return this.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
   }
-}
-
-/** Writes a temporary pipeline file and returns its path. */
-export function tempPipeline(yaml: string): string {
-  const path = Deno.makeTempFileSync({ prefix: "pipeline-", suffix: ".yaml" });
-  Deno.writeTextFileSync(path, yaml);
-  return path;
 }
