@@ -146,7 +146,7 @@ kernelTest(
       const cmd = `: ${nonce} ${"x".repeat(20_000)}`; // past the kernel's 16384-byte capture
       await tmux.type("root", cmd);
       await collector.waitFor("the long command", () => collector.stdout.includes(nonce));
-      assert.equal((await collector.stop()).code, 0);
+      assert.equal((await collector.stop("SIGTERM")).code, 0, "SIGTERM stops cleanly too");
       const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
       assert.equal(r.fields.truncated, true);
       assert.equal(
@@ -155,6 +155,36 @@ kernelTest(
         "the BPF side scans past its capture for the length",
       );
       assert.equal(r.fields.cmd, cmd.slice(0, 16384));
+    } finally {
+      await collector.stop("SIGKILL");
+    }
+  },
+);
+
+kernelTest(
+  "--duration stops the collector by itself; line_protocol output is one line per command",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    const pid = await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+    const collector = new Collector([
+      "--duration",
+      "3s",
+      "--pipeline",
+      tempPipeline(PIPELINE.replace("format: json", "format: line_protocol")),
+    ]);
+    try {
+      await collector.attached();
+      await tmux.type("root", `echo "lp ${nonce}"`);
+      await collector.waitFor("the command", () => collector.stdout.includes(nonce));
+      await collector.waitFor("its own exit", () => collector.stderr.includes("summary:"), 10_000);
+      assert.equal((await collector.stop("SIGCONT")).code, 0); // SIGCONT: harmless, it is exiting
+      assert.match(collector.stderr, /stopping \(duration\)/);
+      const line = collector.stdout.split("\n").find((l) => l.includes(nonce));
+      const fields = `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root"`;
+      assert.match(line!, new RegExp(`^bash,host=\\S+,source=bash ${fields} \\d{19}$`));
     } finally {
       await collector.stop("SIGKILL");
     }
