@@ -124,6 +124,8 @@ export class RingBuffer implements Disposable {
    * kernel. Returns the number of records delivered. Synchronous: no await between records.
    */
   drain(): number {
+    // After close() the views point at unmapped memory: touching them would crash the process.
+    if (!this.#consumerPage) throw new Error(`RingBuffer ${this.name} is closed`);
     const start = Atomics.load(this.#consumerPos, 0);
     const available = Number(Atomics.load(this.#producerPos, 0) - start);
     let offset = Number(start & BigInt(this.#mask));

@@ -111,3 +111,15 @@ kernelTest(
     assert.ok(batches >= 1);
   },
 );
+
+kernelTest(
+  "RingBuffer.drain() after close() throws instead of touching unmapped memory",
+  NEEDS,
+  () => {
+    using obj = loadGenerator();
+    const ring = obj.ringBuffer("events", () => {});
+    ring.close();
+    ring.close(); // idempotent
+    assert.throws(() => ring.drain(), /closed/);
+  },
+);
