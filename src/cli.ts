@@ -5,7 +5,7 @@
  * 2 bad input (flags or pipeline).
  */
 import { parseArgs } from "node:util";
-import { parseDuration } from "./duration.ts";
+import { parseDuration } from "./units.ts";
 import { UserError } from "./errors.ts";
 
 /** What the flags asked for. */

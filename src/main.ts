@@ -7,7 +7,7 @@ import { LibbpfError, LibraryMissingError } from "../ffi/errors.ts";
 import { LIBBPF_DEBUG, LIBBPF_INFO, setLibbpfLog } from "../ffi/libbpf.ts";
 import { type CliOptions, parseCli, USAGE } from "./cli.ts";
 import { Counters } from "./counters.ts";
-import { formatDuration } from "./duration.ts";
+import { formatDuration } from "./units.ts";
 import { UserError } from "./errors.ts";
 import { type Logger, stderrLogger } from "./log.ts";
 import { loadPipeline } from "./pipeline/load.ts";

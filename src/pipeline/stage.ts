@@ -1,61 +1,99 @@
 /**
- * The stage contracts: what a probe and an output are. Each kind lives in one file and is
- * registered with one line in its folder's `mod.ts`. Records flow in batches (a probe emits one
- * batch per ring-buffer drain). This is a contract; the pipeline-language issue extends it
- * with transforms and windows; change it in one commit with every user.
+ * The stage contract. Every stage type (probe, transform, window, output) is one file that
+ * exports a {@linkcode StageDef}, registered with one line in `src/pipeline/registry.ts`.
+ * This is a contract other issues build on; change it in one commit with every user.
+ *
+ * Life of a stage:
+ * 1. The loader reads its YAML mapping against `schema` (types, defaults, one-line docs);
+ *    `custom` keys parse and compile themselves (regexes, CIDRs, conditions), so a file that
+ *    passes `--check` cannot fail later for its own content. Then `validate` checks what spans
+ *    several keys. Neither throws: problems come back as positioned ConfigErrors.
+ * 2. The runtime calls `build(config, ctx)` and gets a {@linkcode Stage}.
+ * 3. Records flow: an upstream stage calls `ctx.emit(record)`; the runtime hands the record to
+ *    `push` of every stage that lists it in `inputs`. Probes have no inputs: they emit what the
+ *    kernel gives them.
+ * 4. `flush(reason)` hands on anything held (a window's partial aggregates, an output's buffer).
+ *    At shutdown the runtime flushes and closes stages in graph order, so what a probe drains
+ *    reaches the outputs before they close.
+ *
+ * Backpressure: `push` may return a promise (an output waiting on a slow receiver). While it is
+ * pending the runtime queues further records for that stage, up to `QUEUE_LIMIT`; beyond it,
+ * records are dropped and counted as `records_dropped{stage,reason=queue_full}`. A stage whose
+ * `push` returns nothing is called inline, with no queue.
+ *
+ * Kernel code stays in probes: transforms, windows and outputs work on records alone, so they
+ * run on replayed records without root.
  */
 import type { Counters } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
-import type { Options } from "./options.ts";
+import type { ConfigError } from "../errors.ts";
+import type { At, Schema } from "./schema.ts";
+import type { Clock } from "./clock.ts";
 
-/** What every running stage may use. */
+/** The four sections of a pipeline file, one kind of stage each. */
+export type StageKind = "probe" | "transform" | "window" | "output";
+
+/** Why a stage is asked to flush. */
+export type FlushReason = "shutdown" | "reload";
+
+/** A running stage. */
+export interface Stage {
+  /** Takes one record. May return a promise to push back (see the module doc). */
+  push(record: Record): void | Promise<void>;
+  /** Hands on whatever is held. */
+  flush(reason: FlushReason): void | Promise<void>;
+  /** Releases everything (timers, files, kernel objects). Called once, after a last flush. */
+  close(): void | Promise<void>;
+}
+
+/** Counters bound to one stage: labels `{stage: name}` plus any given here. */
+export interface StageCounters {
+  add(name: string, n?: number | bigint, labels?: { [key: string]: string }): void;
+  set(name: string, value: number | bigint, labels?: { [key: string]: string }): void;
+}
+
+/** What a stage gets from the runtime. */
 export interface StageContext {
-  /** The stage's name in the pipeline file (`probes.<name>`, `outputs.<name>`). */
-  name: string;
-  /** Value of the `host` tag. */
-  host: string;
-  counters: Counters;
-  log: Logger;
+  /** The stage's name in the file (`transforms.<name>`). */
+  readonly name: string;
+  /** Value of the `host` tag that probes put on every record. */
+  readonly host: string;
+  /** The clock: real time when collecting, record time in replay and tests. */
+  readonly clock: Clock;
+  readonly counters: StageCounters;
+  readonly log: Logger;
+  /** Passes a record downstream (counted as `records_out`). */
+  emit(record: Record): void;
 }
 
-/** A probe's context: where its batches go. */
-export interface ProbeContext extends StageContext {
-  /** Hands on one batch; called synchronously from the probe's reader. */
-  emit(records: Record[]): void;
+/** What `--explain` and permission derivation learn from a configured stage. */
+export interface StageExplanation {
+  /** Kernel programs and attach points (probes), or other facts worth showing. */
+  details?: string[];
+  /** Files the stage reads or writes, for the Deno permission flags. */
+  reads?: string[];
+  writes?: string[];
 }
 
-/** A started probe. */
-export interface RunningProbe {
-  /** One line each: what attached where, for the start-up log. */
-  readonly attached: readonly string[];
-  /** Drains what is pending (emitting it), detaches and releases everything. Idempotent. */
-  stop(): Promise<void>;
-}
-
-/** A kind of probe (`type: bash`). */
-export interface ProbeDef<C> {
+/** A stage type: `type: <name>` in one section of the file. */
+// deno-lint-ignore no-explicit-any
+export interface StageDef<C = any> {
   readonly type: string;
-  /** One sentence for help and `--explain`. */
+  readonly kind: StageKind;
+  /** One sentence for `--explain` and the docs. */
   readonly describe: string;
-  /** Reads and checks options; problems go to `options.error`, never thrown. */
-  configure(options: Options): C;
-  /** Loads and attaches; throws a UserError (or LibbpfError) when it cannot. */
-  start(config: C, ctx: ProbeContext): Promise<RunningProbe>;
+  /** The keys this type accepts besides `type` and `inputs` (which every non-probe has). */
+  readonly schema: Schema;
+  /** Checks across keys, after the schema; returns every problem, never throws. */
+  validate?(config: C, at: At): ConfigError[];
+  /** Starts the stage. May throw (a probe that cannot load): the runtime reports it. */
+  build(config: C, ctx: StageContext): Stage | Promise<Stage>;
+  /** What it does with this config, for `--explain` and permissions. */
+  explain?(config: C): StageExplanation;
+  /** A config that validates: the compliance test and the docs use it. */
+  readonly example: { [key: string]: unknown };
 }
 
-/** A started output. */
-export interface RunningOutput {
-  /** Writes one batch; called in order, never concurrently. */
-  write(records: Record[]): Promise<void>;
-  /** Flushes and releases. Idempotent. */
-  close(): Promise<void>;
-}
-
-/** A kind of output (`type: stdout`). */
-export interface OutputDef<C> {
-  readonly type: string;
-  readonly describe: string;
-  configure(options: Options): C;
-  start(config: C, ctx: StageContext): Promise<RunningOutput>;
-}
+/** The most records a stage's queue holds while its `push` is pending. */
+export const QUEUE_LIMIT = 10_000;

@@ -1,5 +1,9 @@
 /**
- * Durations as people write them in config and flags: `30s`, `1m30s`, `500ms`, `2h`, `1.5s`.
+ * Units as people write them in config and flags, parsed in this one place.
+ *
+ * Sizes: `64KiB`, `1MiB`, `512B`, `1.5GiB`, `10kB` (binary and decimal prefixes).
+ *
+ * Durations: `30s`, `1m30s`, `500ms`, `2h`, `1.5s`.
  *
  * The grammar is one or more `<number><unit>` parts with no spaces, where the number is an integer
  * or a decimal with digits on both sides of the point and the unit is `ms`, `s`, `m` or `h`; the
@@ -63,4 +67,38 @@ function decimal(n: bigint, unit: bigint): string {
   if (rest === 0n) return `${whole}`;
   const digits = unit.toString().length - 1;
   return `${whole}.${rest.toString().padStart(digits, "0").replace(/0+$/, "")}`;
+}
+
+const SIZE = /^(\d+(?:\.\d+)?)\s?(B|KiB|MiB|GiB|kB|KB|MB|GB)?$/;
+const BYTES_PER: { [unit: string]: number } = {
+  B: 1,
+  KiB: 1024,
+  MiB: 1024 ** 2,
+  GiB: 1024 ** 3,
+  kB: 1000,
+  KB: 1000,
+  MB: 1000 ** 2,
+  GB: 1000 ** 3,
+};
+
+/** Parses a size (`64KiB`, `1MiB`, `512B`; a bare number is bytes) into whole bytes. */
+export function parseSize(text: string): number {
+  const m = SIZE.exec(text.trim());
+  const bytes = m ? Math.round(Number(m[1]) * BYTES_PER[m[2] ?? "B"]) : NaN;
+  if (!m || !Number.isSafeInteger(bytes)) {
+    throw new RangeError(
+      `invalid size "${text}": use a number with a unit, e.g. 64KiB, 1MiB, 512B`,
+    );
+  }
+  return bytes;
+}
+
+/** Formats bytes with the largest binary unit that divides them (`65536` → `64KiB`). */
+export function formatSize(bytes: number): string {
+  for (const unit of ["GiB", "MiB", "KiB"]) {
+    if (bytes >= BYTES_PER[unit] && bytes % BYTES_PER[unit] === 0) {
+      return `${bytes / BYTES_PER[unit]}${unit}`;
+    }
+  }
+  return `${bytes}B`;
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDuration, parseDuration } from "./duration.ts";
+import { formatDuration, formatSize, parseDuration, parseSize } from "./units.ts";
 
 Deno.test("parseDuration reads each unit as milliseconds", () => {
   assert.equal(parseDuration("500ms"), 500);
@@ -103,4 +103,25 @@ Deno.test("formatDuration output parses back to the same milliseconds", () => {
 Deno.test("formatDuration rejects non-finite values", () => {
   assert.throws(() => formatDuration(NaN), RangeError);
   assert.throws(() => formatDuration(Infinity), RangeError);
+});
+
+Deno.test("parseSize() reads binary and decimal units and bare bytes", () => {
+  assert.equal(parseSize("64KiB"), 65536);
+  assert.equal(parseSize("1MiB"), 1048576);
+  assert.equal(parseSize("1.5GiB"), 1.5 * 1024 ** 3);
+  assert.equal(parseSize("10kB"), 10000);
+  assert.equal(parseSize("512"), 512);
+  assert.equal(parseSize("512B"), 512);
+});
+
+Deno.test("parseSize() rejects garbage with an example", () => {
+  for (const bad of ["", "KiB", "-1KiB", "1 KiBs", "1TiB", "abc"]) {
+    assert.throws(() => parseSize(bad), /invalid size .*e\.g\. 64KiB/, bad);
+  }
+});
+
+Deno.test("formatSize() picks the largest unit that divides exactly", () => {
+  assert.equal(formatSize(65536), "64KiB");
+  assert.equal(formatSize(1048576), "1MiB");
+  assert.equal(formatSize(1000), "1000B");
 });

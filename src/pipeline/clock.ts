@@ -1,0 +1,80 @@
+/**
+ * The clock stages read and schedule on. Injected, so tests and replay decide what time it is:
+ * the live clock follows the wall clock; a {@linkcode ManualClock} moves only when told (to each
+ * record's time in replay), which makes windows deterministic.
+ */
+
+/** Time in integer nanoseconds since the epoch, and periodic timers. */
+export interface Clock {
+  now(): bigint;
+  /**
+   * Calls `fn(tickNs)` at every multiple of `intervalMs` of this clock's time (aligned, so a
+   * 60s window ends on the minute). Returns a handle to cancel.
+   */
+  every(intervalMs: number, fn: (tickNs: bigint) => void): { cancel(): void };
+}
+
+const NS_PER_MS = 1_000_000n;
+
+/** The wall clock and real timers. */
+export class LiveClock implements Clock {
+  now(): bigint {
+    return BigInt(Date.now()) * NS_PER_MS;
+  }
+
+  every(intervalMs: number, fn: (tickNs: bigint) => void): { cancel(): void } {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let cancelled = false;
+    const interval = BigInt(intervalMs) * NS_PER_MS;
+    const schedule = () => {
+      const now = this.now();
+      const next = (now / interval + 1n) * interval;
+      timer = setTimeout(() => {
+        if (cancelled) return;
+        fn(next);
+        schedule();
+      }, Number((next - now) / NS_PER_MS) + 1);
+    };
+    schedule();
+    return {
+      cancel() {
+        cancelled = true;
+        clearTimeout(timer);
+      },
+    };
+  }
+}
+
+/** A clock that moves only through {@linkcode advance}: for tests and replay. */
+export class ManualClock implements Clock {
+  #now: bigint;
+  #timers = new Set<{ interval: bigint; next: bigint; fn: (tickNs: bigint) => void }>();
+
+  constructor(startNs = 0n) {
+    this.#now = startNs;
+  }
+
+  now(): bigint {
+    return this.#now;
+  }
+
+  every(intervalMs: number, fn: (tickNs: bigint) => void): { cancel(): void } {
+    const interval = BigInt(intervalMs) * NS_PER_MS;
+    const timer = { interval, next: (this.#now / interval + 1n) * interval, fn };
+    this.#timers.add(timer);
+    return { cancel: () => this.#timers.delete(timer) };
+  }
+
+  /** Moves time forward to `toNs`, firing every tick passed on the way, in time order. */
+  advance(toNs: bigint): void {
+    for (;;) {
+      let due: { interval: bigint; next: bigint; fn: (tickNs: bigint) => void } | undefined;
+      for (const t of this.#timers) if (t.next <= toNs && (!due || t.next < due.next)) due = t;
+      if (!due) break;
+      this.#now = due.next;
+      due.next += due.interval;
+      due.fn(this.#now);
+    }
+    if (toNs > this.#now) this.#now = toNs;
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Helpers for unit tests of stage types: configure a stage from options as a user would write
+ * them (through the real YAML reader, so errors carry positions), build it on a ManualClock, and
+ * collect what it emits. No kernel, no permissions.
+ */
+import { stringify } from "yaml";
+import { Counters } from "../counters.ts";
+import type { ConfigError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Record } from "../record.ts";
+import { ManualClock } from "./clock.ts";
+import { At, readWithSchema } from "./schema.ts";
+import type { Stage, StageDef } from "./stage.ts";
+import { YamlSource } from "./yaml_source.ts";
+
+/** Configures `def` from `options` the way the loader does; the stage sits at `test.<type>`. */
+export function configureStage(
+  def: StageDef,
+  options: { [key: string]: unknown },
+): { config: unknown; errors: ConfigError[] } {
+  const text = stringify({ test: { [def.type]: { type: def.type, ...options } } });
+  const { source, errors } = YamlSource.parse("test.yaml", text);
+  if (!source) return { config: undefined, errors };
+  const at = new At(source, `test.${def.type}`, errors);
+  const config = readWithSchema(def.schema, options, at, ["type", "inputs"]);
+  if (errors.length === 0 && def.validate) errors.push(...def.validate(config, at));
+  return { config, errors };
+}
+
+/** A built stage with everything it emitted, its counters, its clock and its log lines. */
+export interface StageUnderTest {
+  stage: Stage;
+  emitted: Record[];
+  counters: Counters;
+  clock: ManualClock;
+  logs: string[];
+}
+
+/** Configures and builds `def`; throws if the options do not validate. */
+export async function buildStage(
+  def: StageDef,
+  options: { [key: string]: unknown },
+  clock = new ManualClock(1_764_000_000_000_000_000n),
+): Promise<StageUnderTest> {
+  const { config, errors } = configureStage(def, options);
+  if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));
+  const emitted: Record[] = [];
+  const counters = new Counters();
+  const logs: string[] = [];
+  const log: Logger = {
+    info: (m) => logs.push(m),
+    warn: (m) => logs.push(`warning: ${m}`),
+    debug: () => {},
+  };
+  const labels = { stage: def.type };
+  const stage = await def.build(config, {
+    name: def.type,
+    host: "test-host",
+    clock,
+    log,
+    counters: {
+      add: (name, n = 1, extra = {}) => counters.add(name, n, { ...labels, ...extra }),
+      set: (name, value, extra = {}) => counters.set(name, value, { ...labels, ...extra }),
+    },
+    emit: (record) => emitted.push(record),
+  });
+  return { stage, emitted, counters, clock, logs };
+}
