@@ -1,6 +1,6 @@
 /**
- * Command-line flags. One entry point; modes are flags on it. This issue builds running,
- * `--help` and `--version`; `--check`, `--explain`, `--test`, `--doctor`, `--record`,
+ * Command-line flags. One entry point; modes are flags on it: running (the default),
+ * `--check`, `--explain[=dot]`, `--help`, `--version`. `--test`, `--doctor`, `--record`,
  * `--replay` and `--watch` come with their issues. Exit codes: 0 ok, 1 runtime failure,
  * 2 bad input (flags or pipeline).
  */
@@ -14,6 +14,10 @@ export interface CliOptions {
   /** Stop after this many ms; undefined runs until SIGINT/SIGTERM. */
   durationMs?: number;
   debug: boolean;
+  /** Validate only: exit 0 or 2, no kernel, no root. */
+  check: boolean;
+  /** Print what the pipeline does (text, or Graphviz dot) instead of running it. */
+  explain?: "text" | "dot";
   help: boolean;
   version: boolean;
 }
@@ -26,6 +30,9 @@ Records go to stdout (when an output says so); logs go to stderr.
 Options:
   --pipeline FILE   pipeline file (default: pipeline.yaml)
   --duration TIME   stop after TIME (e.g. 30s, 5m, 1h30m); default: until SIGINT/SIGTERM
+  --check           check the pipeline file and exit (0 ok, 2 errors); needs no root
+  --explain[=dot]   show the graph, each stage's config with defaults, what each probe
+                    attaches, and the Deno permissions the pipeline needs; dot: Graphviz
   --debug           show libbpf's messages and stack traces
   --version         print the version
   -h, --help        print this help
@@ -38,11 +45,14 @@ export function parseCli(args: string[]): CliOptions {
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      // `--explain` alone means the text form (parseArgs needs a value for a string option).
+      args: args.map((a) => a === "--explain" ? "--explain=text" : a),
       options: {
         pipeline: { type: "string" },
         duration: { type: "string" },
         debug: { type: "boolean", default: false },
+        check: { type: "boolean", default: false },
+        explain: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", default: false },
       },
@@ -64,10 +74,15 @@ export function parseCli(args: string[]): CliOptions {
     }
   }
   if (values.pipeline === "") throw new UserError("--pipeline needs a file name", 2);
+  if (values.explain !== undefined && values.explain !== "text" && values.explain !== "dot") {
+    throw new UserError(`--explain takes no value or =dot, got "${values.explain}"`, 2);
+  }
   return {
     pipeline: values.pipeline ?? "pipeline.yaml",
     durationMs,
     debug: values.debug,
+    check: values.check,
+    explain: values.explain as CliOptions["explain"],
     help: values.help,
     version: values.version,
   };

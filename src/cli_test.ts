@@ -18,9 +18,21 @@ Deno.test("parseCli() with no flags runs pipeline.yaml until a signal", () => {
     pipeline: "pipeline.yaml",
     durationMs: undefined,
     debug: false,
+    check: false,
+    explain: undefined,
     help: false,
     version: false,
   });
+});
+
+Deno.test("parseCli() reads --check and --explain, bare or =dot", () => {
+  assert.equal(parseCli(["--check"]).check, true);
+  assert.equal(parseCli(["--explain"]).explain, "text");
+  assert.equal(parseCli(["--explain=dot"]).explain, "dot");
+  assert.throws(
+    () => parseCli(["--explain=svg"]),
+    (e: UserError) => e.exitCode === 2 && /=dot/.test(e.message),
+  );
 });
 
 Deno.test("parseCli() reads --pipeline and --duration, the duration in milliseconds", () => {

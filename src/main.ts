@@ -3,15 +3,16 @@
  * `--duration`, then drain, flush, summarise. Every error a user can meet is one line on
  * stderr and exit code 1 or 2; stack traces only with `--debug`.
  */
-import { LibbpfError, LibraryMissingError } from "../ffi/errors.ts";
 import { LIBBPF_DEBUG, LIBBPF_INFO, setLibbpfLog } from "../ffi/libbpf.ts";
 import { type CliOptions, parseCli, USAGE } from "./cli.ts";
 import { Counters } from "./counters.ts";
 import { formatDuration } from "./units.ts";
-import { UserError } from "./errors.ts";
+import { describeError, UserError } from "./errors.ts";
 import { type Logger, stderrLogger } from "./log.ts";
 import { loadPipeline } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
+import { explainDot, explainText } from "./pipeline/explain.ts";
+import { LiveClock } from "./pipeline/clock.ts";
 import { checkKernelAccess } from "./system/preflight.ts";
 import { VERSION } from "./version.ts";
 
@@ -33,7 +34,7 @@ export async function main(args: string[]): Promise<number> {
     return await collect(options, log);
   } catch (e) {
     // One line per problem (a pipeline file can have several), each marked as an error.
-    for (const line of describe(e).split("\n")) log.info(`error: ${line}`);
+    for (const line of describeError(e).split("\n")) log.info(`error: ${line}`);
     if (options?.debug && e instanceof Error) log.info(e.stack ?? "");
     return e instanceof UserError ? e.exitCode : 1;
   }
@@ -41,6 +42,16 @@ export async function main(args: string[]): Promise<number> {
 
 async function collect(options: CliOptions, log: Logger): Promise<number> {
   const pipeline = loadPipeline(options.pipeline);
+  for (const w of pipeline.warnings) log.warn(w.message);
+  if (options.check) {
+    console.log(`${pipeline.file}: ok (${pipeline.stages.length} stages)`);
+    return 0;
+  }
+  if (options.explain) {
+    const text = options.explain === "dot" ? explainDot(pipeline) : explainText(pipeline);
+    await Deno.stdout.write(new TextEncoder().encode(text));
+    return 0;
+  }
   checkKernelAccess();
   setLibbpfLog(
     options.debug ? LIBBPF_DEBUG : LIBBPF_INFO,
@@ -49,7 +60,12 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
 
   const counters = new Counters();
   const started = performance.now();
-  const running = await startPipeline(pipeline, { host: Deno.hostname(), counters, log });
+  const running = await startPipeline(pipeline, {
+    host: Deno.hostname(),
+    counters,
+    log,
+    clock: new LiveClock(),
+  });
   log.info(
     `collecting with ${pipeline.file} (${(performance.now() - started).toFixed(0)} ms to attach)` +
       (options.durationMs ? ` for ${formatDuration(options.durationMs)}` : "; Ctrl-C stops"),
@@ -72,18 +88,6 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   Deno.removeSignalListener("SIGTERM", onTerm);
   log.info(`summary: ${counters.summary() || "no records"}`);
   return 0;
-}
-
-/** One line for an error: what failed and, where known, how to fix it. */
-function describe(e: unknown): string {
-  if (e instanceof UserError || e instanceof LibraryMissingError) return e.message;
-  if (e instanceof LibbpfError) {
-    const hint = e.errno === 1 ? " (needs root, or CAP_BPF and CAP_PERFMON)" : "";
-    const last = e.log.filter((l) => !l.startsWith("libbpf: prog") || l.includes("failed")).at(-1);
-    return `${e.message}${hint}${last ? ` [libbpf: ${last.replace(/^libbpf: /, "")}]` : ""}`;
-  }
-  if (e instanceof Error) return `${e.name}: ${e.message} (run with --debug for the stack)`;
-  return String(e);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -93,7 +93,7 @@ Deno.test("the collector exits 2 on a pipeline error, naming file:line:column", 
 
     assert.equal(
       line,
-      `error: ${file}:5:20: probes.bash.max_cmd_bytes: must be an integer from 1 to 16384, got 0`,
+      `error: ${file}:5:20: probes.bash.max_cmd_bytes: expected an integer from 1 to 16384, got 0`,
     );
   } finally {
     await Deno.remove(file);
@@ -112,7 +112,7 @@ Deno.test("the collector reports every pipeline error, one per line, and exits 2
     assert.equal(stdout, "");
     assert.deepEqual(stderr.trimEnd().split("\n"), [
       `error: ${file}:1:10: version: must be 1, got 2`,
-      `error: ${file}:5:52: outputs.console.format: must be one of json, line_protocol, got "xml"`,
+      `error: ${file}:5:52: outputs.console.format: expected one of json, line_protocol, got "xml"`,
     ]);
   } finally {
     await Deno.remove(file);

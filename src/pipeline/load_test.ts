@@ -42,15 +42,12 @@ Deno.test("parsePipeline() reads the default pipeline.yaml as one bash probe and
   const pipeline = parsePipeline("pipeline.yaml", text);
 
   assert.equal(pipeline.file, "pipeline.yaml");
-  assert.equal(pipeline.probes.length, 1);
-  assert.equal(pipeline.probes[0].name, "bash");
-  assert.equal(pipeline.probes[0].def.type, "bash");
-  assert.deepEqual(pipeline.probes[0].config, { binary: "/bin/bash", max_cmd_bytes: 16384 });
-  assert.equal(pipeline.outputs.length, 1);
-  assert.equal(pipeline.outputs[0].name, "console");
-  assert.equal(pipeline.outputs[0].def.type, "stdout");
-  assert.deepEqual(pipeline.outputs[0].inputs, ["bash"]);
-  assert.deepEqual(pipeline.outputs[0].config, { format: "json" });
+  const stages = pipeline.stages.map((st) => [st.section, st.name, st.def.type]);
+  assert.deepEqual(stages, [["probes", "bash", "bash"], ["outputs", "console", "stdout"]]);
+  const [bash, console] = pipeline.stages;
+  assert.deepEqual(bash.config, { binary: "/bin/bash", max_cmd_bytes: 16384 });
+  assert.deepEqual(console.inputs, ["bash"]);
+  assert.deepEqual(console.config, { format: "json" });
 });
 
 Deno.test("parsePipeline() reads probe and output options given in the file", () => {
@@ -63,8 +60,8 @@ Deno.test("parsePipeline() reads probe and output options given in the file", ()
       .replace("format: json", "format: line_protocol"),
   );
 
-  assert.deepEqual(pipeline.probes[0].config, { binary: "/usr/bin/bash", max_cmd_bytes: 4096 });
-  assert.deepEqual(pipeline.outputs[0].config, { format: "line_protocol" });
+  assert.deepEqual(pipeline.stages[0].config, { binary: "/usr/bin/bash", max_cmd_bytes: 4096 });
+  assert.deepEqual(pipeline.stages[1].config, { format: "line_protocol" });
 });
 
 Deno.test("parsePipeline() reports a YAML syntax error at its line and column", () => {
@@ -94,24 +91,27 @@ Deno.test("parsePipeline() rejects version 2 at the version's value", () => {
 });
 
 Deno.test("parsePipeline() rejects an unknown section at its key, listing the known ones", () => {
-  const error = onlyError(VALID + "transforms: {}\n");
+  const error = onlyError(VALID + "transform: {}\n");
 
-  assert.equal(where(error), "p.yaml:10:1 transforms");
-  assert.equal(error.reason, "unknown section (known: version, probes, outputs)");
+  assert.equal(where(error), "p.yaml:10:1 transform");
+  assert.equal(
+    error.reason,
+    'unknown section "transform" (did you mean "transforms"?); known: version, probes, transforms, windows, outputs',
+  );
 });
 
 Deno.test("parsePipeline() rejects an unknown probe type at the type's value", () => {
   const error = onlyError(VALID.replace("type: bash", "type: zsh"));
 
   assert.equal(where(error), "p.yaml:4:11 probes.bash.type");
-  assert.equal(error.reason, 'unknown type "zsh" (known: bash)');
+  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash');
 });
 
 Deno.test("parsePipeline() rejects an unknown probe option at its key, listing the known ones", () => {
   const error = onlyError(VALID.replace("    type: bash\n", "    type: bash\n    colour: red\n"));
 
   assert.equal(where(error), "p.yaml:5:5 probes.bash.colour");
-  assert.equal(error.reason, 'unknown option "colour" (known: binary, max_cmd_bytes, type)');
+  assert.equal(error.reason, 'unknown key "colour"; known: binary, max_cmd_bytes, type, required');
 });
 
 Deno.test("parsePipeline() rejects max_cmd_bytes: 0 at the value, giving the range", () => {
@@ -120,28 +120,32 @@ Deno.test("parsePipeline() rejects max_cmd_bytes: 0 at the value, giving the ran
   );
 
   assert.equal(where(error), "p.yaml:5:20 probes.bash.max_cmd_bytes");
-  assert.equal(error.reason, "must be an integer from 1 to 16384, got 0");
+  assert.equal(error.reason, "expected an integer from 1 to 16384, got 0");
 });
 
 Deno.test("parsePipeline() rejects an output reading a missing probe at its inputs", () => {
   const error = onlyError(VALID.replace("inputs: [bash]", "inputs: [bash, fish]"));
 
-  assert.equal(where(error), "p.yaml:8:13 outputs.console.inputs");
-  assert.equal(error.reason, 'no probe named "fish" (probes: bash)');
+  assert.equal(where(error), "p.yaml:8:20 outputs.console.inputs[1]");
+  assert.equal(error.reason, 'no stage named "fish"');
 });
 
-Deno.test("parsePipeline() rejects a probe no output reads at the probe's name", () => {
-  const error = onlyError(VALID.replace("outputs:", "  spare:\n    type: bash\noutputs:"));
+Deno.test("parsePipeline() warns, at its name, about a probe nothing reads", () => {
+  const { warnings } = parsePipeline(
+    "p.yaml",
+    VALID.replace("outputs:", "  spare:\n    type: bash\noutputs:"),
+  );
 
-  assert.equal(where(error), "p.yaml:5:3 probes.spare");
-  assert.match(error.reason, /^no output reads this probe/);
+  assert.equal(warnings.length, 1);
+  assert.equal(where(warnings[0]), "p.yaml:5:3 probes.spare");
+  assert.match(warnings[0].reason, /^nothing reads this stage's records/);
 });
 
 Deno.test("parsePipeline() rejects a bad output format at the value, listing the formats", () => {
   const error = onlyError(VALID.replace("format: json", "format: xml"));
 
   assert.equal(where(error), "p.yaml:9:13 outputs.console.format");
-  assert.equal(error.reason, 'must be one of json, line_protocol, got "xml"');
+  assert.equal(error.reason, 'expected one of json, line_protocol, got "xml"');
 });
 
 Deno.test("parsePipeline() reports a probe with a bad type once, not again at the output reading it", () => {

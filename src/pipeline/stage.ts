@@ -47,6 +47,11 @@ export interface Stage {
   close(): void | Promise<void>;
 }
 
+/** A probe's stage may say what it attached where, for the start-up log line. */
+export interface ProbeStage extends Stage {
+  readonly attached?: readonly string[];
+}
+
 /** Counters bound to one stage: labels `{stage: name}` plus any given here. */
 export interface StageCounters {
   add(name: string, n?: number | bigint, labels?: { [key: string]: string }): void;
@@ -97,3 +102,8 @@ export interface StageDef<C = any> {
 
 /** The most records a stage's queue holds while its `push` is pending. */
 export const QUEUE_LIMIT = 10_000;
+
+/** Builds a folder's registry (its `mod.ts`) from its defs, keyed by `type`. */
+export function registryOf(...defs: StageDef[]): ReadonlyMap<string, StageDef> {
+  return new Map(defs.map((d) => [d.type, d]));
+}

@@ -1,18 +1,26 @@
 /**
  * Reads a YAML file into plain values and remembers where each key path sits, so validation
  * can name `file:line:column` for any value it rejects.
+ *
+ * String values may use `${VAR}` and `${VAR:-default}`: they are replaced from the environment
+ * (only the names the file uses are read; `$${` writes a literal `${`). The original text is
+ * kept, so `--explain` shows `${VAR}` by name and never its value.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Node } from "yaml";
 import { ConfigError, type SourcePosition } from "../errors.ts";
 
+// `$${` (escape), or `${NAME}` / `${NAME:-default}`.
+const VARIABLE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
 /** A parsed YAML file: its plain value plus positions by key path. */
 export class YamlSource {
   readonly file: string;
-  readonly value: unknown;
+  value: unknown;
   readonly #values = new Map<string, number>();
   readonly #keys = new Map<string, number>();
   readonly #lines: LineCounter;
+  readonly #templates = new Map<string, string>();
 
   private constructor(file: string, value: unknown, lines: LineCounter) {
     this.file = file;
@@ -20,8 +28,15 @@ export class YamlSource {
     this.#lines = lines;
   }
 
-  /** Parses `text`; YAML syntax errors come back as ConfigErrors, never thrown. */
-  static parse(file: string, text: string): { source?: YamlSource; errors: ConfigError[] } {
+  /**
+   * Parses `text`; YAML syntax errors and unset variables come back as ConfigErrors, never
+   * thrown. `env` reads one variable (undefined when unset); it may throw (no permission).
+   */
+  static parse(
+    file: string,
+    text: string,
+    env: (name: string) => string | undefined = () => undefined,
+  ): { source?: YamlSource; errors: ConfigError[] } {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     if (doc.errors.length > 0) {
@@ -34,7 +49,71 @@ export class YamlSource {
     }
     const source = new YamlSource(file, doc.toJS(), lines);
     source.#index(doc.contents, "");
-    return { source, errors: [] };
+    const errors: ConfigError[] = [];
+    source.value = source.#substitute(source.value, "", env, errors);
+    return { source, errors };
+  }
+
+  /** The text a value had before `${VAR}` substitution, if it used any. */
+  template(path: string): string | undefined {
+    return this.#templates.get(path);
+  }
+
+  /** The environment variables the file names. */
+  get variables(): string[] {
+    const names = new Set<string>();
+    for (const t of this.#templates.values()) {
+      for (const m of t.matchAll(VARIABLE)) if (m[1]) names.add(m[1]);
+    }
+    return [...names].sort();
+  }
+
+  #substitute(
+    value: unknown,
+    path: string,
+    env: (name: string) => string | undefined,
+    errors: ConfigError[],
+  ): unknown {
+    if (typeof value === "string") {
+      if (!value.includes("${")) return value;
+      this.#templates.set(path, value);
+      return value.replace(
+        VARIABLE,
+        (whole, name: string | undefined, fallback: string | undefined) => {
+          if (name === undefined) return "${"; // `$${` escapes
+          let found: string | undefined;
+          try {
+            found = env(name);
+          } catch (e) {
+            const why = e instanceof Deno.errors.NotCapable
+              ? `reading \${${name}} needs --allow-env=${name}`
+              : (e as Error).message;
+            errors.push(this.error(path, why));
+            return whole;
+          }
+          if (found !== undefined && found !== "") return found;
+          if (fallback !== undefined) return fallback;
+          errors.push(
+            this.error(
+              path,
+              `environment variable ${name} is not set (give a default: \${${name}:-value})`,
+            ),
+          );
+          return whole;
+        },
+      );
+    }
+    if (Array.isArray(value)) {
+      return value.map((v, i) => this.#substitute(v, `${path}[${i}]`, env, errors));
+    }
+    if (typeof value === "object" && value !== null) {
+      const out: { [key: string]: unknown } = {};
+      for (const [k, v] of Object.entries(value)) {
+        out[k] = this.#substitute(v, path ? `${path}.${k}` : k, env, errors);
+      }
+      return out;
+    }
+    return value;
   }
 
   /** Position of the value at `path` (or of its nearest ancestor), for an error about it. */

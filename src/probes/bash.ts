@@ -10,8 +10,7 @@
 import { BpfObject } from "../../ffi/object.ts";
 import { bootToRealtimeOffsetNs } from "../../ffi/libc.ts";
 import { UserError, whyUnreadable } from "../errors.ts";
-import type { Record } from "../record.ts";
-import type { ProbeContext, ProbeDef, RunningProbe } from "../pipeline/stage.ts";
+import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
 import { definedFunctions, ElfError, neededLibraries } from "../system/elf.ts";
 import { systemUserNames } from "../system/users.ts";
@@ -93,28 +92,55 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
   );
 }
 
-export const bashProbe: ProbeDef<BashConfig> = {
+export const bashProbe: StageDef<BashConfig> = {
   type: "bash",
+  kind: "probe",
   describe: "Commands typed into interactive bash shells (uretprobe on readline).",
+  schema: {
+    binary: {
+      type: "string",
+      default: "/bin/bash",
+      doc: "the bash to watch (its own readline, or the libreadline.so it links)",
+    },
+    max_cmd_bytes: {
+      type: "integer",
+      default: BASH_CMD_MAX,
+      min: 1,
+      max: BASH_CMD_MAX,
+      doc:
+        "longest command kept, in bytes; longer ones are cut at a character boundary and flagged",
+    },
+  },
+  example: { binary: "/bin/bash", max_cmd_bytes: 4096 },
 
-  configure(options) {
+  explain(config) {
+    let where: string;
+    try {
+      const t = findReadline(config.binary);
+      where = `uretprobe ${t.binary}:${t.func}${t.shared ? " (only tasks named bash)" : ""}`;
+    } catch (e) {
+      where = `uretprobe on readline in ${config.binary} (not resolvable here: ${
+        (e as Error).message
+      })`;
+    }
     return {
-      binary: options.string("binary", "/bin/bash"),
-      max_cmd_bytes: options.integer("max_cmd_bytes", BASH_CMD_MAX, 1, BASH_CMD_MAX),
+      details: [
+        `${where}; program handle_readline in build/bpf/bash.bpf.o`,
+        `ring buffer events, 256 KiB`,
+      ],
+      reads: [config.binary, "/etc/passwd"],
     };
   },
 
-  start(config, ctx): Promise<RunningProbe> {
-    return Promise.resolve().then(() => attach(config, ctx));
+  build(config, ctx) {
+    return attach(config, ctx);
   },
 };
 
 /** Opens, configures, loads and attaches the bash object, then starts reading its ring. */
-function attach(config: BashConfig, ctx: ProbeContext): RunningProbe {
+function attach(config: BashConfig, ctx: StageContext): ProbeStage {
   const target = findReadline(config.binary);
   const users = systemUserNames();
-  const labels = { probe: ctx.name };
-  let batch: Record[] = [];
   const recordContext = {
     host: ctx.host,
     bootToRealtimeNs: bootToRealtimeOffsetNs(),
@@ -142,33 +168,34 @@ function attach(config: BashConfig, ctx: ProbeContext): RunningProbe {
       }),
     );
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
+      let record;
       try {
-        batch.push(bashRecord(decodeBashEvent(view, offset, length), recordContext));
+        record = bashRecord(decodeBashEvent(view, offset, length), recordContext);
       } catch (e) {
         if (!(e instanceof DecodeError)) throw e;
-        ctx.counters.add("decode_errors", 1, labels);
+        ctx.counters.add("decode_errors");
         ctx.log.warn(`${ctx.name}: ${e.message}`);
+        return;
       }
+      ctx.emit(record);
     }, {
-      onBatchEnd() {
-        const out = batch;
-        batch = [];
-        recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(); // follow wall-clock steps
-        ctx.counters.add("records_in", out.length, labels);
-        ctx.emit(out);
-      },
+      // Per drain, not per record: follow wall-clock steps (NTP) at negligible cost.
+      onBatchEnd: () => recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(),
     }));
     const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
     const running = ring.run();
     running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
 
-    let stopped = false;
     return {
       attached: [link.description],
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await ring.stop(); // final drain first: nothing already in the ring is lost
+      push() {}, // a probe has no inputs
+      async flush(reason) {
+        // At shutdown the reader stops after a final drain; otherwise just drain now.
+        if (reason === "shutdown") await ring.stop();
+        else ring.drain();
+      },
+      async close() {
+        await ring.stop();
         drops.stop();
         stack.dispose();
       },

@@ -20,7 +20,6 @@ export function watchDrops(
   names: readonly string[],
   intervalMs = 1000,
 ): { stop(): void } {
-  const labels = { probe: ctx.name };
   const seen = names.map(() => 0n);
   const poll = () => {
     names.forEach((name, i) => {
@@ -29,7 +28,7 @@ export function watchDrops(
         ctx.log.warn(`${ctx.name}: ${total - seen[i]} events lost (${WHY[name] ?? name})`);
       }
       seen[i] = total;
-      ctx.counters.set(name, total, labels);
+      ctx.counters.set(name, total);
     });
   };
   poll();

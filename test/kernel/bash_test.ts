@@ -93,7 +93,10 @@ kernelTest(
         assert.ok(Math.abs(r.time / 1e6 - Date.now()) < 60_000, "time is wall-clock ns, near now");
       }
       assert.equal(ours.length, expected.length, "no other records carry the nonce");
-      assert.match(collector.stderr, /summary: .*records_in\{probe=shell\}=\d+/);
+      assert.match(
+        collector.stderr,
+        /summary: .*records_out\{stage=shell\}=\d+ records_written\{stage=out\}=\d+/,
+      );
     } finally {
       await collector.stop("SIGKILL");
     }

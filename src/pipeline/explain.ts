@@ -1,0 +1,127 @@
+/**
+ * `--explain`: what a pipeline will do, before it runs. The graph, each stage with its config
+ * (defaults filled in and marked; `${VAR}` shown by name, never its value), what each probe
+ * attaches where, and the Deno permission flags this pipeline needs.
+ */
+import type { Pipeline, StageNode } from "./load.ts";
+import { defaultOf, type KeySpec } from "./schema.ts";
+import { formatDuration, formatSize } from "../units.ts";
+
+/** Environment variables the `yaml` package reads (debug switches), always granted. */
+const YAML_ENV = ["LOG_TOKENS", "LOG_STREAM"];
+
+/** The Deno permission flags `pipeline` needs, as `deno run` arguments. */
+export function permissionFlags(pipeline: Pipeline): string[] {
+  const reads = new Set<string>([".", pipeline.file]);
+  const writes = new Set<string>();
+  for (const s of pipeline.stages) {
+    const e = s.def.explain?.(s.config);
+    e?.reads?.forEach((p) => reads.add(p));
+    e?.writes?.forEach((p) => writes.add(p));
+  }
+  const env = [...YAML_ENV, ...pipeline.source.variables];
+  const flags = [
+    // Plain --allow-ffi: a path-scoped one breaks UnsafePointerView (denoland/deno#15511).
+    ...(pipeline.stages.some((s) => s.kind === "probe") ? ["--allow-ffi"] : []),
+    `--allow-read=${[...reads].join(",")}`,
+    ...(writes.size ? [`--allow-write=${[...writes].join(",")}`] : []),
+    "--allow-sys=hostname",
+    `--allow-env=${env.join(",")}`,
+    "--deny-run",
+    "--deny-net",
+  ];
+  return flags;
+}
+
+/** `--explain`: a readable account of the pipeline. */
+export function explainText(pipeline: Pipeline): string {
+  const lines: string[] = [];
+  const width = Math.max(...pipeline.stages.map((s) => s.name.length));
+  lines.push(
+    `${pipeline.file}: ${pipeline.stages.length} stages`,
+    "",
+    "graph (records flow downward):",
+  );
+  for (const s of pipeline.stages) {
+    const from = [...s.inputs, ...s.sideInputs.map((i) => `${i.stage} (${i.key})`)];
+    lines.push(
+      `  ${s.name.padEnd(width)}  ${s.kind.padEnd(9)} ${from.length ? `<- ${from.join(", ")}` : ""}`
+        .trimEnd(),
+    );
+  }
+  for (const s of pipeline.stages) {
+    lines.push("", `${s.section}.${s.name}: ${s.def.type}: ${s.def.describe}`);
+    if (s.kind === "probe") {
+      lines.push(
+        `  required: ${s.required}${
+          s.required ? "" : " (a failure to load disables only this probe)"
+        }`,
+      );
+    }
+    if (s.inputs.length) lines.push(`  inputs: [${s.inputs.join(", ")}]`);
+    for (const [key, spec] of Object.entries(s.def.schema)) {
+      lines.push(`  ${configLine(pipeline, s, key, spec)}`);
+    }
+    for (const d of s.def.explain?.(s.config).details ?? []) lines.push(`  = ${d}`);
+  }
+  for (const w of pipeline.warnings) lines.push("", `warning: ${w.message}`);
+  lines.push(
+    "",
+    "permissions this pipeline needs:",
+    `  deno run ${permissionFlags(pipeline).join(" ")} src/main.ts --pipeline ${pipeline.file}`,
+  );
+  return lines.join("\n") + "\n";
+}
+
+function configLine(pipeline: Pipeline, s: StageNode, key: string, spec: KeySpec): string {
+  const path = `${s.section}.${s.name}.${key}`;
+  const written = s.raw[key];
+  let shown: string;
+  if (written === undefined || written === null) {
+    const d = defaultOf(spec);
+    shown = d === undefined ? "(not set)" : `${display(spec, d)} (default)`;
+  } else {
+    const v = withTemplates(pipeline, path, written);
+    shown = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  return `${key}: ${shown}  # ${spec.doc}`;
+}
+
+function display(spec: KeySpec, value: unknown): string {
+  if (spec.type === "duration" && typeof value === "number") return formatDuration(value);
+  if (spec.type === "size" && typeof value === "number") return formatSize(value);
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** The written value with every `${VAR}` string put back as written. */
+function withTemplates(pipeline: Pipeline, path: string, value: unknown): unknown {
+  const template = pipeline.source.template(path);
+  if (template !== undefined) return template;
+  if (Array.isArray(value)) return value.map((v, i) => withTemplates(pipeline, `${path}[${i}]`, v));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, withTemplates(pipeline, `${path}.${k}`, v)]),
+    );
+  }
+  return value;
+}
+
+/** `--explain=dot`: the graph for Graphviz (`dot -Tsvg`). */
+export function explainDot(pipeline: Pipeline): string {
+  const q = (s: string) => JSON.stringify(s);
+  const shapes = { probe: "box", transform: "ellipse", window: "hexagon", output: "note" };
+  const lines = ["digraph pipeline {", "  rankdir=LR;"];
+  for (const s of pipeline.stages) {
+    lines.push(
+      `  ${q(s.name)} [shape=${shapes[s.kind]}, label=${q(`${s.name}\n${s.kind} ${s.def.type}`)}];`,
+    );
+  }
+  for (const s of pipeline.stages) {
+    for (const i of s.inputs) lines.push(`  ${q(i)} -> ${q(s.name)};`);
+    for (const i of s.sideInputs) {
+      lines.push(`  ${q(i.stage)} -> ${q(s.name)} [style=dashed, label=${q(i.key)}];`);
+    }
+  }
+  lines.push("}");
+  return lines.join("\n") + "\n";
+}

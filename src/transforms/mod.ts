@@ -1,0 +1,4 @@
+/** The transform types: one line each. */
+import { registryOf } from "../pipeline/stage.ts";
+
+export const TRANSFORMS = registryOf();
