@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { YamlSource } from "./yaml_source.ts";
+
+const env = (vars: { [name: string]: string }) => (name: string) => vars[name];
+
+Deno.test("YamlSource.parse() replaces ${VAR} and ${VAR:-default} in string values", () => {
+  const text = "a: ${HOSTNAME}\nb: ${MISSING:-fallback}\nc: pre-${X}-post\nd: ['${X}']\n";
+  const { source, errors } = YamlSource.parse("p.yaml", text, env({ HOSTNAME: "web-1", X: "x" }));
+  assert.deepEqual(errors, []);
+  assert.deepEqual(source!.value, { a: "web-1", b: "fallback", c: "pre-x-post", d: ["x"] });
+});
+
+Deno.test("YamlSource.parse() keeps $${ as a literal ${ and reads no variable for it", () => {
+  const read: string[] = [];
+  const { source } = YamlSource.parse("p.yaml", "a: cost $${HOME}\n", (n) => {
+    read.push(n);
+    return "nope";
+  });
+  assert.equal((source!.value as { a: string }).a, "cost ${HOME}");
+  assert.deepEqual(read, []);
+});
+
+Deno.test("YamlSource.parse() reads only the variables the file names, and remembers the text", () => {
+  const read: string[] = [];
+  const { source } = YamlSource.parse("p.yaml", "x:\n  y: ${A}/${B:-b}\n", (n) => {
+    read.push(n);
+    return n === "A" ? "secret" : undefined;
+  });
+  assert.deepEqual(read.sort(), ["A", "B"]);
+  assert.deepEqual(source!.variables, ["A", "B"]);
+  assert.equal(source!.template("x.y"), "${A}/${B:-b}");
+  assert.equal(source!.template("x"), undefined);
+});
+
+Deno.test("YamlSource.parse() reports an unset variable without a default at its value", () => {
+  const { errors } = YamlSource.parse(
+    "p.yaml",
+    "outputs:\n  f:\n    path: ${LOG_DIR}/x\n",
+    env({}),
+  );
+  assert.equal(errors.length, 1);
+  assert.equal(
+    errors[0].message,
+    "p.yaml:3:11: outputs.f.path: environment variable LOG_DIR is not set (give a default: ${LOG_DIR:-value})",
+  );
+});
+
+Deno.test("YamlSource.parse() names the --allow-env flag when a variable may not be read", () => {
+  const denied = () => {
+    throw new Deno.errors.NotCapable('Requires env access to "TOKEN"');
+  };
+  const { errors } = YamlSource.parse("p.yaml", "a: ${TOKEN}\n", denied);
+  assert.equal(errors[0].message, "p.yaml:1:4: a: reading ${TOKEN} needs --allow-env=TOKEN");
+});
