@@ -1,5 +1,6 @@
 /** The output types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
+import { fileOutput } from "./file.ts";
 import { stdoutOutput } from "./stdout.ts";
 
-export const OUTPUTS = registryOf(stdoutOutput);
+export const OUTPUTS = registryOf(stdoutOutput, fileOutput);

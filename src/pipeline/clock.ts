@@ -25,13 +25,18 @@ export class LiveClock implements Clock {
   every(intervalMs: number, fn: (tickNs: bigint) => void): { cancel(): void } {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let cancelled = false;
-    const interval = BigInt(intervalMs) * NS_PER_MS;
+    const interval = BigInt(Math.max(1, Math.round(intervalMs))) * NS_PER_MS;
     const schedule = () => {
       const now = this.now();
       const next = (now / interval + 1n) * interval;
       timer = setTimeout(() => {
         if (cancelled) return;
-        fn(next);
+        try {
+          fn(next);
+        } catch (e) {
+          // An uncaught error in a timer ends the process: report it and keep ticking.
+          console.error(`error: a timer callback failed: ${(e as Error).stack ?? e}`);
+        }
         schedule();
       }, Number((next - now) / NS_PER_MS) + 1);
     };
@@ -59,7 +64,7 @@ export class ManualClock implements Clock {
   }
 
   every(intervalMs: number, fn: (tickNs: bigint) => void): { cancel(): void } {
-    const interval = BigInt(intervalMs) * NS_PER_MS;
+    const interval = BigInt(Math.max(1, Math.round(intervalMs))) * NS_PER_MS;
     const timer = { interval, next: (this.#now / interval + 1n) * interval, fn };
     this.#timers.add(timer);
     return { cancel: () => this.#timers.delete(timer) };

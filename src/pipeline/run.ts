@@ -40,6 +40,8 @@ class Runner {
   readonly downstream: Runner[] = [];
   readonly #labels: { [key: string]: string };
   readonly #env: RuntimeEnv;
+  readonly #recordsIn: { inc(): void };
+  readonly #recordsOut: { inc(): void };
   #queue: Record[] = [];
   #busy: Promise<void> | undefined;
   #errorsLogged = 0;
@@ -48,6 +50,8 @@ class Runner {
     this.node = node;
     this.#env = env;
     this.#labels = { stage: node.name };
+    this.#recordsIn = env.counters.handle("records_in", this.#labels);
+    this.#recordsOut = env.counters.handle("records_out", this.#labels);
   }
 
   context(): StageContext {
@@ -63,14 +67,14 @@ class Runner {
         set: (name, value, extra = {}) => counters.set(name, value, { ...labels, ...extra }),
       },
       emit: (record) => {
-        counters.add("records_out", 1, labels);
+        this.#recordsOut.inc();
         for (const r of this.downstream) r.offer(record);
       },
     };
   }
 
   offer(record: Record): void {
-    this.#env.counters.add("records_in", 1, this.#labels);
+    this.#recordsIn.inc();
     if (this.#busy) {
       if (this.#queue.length >= QUEUE_LIMIT) {
         this.#env.counters.add("records_dropped", 1, { ...this.#labels, reason: "queue_full" });

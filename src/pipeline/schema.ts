@@ -116,16 +116,20 @@ export function didYouMean(word: string, candidates: Iterable<string>): string |
     : undefined;
 }
 
+/** Edit distance counting a swap of two neighbours as one edit (`form` → `from`). */
 function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
   for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
     for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
     }
-    prev = cur;
   }
-  return prev[b.length];
+  return d[a.length][b.length];
 }
 
 /** ` (did you mean "x"?)` or an empty string. */
@@ -205,12 +209,19 @@ function readValue(spec: KeySpec, v: unknown, at: At): unknown {
     case "duration":
     case "size": {
       const parse = spec.type === "duration" ? parseDuration : parseSize;
+      let parsed: number;
       try {
-        return parse(String(v));
+        parsed = parse(String(v));
       } catch (e) {
         at.report((e as Error).message);
         return defaultOf(spec);
       }
+      // Timers run on whole milliseconds: 1.0005s would be a promise no timer keeps.
+      if (spec.type === "duration" && !Number.isInteger(parsed)) {
+        at.report(`expected whole milliseconds, got "${v}"`);
+        return defaultOf(spec);
+      }
+      return parsed;
     }
     case "strings": {
       const list = typeof v === "string" ? [v] : v;

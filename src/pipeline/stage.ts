@@ -14,7 +14,8 @@
  *    kernel gives them.
  * 4. `flush(reason)` hands on anything held (a window's partial aggregates, an output's buffer).
  *    At shutdown the runtime flushes and closes stages in graph order, so what a probe drains
- *    reaches the outputs before they close.
+ *    reaches the outputs before they close. `push` may be called again after a flush (a
+ *    reload keeps a stage running), never after `close`.
  *
  * Backpressure: `push` may return a promise (an output waiting on a slow receiver). While it is
  * pending the runtime queues further records for that stage, up to `QUEUE_LIMIT`; beyond it,
@@ -24,7 +25,6 @@
  * Kernel code stays in probes: transforms, windows and outputs work on records alone, so they
  * run on replayed records without root.
  */
-import type { Counters } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { ConfigError } from "../errors.ts";
