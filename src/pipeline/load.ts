@@ -18,7 +18,15 @@
  */
 import { ConfigError, ConfigErrors, UserError, whyUnreadable } from "../errors.ts";
 import { REGISTRY, type Section, SECTIONS } from "./registry.ts";
-import { At, describeValue, isTable, readWithSchema, suggestion, type Table } from "./schema.ts";
+import {
+  At,
+  describeValue,
+  didYouMean,
+  isTable,
+  readWithSchema,
+  suggestion,
+  type Table,
+} from "./schema.ts";
 import type { StageDef, StageKind } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
 
@@ -76,8 +84,9 @@ export function parsePipeline(
       top.problem("a pipeline is a mapping with version, probes and outputs"),
     ]);
   }
-  for (const key of Object.keys(root)) {
-    if (!TOP_LEVEL.includes(key)) {
+  const unknown = Object.keys(root).filter((key) => !TOP_LEVEL.includes(key));
+  for (const key of unknown) {
+    {
       top.child(key).reportKey(
         `unknown section "${key}"${suggestion(key, TOP_LEVEL)}; known: ${TOP_LEVEL.join(", ")}`,
       );
@@ -93,7 +102,11 @@ export function parsePipeline(
     const table = root[section];
     const at = top.child(section);
     if (table === undefined || table === null) {
-      if (section === "probes" || section === "outputs") at.report(`needs at least one stage`);
+      // A misspelt section (`output:`) is reported as such; "missing" would be a follow-on.
+      const misspelt = unknown.some((key) => didYouMean(key, [section]) === section);
+      if ((section === "probes" || section === "outputs") && !misspelt) {
+        at.report(`needs at least one stage`);
+      }
       continue;
     }
     if (!isTable(table)) {
@@ -155,17 +168,30 @@ function readStage(
   const isProbe = section === "probes";
   const reserved = isProbe ? ["type", "required"] : ["type", "inputs"];
   const before = at.reported;
+  if (isProbe && "inputs" in value) {
+    at.child("inputs").reportKey("a probe reads the kernel, not other stages: remove inputs");
+    delete (value as Table).inputs; // reported: keep it out of the unknown-key check
+  }
   const config = readWithSchema(def.schema, value, at, reserved);
 
   let inputs: string[] = [];
   if (!isProbe) {
     const v = value.inputs;
     const list = typeof v === "string" ? [v] : v;
-    if (v === undefined || v === null || (Array.isArray(list) && list.length === 0)) {
+    if (v === undefined || v === null) {
       at.reportKey(`needs inputs: the stages it reads from, e.g. inputs: [bash]`);
-    } else if (!Array.isArray(list) || list.some((i) => typeof i !== "string" || i === "")) {
+    } else if (!Array.isArray(list)) {
       at.child("inputs").report(`expected a list of stage names, got ${describeValue(v)}`);
-    } else inputs = list;
+    } else if (list.length === 0) {
+      at.child("inputs").report(`needs at least one stage name, e.g. inputs: [bash]`);
+    } else {
+      list.forEach((item, i) => {
+        if (typeof item !== "string" || item === "") {
+          at.child("inputs").child(i).report(`expected a stage name, got ${describeValue(item)}`);
+        }
+      });
+      inputs = list.filter((item) => typeof item === "string" && item !== "");
+    }
   }
   let required = false;
   if (isProbe && value.required !== undefined) {
@@ -268,10 +294,11 @@ function checkGraph(
       }
     }
   }
-  const cyclic = stages.filter((s) => pending.has(s.name));
-  if (cyclic.length > 0) {
-    const first = cyclic[0];
-    const names = cyclic.map((s) => s.name).join(", ");
+  // Left over: stages on a cycle, and stages downstream of one. Name only those on it.
+  const onCycle = stages.filter((s) => pending.has(s.name) && reaches(s, byName, refs));
+  if (onCycle.length > 0) {
+    const first = onCycle[0];
+    const names = onCycle.map((s) => s.name).join(", ");
     errors.push(
       source.error(
         `${path(first)}.inputs`,
@@ -280,6 +307,25 @@ function checkGraph(
     );
   }
   return ordered;
+}
+
+/** Whether records can flow from `start` (through inputs and side inputs) back into it. */
+function reaches(
+  start: StageNode,
+  byName: Map<string, StageNode>,
+  refs: (s: StageNode) => { stage: string }[],
+): boolean {
+  const seen = new Set<string>();
+  const stack = refs(start).map((r) => r.stage);
+  while (stack.length) {
+    const name = stack.pop()!;
+    if (name === start.name) return true;
+    const node = byName.get(name);
+    if (seen.has(name) || !node) continue;
+    seen.add(name);
+    stack.push(...refs(node).map((r) => r.stage));
+  }
+  return false;
 }
 
 /** Problems in file order, so the first printed is the first in the file. */

@@ -198,9 +198,10 @@ function readValue(spec: KeySpec, v: unknown, at: At): unknown {
         return bad(isInt ? "an integer" : "a number");
       }
       if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
-        return bad(
-          `${isInt ? "an integer" : "a number"} from ${spec.min ?? "-∞"} to ${spec.max ?? "∞"}`,
-        );
+        const what = isInt ? "an integer" : "a number";
+        if (spec.max === undefined) return bad(`${what} of at least ${spec.min}`);
+        if (spec.min === undefined) return bad(`${what} of at most ${spec.max}`);
+        return bad(`${what} from ${spec.min} to ${spec.max}`);
       }
       return v;
     }

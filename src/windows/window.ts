@@ -100,6 +100,8 @@ export function parseOutputs(value: unknown, at: At): WindowOutput[] {
       here.child("agg").report(`unknown aggregation ${describeValue(agg)}${hint}; use ${known}`);
     }
     const from = spec.from;
+    // Whether `from` is needed depends on agg: with a bad agg, a remark on from is noise.
+    if (here.reported > before) continue;
     if (agg === "count") {
       if ("from" in spec) {
         here.child("from").reportKey("count counts records and reads no field; remove from");
