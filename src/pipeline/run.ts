@@ -65,6 +65,7 @@ class Runner {
       counters: {
         add: (name, n = 1, extra = {}) => counters.add(name, n, { ...labels, ...extra }),
         set: (name, value, extra = {}) => counters.set(name, value, { ...labels, ...extra }),
+        handle: (name, extra = {}) => counters.handle(name, { ...labels, ...extra }),
       },
       emit: (record) => {
         this.#recordsOut.inc();

@@ -56,6 +56,8 @@ export interface ProbeStage extends Stage {
 export interface StageCounters {
   add(name: string, n?: number | bigint, labels?: { [key: string]: string }): void;
   set(name: string, value: number | bigint, labels?: { [key: string]: string }): void;
+  /** A handle for hot paths (per record): `inc()` without rebuilding the label key. */
+  handle(name: string, labels?: { [key: string]: string }): { inc(): void };
 }
 
 /** What a stage gets from the runtime. */

@@ -1,4 +1,7 @@
 /** The transform types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
+import { filterTransform } from "./filter.ts";
+import { redactTransform } from "./redact.ts";
+import { tagsTransform } from "./tags.ts";
 
-export const TRANSFORMS = registryOf();
+export const TRANSFORMS = registryOf(filterTransform, redactTransform, tagsTransform);

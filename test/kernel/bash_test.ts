@@ -193,3 +193,76 @@ kernelTest(
     }
   },
 );
+
+kernelTest(
+  "bash through filter and redact: filtered commands never appear, secrets never appear",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    const pipeline = `version: 1
+probes:
+  shell: { type: bash }
+transforms:
+  no_skip:
+    type: filter
+    inputs: [shell]
+    drop: { field: cmd, prefix: "echo skip-me" }
+  secrets:
+    type: redact
+    inputs: [no_skip]
+    rules:
+      - pattern: "card=[0-9]+"
+        replacement: "card=****"
+outputs:
+  out: { type: stdout, inputs: [secrets] }
+`;
+    await using tmux = new Tmux();
+    await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+    const collector = new Collector(["--pipeline", tempPipeline(pipeline)]);
+    try {
+      await collector.attached();
+      // Each line ends with a shell comment carrying the nonce, outside any secret.
+      const tag = ` # ${nonce}`;
+      const typed = [
+        `echo skip-me${tag}`,
+        `mysql -u root -pS3cr3t${nonce} -e 'select 1'${tag}`,
+        `export API_TOKEN=tok${nonce}${tag}`,
+        `curl -H "Authorization: Bearer bear${nonce}" http://127.0.0.1:9/${tag}`,
+        `echo card=4111000011112222${tag}`,
+        `echo keep${tag}`,
+      ];
+      for (const cmd of typed) await tmux.type("root", cmd);
+      await collector.waitFor(
+        "the last command",
+        () => collector.stdout.includes(`echo keep${tag}`),
+      );
+      assert.equal((await collector.stop()).code, 0);
+      const out = collector.stdout;
+      for (
+        const secret of [
+          `S3cr3t${nonce}`,
+          `tok${nonce}`,
+          `bear${nonce}`,
+          "4111000011112222",
+          "skip-me",
+        ]
+      ) {
+        assert.ok(!out.includes(secret), `${secret} must not reach the output`);
+      }
+      const cmds = collector.records().map((r) => String(r.fields.cmd)).filter((c) =>
+        c.endsWith(tag)
+      );
+      assert.deepEqual(cmds, [
+        `mysql -u root -p*** -e 'select 1'${tag}`,
+        `export API_TOKEN=***${tag}`,
+        `curl -H "Authorization: Bearer ***" http://127.0.0.1:9/${tag}`,
+        `echo card=****${tag}`,
+        `echo keep${tag}`,
+      ]);
+      assert.match(collector.stderr, /records_filtered\{stage=no_skip\}=1\b/);
+    } finally {
+      await collector.stop("SIGKILL");
+    }
+  },
+);

@@ -1,0 +1,74 @@
+/**
+ * One test over every transform in this folder: what the stage contract (src/pipeline/stage.ts)
+ * asks of each. When src/transforms/mod.ts exists, loop over its registry instead of this list.
+ */
+import assert from "node:assert/strict";
+import { buildStage, configureStage } from "../pipeline/testing.ts";
+import type { StageDef } from "../pipeline/stage.ts";
+import type { Record } from "../record.ts";
+import { filterTransform } from "./filter.ts";
+import { redactTransform } from "./redact.ts";
+import { tagsTransform } from "./tags.ts";
+
+function bash(cmd: string): Record {
+  return {
+    measurement: "bash",
+    tags: { host: "web-1", source: "bash" },
+    fields: {
+      cmd,
+      message: `pid:\`4242\` user:\`root\` cmd:\`${cmd}\``,
+      pid: "4242",
+      user: "root",
+    },
+    time: 1_764_085_464_123_456_789n,
+  };
+}
+
+// Each type with a record its example passes on.
+const TRANSFORMS: [StageDef, Record][] = [
+  [filterTransform, bash("sudo systemctl restart nginx")],
+  [redactTransform, bash("ls -la")],
+  [tagsTransform, bash("ls -la")],
+];
+
+for (const [def, record] of TRANSFORMS) {
+  Deno.test(`${def.type}: describes itself and documents every key in one line`, () => {
+    assert.equal(def.kind, "transform");
+    assert.match(def.type, /^[a-z][a-z0-9_]*$/);
+    assert.match(def.describe, /^[A-Z][^\n]*\.$/);
+    assert.ok(Object.keys(def.schema).length > 0);
+    for (const [key, spec] of Object.entries(def.schema)) {
+      assert.match(key, /^[a-z][a-z0-9_]*$/, key);
+      assert.ok(spec.doc.length > 0 && !spec.doc.includes("\n"), `${key}: one-line doc`);
+    }
+  });
+
+  Deno.test(`${def.type}: the example validates and explains itself`, () => {
+    const { config, errors } = configureStage(def, def.example);
+    assert.deepEqual(errors.map((e) => e.message), []);
+    const details = def.explain?.(config).details ?? [];
+    assert.ok(details.length > 0);
+    for (const line of details) assert.ok(line.length > 0 && !line.includes("\n"), line);
+  });
+
+  Deno.test(`${def.type}: an unknown key is rejected at its position`, () => {
+    const { errors } = configureStage(def, { ...def.example, filtr: 1 });
+    const unknown = errors.find((e) => e.message.includes("unknown key"));
+    assert.ok(unknown, errors.map((e) => e.message).join("\n"));
+    assert.equal(unknown.path, `test.${def.type}.filtr`);
+    assert.ok(unknown.line > 0 && unknown.column > 0, unknown.message);
+    assert.match(unknown.message, /^test\.yaml:\d+:\d+: /);
+  });
+
+  Deno.test(`${def.type}: passes a record on without changing the input`, async () => {
+    const { stage, emitted } = await buildStage(def, def.example);
+    const before = structuredClone(record);
+    await stage.push(record);
+    assert.equal(emitted.length, 1);
+    assert.deepEqual(record, before);
+    assert.equal(emitted[0].measurement, record.measurement);
+    assert.equal(emitted[0].time, record.time);
+    await stage.flush("shutdown");
+    await stage.close();
+  });
+}
