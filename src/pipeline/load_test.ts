@@ -36,17 +36,23 @@ outputs:
     format: json
 `;
 
-Deno.test("parsePipeline() reads the default pipeline.yaml as one bash probe and one JSON stdout output", () => {
+Deno.test("parsePipeline() reads the default pipeline.yaml: bash, redacted, to JSON on stdout", () => {
   const text = Deno.readTextFileSync(new URL("../../pipeline.yaml", import.meta.url));
 
   const pipeline = parsePipeline("pipeline.yaml", text);
 
   assert.equal(pipeline.file, "pipeline.yaml");
-  const stages = pipeline.stages.map((st) => [st.section, st.name, st.def.type]);
-  assert.deepEqual(stages, [["probes", "bash", "bash"], ["outputs", "console", "stdout"]]);
-  const [bash, console] = pipeline.stages;
+  assert.deepEqual(pipeline.warnings, []);
+  const stages = pipeline.stages.map((st) => [st.section, st.name, st.def.type, st.inputs]);
+  assert.deepEqual(stages, [
+    ["probes", "bash", "bash", []],
+    ["transforms", "redact_secrets", "redact", ["bash"]],
+    ["outputs", "console", "stdout", ["redact_secrets"]],
+  ]);
+  const [bash, redact, console] = pipeline.stages;
   assert.deepEqual(bash.config, { binary: "/bin/bash", max_cmd_bytes: 16384 });
-  assert.deepEqual(console.inputs, ["bash"]);
+  assert.equal(redact.config.defaults, true, "secrets are redacted by default");
+  assert.deepEqual(redact.config.fields, ["cmd", "message"]);
   assert.deepEqual(console.config, { format: "json" });
 });
 
