@@ -63,10 +63,12 @@ export class Counters {
    * again (the runtime counts every record in and out of every stage).
    */
   handle(name: string, labels: Record<string, string> = {}): { inc(): void } {
-    const entry = this.#entry(name, labels);
+    // Created on first use: a counter that can never move (a probe's records_in) stays out
+    // of the summary.
+    let entry: Entry | undefined;
     return {
-      inc() {
-        entry.value++;
+      inc: () => {
+        (entry ??= this.#entry(name, labels)).value++;
       },
     };
   }

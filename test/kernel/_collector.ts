@@ -46,6 +46,13 @@ export class Collector {
     return this.waitFor("the collector to attach", () => this.stderr.includes("collecting with"));
   }
 
+  /** Resolves with the exit status once the collector has exited by itself and all output is read. */
+  async exited(): Promise<Deno.CommandStatus> {
+    const status = await this.#done;
+    await Promise.all(this.#pumps);
+    return status;
+  }
+
   /** Sends `signal` and resolves with the exit status once all output is read. */
   async stop(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
     try {

@@ -183,7 +183,7 @@ kernelTest(
       await tmux.type("root", `echo "lp ${nonce}"`);
       await collector.waitFor("the command", () => collector.stdout.includes(nonce));
       await collector.waitFor("its own exit", () => collector.stderr.includes("summary:"), 10_000);
-      assert.equal((await collector.stop("SIGCONT")).code, 0); // SIGCONT: harmless, it is exiting
+      assert.equal((await collector.exited()).code, 0);
       assert.match(collector.stderr, /stopping \(duration\)/);
       const line = collector.stdout.split("\n").find((l) => l.includes(nonce));
       const fields = `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root"`;
@@ -264,5 +264,52 @@ outputs:
     } finally {
       await collector.stop("SIGKILL");
     }
+  },
+);
+
+const TWO_PROBES = (required: boolean) =>
+  `version: 1
+probes:
+  good: { type: bash }
+  broken: { type: bash, binary: /bin/ls, required: ${required} }
+outputs:
+  out: { type: stdout, inputs: [good, broken] }
+`;
+
+kernelTest(
+  "a probe that cannot attach is disabled with one warning; the others keep collecting",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+    const collector = new Collector(["--pipeline", tempPipeline(TWO_PROBES(false))]);
+    try {
+      await collector.attached();
+      await tmux.type("root", `echo still-${nonce}`);
+      await collector.waitFor("the command", () => collector.stdout.includes(`still-${nonce}`));
+      assert.equal((await collector.stop()).code, 0);
+      const warnings = collector.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+      assert.deepEqual(warnings, [
+        "warning: probe broken disabled: bash probe: /bin/ls neither defines readline nor links a " +
+        "libreadline.so that does (set probes.<name>.binary to an interactive bash)",
+      ]);
+      assert.match(collector.stderr, /probes_disabled\{stage=broken\}=1/);
+    } finally {
+      await collector.stop("SIGKILL");
+    }
+  },
+);
+
+kernelTest(
+  "a required probe that cannot attach stops the collector with exit code 2",
+  NEEDS,
+  async () => {
+    const collector = new Collector(["--pipeline", tempPipeline(TWO_PROBES(true))]);
+    const status = await collector.exited();
+    assert.equal(status.code, 2);
+    assert.match(collector.stderr, /^error: bash probe: \/bin\/ls neither defines readline/m);
+    assert.ok(!collector.stderr.includes("    at "), "no stack trace");
   },
 );
