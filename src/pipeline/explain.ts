@@ -16,8 +16,10 @@ export function permissionFlags(pipeline: Pipeline): string[] {
   const writes = new Set<string>();
   for (const s of pipeline.stages) {
     const e = s.def.explain?.(s.config);
-    e?.reads?.forEach((p) => reads.add(p));
-    e?.writes?.forEach((p) => writes.add(p));
+    // A path that came from ${VAR} is shown as written (a shell expands it), never its value.
+    const shown = templatesOf(pipeline, s);
+    e?.reads?.forEach((p) => reads.add(shown.get(p) ?? p));
+    e?.writes?.forEach((p) => writes.add(shown.get(p) ?? p));
   }
   const env = [...YAML_ENV, ...pipeline.source.variables];
   const flags = [
@@ -31,6 +33,16 @@ export function permissionFlags(pipeline: Pipeline): string[] {
     "--deny-net",
   ];
   return flags;
+}
+
+/** Substituted value → the text as written, for the stage's keys that used `${VAR}`. */
+function templatesOf(pipeline: Pipeline, s: StageNode): Map<string, string> {
+  const shown = new Map<string, string>();
+  for (const [key, value] of Object.entries(s.raw)) {
+    const template = pipeline.source.template(`${s.section}.${s.name}.${key}`);
+    if (template !== undefined && typeof value === "string") shown.set(value, template);
+  }
+  return shown;
 }
 
 /** `--explain`: a readable account of the pipeline. */

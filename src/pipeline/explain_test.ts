@@ -36,7 +36,7 @@ Deno.test("permissionFlags() derives reads and env from the stages and the varia
   const flags = permissionFlags(parsePipeline("p.yaml", TEXT, () => undefined));
   assert.deepEqual(flags, [
     "--allow-ffi",
-    "--allow-read=.,p.yaml,/bin/bash,/etc/passwd",
+    "--allow-read=.,p.yaml,${BASH_PATH:-/bin/bash},/etc/passwd",
     "--allow-sys=hostname",
     "--allow-env=LOG_TOKENS,LOG_STREAM,BASH_PATH",
     "--deny-run",
@@ -49,4 +49,16 @@ Deno.test("explainDot() draws every stage and every edge for Graphviz", () => {
   assert.match(dot, /^digraph pipeline \{/);
   assert.match(dot, /"shell" \[shape=box, label="shell\\nprobe bash"\];/);
   assert.match(dot, /"shell" -> "console";/);
+});
+
+Deno.test("permissionFlags() shows a path from ${VAR} as written, not its value", () => {
+  const text = TEXT.replace(
+    "outputs:\n",
+    'outputs:\n  log: { type: file, inputs: [shell], path: "${EBPF_DIR:-/var/log}/b.jsonl" }\n',
+  );
+  const flags = permissionFlags(
+    parsePipeline("p.yaml", text, (n) => n === "EBPF_DIR" ? "/secret/dir" : undefined),
+  );
+  assert.ok(flags.includes("--allow-write=${EBPF_DIR:-/var/log}/b.jsonl"), flags.join(" "));
+  assert.ok(!flags.join(" ").includes("/secret/dir"));
 });

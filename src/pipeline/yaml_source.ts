@@ -86,7 +86,7 @@ export class YamlSource {
             found = env(name);
           } catch (e) {
             const why = e instanceof Deno.errors.NotCapable
-              ? `reading \${${name}} needs --allow-env=${name}`
+              ? `reading \${${name}} needs --allow-env=${name} (deno task run allows EBPF_* names)`
               : (e as Error).message;
             errors.push(this.error(path, why));
             return whole;

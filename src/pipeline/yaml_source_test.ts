@@ -50,5 +50,8 @@ Deno.test("YamlSource.parse() names the --allow-env flag when a variable may not
     throw new Deno.errors.NotCapable('Requires env access to "TOKEN"');
   };
   const { errors } = YamlSource.parse("p.yaml", "a: ${TOKEN}\n", denied);
-  assert.equal(errors[0].message, "p.yaml:1:4: a: reading ${TOKEN} needs --allow-env=TOKEN");
+  assert.equal(
+    errors[0].message,
+    "p.yaml:1:4: a: reading ${TOKEN} needs --allow-env=TOKEN (deno task run allows EBPF_* names)",
+  );
 });
