@@ -29,6 +29,14 @@ export interface CounterValue {
   value: bigint;
 }
 
+/** Counters with some labels already given (see {@linkcode Counters.bound}). */
+export interface BoundCounters {
+  add(name: string, n?: number | bigint, labels?: Record<string, string>): void;
+  set(name: string, value: number | bigint, labels?: Record<string, string>): void;
+  /** A handle for hot paths (per record): `inc()` without rebuilding the label key. */
+  handle(name: string, labels?: Record<string, string>): { inc(): void };
+}
+
 interface Entry {
   name: string;
   // Sorted by key, so equal label sets compare and print alike.
@@ -38,6 +46,15 @@ interface Entry {
 
 /** A registry of named, labelled integer counters. */
 export class Counters {
+  /** A view that adds `labels` (e.g. `{stage: "bash"}`) to every call: what a stage gets. */
+  bound(labels: Record<string, string>): BoundCounters {
+    return {
+      add: (name, n = 1, extra = {}) => this.add(name, n, { ...labels, ...extra }),
+      set: (name, value, extra = {}) => this.set(name, value, { ...labels, ...extra }),
+      handle: (name, extra = {}) => this.handle(name, { ...labels, ...extra }),
+    };
+  }
+
   #entries = new Map<string, Entry>();
 
   /** Adds `n` (a non-negative integer, default 1) to the counter `name` with `labels`. */

@@ -62,11 +62,7 @@ class Runner {
       host,
       clock,
       log,
-      counters: {
-        add: (name, n = 1, extra = {}) => counters.add(name, n, { ...labels, ...extra }),
-        set: (name, value, extra = {}) => counters.set(name, value, { ...labels, ...extra }),
-        handle: (name, extra = {}) => counters.handle(name, { ...labels, ...extra }),
-      },
+      counters: counters.bound(labels),
       emit: (record) => {
         this.#recordsOut.inc();
         for (const r of this.downstream) r.offer(record);

@@ -25,6 +25,7 @@
  * Kernel code stays in probes: transforms, windows and outputs work on records alone, so they
  * run on replayed records without root.
  */
+import type { BoundCounters } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { ConfigError } from "../errors.ts";
@@ -53,12 +54,7 @@ export interface ProbeStage extends Stage {
 }
 
 /** Counters bound to one stage: labels `{stage: name}` plus any given here. */
-export interface StageCounters {
-  add(name: string, n?: number | bigint, labels?: { [key: string]: string }): void;
-  set(name: string, value: number | bigint, labels?: { [key: string]: string }): void;
-  /** A handle for hot paths (per record): `inc()` without rebuilding the label key. */
-  handle(name: string, labels?: { [key: string]: string }): { inc(): void };
-}
+export type StageCounters = BoundCounters;
 
 /** What a stage gets from the runtime. */
 export interface StageContext {

@@ -52,17 +52,12 @@ export async function buildStage(
     warn: (m) => logs.push(`warning: ${m}`),
     debug: () => {},
   };
-  const labels = { stage: def.type };
   const stage = await def.build(config, {
     name: def.type,
     host: "test-host",
     clock,
     log,
-    counters: {
-      add: (name, n = 1, extra = {}) => counters.add(name, n, { ...labels, ...extra }),
-      set: (name, value, extra = {}) => counters.set(name, value, { ...labels, ...extra }),
-      handle: (name, extra = {}) => counters.handle(name, { ...labels, ...extra }),
-    },
+    counters: counters.bound({ stage: def.type }),
     emit: (record) => emitted.push(record),
   });
   return { stage, emitted, counters, clock, logs };

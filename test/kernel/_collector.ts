@@ -6,7 +6,7 @@ import { ROOT, runTaskArgs } from "../_run_command.ts";
 export { tempPipeline } from "../_run_command.ts";
 
 /** A running collector: its stdout lines and stderr text so far. */
-export class Collector {
+export class Collector implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
   stdout = "";
   stderr = "";
@@ -61,6 +61,11 @@ export class Collector {
     const status = await this.#done;
     await Promise.all(this.#pumps);
     return status;
+  }
+
+  /** Kills it if it still runs: a failed test leaves no collector behind. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop("SIGKILL");
   }
 
   /** Parsed JSON lines from stdout. */

@@ -12,6 +12,13 @@ const NEEDS = { objects: ["bash"], tools: ["tmux", "useradd", "setpriv"] };
 const PROMPT = /[$#]\s*$/m; // capture-pane trims the space after the prompt
 const BASH = ["bash", "--norc", "--noprofile"];
 
+/** An interactive root bash, waiting at its prompt (inside readline); returns its pid. */
+async function rootShell(tmux: Tmux): Promise<number> {
+  const pid = await tmux.start("root", BASH);
+  await tmux.waitForScreen("root", PROMPT);
+  return pid;
+}
+
 const PIPELINE = `version: 1
 probes:
   shell:
@@ -43,63 +50,59 @@ kernelTest(
     await tmux.waitForScreen("root", PROMPT);
     await tmux.waitForScreen("user", PROMPT);
 
-    const collector = new Collector(["--pipeline", tempPipeline(PIPELINE)]);
-    try {
-      await collector.attached();
-      const first = `echo first-${nonce}`;
-      const long = `echo long-${nonce}-${"0123456789abcdef".repeat(96)}`; // 1.5 KiB
-      const unicode = `echo héllo-世界-🎉-${nonce}`;
-      const byUser = `echo by-user-${nonce}`;
-      await tmux.type("root", first);
-      await tmux.type("root", long);
-      await tmux.type("root", unicode);
-      await tmux.type("user", byUser);
-      const expected = [
-        { cmd: first, user: "root", pid: rootPid },
-        { cmd: long, user: "root", pid: rootPid },
-        { cmd: unicode, user: "root", pid: rootPid },
-        { cmd: byUser, user: user.name, pid: userPid },
-      ];
-      await collector.waitFor(
-        "all four commands",
-        () =>
-          expected.every((e) =>
-            collector.stdout.includes(`-${nonce}`) &&
-            collector.records().some((r) => r.fields.cmd === e.cmd)
-          ),
-      );
-      const status = await collector.stop("SIGINT");
-      assert.equal(status.code, 0, `collector exit code; stderr:\n${collector.stderr}`);
+    await using collector = new Collector(["--pipeline", tempPipeline(PIPELINE)]);
+    await collector.attached();
+    const first = `echo first-${nonce}`;
+    const long = `echo long-${nonce}-${"0123456789abcdef".repeat(96)}`; // 1.5 KiB
+    const unicode = `echo héllo-世界-🎉-${nonce}`;
+    const byUser = `echo by-user-${nonce}`;
+    await tmux.type("root", first);
+    await tmux.type("root", long);
+    await tmux.type("root", unicode);
+    await tmux.type("user", byUser);
+    const expected = [
+      { cmd: first, user: "root", pid: rootPid },
+      { cmd: long, user: "root", pid: rootPid },
+      { cmd: unicode, user: "root", pid: rootPid },
+      { cmd: byUser, user: user.name, pid: userPid },
+    ];
+    await collector.waitFor(
+      "all four commands",
+      () =>
+        expected.every((e) =>
+          collector.stdout.includes(`-${nonce}`) &&
+          collector.records().some((r) => r.fields.cmd === e.cmd)
+        ),
+    );
+    const status = await collector.stop("SIGINT");
+    assert.equal(status.code, 0, `collector exit code; stderr:\n${collector.stderr}`);
 
-      const ours = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
-      for (const e of expected) {
-        const matches = ours.filter((r) => r.fields.cmd === e.cmd);
-        assert.equal(
-          matches.length,
-          1,
-          `${JSON.stringify(e.cmd.slice(0, 40))} should appear exactly once`,
-        );
-        const [r] = matches;
-        assert.equal(r.measurement, "bash");
-        assert.equal(r.tags.source, "bash");
-        assert.equal(r.tags.host, Deno.hostname());
-        assert.equal(r.fields.user, e.user);
-        assert.equal(r.fields.pid, String(e.pid));
-        assert.equal(r.fields.truncated, undefined);
-        assert.match(
-          String(r.fields.message),
-          new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z pid:\`${e.pid}\` user:\`${e.user}\` cmd:\``),
-        );
-        assert.ok(Math.abs(r.time / 1e6 - Date.now()) < 60_000, "time is wall-clock ns, near now");
-      }
-      assert.equal(ours.length, expected.length, "no other records carry the nonce");
-      assert.match(
-        collector.stderr,
-        /summary: .*records_out\{stage=shell\}=\d+ records_written\{stage=out\}=\d+/,
+    const ours = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
+    for (const e of expected) {
+      const matches = ours.filter((r) => r.fields.cmd === e.cmd);
+      assert.equal(
+        matches.length,
+        1,
+        `${JSON.stringify(e.cmd.slice(0, 40))} should appear exactly once`,
       );
-    } finally {
-      await collector.stop("SIGKILL");
+      const [r] = matches;
+      assert.equal(r.measurement, "bash");
+      assert.equal(r.tags.source, "bash");
+      assert.equal(r.tags.host, Deno.hostname());
+      assert.equal(r.fields.user, e.user);
+      assert.equal(r.fields.pid, String(e.pid));
+      assert.equal(r.fields.truncated, undefined);
+      assert.match(
+        String(r.fields.message),
+        new RegExp(`^\\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z pid:\`${e.pid}\` user:\`${e.user}\` cmd:\``),
+      );
+      assert.ok(Math.abs(r.time / 1e6 - Date.now()) < 60_000, "time is wall-clock ns, near now");
     }
+    assert.equal(ours.length, expected.length, "no other records carry the nonce");
+    assert.match(
+      collector.stderr,
+      /summary: .*records_out\{stage=shell\}=\d+ records_written\{stage=out\}=\d+/,
+    );
   },
 );
 
@@ -109,29 +112,24 @@ kernelTest(
   async () => {
     const nonce = crypto.randomUUID().slice(0, 8);
     await using tmux = new Tmux();
-    const pid = await tmux.start("root", BASH);
-    await tmux.waitForScreen("root", PROMPT);
-    const collector = new Collector([
+    const pid = await rootShell(tmux);
+    await using collector = new Collector([
       "--pipeline",
       tempPipeline(PIPELINE.replace("type: bash", "type: bash\n    max_cmd_bytes: 40")),
     ]);
-    try {
-      await collector.attached();
-      // "echo <8-char nonce> x" is 15 bytes; each 'é' is 2, so byte 40 falls inside the 13th.
-      const cmd = `echo ${nonce} x${"é".repeat(30)}`;
-      await tmux.type("root", cmd);
-      await collector.waitFor("the cut command", () => collector.stdout.includes(nonce));
-      assert.equal((await collector.stop()).code, 0);
-      const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
-      const bytes = new TextEncoder().encode(cmd);
-      assert.equal(r.fields.truncated, true);
-      assert.equal(r.fields.cmd_length, bytes.length);
-      assert.equal(r.fields.cmd, `echo ${nonce} x${"é".repeat(12)}`); // 39 bytes
-      assert.ok(new TextEncoder().encode(String(r.fields.cmd)).length <= 40);
-      assert.equal(r.fields.pid, String(pid));
-    } finally {
-      await collector.stop("SIGKILL");
-    }
+    await collector.attached();
+    // "echo <8-char nonce> x" is 15 bytes; each 'é' is 2, so byte 40 falls inside the 13th.
+    const cmd = `echo ${nonce} x${"é".repeat(30)}`;
+    await tmux.type("root", cmd);
+    await collector.waitFor("the cut command", () => collector.stdout.includes(nonce));
+    assert.equal((await collector.stop()).code, 0);
+    const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
+    const bytes = new TextEncoder().encode(cmd);
+    assert.equal(r.fields.truncated, true);
+    assert.equal(r.fields.cmd_length, bytes.length);
+    assert.equal(r.fields.cmd, `echo ${nonce} x${"é".repeat(12)}`); // 39 bytes
+    assert.ok(new TextEncoder().encode(String(r.fields.cmd)).length <= 40);
+    assert.equal(r.fields.pid, String(pid));
   },
 );
 
@@ -141,26 +139,21 @@ kernelTest(
   async () => {
     const nonce = crypto.randomUUID().slice(0, 8);
     await using tmux = new Tmux();
-    await tmux.start("root", BASH);
-    await tmux.waitForScreen("root", PROMPT);
-    const collector = new Collector(["--pipeline", tempPipeline(PIPELINE)]);
-    try {
-      await collector.attached();
-      const cmd = `: ${nonce} ${"x".repeat(20_000)}`; // past the kernel's 16384-byte capture
-      await tmux.type("root", cmd);
-      await collector.waitFor("the long command", () => collector.stdout.includes(nonce));
-      assert.equal((await collector.stop("SIGTERM")).code, 0, "SIGTERM stops cleanly too");
-      const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
-      assert.equal(r.fields.truncated, true);
-      assert.equal(
-        r.fields.cmd_length,
-        cmd.length,
-        "the BPF side scans past its capture for the length",
-      );
-      assert.equal(r.fields.cmd, cmd.slice(0, 16384));
-    } finally {
-      await collector.stop("SIGKILL");
-    }
+    await rootShell(tmux);
+    await using collector = new Collector(["--pipeline", tempPipeline(PIPELINE)]);
+    await collector.attached();
+    const cmd = `: ${nonce} ${"x".repeat(20_000)}`; // past the kernel's 16384-byte capture
+    await tmux.type("root", cmd);
+    await collector.waitFor("the long command", () => collector.stdout.includes(nonce));
+    assert.equal((await collector.stop("SIGTERM")).code, 0, "SIGTERM stops cleanly too");
+    const [r] = collector.records().filter((r) => String(r.fields.cmd).includes(nonce));
+    assert.equal(r.fields.truncated, true);
+    assert.equal(
+      r.fields.cmd_length,
+      cmd.length,
+      "the BPF side scans past its capture for the length",
+    );
+    assert.equal(r.fields.cmd, cmd.slice(0, 16384));
   },
 );
 
@@ -170,27 +163,22 @@ kernelTest(
   async () => {
     const nonce = crypto.randomUUID().slice(0, 8);
     await using tmux = new Tmux();
-    const pid = await tmux.start("root", BASH);
-    await tmux.waitForScreen("root", PROMPT);
-    const collector = new Collector([
+    const pid = await rootShell(tmux);
+    await using collector = new Collector([
       "--duration",
       "3s",
       "--pipeline",
       tempPipeline(PIPELINE.replace("format: json", "format: line_protocol")),
     ]);
-    try {
-      await collector.attached();
-      await tmux.type("root", `echo "lp ${nonce}"`);
-      await collector.waitFor("the command", () => collector.stdout.includes(nonce));
-      await collector.waitFor("its own exit", () => collector.stderr.includes("summary:"), 10_000);
-      assert.equal((await collector.exited()).code, 0);
-      assert.match(collector.stderr, /stopping \(duration\)/);
-      const line = collector.stdout.split("\n").find((l) => l.includes(nonce));
-      const fields = `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root"`;
-      assert.match(line!, new RegExp(`^bash,host=\\S+,source=bash ${fields} \\d{19}$`));
-    } finally {
-      await collector.stop("SIGKILL");
-    }
+    await collector.attached();
+    await tmux.type("root", `echo "lp ${nonce}"`);
+    await collector.waitFor("the command", () => collector.stdout.includes(nonce));
+    await collector.waitFor("its own exit", () => collector.stderr.includes("summary:"), 10_000);
+    assert.equal((await collector.exited()).code, 0);
+    assert.match(collector.stderr, /stopping \(duration\)/);
+    const line = collector.stdout.split("\n").find((l) => l.includes(nonce));
+    const fields = `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root"`;
+    assert.match(line!, new RegExp(`^bash,host=\\S+,source=bash ${fields} \\d{19}$`));
   },
 );
 
@@ -217,53 +205,48 @@ outputs:
   out: { type: stdout, inputs: [secrets] }
 `;
     await using tmux = new Tmux();
-    await tmux.start("root", BASH);
-    await tmux.waitForScreen("root", PROMPT);
-    const collector = new Collector(["--pipeline", tempPipeline(pipeline)]);
-    try {
-      await collector.attached();
-      // Each line ends with a shell comment carrying the nonce, outside any secret.
-      const tag = ` # ${nonce}`;
-      const typed = [
-        `echo skip-me${tag}`,
-        `mysql -u root -pS3cr3t${nonce} -e 'select 1'${tag}`,
-        `export API_TOKEN=tok${nonce}${tag}`,
-        `curl -H "Authorization: Bearer bear${nonce}" http://127.0.0.1:9/${tag}`,
-        `echo card=4111000011112222${tag}`,
-        `echo keep${tag}`,
-      ];
-      for (const cmd of typed) await tmux.type("root", cmd);
-      await collector.waitFor(
-        "the last command",
-        () => collector.stdout.includes(`echo keep${tag}`),
-      );
-      assert.equal((await collector.stop()).code, 0);
-      const out = collector.stdout;
-      for (
-        const secret of [
-          `S3cr3t${nonce}`,
-          `tok${nonce}`,
-          `bear${nonce}`,
-          "4111000011112222",
-          "skip-me",
-        ]
-      ) {
-        assert.ok(!out.includes(secret), `${secret} must not reach the output`);
-      }
-      const cmds = collector.records().map((r) => String(r.fields.cmd)).filter((c) =>
-        c.endsWith(tag)
-      );
-      assert.deepEqual(cmds, [
-        `mysql -u root -p*** -e 'select 1'${tag}`,
-        `export API_TOKEN=***${tag}`,
-        `curl -H "Authorization: Bearer ***" http://127.0.0.1:9/${tag}`,
-        `echo card=****${tag}`,
-        `echo keep${tag}`,
-      ]);
-      assert.match(collector.stderr, /records_filtered\{stage=no_skip\}=1\b/);
-    } finally {
-      await collector.stop("SIGKILL");
+    await rootShell(tmux);
+    await using collector = new Collector(["--pipeline", tempPipeline(pipeline)]);
+    await collector.attached();
+    // Each line ends with a shell comment carrying the nonce, outside any secret.
+    const tag = ` # ${nonce}`;
+    const typed = [
+      `echo skip-me${tag}`,
+      `mysql -u root -pS3cr3t${nonce} -e 'select 1'${tag}`,
+      `export API_TOKEN=tok${nonce}${tag}`,
+      `curl -H "Authorization: Bearer bear${nonce}" http://127.0.0.1:9/${tag}`,
+      `echo card=4111000011112222${tag}`,
+      `echo keep${tag}`,
+    ];
+    for (const cmd of typed) await tmux.type("root", cmd);
+    await collector.waitFor(
+      "the last command",
+      () => collector.stdout.includes(`echo keep${tag}`),
+    );
+    assert.equal((await collector.stop()).code, 0);
+    const out = collector.stdout;
+    for (
+      const secret of [
+        `S3cr3t${nonce}`,
+        `tok${nonce}`,
+        `bear${nonce}`,
+        "4111000011112222",
+        "skip-me",
+      ]
+    ) {
+      assert.ok(!out.includes(secret), `${secret} must not reach the output`);
     }
+    const cmds = collector.records().map((r) => String(r.fields.cmd)).filter((c) =>
+      c.endsWith(tag)
+    );
+    assert.deepEqual(cmds, [
+      `mysql -u root -p*** -e 'select 1'${tag}`,
+      `export API_TOKEN=***${tag}`,
+      `curl -H "Authorization: Bearer ***" http://127.0.0.1:9/${tag}`,
+      `echo card=****${tag}`,
+      `echo keep${tag}`,
+    ]);
+    assert.match(collector.stderr, /records_filtered\{stage=no_skip\}=1\b/);
   },
 );
 
@@ -282,23 +265,18 @@ kernelTest(
   async () => {
     const nonce = crypto.randomUUID().slice(0, 8);
     await using tmux = new Tmux();
-    await tmux.start("root", BASH);
-    await tmux.waitForScreen("root", PROMPT);
-    const collector = new Collector(["--pipeline", tempPipeline(TWO_PROBES(false))]);
-    try {
-      await collector.attached();
-      await tmux.type("root", `echo still-${nonce}`);
-      await collector.waitFor("the command", () => collector.stdout.includes(`still-${nonce}`));
-      assert.equal((await collector.stop()).code, 0);
-      const warnings = collector.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-      assert.deepEqual(warnings, [
-        "warning: probe broken disabled: bash probe: /bin/ls neither defines readline nor links a " +
-        "libreadline.so that does (set probes.<name>.binary to an interactive bash)",
-      ]);
-      assert.match(collector.stderr, /probes_disabled\{stage=broken\}=1/);
-    } finally {
-      await collector.stop("SIGKILL");
-    }
+    await rootShell(tmux);
+    await using collector = new Collector(["--pipeline", tempPipeline(TWO_PROBES(false))]);
+    await collector.attached();
+    await tmux.type("root", `echo still-${nonce}`);
+    await collector.waitFor("the command", () => collector.stdout.includes(`still-${nonce}`));
+    assert.equal((await collector.stop()).code, 0);
+    const warnings = collector.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+    assert.deepEqual(warnings, [
+      "warning: probe broken disabled: bash probe: /bin/ls neither defines readline nor links a " +
+      "libreadline.so that does (set probes.<name>.binary to an interactive bash)",
+    ]);
+    assert.match(collector.stderr, /probes_disabled\{stage=broken\}=1/);
   },
 );
 
