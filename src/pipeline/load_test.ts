@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { ConfigError, ConfigErrors } from "../errors.ts";
 import { parsePipeline } from "./load.ts";
+import { REGISTRY } from "./registry.ts";
+import type { StageDef } from "./stage.ts";
 
 /** The ConfigErrors that parsing `text` (as `p.yaml`) throws. */
 function errorsOf(text: string): ConfigErrors {
@@ -184,4 +186,66 @@ Deno.test("parsePipeline() rejects a file that is not a mapping at line 1, colum
     assert.equal(where(error), "p.yaml:1:1 ");
     assert.match(error.reason, /a pipeline is a mapping/);
   }
+});
+
+/** Registers a test-only transform with a side input (`answers_from`) while `fn` runs. */
+function withSideInputStage(fn: () => void): void {
+  const def: StageDef = {
+    type: "lookup_test",
+    kind: "transform",
+    describe: "Test-only: a transform with a side input.",
+    schema: {
+      answers_from: {
+        type: "stage",
+        required: true,
+        doc: "the stage whose records answer lookups",
+      },
+    },
+    example: {},
+    build: () => ({ push() {}, flush() {}, close() {} }),
+  };
+  const transforms = REGISTRY.transforms as Map<string, StageDef>;
+  transforms.set(def.type, def);
+  try {
+    fn();
+  } finally {
+    transforms.delete(def.type);
+  }
+}
+
+const SIDE = `version: 1
+probes:
+  bash: { type: bash }
+  dns: { type: bash }
+transforms:
+  lookup: { type: lookup_test, inputs: [bash], answers_from: dns }
+outputs:
+  out: { type: stdout, inputs: [lookup] }
+`;
+
+Deno.test("parsePipeline() takes a side input as a graph edge: it orders stages and counts as a reader", () => {
+  withSideInputStage(() => {
+    const pipeline = parsePipeline("p.yaml", SIDE);
+    const lookup = pipeline.stages.find((s) => s.name === "lookup")!;
+    assert.deepEqual(lookup.sideInputs, [{ key: "answers_from", stage: "dns" }]);
+    assert.deepEqual(pipeline.warnings, [], "dns is read (as a side input), so no warning");
+    const order = pipeline.stages.map((s) => s.name);
+    assert.ok(order.indexOf("dns") < order.indexOf("lookup"));
+  });
+});
+
+Deno.test("parsePipeline() checks a side input like inputs: unknown names and cycles", () => {
+  withSideInputStage(() => {
+    const unknown = onlyError(SIDE.replace("answers_from: dns", "answers_from: dsn"));
+    assert.equal(where(unknown), "p.yaml:6:62 transforms.lookup.answers_from");
+    assert.equal(unknown.reason, 'no stage named "dsn" (did you mean "dns"?)');
+    const cyclic = SIDE.replace("answers_from: dns", "answers_from: again") +
+      "  again2: { type: stdout, inputs: [again] }\n";
+    const withCycle = cyclic.replace(
+      "outputs:",
+      "  again: { type: lookup_test, inputs: [bash], answers_from: lookup }\noutputs:",
+    );
+    const error = onlyError(withCycle);
+    assert.match(error.reason, /^inputs form a cycle through lookup, again/);
+  });
 });
