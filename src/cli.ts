@@ -1,7 +1,7 @@
 /**
- * Command-line flags. One entry point; modes are flags on it: running (the default),
- * `--check`, `--explain[=dot]`, `--help`, `--version`. `--test`, `--doctor`, `--record`,
- * `--replay` and `--watch` come with their issues. Exit codes: 0 ok, 1 runtime failure,
+ * Command-line flags. One entry point; modes are flags on it: running (the default, with
+ * `--record`, `--watch`), `--replay`, `--test`, `--check`, `--explain[=dot]`, `--help`,
+ * `--version`. `--doctor` comes with its issue. Exit codes: 0 ok, 1 runtime failure,
  * 2 bad input (flags or pipeline).
  */
 import { parseArgs } from "node:util";
@@ -18,6 +18,14 @@ export interface CliOptions {
   check: boolean;
   /** Print what the pipeline does (text, or Graphviz dot) instead of running it. */
   explain?: "text" | "dot";
+  /** Run the pipeline's `tests:` instead of collecting. */
+  test: boolean;
+  /** Write every probe record to this file while collecting. */
+  record?: string;
+  /** Run on this recording instead of the kernel. */
+  replay?: string;
+  /** Reload when the pipeline file changes (SIGHUP always reloads). */
+  watch: boolean;
   help: boolean;
   version: boolean;
 }
@@ -33,6 +41,12 @@ Options:
   --check           check the pipeline file and exit (0 ok, 2 errors); needs no root
   --explain[=dot]   show the graph, each stage's config with defaults, what each probe
                     attaches, and the Deno permissions the pipeline needs; dot: Graphviz
+  --test            run the pipeline's tests: section (exit 0 all pass, 1 a test failed)
+  --record FILE     also write every probe record to FILE (NDJSON; needs --allow-write=FILE)
+  --replay FILE     run on a recording instead of the kernel: no root, record time drives
+                    windows, the same recording gives the same output
+  --watch           reload when the pipeline file changes (SIGHUP always reloads; a bad
+                    file keeps the running pipeline)
   --debug           show libbpf's messages and stack traces
   --version         print the version
   -h, --help        print this help
@@ -53,6 +67,10 @@ export function parseCli(args: string[]): CliOptions {
         debug: { type: "boolean", default: false },
         check: { type: "boolean", default: false },
         explain: { type: "string" },
+        test: { type: "boolean", default: false },
+        record: { type: "string" },
+        replay: { type: "string" },
+        watch: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", default: false },
       },
@@ -74,6 +92,12 @@ export function parseCli(args: string[]): CliOptions {
     }
   }
   if (values.pipeline === "") throw new UserError("--pipeline needs a file name", 2);
+  if (values.record !== undefined && values.replay !== undefined) {
+    throw new UserError("--record and --replay do not go together: a replay reads no kernel", 2);
+  }
+  for (const flag of ["record", "replay"] as const) {
+    if (values[flag] === "") throw new UserError(`--${flag} needs a file name`, 2);
+  }
   if (values.explain !== undefined && values.explain !== "text" && values.explain !== "dot") {
     throw new UserError(`--explain takes no value or =dot, got "${values.explain}"`, 2);
   }
@@ -83,6 +107,10 @@ export function parseCli(args: string[]): CliOptions {
     debug: values.debug,
     check: values.check,
     explain: values.explain as CliOptions["explain"],
+    test: values.test,
+    record: values.record,
+    replay: values.replay,
+    watch: values.watch,
     help: values.help,
     version: values.version,
   };

@@ -20,6 +20,10 @@ Deno.test("parseCli() with no flags runs pipeline.yaml until a signal", () => {
     debug: false,
     check: false,
     explain: undefined,
+    test: false,
+    record: undefined,
+    replay: undefined,
+    watch: false,
     help: false,
     version: false,
   });
@@ -103,4 +107,16 @@ Deno.test("USAGE documents every flag parseCli() accepts", () => {
   for (const flag of ["--pipeline", "--duration", "--debug", "--version", "-h, --help"]) {
     assert.ok(USAGE.includes(flag), `USAGE lacks ${flag}`);
   }
+});
+
+Deno.test("parseCli() reads --test, --record, --replay and --watch; record and replay exclude each other", () => {
+  const o = parseCli(["--test", "--watch", "--record", "r.ndjson"]);
+  assert.equal(o.test, true);
+  assert.equal(o.watch, true);
+  assert.equal(o.record, "r.ndjson");
+  assert.equal(parseCli(["--replay", "r.ndjson"]).replay, "r.ndjson");
+  assert.throws(
+    () => parseCli(["--record", "a", "--replay", "b"]),
+    (e: UserError) => e.exitCode === 2 && /do not go together/.test(e.message),
+  );
 });

@@ -11,7 +11,9 @@ import { describeError, UserError } from "./errors.ts";
 import { type Logger, stderrLogger } from "./log.ts";
 import { loadPipeline } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
-import { explainDot, explainText } from "./pipeline/explain.ts";
+import { explainDot, explainText, missingPermission } from "./pipeline/explain.ts";
+import { Recorder, replayFile } from "./pipeline/replay.ts";
+import { runPipelineTests } from "./pipeline/tests.ts";
 import { LiveClock } from "./pipeline/clock.ts";
 import { checkKernelAccess } from "./system/preflight.ts";
 import { VERSION } from "./version.ts";
@@ -52,24 +54,64 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     await Deno.stdout.write(new TextEncoder().encode(text));
     return 0;
   }
+  const counters = new Counters();
+  const host = Deno.hostname();
+  if (options.test) return await runPipelineTests(pipeline, log);
+  if (options.replay) {
+    const started = performance.now();
+    const n = await replayFile(pipeline, options.replay, { host, counters, log });
+    const seconds = (performance.now() - started) / 1000;
+    log.info(`replayed ${n} records from ${options.replay} in ${seconds.toFixed(2)} s`);
+    log.info(`summary: ${counters.summary() || "no records"}`);
+    return 0;
+  }
+
   checkKernelAccess();
   setLibbpfLog(
     options.debug ? LIBBPF_DEBUG : LIBBPF_INFO,
     options.debug ? (_, line) => log.debug(line) : undefined, // lines start with "libbpf: ",
   );
-
-  const counters = new Counters();
+  const recorder = options.record ? new Recorder(options.record) : undefined;
   const started = performance.now();
-  const running = await startPipeline(pipeline, {
-    host: Deno.hostname(),
-    counters,
-    log,
-    clock: new LiveClock(),
-  });
+  const running = await startPipeline(
+    pipeline,
+    { host, counters, log, clock: new LiveClock() },
+    { tap: recorder && ((probe, record) => recorder.add(probe, record)) },
+  );
   log.info(
     `collecting with ${pipeline.file} (${(performance.now() - started).toFixed(0)} ms to attach)` +
-      (options.durationMs ? ` for ${formatDuration(options.durationMs)}` : "; Ctrl-C stops"),
+      (options.durationMs ? ` for ${formatDuration(options.durationMs)}` : "; Ctrl-C stops") +
+      (recorder ? `; recording to ${recorder.path}` : ""),
   );
+
+  // Reloads run one at a time; a bad file keeps the running pipeline.
+  let reloading = Promise.resolve();
+  const reload = (why: string) => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = loadPipeline(options.pipeline);
+        const missing = missingPermission(next);
+        if (missing) throw new UserError(`it needs ${missing}, which this process does not hold`);
+        for (const w of next.warnings) log.warn(w.message);
+        const r = await running.reload(next);
+        log.info(
+          `reloaded ${options.pipeline} (${why}): kept ${r.kept.length}, ` +
+            `started ${r.started.length}${r.started.length ? ` (${r.started.join(", ")})` : ""}, ` +
+            `stopped ${r.stopped.length}${r.stopped.length ? ` (${r.stopped.join(", ")})` : ""}`,
+        );
+      } catch (e) {
+        counters.add("reloads", 1, { result: "failed" });
+        const lines = describeError(e).split("\n");
+        log.warn(`reload (${why}) refused, the running pipeline is unchanged: ${lines[0]}`);
+        for (const line of lines.slice(1)) log.warn(line);
+      }
+    });
+  };
+  const onHup = () => reload("SIGHUP");
+  Deno.addSignalListener("SIGHUP", onHup);
+  const watcher = options.watch
+    ? watchFile(options.pipeline, () => reload("file changed"))
+    : undefined;
 
   // Wait for the first of: SIGINT, SIGTERM, the end of --duration.
   const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<string>();
@@ -81,13 +123,36 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     : undefined;
   const why = await stopRequested;
   clearTimeout(timer);
+  watcher?.close();
+  Deno.removeSignalListener("SIGHUP", onHup);
+  await reloading;
 
   log.info(`stopping (${why}): draining and flushing`);
   await running.stop();
+  recorder?.close();
   Deno.removeSignalListener("SIGINT", onInt);
   Deno.removeSignalListener("SIGTERM", onTerm);
   log.info(`summary: ${counters.summary() || "no records"}`);
   return 0;
+}
+
+/** Calls `onChange` (debounced) when `path` is written or replaced; editors often do both. */
+function watchFile(path: string, onChange: () => void): { close(): void } {
+  const watcher = Deno.watchFs(path);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  (async () => {
+    for await (const event of watcher) {
+      if (event.kind === "access") continue;
+      clearTimeout(timer);
+      timer = setTimeout(onChange, 200);
+    }
+  })().catch(() => {});
+  return {
+    close() {
+      clearTimeout(timer);
+      watcher.close();
+    },
+  };
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -115,6 +115,7 @@ for (const { def } of all.filter(({ def }) => def.kind === "transform" || def.ki
         node("out", sink, ["it"]),
       ],
       warnings: [],
+      tests: [],
     };
     const counters = new Counters();
     const log = { info() {}, warn() {}, debug() {} };

@@ -10,6 +10,28 @@ import { formatDuration, formatSize } from "../units.ts";
 /** Environment variables the `yaml` package reads (debug switches), always granted. */
 const YAML_ENV = ["LOG_TOKENS", "LOG_STREAM"];
 
+/**
+ * The first permission `pipeline` needs that this process does not hold, as the flag that
+ * grants it (e.g. `--allow-write=/var/log/b.jsonl`), or undefined when it holds them all.
+ */
+export function missingPermission(pipeline: Pipeline): string | undefined {
+  const q = (d: Deno.PermissionDescriptor) => Deno.permissions.querySync(d).state === "granted";
+  for (const s of pipeline.stages) {
+    const e = s.def.explain?.(s.config);
+    for (const path of e?.reads ?? []) {
+      if (!q({ name: "read", path })) return `--allow-read=${path}`;
+    }
+    for (const path of e?.writes ?? []) {
+      if (!q({ name: "write", path })) return `--allow-write=${path}`;
+    }
+    if (s.kind === "probe" && !q({ name: "ffi" })) return "--allow-ffi";
+  }
+  for (const variable of pipeline.source.variables) {
+    if (!q({ name: "env", variable })) return `--allow-env=${variable}`;
+  }
+  return undefined;
+}
+
 /** The Deno permission flags `pipeline` needs, as `deno run` arguments. */
 export function permissionFlags(pipeline: Pipeline): string[] {
   const reads = new Set<string>([".", pipeline.file]);

@@ -28,6 +28,7 @@ import {
   type Table,
 } from "./schema.ts";
 import type { StageDef, StageKind } from "./stage.ts";
+import { parseTests, type PipelineTest } from "./tests.ts";
 import { YamlSource } from "./yaml_source.ts";
 
 /** One configured stage and its place in the graph. */
@@ -55,9 +56,11 @@ export interface Pipeline {
   stages: StageNode[];
   /** Problems that do not stop it (e.g. a stage nobody reads). */
   warnings: ConfigError[];
+  /** The `tests:` section, for `--test`. */
+  tests: PipelineTest[];
 }
 
-const TOP_LEVEL = ["version", ...SECTIONS];
+const TOP_LEVEL = ["version", ...SECTIONS, "tests"];
 const KIND_OF: { [section in Section]: StageKind } = {
   probes: "probe",
   transforms: "transform",
@@ -123,8 +126,9 @@ export function parsePipeline(
   }
   const warnings: ConfigError[] = [];
   const ordered = checkGraph(stages, new Set(seen.keys()), source, errors, warnings);
+  const tests = errors.length === 0 ? parseTests(root.tests, top.child("tests"), ordered) : [];
   if (errors.length > 0) throw new ConfigErrors(byPosition(errors));
-  return { file, source, stages: ordered, warnings: byPosition(warnings) };
+  return { file, source, stages: ordered, warnings: byPosition(warnings), tests };
 }
 
 function readStage(

@@ -104,7 +104,7 @@ Deno.test("parsePipeline() rejects an unknown section at its key, listing the kn
   assert.equal(where(error), "p.yaml:10:1 transform");
   assert.equal(
     error.reason,
-    'unknown section "transform" (did you mean "transforms"?); known: version, probes, transforms, windows, outputs',
+    'unknown section "transform" (did you mean "transforms"?); known: version, probes, transforms, windows, outputs, tests',
   );
 });
 

@@ -12,7 +12,13 @@ import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { Clock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
-import { type FlushReason, QUEUE_LIMIT, type Stage, type StageContext } from "./stage.ts";
+import {
+  type FlushReason,
+  type ProbeStage,
+  QUEUE_LIMIT,
+  type Stage,
+  type StageContext,
+} from "./stage.ts";
 
 /** What the runtime gives every stage. */
 export interface RuntimeEnv {
@@ -22,22 +28,16 @@ export interface RuntimeEnv {
   clock: Clock;
 }
 
-/** A started pipeline. */
-export interface RunningPipeline {
-  /** Probes that failed to start and were disabled, with why. */
-  readonly disabled: readonly { name: string; why: string }[];
-  /** Flushes and closes every stage in graph order. */
-  stop(): Promise<void>;
-}
-
 /**
  * Feeds one stage: calls `push` inline while it returns nothing; while a returned promise is
  * pending, queues up to QUEUE_LIMIT records and counts the rest as dropped.
  */
 class Runner {
-  readonly node: StageNode;
+  node: StageNode;
   stage!: Stage;
-  readonly downstream: Runner[] = [];
+  /** The runners that read this one's records; replaced on reload. */
+  downstream: Runner[] = [];
+  readonly #tap?: (probe: string, record: Record) => void;
   readonly #labels: { [key: string]: string };
   readonly #env: RuntimeEnv;
   readonly #recordsIn: { inc(): void };
@@ -46,9 +46,10 @@ class Runner {
   #busy: Promise<void> | undefined;
   #errorsLogged = 0;
 
-  constructor(node: StageNode, env: RuntimeEnv) {
+  constructor(node: StageNode, env: RuntimeEnv, tap?: (probe: string, record: Record) => void) {
     this.node = node;
     this.#env = env;
+    if (node.kind === "probe") this.#tap = tap;
     this.#labels = { stage: node.name };
     this.#recordsIn = env.counters.handle("records_in", this.#labels);
     this.#recordsOut = env.counters.handle("records_out", this.#labels);
@@ -63,11 +64,20 @@ class Runner {
       clock,
       log,
       counters: counters.bound(labels),
-      emit: (record) => {
-        this.#recordsOut.inc();
-        for (const r of this.downstream) r.offer(record);
-      },
+      emit: (record) => this.emit(record),
     };
+  }
+
+  /** Hands `record` to every reader (what the stage's `ctx.emit` does). */
+  emit(record: Record): void {
+    this.#recordsOut.inc();
+    this.#tap?.(this.node.name, record);
+    for (const r of this.downstream) r.offer(record);
+  }
+
+  /** Whether a push is pending (records are being queued). */
+  get busy(): boolean {
+    return this.#busy !== undefined;
   }
 
   offer(record: Record): void {
@@ -127,56 +137,221 @@ class Runner {
   }
 }
 
+/** How a pipeline's probes get their records. */
+export interface RunOptions {
+  /**
+   * `kernel` (default): probes load and attach their BPF programs. `injected`: probes are
+   * stand-ins that emit only what {@linkcode RunningPipeline.inject} hands them (replay, tests).
+   */
+  probes?: "kernel" | "injected";
+  /** Sees every record a probe emits, before the next stage does (`--record`). */
+  tap?: (probe: string, record: Record) => void;
+}
+
+/** What a reload did. */
+export interface ReloadReport {
+  kept: string[];
+  started: string[];
+  stopped: string[];
+  disabled: string[];
+}
+
+/** A started pipeline. */
+export interface RunningPipeline {
+  /** Probes that failed to start and were disabled, with why. */
+  readonly disabled: readonly { name: string; why: string }[];
+  /** With `probes: "injected"`: emits `record` as if probe `probe` had produced it. */
+  inject(probe: string, record: Record): void;
+  /** Whether some stage is waiting on a slow push; feeders should then await {@linkcode idle}. */
+  readonly busy: boolean;
+  /** Resolves once no stage holds queued records. */
+  idle(): Promise<void>;
+  /**
+   * Moves to `next` atomically: builds its new and changed stages first (on failure nothing
+   * changes and this throws), then rewires in one step, then flushes and closes the stages
+   * `next` no longer has. Unchanged stages (same type and settings) keep running and keep
+   * their state: probes stay attached, windows keep their sums.
+   */
+  reload(next: Pipeline): Promise<ReloadReport>;
+  /** Flushes and closes every stage in graph order. */
+  stop(): Promise<void>;
+}
+
+/** What makes two generations' stages the same stage: everything but their wiring. */
+function identity(node: StageNode): string {
+  const { inputs: _inputs, ...settings } = node.raw;
+  return JSON.stringify([node.section, node.def.type, node.required, settings]);
+}
+
+/** A stand-in probe for replay and tests: emits only what is injected. */
+const INJECTED: Stage = { push() {}, flush() {}, close() {} };
+
 /** Builds and starts every stage; on a fatal failure, stops what already started and rethrows. */
-export async function startPipeline(pipeline: Pipeline, env: RuntimeEnv): Promise<RunningPipeline> {
-  const runners = new Map(pipeline.stages.map((node) => [node.name, new Runner(node, env)]));
-  for (const runner of runners.values()) {
-    for (const input of runner.node.inputs) runners.get(input)!.downstream.push(runner);
-  }
-  const started: Runner[] = []; // in build order: downstream first
+export async function startPipeline(
+  pipeline: Pipeline,
+  env: RuntimeEnv,
+  options: RunOptions = {},
+): Promise<RunningPipeline> {
+  let runners = new Map<string, Runner>(); // the live generation, by name
   const disabled: { name: string; why: string }[] = [];
-  const stop = async () => {
-    for (const runner of [...started].reverse()) { // graph order: probes first
+
+  /**
+   * Builds `nodes` downstream first; returns the built runners (probes may be disabled). Each
+   * new runner is wired to its readers in `graph` (new ones, or `existing` ones) before any
+   * build, because a probe starts emitting as soon as it is built.
+   */
+  const build = async (
+    nodes: StageNode[],
+    graph: StageNode[],
+    existing: Map<string, Runner>,
+  ): Promise<Runner[]> => {
+    const created = new Map(nodes.map((n) => [n.name, new Runner(n, env, options.tap)]));
+    for (const runner of created.values()) {
+      runner.downstream = graph
+        .filter((n) => n.inputs.includes(runner.node.name))
+        .map((n) => created.get(n.name) ?? existing.get(n.name))
+        .filter((r): r is Runner => r !== undefined);
+    }
+    const built: Runner[] = [];
+    try {
+      for (const node of [...nodes].reverse()) {
+        const runner = created.get(node.name)!;
+        const begun = performance.now();
+        try {
+          runner.stage = node.kind === "probe" && options.probes === "injected"
+            ? INJECTED
+            : await node.def.build(node.config, runner.context());
+        } catch (e) {
+          if (node.kind !== "probe" || node.required) throw e;
+          // One probe failing (a missing symbol, a verifier rejection) must not stop the others.
+          const why = describeError(e);
+          disabled.push({ name: node.name, why });
+          env.counters.add("probes_disabled", 1, { stage: node.name });
+          env.log.warn(`probe ${node.name} disabled: ${why}`);
+          continue;
+        }
+        built.push(runner);
+        if (node.kind === "probe" && options.probes !== "injected") {
+          const attached = (runner.stage as ProbeStage).attached ?? [];
+          const ms = (performance.now() - begun).toFixed(0);
+          env.log.info(`attached ${node.name}: ${attached.join(", ") || node.def.type} (${ms} ms)`);
+        }
+      }
+    } catch (e) {
+      await closeAll(built, "shutdown");
+      throw e;
+    }
+    return built;
+  };
+
+  /** Flushes and closes runners in graph order (upstream first, so held records flow on). */
+  const closeAll = async (list: Runner[], reason: FlushReason) => {
+    const order = new Map(pipelineOrder(list).map((r, i) => [r, i]));
+    for (const runner of [...list].sort((a, b) => order.get(a)! - order.get(b)!)) {
       try {
-        await runner.flush("shutdown");
+        await runner.flush(reason);
         await runner.stage.close();
       } catch (e) {
         env.log.warn(`${runner.node.name}: stopping failed: ${describeError(e)}`);
       }
     }
-    started.length = 0;
   };
-  try {
-    for (const runner of [...runners.values()].reverse()) {
-      const begun = performance.now();
-      try {
-        runner.stage = await runner.node.def.build(runner.node.config, runner.context());
-      } catch (e) {
-        if (runner.node.kind !== "probe" || runner.node.required) throw e;
-        // One probe failing (a missing symbol, a verifier rejection) must not stop the others.
-        const why = describeError(e);
-        disabled.push({ name: runner.node.name, why });
-        env.counters.add("probes_disabled", 1, { stage: runner.node.name });
-        env.log.warn(`probe ${runner.node.name} disabled: ${why}`);
-        continue;
-      }
-      started.push(runner);
-      if (runner.node.kind === "probe") {
-        const attached = (runner.stage as { attached?: readonly string[] }).attached ?? [];
-        const ms = (performance.now() - begun).toFixed(0);
-        env.log.info(
-          `attached ${runner.node.name}: ${attached.join(", ") || runner.node.def.type} (${ms} ms)`,
-        );
-      }
+
+  /** Points every runner of `live` at its readers, for the graph `nodes` describes. */
+  const wire = (live: Map<string, Runner>) => {
+    for (const r of live.values()) r.downstream = [];
+    for (const r of live.values()) {
+      for (const input of r.node.inputs) live.get(input)?.downstream.push(r);
     }
-    if (!started.some((r) => r.node.kind === "probe")) {
-      throw new UserError(
-        `no probe could start (${disabled.map((d) => d.name).join(", ")}): nothing to collect`,
-      );
-    }
-  } catch (e) {
-    await stop();
-    throw e;
+  };
+
+  const first = await build(pipeline.stages, pipeline.stages, new Map());
+  runners = new Map(first.map((r) => [r.node.name, r]));
+  wire(runners);
+  if (!first.some((r) => r.node.kind === "probe")) {
+    await closeAll(first, "shutdown");
+    throw new UserError(
+      `no probe could start (${disabled.map((d) => d.name).join(", ")}): nothing to collect`,
+    );
   }
-  return { disabled, stop };
+
+  return {
+    disabled,
+    inject(probe, record) {
+      const runner = runners.get(probe);
+      if (!runner || runner.node.kind !== "probe") throw new Error(`no probe named ${probe}`);
+      runner.emit(record);
+    },
+    get busy() {
+      for (const r of runners.values()) if (r.busy) return true;
+      return false;
+    },
+    async idle() {
+      for (const r of runners.values()) await r.idle();
+    },
+    async reload(next) {
+      const old = runners;
+      const keep = new Map<string, Runner>();
+      const fresh: StageNode[] = [];
+      for (const node of next.stages) {
+        const current = old.get(node.name);
+        if (current && identity(current.node) === identity(node)) keep.set(node.name, current);
+        else fresh.push(node);
+      }
+      const before = disabled.length;
+      // Throws, changing nothing, when a stage cannot start.
+      const built = await build(fresh, next.stages, keep);
+      // The switch: one synchronous step, so every record goes to exactly one generation.
+      const live = new Map<string, Runner>();
+      for (const node of next.stages) {
+        const kept = keep.get(node.name);
+        if (kept) {
+          kept.node = node; // new wiring, same stage
+          live.set(node.name, kept);
+        }
+      }
+      for (const r of built) live.set(r.node.name, r);
+      const retired = [...old.values()].filter((r) => live.get(r.node.name) !== r);
+      runners = new Map(
+        next.stages.filter((n) => live.has(n.name)).map((n) => [n.name, live.get(n.name)!]),
+      );
+      wire(runners);
+      // Retired stages keep their old readers until flushed, so what they hold is not lost.
+      await closeAll(retired, "shutdown");
+      const report = {
+        kept: [...keep.keys()],
+        started: built.map((r) => r.node.name),
+        stopped: retired.map((r) => r.node.name),
+        disabled: disabled.slice(before).map((d) => d.name),
+      };
+      env.counters.add("reloads", 1, { result: "ok" });
+      env.counters.add("stages_started", report.started.length);
+      env.counters.add("stages_stopped", report.stopped.length);
+      return report;
+    },
+    async stop() {
+      const all = [...runners.values()];
+      runners = new Map();
+      await closeAll(all, "shutdown");
+    },
+  };
+}
+
+/** Runners in graph order: each after every runner it reads from (Kahn's algorithm). */
+function pipelineOrder(list: Runner[]): Runner[] {
+  const names = new Set(list.map((r) => r.node.name));
+  const pending = new Map(list.map((r) => [r, r.node.inputs.filter((i) => names.has(i)).length]));
+  const out: Runner[] = [];
+  while (pending.size > 0) {
+    const ready = [...pending].filter(([, n]) => n === 0).map(([r]) => r);
+    if (ready.length === 0) return [...out, ...pending.keys()]; // cannot happen: the loader rejects cycles
+    for (const r of ready) {
+      pending.delete(r);
+      out.push(r);
+      for (const [other, n] of pending) {
+        if (other.node.inputs.includes(r.node.name)) pending.set(other, n - 1);
+      }
+    }
+  }
+  return out;
 }

@@ -21,6 +21,9 @@ export class YamlSource {
   readonly #keys = new Map<string, number>();
   readonly #lines: LineCounter;
   readonly #templates = new Map<string, string>();
+  /** The source text of every number, so `5` (integer) and `5.0` (float) stay apart. */
+  readonly #numbers = new Map<string, string>();
+  #text = "";
 
   private constructor(file: string, value: unknown, lines: LineCounter) {
     this.file = file;
@@ -48,10 +51,21 @@ export class YamlSource {
       return { errors };
     }
     const source = new YamlSource(file, doc.toJS(), lines);
+    source.#text = text;
     source.#index(doc.contents, "");
     const errors: ConfigError[] = [];
     source.value = source.#substitute(source.value, "", env, errors);
     return { source, errors };
+  }
+
+  /**
+   * The number at `path` typed as a field value: an integer (written without a point or an
+   * exponent) as an exact bigint, anything else as a float. Undefined if it is no number.
+   */
+  numberAt(path: string): bigint | number | undefined {
+    const text = this.#numbers.get(path);
+    if (text === undefined) return undefined;
+    return /^[-+]?\d+$/.test(text) ? BigInt(text) : Number(text);
   }
 
   /** The text a value had before `${VAR}` substitution, if it used any. */
@@ -145,6 +159,9 @@ export class YamlSource {
   #index(node: Node | null | undefined, path: string): void {
     if (!node) return;
     if (node.range) this.#values.set(path, node.range[0]);
+    if (isScalar(node) && typeof node.value === "number" && node.range) {
+      this.#numbers.set(path, this.#text.slice(node.range[0], node.range[1]).trim());
+    }
     if (isMap(node)) {
       for (const pair of node.items) {
         const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);

@@ -1,0 +1,108 @@
+/**
+ * The recording format of `--record` and `--replay`: NDJSON, one probe record a line, as it
+ * came out of the probe:
+ *
+ * ```json
+ * {"probe":"bash","measurement":"bash","tags":{"host":"h","source":"bash"},"fields":{"cmd":"ls","pid":"42","cmd_length":20000,"ratio":0.5},"time":1795622018659544231}
+ * ```
+ *
+ * Field types survive the round trip exactly: an integer field is written as bare digits
+ * (exact past 2^53), a float always with a decimal point or an exponent (`5.0`, `1e+21`), and
+ * the decoder reads each number's source text to tell them apart. `time` is integer ns.
+ */
+import type { FieldValue, Record } from "../record.ts";
+
+/** One recorded probe record. */
+export interface Recorded {
+  probe: string;
+  record: Record;
+}
+
+/** Thrown for a line that is not a recorded record; carries the line number. */
+export class RecordingError extends Error {
+  override name = "RecordingError";
+  readonly line: number;
+  constructor(line: number, reason: string) {
+    super(`line ${line}: ${reason}`);
+    this.line = line;
+  }
+}
+
+/** One recording line (without the newline). */
+export function encodeRecorded(probe: string, r: Record): string {
+  let fields = "";
+  for (const [k, v] of Object.entries(r.fields)) {
+    fields += `${fields ? "," : ""}${JSON.stringify(k)}:${encodeValue(v)}`;
+  }
+  return `{"probe":${JSON.stringify(probe)},"measurement":${JSON.stringify(r.measurement)},` +
+    `"tags":${JSON.stringify(r.tags)},"fields":{${fields}},"time":${r.time}}`;
+}
+
+function encodeValue(v: FieldValue): string {
+  switch (typeof v) {
+    case "bigint":
+      return v.toString();
+    case "number": {
+      if (!Number.isFinite(v)) return "null"; // JSON has no NaN or Infinity
+      const text = String(v);
+      return /[.e]/.test(text) ? text : `${text}.0`; // a float always looks like one
+    }
+    default:
+      return JSON.stringify(v);
+  }
+}
+
+type Parsed = { [key: string]: unknown };
+
+/** Decodes one line; `lineNumber` is for the error message. */
+export function decodeRecorded(line: string, lineNumber: number): Recorded {
+  let raw: unknown;
+  try {
+    // Numbers come back as their source text (V8's JSON.parse source access), typed below.
+    raw = JSON.parse(
+      line,
+      (_key, value, context?: { source?: string }) =>
+        typeof value === "number" ? { number: context?.source ?? String(value) } : value,
+    );
+  } catch (e) {
+    throw new RecordingError(lineNumber, `not JSON: ${(e as Error).message}`);
+  }
+  const o = raw as Parsed;
+  if (typeof o !== "object" || o === null) {
+    throw new RecordingError(lineNumber, "not a JSON object");
+  }
+  const bad = (what: string) => new RecordingError(lineNumber, what);
+  if (typeof o.probe !== "string") throw bad(`"probe" must be a string`);
+  if (typeof o.measurement !== "string") throw bad(`"measurement" must be a string`);
+  const tags = o.tags as Parsed;
+  if (
+    typeof tags !== "object" || tags === null ||
+    Object.values(tags).some((t) => typeof t !== "string")
+  ) {
+    throw bad(`"tags" must map names to strings`);
+  }
+  const time = integerOf(o.time);
+  if (time === undefined) throw bad(`"time" must be integer nanoseconds`);
+  const fields: { [key: string]: FieldValue } = {};
+  for (const [k, v] of Object.entries((o.fields ?? {}) as Parsed)) {
+    const value = fieldOf(v);
+    if (value === undefined) throw bad(`field "${k}" must be a string, number or boolean`);
+    fields[k] = value;
+  }
+  return {
+    probe: o.probe,
+    record: { measurement: o.measurement, tags: tags as { [key: string]: string }, fields, time },
+  };
+}
+
+function integerOf(v: unknown): bigint | undefined {
+  const source = (v as { number?: string })?.number;
+  return source !== undefined && /^-?\d+$/.test(source) ? BigInt(source) : undefined;
+}
+
+function fieldOf(v: unknown): FieldValue | undefined {
+  if (typeof v === "string" || typeof v === "boolean") return v;
+  const source = (v as { number?: string } | null)?.number;
+  if (source === undefined) return v === null ? NaN : undefined;
+  return /^-?\d+$/.test(source) ? BigInt(source) : Number(source);
+}

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import type { Record } from "../record.ts";
+import { decodeRecorded, encodeRecorded, RecordingError } from "./recording.ts";
+
+const RECORD: Record = {
+  measurement: "bash",
+  tags: { host: "web-1", source: "bash" },
+  fields: {
+    cmd: 'echo "héllo" \\ 🎉',
+    pid: "4242",
+    big: 9007199254740993n,
+    neg: -5n,
+    whole_float: 5,
+    ratio: 0.25,
+    huge_float: 1e21,
+    truncated: true,
+  },
+  time: 1795622018659544231n,
+};
+
+Deno.test("a recorded record decodes to exactly the same record, field types included", () => {
+  const line = encodeRecorded("bash", RECORD);
+  assert.ok(!line.includes("\n"));
+  const { probe, record } = decodeRecorded(line, 1);
+  assert.equal(probe, "bash");
+  assert.deepEqual(record, RECORD);
+  assert.equal(typeof record.fields.whole_float, "number", "5.0 stays a float");
+  assert.equal(record.fields.big, 9007199254740993n, "integers stay exact past 2^53");
+});
+
+Deno.test("encodeRecorded() writes floats so they read back as floats", () => {
+  const line = encodeRecorded("p", { ...RECORD, fields: { a: 5, b: 5n, c: 1e21, d: -0.5 } });
+  assert.match(line, /"fields":\{"a":5\.0,"b":5,"c":1e\+21,"d":-0\.5\}/);
+});
+
+Deno.test("decodeRecorded() rejects a broken line, naming the line and what is wrong", () => {
+  assert.throws(
+    () => decodeRecorded("{nope", 7),
+    (e: RecordingError) => e.line === 7 && /^line 7: not JSON/.test(e.message),
+  );
+  assert.throws(
+    () => decodeRecorded('{"probe":"p","measurement":"m","tags":{},"fields":{},"time":1.5}', 2),
+    /time" must be integer/,
+  );
+  assert.throws(
+    () => decodeRecorded('{"probe":"p","measurement":"m","tags":{"a":1},"fields":{},"time":1}', 3),
+    /tags" must map names to strings/,
+  );
+  assert.throws(
+    () =>
+      decodeRecorded('{"probe":"p","measurement":"m","tags":{},"fields":{"x":[1]},"time":1}', 4),
+    /field "x"/,
+  );
+});
