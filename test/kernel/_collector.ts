@@ -13,9 +13,12 @@ export class Collector implements AsyncDisposable {
   readonly #done: Promise<Deno.CommandStatus>;
   readonly #pumps: Promise<void>[];
 
-  constructor(args: string[]) {
+  /** `extraFlags` are Deno flags added to `deno task run`'s (e.g. `--allow-write=FILE`). */
+  constructor(args: string[], extraFlags: string[] = []) {
+    const command = runTaskArgs();
+    command.splice(command.length - 1, 0, ...extraFlags); // before src/main.ts
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: [...runTaskArgs(), ...args],
+      args: [...command, ...args],
       cwd: ROOT,
       stdout: "piped",
       stderr: "piped",
@@ -44,6 +47,11 @@ export class Collector implements AsyncDisposable {
   /** Waits until the collector says it is collecting (probes attached). */
   attached(): Promise<void> {
     return this.waitFor("the collector to attach", () => this.stderr.includes("collecting with"));
+  }
+
+  /** Sends `signal` and returns at once (e.g. SIGHUP to reload). */
+  signal(signal: Deno.Signal): void {
+    this.#child.kill(signal);
   }
 
   /** Resolves with the exit status once the collector has exited by itself and all output is read. */
