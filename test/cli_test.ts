@@ -132,3 +132,37 @@ Deno.test("a pipeline outside what --allow-read grants is refused in one line na
     await Deno.remove(file);
   }
 });
+
+Deno.test("--test on a pipeline whose expectation is wrong exits 1 with a diff naming the stage", async () => {
+  const file = tempPipeline(`version: 1
+probes:
+  bash: { type: bash }
+transforms:
+  redact_secrets: { type: redact, inputs: [bash] }
+outputs:
+  console: { type: stdout, inputs: [redact_secrets] }
+tests:
+  - name: passwords are masked
+    input: { stage: redact_secrets, records: [{ fields: { cmd: "mysql -psecret" } }] }
+    expect: { records: [{ fields: { cmd: "mysql -p***" } }] }
+  - name: a wrong expectation
+    input: { stage: redact_secrets, records: [{ fields: { cmd: "mysql -psecret" } }] }
+    expect: { records: [{ fields: { cmd: "mysql -psecret" } }] }
+`);
+  const { code, stdout } = await run("--pipeline", file, "--test");
+  assert.equal(code, 1);
+  assert.equal(
+    stdout,
+    `ok   passwords are masked
+FAIL a wrong expectation
+     stage redact_secrets: record 1: fields.cmd: expected "mysql -psecret", got "mysql -p***"
+       got: {"measurement":"test","tags":{"host":"test-host","source":"test"},"fields":{"cmd":"mysql -p***"},"time":1767225600000000000}
+${file}: 1 passed, 1 failed
+`,
+  );
+  // Fix the wrong expectation: the same command now passes.
+  const wrong = 'expect: { records: [{ fields: { cmd: "mysql -psecret" } }] }';
+  const right = 'expect: { records: [{ fields: { cmd: "mysql -p***" } }] }';
+  Deno.writeTextFileSync(file, Deno.readTextFileSync(file).replace(wrong, right));
+  assert.equal((await run("--pipeline", file, "--test")).code, 0);
+});
