@@ -119,6 +119,11 @@ export function parseTests(value: unknown, at: At, stages: StageNode[]): Pipelin
       unknownKeys(expect, EXPECT_KEYS, e);
       if (expect.stage !== undefined) {
         expectStage = stageAt(expect.stage, e.child("stage"), "to check");
+      } else if (inputStage && byName.get(inputStage)?.kind === "probe") {
+        // A probe passes injected records on unchanged: checking it would test nothing.
+        e.reportKey(
+          `needs stage: the stage to check (the input is probe "${inputStage}", which changes nothing)`,
+        );
       }
       if (expect.records !== undefined) {
         test.expected = parseRecords(expect.records, e.child("records"), true);
@@ -323,9 +328,13 @@ function upstreamOf(stage: string, byName: Map<string, StageNode>): Set<string> 
 // JSON.rawJSON (ES2025) is in V8 but not yet in TypeScript's lib.
 const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
 
-/** JSON with integers (bigint) written as plain digits. */
+/** JSON with integers (bigint) as plain digits and whole floats as `3.0`, so types show. */
 const show = (v: unknown) =>
-  JSON.stringify(v, (_k, x) => typeof x === "bigint" ? rawJSON(String(x)) : x);
+  JSON.stringify(v, (_k, x) => {
+    if (typeof x === "bigint") return rawJSON(String(x));
+    if (typeof x === "number" && Number.isInteger(x)) return rawJSON(`${x}.0`);
+    return x;
+  });
 
 function compare(test: PipelineTest, got: Record[]): { passed: boolean; diff: string[] } {
   const diff: string[] = [];

@@ -43,7 +43,9 @@ export class YamlSource {
     const lines = new LineCounter();
     const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
     if (doc.errors.length > 0) {
-      const errors = doc.errors.map((e) => {
+      // After the first syntax error the parser's view of the file is lost: the rest are
+      // follow-ons (one stray "{" gives a hundred), so report the first.
+      const errors = doc.errors.slice(0, 1).map((e) => {
         const pos = lines.linePos(e.pos[0]);
         const reason = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
         return new ConfigError({ file, line: pos.line, column: pos.col }, "", reason);

@@ -55,3 +55,12 @@ Deno.test("YamlSource.parse() names the --allow-env flag when a variable may not
     "p.yaml:1:4: a: reading ${TOKEN} needs --allow-env=TOKEN (deno task run allows EBPF_* names)",
   );
 });
+
+Deno.test("YamlSource.parse() reports one syntax error, not the follow-ons after it", () => {
+  const text = "version: 1\nprobes:\n  bash: { type: bash\n" +
+    "outputs:\n  o: { type: stdout, inputs: [bash] }\n".repeat(20);
+  const { source, errors } = YamlSource.parse("p.yaml", text);
+  assert.equal(source, undefined);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0].message, /^p\.yaml:\d+:\d+: /);
+});
