@@ -74,3 +74,15 @@ export async function createUser(): Promise<
     },
   };
 }
+
+/** The interactive bash the kernel tests type into: no rc files, so the prompt is predictable. */
+export const BASH = ["bash", "--norc", "--noprofile"];
+/** bash's prompt on screen (`capture-pane` trims the space after it). */
+export const PROMPT = /[$#]\s*$/m;
+
+/** An interactive root bash in session "root", waiting at its prompt (inside readline); its pid. */
+export async function rootShell(tmux: Tmux): Promise<number> {
+  const pid = await tmux.start("root", BASH);
+  await tmux.waitForScreen("root", PROMPT);
+  return pid;
+}

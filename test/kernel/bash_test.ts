@@ -6,18 +6,9 @@
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
-import { createUser, Tmux } from "./_tmux.ts";
+import { BASH, createUser, PROMPT, rootShell, Tmux } from "./_tmux.ts";
 
 const NEEDS = { objects: ["bash"], tools: ["tmux", "useradd", "setpriv"] };
-const PROMPT = /[$#]\s*$/m; // capture-pane trims the space after the prompt
-const BASH = ["bash", "--norc", "--noprofile"];
-
-/** An interactive root bash, waiting at its prompt (inside readline); returns its pid. */
-async function rootShell(tmux: Tmux): Promise<number> {
-  const pid = await tmux.start("root", BASH);
-  await tmux.waitForScreen("root", PROMPT);
-  return pid;
-}
 
 const PIPELINE = `version: 1
 probes:

@@ -8,16 +8,9 @@ import { decodeRecorded } from "../../src/pipeline/recording.ts";
 import { ROOT } from "../_run_command.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
-import { Tmux } from "./_tmux.ts";
+import { rootShell, Tmux } from "./_tmux.ts";
 
 const NEEDS = { objects: ["bash"], tools: ["tmux"] };
-const BASH = ["bash", "--norc", "--noprofile"];
-
-async function rootShell(tmux: Tmux): Promise<number> {
-  const pid = await tmux.start("root", BASH);
-  await tmux.waitForScreen("root", /[$#]\s*$/m);
-  return pid;
-}
 
 const WITH_WINDOW = `version: 1
 probes:
