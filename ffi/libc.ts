@@ -1,5 +1,5 @@
 /** The few libc calls the FFI layer needs: mmap for the ring buffer, epoll to wait on it, errno. */
-import { LibraryMissingError } from "./errors.ts";
+import { LibbpfError, LibraryMissingError } from "./errors.ts";
 
 const symbols = {
   __errno_location: { parameters: [], result: "pointer" }, // int *(void)
@@ -24,6 +24,8 @@ const symbols = {
   eventfd: { parameters: ["u32", "i32"], result: "i32" }, // int eventfd(unsigned initval, int flags)
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int, const void *, size_t)
   close: { parameters: ["i32"], result: "i32" }, // int close(int fd)
+  open: { parameters: ["buffer", "i32"], result: "i32" }, // int open(const char *path, int flags)
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t read(int, void *, size_t)
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" }, // int clock_gettime(clockid_t, struct timespec *)
   access: { parameters: ["buffer", "i32"], result: "i32" }, // int access(const char *path, int mode)
   capget: { parameters: ["buffer", "buffer"], result: "i32" }, // int capget(cap_user_header_t, cap_user_data_t)
@@ -101,4 +103,31 @@ export function effectiveCapabilities(): bigint {
 export function readable(path: string): boolean {
   const R_OK = 4;
   return libc().access(new TextEncoder().encode(path + "\0"), R_OK) === 0;
+}
+
+const O_RDONLY_CLOEXEC = 0o2000000;
+
+/**
+ * Reads a small text file under /proc or /sys through libc. Deno guards every path under /proc
+ * and /sys behind --allow-all, even with --allow-read for it; libc reads them with only the
+ * --allow-ffi the collector already has. Throws a LibbpfError carrying the errno.
+ */
+export function readKernelFile(path: string, maxBytes = 1 << 20): string {
+  const c = libc();
+  const fd = c.open(new TextEncoder().encode(path + "\0"), O_RDONLY_CLOEXEC);
+  if (fd < 0) throw new LibbpfError("open", errno(), [], path);
+  try {
+    const buf = new Uint8Array(maxBytes);
+    let used = 0;
+    for (;;) {
+      const n = Number(c.read(fd, buf.subarray(used), BigInt(maxBytes - used)));
+      if (n < 0) throw new LibbpfError("read", errno(), [], path);
+      if (n === 0 || used + n >= maxBytes) {
+        return new TextDecoder().decode(buf.subarray(0, used + n));
+      }
+      used += n;
+    }
+  } finally {
+    c.close(fd);
+  }
 }
