@@ -1,14 +1,12 @@
 /**
- * One test over every transform in this folder: what the stage contract (src/pipeline/stage.ts)
- * asks of each. When src/transforms/mod.ts exists, loop over its registry instead of this list.
+ * One test over every registered transform: what the stage contract (src/pipeline/stage.ts)
+ * asks of each. A new transform needs a sample record below, or this test fails.
  */
 import assert from "node:assert/strict";
 import { buildStage, configureStage } from "../pipeline/testing.ts";
 import type { StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
-import { filterTransform } from "./filter.ts";
-import { redactTransform } from "./redact.ts";
-import { tagsTransform } from "./tags.ts";
+import { TRANSFORMS } from "./mod.ts";
 
 function bash(cmd: string): Record {
   return {
@@ -24,14 +22,37 @@ function bash(cmd: string): Record {
   };
 }
 
-// Each type with a record its example passes on.
-const TRANSFORMS: [StageDef, Record][] = [
-  [filterTransform, bash("sudo systemctl restart nginx")],
-  [redactTransform, bash("ls -la")],
-  [tagsTransform, bash("ls -la")],
-];
+/** A netflow record seen from the client side. */
+const flow: Record = {
+  measurement: "netflow",
+  tags: {
+    host: "web-1",
+    source: "netflow",
+    direction: "outgoing",
+    src_port: "40000",
+    dst_port: "443",
+  },
+  fields: { bytes_written: 100n },
+  time: 1_764_085_464_123_456_789n,
+};
 
-for (const [def, record] of TRANSFORMS) {
+// For each type, a record its example passes on.
+const SAMPLES: { [type: string]: Record } = {
+  filter: bash("sudo systemctl restart nginx"),
+  redact: bash("ls -la"),
+  tags: bash("ls -la"),
+  ephemeral_port: flow,
+};
+
+Deno.test("every registered transform has a sample record here", () => {
+  for (const type of TRANSFORMS.keys()) assert.ok(SAMPLES[type], `add a sample record for ${type}`);
+});
+
+const cases: [StageDef, Record][] = [...TRANSFORMS.values()]
+  .filter((def) => SAMPLES[def.type])
+  .map((def) => [def, SAMPLES[def.type]]);
+
+for (const [def, record] of cases) {
   Deno.test(`${def.type}: describes itself and documents every key in one line`, () => {
     assert.equal(def.kind, "transform");
     assert.match(def.type, /^[a-z][a-z0-9_]*$/);

@@ -1,7 +1,13 @@
 /** The transform types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
+import { ephemeralPortTransform } from "./ephemeral_port.ts";
 import { filterTransform } from "./filter.ts";
 import { redactTransform } from "./redact.ts";
 import { tagsTransform } from "./tags.ts";
 
-export const TRANSFORMS = registryOf(filterTransform, redactTransform, tagsTransform);
+export const TRANSFORMS = registryOf(
+  ephemeralPortTransform,
+  filterTransform,
+  redactTransform,
+  tagsTransform,
+);
