@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { ManualClock } from "./clock.ts";
 import type { Pipeline } from "./load.ts";
 import { decodeRecorded, encodeRecorded, type Recorded, RecordingError } from "./recording.ts";
-import { startPipeline } from "./run.ts";
+import { injectAtRecordTime, startPipeline } from "./run.ts";
 
 /** The lines of a text stream, one at a time, without loading it whole. */
 async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -63,10 +63,8 @@ export async function replayFile(
       unknown.set(probe, (unknown.get(probe) ?? 0) + 1);
       return;
     }
-    if (record.time > clock.now()) clock.advance(record.time);
-    running.inject(probe, record);
+    await injectAtRecordTime(running, clock, probe, record);
     injected++;
-    if (running.busy) await running.idle(); // a slow output: wait rather than drop
   };
   try {
     await inject(first.value);

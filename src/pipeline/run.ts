@@ -10,7 +10,7 @@ import type { Counters } from "../counters.ts";
 import { describeError, UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import {
   type FlushReason,
@@ -196,9 +196,9 @@ export async function startPipeline(
   const disabled: { name: string; why: string }[] = [];
 
   /**
-   * Builds `nodes` downstream first; returns the built runners (probes may be disabled). Each
-   * new runner is wired to its readers in `graph` (new ones, or `existing` ones) before any
-   * build, because a probe starts emitting as soon as it is built.
+   * Builds `nodes` downstream first; returns the built runners in graph order (probes may be
+   * disabled). Each new runner is wired to its readers in `graph` (new ones, or `existing`
+   * ones) before any build, because a probe starts emitting as soon as it is built.
    */
   const build = async (
     nodes: StageNode[],
@@ -238,16 +238,18 @@ export async function startPipeline(
         }
       }
     } catch (e) {
-      await closeAll(built, "shutdown");
+      await closeAll(built.toReversed(), "shutdown");
       throw e;
     }
-    return built;
+    return built.toReversed(); // graph order
   };
 
-  /** Flushes and closes runners in graph order (upstream first, so held records flow on). */
+  /**
+   * Flushes and closes `list`, which is in graph order (upstream first), so what a stage holds
+   * flows on through the stages after it before they close.
+   */
   const closeAll = async (list: Runner[], reason: FlushReason) => {
-    const order = new Map(pipelineOrder(list).map((r, i) => [r, i]));
-    for (const runner of [...list].sort((a, b) => order.get(a)! - order.get(b)!)) {
+    for (const runner of list) {
       try {
         await runner.flush(reason);
         await runner.stage.close();
@@ -337,21 +339,18 @@ export async function startPipeline(
   };
 }
 
-/** Runners in graph order: each after every runner it reads from (Kahn's algorithm). */
-function pipelineOrder(list: Runner[]): Runner[] {
-  const names = new Set(list.map((r) => r.node.name));
-  const pending = new Map(list.map((r) => [r, r.node.inputs.filter((i) => names.has(i)).length]));
-  const out: Runner[] = [];
-  while (pending.size > 0) {
-    const ready = [...pending].filter(([, n]) => n === 0).map(([r]) => r);
-    if (ready.length === 0) return [...out, ...pending.keys()]; // cannot happen: the loader rejects cycles
-    for (const r of ready) {
-      pending.delete(r);
-      out.push(r);
-      for (const [other, n] of pending) {
-        if (other.node.inputs.includes(r.node.name)) pending.set(other, n - 1);
-      }
-    }
-  }
-  return out;
+/**
+ * Injects a recorded or test record at its own time (replay, `--test`): moves the manual clock
+ * there first, so windows close on record time, and waits while a stage is busy, so a slow
+ * output makes the feeder wait instead of dropping records.
+ */
+export async function injectAtRecordTime(
+  running: RunningPipeline,
+  clock: ManualClock,
+  probe: string,
+  record: Record,
+): Promise<void> {
+  if (record.time > clock.now()) clock.advance(record.time);
+  running.inject(probe, record);
+  if (running.busy) await running.idle();
 }

@@ -29,7 +29,7 @@ import type { FieldValue, Record } from "../record.ts";
 import { type Condition, parseCondition } from "../transforms/condition.ts";
 import { ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
-import { startPipeline } from "./run.ts";
+import { injectAtRecordTime, startPipeline } from "./run.ts";
 import { type At, describeValue, isTable, suggestion, type Table } from "./schema.ts";
 import type { StageDef } from "./stage.ts";
 
@@ -304,9 +304,7 @@ export async function runTest(pipeline: Pipeline, test: PipelineTest): Promise<T
     probes: "injected",
   });
   for (const r of test.records) {
-    if (r.time > clock.now()) clock.advance(r.time);
-    running.inject(feedName, r);
-    if (running.busy) await running.idle();
+    await injectAtRecordTime(running, clock, feedName, r);
   }
   await running.stop();
   return { name: test.name, ...compare(test, got) };
