@@ -3,10 +3,12 @@
 #ifndef COMMON_H
 #define COMMON_H
 
-/* Indexes into `drops`; keep in step with ffi/../src/probes/_drops.ts (DROP_NAMES). */
+/* Indexes into `drops`; keep in step with DROP_REASONS in src/probes/drops.ts. */
 enum drop_reason {
 	DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: the reader fell behind */
 	DROP_READ_FAILED = 1,  /* a user/kernel memory read failed, the event was skipped */
+	DROP_SOCKETS_FULL = 2, /* netflow: the per-socket map was full (pid, direction unknown) */
+	DROP_FLOWS_FULL = 3,   /* netflow: the UDP flow map was full, the datagram went uncounted */
 	DROP_REASONS = 4,
 };
 

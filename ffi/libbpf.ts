@@ -31,6 +31,13 @@ const symbols = {
     parameters: ["pointer", "i32", "buffer", "usize", "buffer"],
     result: "pointer", // struct bpf_link *
   },
+  bpf_program__attach_iter: {
+    parameters: ["pointer", "pointer"], // const struct bpf_program *prog, const struct bpf_iter_attach_opts *opts
+    result: "pointer", // struct bpf_link *
+  },
+  bpf_program__attach_cgroup: { parameters: ["pointer", "i32"], result: "pointer" }, // prog, int cgroup_fd
+  bpf_link__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_link *link
+  bpf_iter_create: { parameters: ["i32"], result: "i32" }, // int link_fd
   bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" }, // prog, bool autoload
   bpf_program__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_program *prog
   bpf_prog_test_run_opts: {
@@ -71,7 +78,9 @@ export const LIBBPF_WARN = 0, LIBBPF_INFO = 1, LIBBPF_DEBUG = 2;
 let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
 let printCallback: Deno.UnsafeCallback<typeof PRINT_FN> | undefined;
 const PRINT_FN = { parameters: ["i32", "pointer", "pointer"], result: "i32" } as const;
-const printBuffer = new Uint8Array(4096);
+// A failed load prints the whole verifier log as one message, and its reason is at the end:
+// the buffer must hold all of it (a va_list cannot be formatted twice).
+const printBuffer = new Uint8Array(1 << 20);
 const decoder = new TextDecoder();
 
 /** libbpf log lines since the last {@linkcode takeLog}; bounded so a chatty load cannot grow it. */

@@ -16,6 +16,12 @@ export class BpfLink implements Disposable {
     leaks.register(this, description, this);
   }
 
+  /** The link's file descriptor (an iterator link's is what `bpf_iter_create` takes). */
+  get fd(): number {
+    if (!this.#ptr) throw new Error(`${this.description}: link is closed`);
+    return checkRet(libbpf().bpf_link__fd(this.#ptr), "bpf_link__fd", this.description);
+  }
+
   /** Detaches. Idempotent. */
   close(): void {
     if (!this.#ptr) return;

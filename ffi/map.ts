@@ -61,13 +61,48 @@ export class BpfMap {
     return true;
   }
 
+  /** Writes `key` → `value` (`flags`: 0 any, 1 only new, 2 only existing). */
+  update(key: Uint8Array<ArrayBuffer>, value: Uint8Array<ArrayBuffer>, flags = 0): void {
+    checkRet(
+      libbpf().bpf_map_update_elem(this.fd, key, value, BigInt(flags)),
+      "bpf_map_update_elem",
+      this.name,
+    );
+  }
+
+  /** Deletes `key`; false when it was absent. */
+  delete(key: Uint8Array<ArrayBuffer>): boolean {
+    const ret = libbpf().bpf_map_delete_elem(this.fd, key);
+    if (ret === -ENOENT) return false;
+    checkRet(ret, "bpf_map_delete_elem", this.name);
+    return true;
+  }
+
+  /** Every key, one syscall each (for small maps; see {@linkcode lookupBatch} for big ones). */
+  keys(): Uint8Array<ArrayBuffer>[] {
+    const out: Uint8Array<ArrayBuffer>[] = [];
+    let prev: Uint8Array<ArrayBuffer> | null = null;
+    for (;;) {
+      const next = new Uint8Array(this.keySize);
+      const ret = libbpf().bpf_map_get_next_key(this.fd, prev, next);
+      if (ret === -ENOENT) return out;
+      checkRet(ret, "bpf_map_get_next_key", this.name);
+      out.push(next);
+      prev = next;
+    }
+  }
+
   /**
    * Reads every entry with `bpf_map_lookup_batch`, `batchSize` per syscall (about 9x faster
-   * than key by key). Yields views into reused buffers: copy what you keep. For maps that are
-   * not per-CPU (a per-CPU map returns one value per CPU and needs a larger value buffer).
+   * than key by key). Yields views into reused buffers: copy what you keep. A per-CPU map
+   * (`perCpu`) yields one value per possible CPU, each in an 8-byte-aligned slot.
    */
-  *lookupBatch(batchSize = 4096): Generator<{ key: Uint8Array; value: Uint8Array }> {
-    const fd = this.fd, ks = this.keySize, vs = this.valueSize;
+  *lookupBatch(
+    batchSize = 4096,
+    perCpu = false,
+  ): Generator<{ key: Uint8Array; value: Uint8Array }> {
+    const fd = this.fd, ks = this.keySize;
+    const vs = perCpu ? this.#valueStride() * libbpf().libbpf_num_possible_cpus() : this.valueSize;
     const keys = new Uint8Array(ks * batchSize), values = new Uint8Array(vs * batchSize);
     const inBatch = new Uint8Array(8), outBatch = new Uint8Array(8);
     const count = new Uint32Array(1);

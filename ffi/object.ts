@@ -8,6 +8,8 @@ import { BpfLink } from "./link.ts";
 import { BpfMap } from "./map.ts";
 import { RingBuffer, type RingBufferOptions, type RingRecordHandler } from "./ring_buffer.ts";
 import { warnLeak } from "./leak.ts";
+import { errno, libc } from "./libc.ts";
+import { LibbpfError } from "./errors.ts";
 
 const leaks = new FinalizationRegistry<string>((what) => warnLeak("BpfObject", what));
 
@@ -152,6 +154,36 @@ export class BpfProgram {
     return new BpfLink(ptr, this.name);
   }
 
+  /** Attaches a BPF iterator (`SEC("iter/...")`); read it with {@linkcode readIterator}. */
+  attachIterator(): BpfLink {
+    const ptr = checkPtr(
+      libbpf().bpf_program__attach_iter(this.#ptr, null),
+      "bpf_program__attach_iter",
+      this.name,
+    );
+    return new BpfLink(ptr, `iterator ${this.name}`);
+  }
+
+  /**
+   * Attaches a cgroup program (`SEC("cgroup/...")`) to the cgroup v2 directory `path`, as a
+   * link: other programs on the same hook keep running.
+   */
+  attachCgroup(path: string): BpfLink {
+    const O_RDONLY_DIRECTORY_CLOEXEC = 0o2000000 | 0o200000;
+    const fd = libc().open(cString(path), O_RDONLY_DIRECTORY_CLOEXEC);
+    if (fd < 0) throw new LibbpfError("open cgroup", errno(), [], path);
+    try {
+      const ptr = checkPtr(
+        libbpf().bpf_program__attach_cgroup(this.#ptr, fd),
+        "bpf_program__attach_cgroup",
+        `${this.name} on ${path}`,
+      );
+      return new BpfLink(ptr, `cgroup ${path} ${this.name}`);
+    } finally {
+      libc().close(fd); // the link holds its own reference to the cgroup
+    }
+  }
+
   /** Attaches a uprobe or uretprobe on `target.func` in `target.binary`. */
   attachUprobe(target: UprobeTarget): BpfLink {
     const opts = new Uint8Array(UPROBE_OPTS_SIZE);
@@ -173,5 +205,34 @@ export class BpfProgram {
       what,
     );
     return new BpfLink(ptr, `${target.retprobe ? "uretprobe" : "uprobe"} ${what}`);
+  }
+}
+
+/**
+ * Runs an attached iterator once and returns everything its program wrote (a fresh
+ * `bpf_iter_create` each call: an iterator's output is read once, to its end).
+ */
+export function readIterator(link: BpfLink, chunkBytes = 64 * 1024): Uint8Array {
+  const fd = checkRet(libbpf().bpf_iter_create(link.fd), "bpf_iter_create", link.description);
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = new Uint8Array(chunkBytes);
+      const n = Number(libc().read(fd, chunk, BigInt(chunkBytes)));
+      if (n < 0) throw new LibbpfError("read iterator", errno(), [], link.description);
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+    }
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const c of chunks) {
+      out.set(c, at);
+      at += c.length;
+    }
+    return out;
+  } finally {
+    libc().close(fd);
   }
 }

@@ -6,11 +6,13 @@ import type { BpfMap } from "../../ffi/map.ts";
 import type { StageContext } from "../pipeline/stage.ts";
 
 /** Counter names for `enum drop_reason` in bpf/common.h, by index. */
-export const DROP_REASONS = ["ring_lost", "read_failed"] as const;
+export const DROP_REASONS = ["ring_lost", "read_failed", "sockets_full", "flows_full"] as const;
 
 const WHY: { [name: string]: string } = {
   ring_lost: "ring buffer full, the reader fell behind",
   read_failed: "could not read user memory",
+  sockets_full: "TCP socket map full: pid and direction of new sockets unknown; raise max_sockets",
+  flows_full: "UDP flow map full: datagrams not counted; raise max_udp_flows",
 };
 
 /** Polls the drops map every `intervalMs`; `stop()` takes a last reading. */

@@ -1,5 +1,6 @@
 /** The probe types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
 import { bashProbe } from "./bash.ts";
+import { netflowProbe } from "./netflow.ts";
 
-export const PROBES = registryOf(bashProbe);
+export const PROBES = registryOf(bashProbe, netflowProbe);

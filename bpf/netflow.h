@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * netflow: the layouts shared with user space (src/probes/netflow_event.ts mirrors them; the
+ * layout test compares the two through the object's BTF).
+ */
+#ifndef NETFLOW_H
+#define NETFLOW_H
+
+#define NETFLOW_COMM_LEN 16
+
+enum flow_direction {
+	DIR_UNKNOWN = 0,
+	DIR_OUTGOING = 1, /* this end opened the connection, or sent from a port the kernel chose */
+	DIR_INCOMING = 2, /* this end accepted it, or owns a port bound on purpose (a server) */
+};
+
+/*
+ * One flow: a process's traffic between a local and a remote address and port. Addresses are
+ * always 16 bytes, IPv4 as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one LPM trie serves both
+ * families and user space reads one shape.
+ */
+struct flow_key {
+	__u32 pid;
+	__u8 family;    /* AF_INET or AF_INET6 (IPv4-mapped peers count as AF_INET) */
+	__u8 transport; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 direction; /* enum flow_direction */
+	__u8 _pad0;
+	__u16 local_port; /* host byte order */
+	__u16 remote_port;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u32 _pad1;
+};
+
+/* UDP: counted per datagram, per CPU; cumulative, user space takes differences. */
+struct udp_counts {
+	__u64 bytes_read;
+	__u64 bytes_written;
+	char comm[NETFLOW_COMM_LEN];
+};
+
+/* TCP: what we know of a socket beyond its own counters (kernel map tcp_socks, by cookie). */
+struct tcp_sock_info {
+	__u32 pid; /* 0 until a process of this end is seen (passive opens) */
+	__u8 direction;
+	__u8 handshake_seen; /* tcp_established counts only handshakes we saw */
+	__u8 _pad[2];
+	char comm[NETFLOW_COMM_LEN];
+};
+
+/*
+ * A TCP socket's cumulative counters, from the iter/tcp program (each poll, written to the
+ * iterator's output) and from the close tracepoint (through the ring buffer, `closed` = 1).
+ * Byte counts are application bytes: the SYN and FIN sequence numbers are taken out.
+ */
+struct tcp_flow_event {
+	struct flow_key key;
+	__u64 cookie; /* the socket's cookie: unique for the life of the system */
+	__u64 bytes_written;
+	__u64 bytes_read;
+	__u32 retransmits; /* segments, as TcpRetransSegs counts them */
+	__u32 rtt_us;      /* srtt_us >> 3, as tcpi_rtt */
+	__u32 rtt_var_us;  /* mdev_us >> 2, as tcpi_rttvar */
+	__u8 handshake_seen;
+	__u8 closed;
+	__u8 _pad[2];
+	char comm[NETFLOW_COMM_LEN];
+};
+
+/* The remote end of one unconnected UDP sendmsg/recvmsg, kept between its two hooks. */
+struct udp_peer {
+	__u64 cookie;
+	__u8 family;
+	__u8 _pad;
+	__u16 port; /* host byte order */
+	__u8 addr[16];
+	__u32 _pad1;
+};
+
+/* Key of the exclude_cidrs LPM trie: prefix length in bits over the 16-byte address. */
+struct cidr_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#endif /* NETFLOW_H */

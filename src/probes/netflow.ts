@@ -1,0 +1,345 @@
+/**
+ * The `netflow` probe: TCP and UDP flows, IPv4 and IPv6, per process, from stable hooks only
+ * (tracepoints, tp_btf, a BPF iterator, cgroup address hooks: no kprobes, no guessed offsets).
+ *
+ * Every `poll` it emits one record per flow that did something since the last poll, with the
+ * deltas; a TCP connection that closes emits its last counts at once (through the ring buffer),
+ * so a connection shorter than a poll is counted whole. How each number is obtained, and why,
+ * is in bpf/netflow.bpf.c; turning totals into deltas is in netflow_flows.ts.
+ *
+ * ```yaml
+ * probes:
+ *   netflow:
+ *     type: netflow
+ *     poll: 10s
+ *     exclude_ports: [22]            # applied in the kernel: these flows are never counted
+ *     exclude_cidrs: ["10.9.0.0/16"]
+ *     exclude_pids: [1]
+ * ```
+ */
+import ipaddr from "ipaddr.js";
+import { BpfObject, readIterator } from "../../ffi/object.ts";
+import { readable } from "../../ffi/libc.ts";
+import type { BpfLink } from "../../ffi/link.ts";
+import type { BpfMap } from "../../ffi/map.ts";
+import { describeError } from "../errors.ts";
+import { type At, describeValue } from "../pipeline/schema.ts";
+import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
+import { bpfObjectPath } from "../system/preflight.ts";
+import { DROP_REASONS, watchDrops } from "./drops.ts";
+import {
+  cidrKey,
+  DecodeError,
+  decodeFlowKey,
+  decodeTcpEvent,
+  sumUdpCounts,
+  TCP_FLOW_EVENT_SIZE,
+  type TcpSocketCounters,
+} from "./netflow_event.ts";
+import { FlowAccounts, type FlowDelta, flowId, flowRecord, mergeDeltas } from "./netflow_flows.ts";
+
+/** Options of a `netflow` probe. */
+export interface NetflowConfig {
+  /** Milliseconds between reads of the kernel's counters. */
+  poll: number;
+  /** Size of the kernel's TCP socket map and UDP flow map. */
+  max_sockets: number;
+  max_udp_flows: number;
+  exclude_ports: number[];
+  exclude_pids: number[];
+  /** Normalised networks ("10.0.0.0/8"); a bare address is its /32 or /128. */
+  exclude_cidrs: string[];
+  /** The cgroup v2 directory for the UDP address hooks; "" finds it. */
+  cgroup: string;
+}
+
+/** UDP flows with no bytes for this many polls in a row leave the kernel map. */
+const UDP_IDLE_POLLS = 3;
+const CGROUP_CANDIDATES = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
+
+/** Bits of `exclusions` in bpf/netflow.bpf.c. */
+const EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4;
+
+function integerList(what: string, min: number, max: number) {
+  return (value: unknown, at: At): number[] | undefined => {
+    const list = Array.isArray(value) ? value : [value];
+    let ok = true;
+    list.forEach((item, i) => {
+      if (typeof item !== "number" || !Number.isInteger(item) || item < min || item > max) {
+        (Array.isArray(value) ? at.child(i) : at).report(
+          `expected ${what} (an integer ${min}..${max}), got ${describeValue(item)}`,
+        );
+        ok = false;
+      }
+    });
+    return ok ? list as number[] : undefined;
+  };
+}
+
+function parseCidrs(value: unknown, at: At): string[] | undefined {
+  const list = Array.isArray(value) ? value : [value];
+  const out: string[] = [];
+  let ok = true;
+  list.forEach((item, i) => {
+    const itemAt = Array.isArray(value) ? at.child(i) : at;
+    if (typeof item !== "string") {
+      itemAt.report(`expected a network such as "10.0.0.0/8", got ${describeValue(item)}`);
+      ok = false;
+      return;
+    }
+    try {
+      if (item.includes("/")) {
+        const [addr, bits] = ipaddr.parseCIDR(item);
+        out.push(`${addr.toString()}/${bits}`);
+      } else {
+        const addr = ipaddr.parse(item);
+        out.push(`${addr.toString()}/${addr.kind() === "ipv4" ? 32 : 128}`);
+      }
+    } catch {
+      itemAt.report(`not an IP network: ${JSON.stringify(item)} (write e.g. "10.0.0.0/8")`);
+      ok = false;
+    }
+  });
+  return ok ? out : undefined;
+}
+
+export const netflowProbe: StageDef<NetflowConfig> = {
+  type: "netflow",
+  kind: "probe",
+  describe: "TCP and UDP flows per process: bytes, retransmits, RTT, connections (IPv4, IPv6).",
+  schema: {
+    poll: {
+      type: "duration",
+      default: "10s",
+      doc: "how often flows are read and their deltas emitted (closes are emitted at once)",
+    },
+    max_sockets: {
+      type: "integer",
+      default: 65536,
+      min: 16,
+      max: 1 << 22,
+      doc: "TCP sockets the kernel tracks (pid, direction); beyond, counted as sockets_full",
+    },
+    max_udp_flows: {
+      type: "integer",
+      default: 65536,
+      min: 16,
+      max: 1 << 22,
+      doc: "UDP flows the kernel counts between polls; beyond, counted as flows_full",
+    },
+    exclude_ports: {
+      type: "custom",
+      default: [],
+      parse: integerList("a port", 1, 65535),
+      doc: "flows with this port at either end are not counted (in the kernel)",
+    },
+    exclude_pids: {
+      type: "custom",
+      default: [],
+      parse: integerList("a pid", 1, 0x3fffffff),
+      doc: "flows of these processes are not counted (in the kernel)",
+    },
+    exclude_cidrs: {
+      type: "custom",
+      default: [],
+      parse: parseCidrs,
+      doc: "flows with an address in these networks at either end are not counted (in the kernel)",
+    },
+    cgroup: {
+      type: "string",
+      default: "",
+      doc: "cgroup v2 directory for the UDP peer-address hooks; empty: found at start",
+    },
+  },
+  example: { poll: "5s", exclude_ports: [22], exclude_cidrs: ["10.9.0.0/16"], exclude_pids: [1] },
+
+  explain(config) {
+    return {
+      details: [
+        "tp_btf/inet_sock_set_state: handshakes (direction, tcp_established) and closes",
+        "iter/tcp every poll: each socket's bytes_acked/bytes_received, srtt, mdev, total_retrans",
+        "tp_btf/sock_send_length, sock_recv_length: UDP bytes per datagram, TCP server pids",
+        `cgroup/sendmsg4,6 recvmsg4,6 on ${config.cgroup || "the cgroup v2 root"}: UDP peers`,
+        `program objects: build/bpf/netflow.bpf.o; maps tcp_socks ${config.max_sockets}, ` +
+        `udp_flows ${config.max_udp_flows}`,
+      ],
+      reads: [],
+    };
+  },
+
+  build(config, ctx) {
+    return attach(config, ctx);
+  },
+};
+
+/** The cgroup v2 mount to hang the address hooks on. */
+function findCgroup(config: NetflowConfig): string {
+  if (config.cgroup) return config.cgroup;
+  for (const dir of CGROUP_CANDIDATES) {
+    // cgroup v2 has cgroup.controllers at its root; a v1 hierarchy does not. (libc: Deno
+    // guards /sys behind --allow-all.)
+    if (readable(`${dir}/cgroup.controllers`)) return dir;
+  }
+  return CGROUP_CANDIDATES[0];
+}
+
+/** Fills the exclude maps and tells the kernel which ones to look at. */
+function applyExclusions(obj: BpfObject, config: NetflowConfig): void {
+  const one = new Uint8Array([1]);
+  for (const port of config.exclude_ports) {
+    obj.map("exclude_ports").update(new Uint8Array(new Uint16Array([port]).buffer), one);
+  }
+  for (const pid of config.exclude_pids) {
+    obj.map("exclude_pids").update(new Uint8Array(new Uint32Array([pid]).buffer), one);
+  }
+  for (const cidr of config.exclude_cidrs) obj.map("exclude_cidrs").update(cidrKey(cidr), one);
+  const bits = (config.exclude_ports.length ? EXCLUDE_PORTS : 0) |
+    (config.exclude_pids.length ? EXCLUDE_PIDS : 0) |
+    (config.exclude_cidrs.length ? EXCLUDE_CIDRS : 0);
+  // `exclusions` is the only variable in .bss: the section is its 4 bytes.
+  obj.map(".bss").update(new Uint8Array(4), new Uint8Array(new Uint32Array([bits]).buffer));
+}
+
+/** Opens, loads and attaches the netflow object, then polls it. */
+function attach(config: NetflowConfig, ctx: StageContext): ProbeStage {
+  const accounts = new FlowAccounts();
+  const stack = new DisposableStack(); // closes ring and links, then the object
+  try {
+    const obj = stack.use(BpfObject.open(bpfObjectPath("netflow")));
+    obj.map("tcp_socks").setMaxEntries(config.max_sockets);
+    obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
+    obj.load();
+    applyExclusions(obj, config);
+
+    // The iterator first: it fills the listener ports that direction guesses need. Its first
+    // output is dropped, so sockets already open report from zero at the first poll.
+    const iterator = stack.use(obj.program("dump_tcp").attachIterator());
+    readIterator(iterator);
+    const attached: string[] = [iterator.description];
+    for (const name of ["on_tcp_state", "on_send", "on_recv"]) {
+      attached.push(stack.use(obj.program(name).attach()).description);
+    }
+    const cgroup = findCgroup(config);
+    try {
+      for (const name of ["udp_sendmsg4", "udp_sendmsg6", "udp_recvmsg4", "udp_recvmsg6"]) {
+        attached.push(stack.use(obj.program(name).attachCgroup(cgroup)).description);
+      }
+    } catch (e) {
+      ctx.log.warn(
+        `${ctx.name}: UDP peer addresses of unconnected sockets will be 0.0.0.0:0: ` +
+          describeError(e),
+      );
+    }
+
+    const emit = (deltas: Iterable<FlowDelta>) => {
+      const time = ctx.clock.now();
+      for (const d of deltas) ctx.emit(flowRecord(d, ctx.host, time));
+    };
+    const decodeFailed = (e: unknown) => {
+      if (!(e instanceof DecodeError)) throw e;
+      ctx.counters.add("decode_errors");
+      ctx.log.warn(`${ctx.name}: ${e.message}`);
+    };
+
+    // A closed TCP socket: its last counts, at once.
+    const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
+      let s: TcpSocketCounters;
+      try {
+        if (length < TCP_FLOW_EVENT_SIZE) {
+          throw new DecodeError(`close record of ${length} bytes, not ${TCP_FLOW_EVENT_SIZE}`);
+        }
+        s = decodeTcpEvent(view, offset);
+      } catch (e) {
+        return decodeFailed(e);
+      }
+      const delta = accounts.tcp(s);
+      if (delta) emit([delta]);
+    }));
+
+    const udpFlows = obj.map("udp_flows");
+    const poll = () => {
+      ring.drain(); // closes first: their sockets are no longer listed
+      emit(mergeDeltas([...readTcp(iterator, accounts, decodeFailed), ...readUdp(udpFlows)]));
+      const size = accounts.size;
+      ctx.counters.set("tracked_tcp_sockets", BigInt(size.tcpSockets));
+      ctx.counters.set("tracked_udp_flows", BigInt(size.udpFlows));
+    };
+    const readUdp = function* (map: BpfMap): Generator<FlowDelta> {
+      const idle: Uint8Array<ArrayBuffer>[] = [];
+      for (const { key, value } of map.lookupBatch(4096, true)) {
+        let flow;
+        try {
+          flow = decodeFlowKey(new DataView(key.buffer, key.byteOffset, key.length), 0);
+        } catch (e) {
+          decodeFailed(e);
+          continue;
+        }
+        const id = flowId(flow);
+        const totals = sumUdpCounts(value);
+        const r = accounts.udp(id, flow, totals.comm, totals, UDP_IDLE_POLLS);
+        if (r.delta) yield r.delta;
+        if (r.idle) {
+          idle.push(key.slice());
+          accounts.forgetUdp(id);
+        }
+      }
+      for (const key of idle) map.delete(key);
+    };
+
+    const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
+    const running = ring.run();
+    running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+    const timer = setInterval(() => {
+      try {
+        poll();
+      } catch (e) {
+        ctx.counters.add("poll_errors");
+        ctx.log.warn(`${ctx.name}: poll failed: ${describeError(e)}`);
+      }
+    }, config.poll);
+
+    return {
+      attached,
+      push() {}, // a probe has no inputs
+      async flush(reason) {
+        // What happened since the last poll is not lost at shutdown or reload.
+        poll();
+        if (reason === "shutdown") await ring.stop();
+      },
+      async close() {
+        clearInterval(timer);
+        await ring.stop();
+        drops.stop();
+        stack.dispose();
+      },
+    };
+  } catch (e) {
+    stack.dispose();
+    throw e;
+  }
+}
+
+/** One iterator pass: each open TCP socket's delta. */
+function* readTcp(
+  iterator: BpfLink,
+  accounts: FlowAccounts,
+  decodeFailed: (e: unknown) => void,
+): Generator<FlowDelta> {
+  const bytes = readIterator(iterator);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let at = 0; at + TCP_FLOW_EVENT_SIZE <= bytes.length; at += TCP_FLOW_EVENT_SIZE) {
+    let s: TcpSocketCounters;
+    try {
+      s = decodeTcpEvent(view, at);
+    } catch (e) {
+      decodeFailed(e);
+      continue;
+    }
+    const delta = accounts.tcp(s);
+    if (delta) yield delta;
+  }
+  if (bytes.length % TCP_FLOW_EVENT_SIZE) {
+    decodeFailed(new DecodeError(`iterator output of ${bytes.length} bytes is not whole records`));
+  }
+  accounts.endTcpPass();
+}

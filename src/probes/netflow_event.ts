@@ -1,0 +1,181 @@
+/**
+ * The netflow probe's kernel records (bpf/netflow.h), decoded. Pure: tested on hand-built
+ * bytes; test/kernel/layout_test.ts checks these offsets against the object's BTF.
+ */
+import ipaddr from "ipaddr.js";
+
+/** `struct flow_key`: member → byte offset. */
+export const FLOW_KEY_LAYOUT = {
+  pid: 0,
+  family: 4,
+  transport: 5,
+  direction: 6,
+  _pad0: 7,
+  local_port: 8,
+  remote_port: 10,
+  local_addr: 12,
+  remote_addr: 28,
+  _pad1: 44,
+} as const;
+export const FLOW_KEY_SIZE = 48;
+
+/** `struct tcp_flow_event`: member → byte offset. */
+export const TCP_FLOW_EVENT_LAYOUT = {
+  key: 0,
+  cookie: 48,
+  bytes_written: 56,
+  bytes_read: 64,
+  retransmits: 72,
+  rtt_us: 76,
+  rtt_var_us: 80,
+  handshake_seen: 84,
+  closed: 85,
+  _pad: 86,
+  comm: 88,
+} as const;
+export const TCP_FLOW_EVENT_SIZE = 104;
+
+/** `struct udp_counts`: member → byte offset (one per CPU in the per-CPU map). */
+export const UDP_COUNTS_LAYOUT = { bytes_read: 0, bytes_written: 8, comm: 16 } as const;
+export const UDP_COUNTS_SIZE = 32;
+
+/** `struct cidr_key` of the exclude_cidrs trie. */
+export const CIDR_KEY_SIZE = 20;
+
+export const AF_INET = 2, AF_INET6 = 10;
+export const IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+
+/** `enum flow_direction`. */
+export const DIRECTIONS = ["", "outgoing", "incoming"] as const;
+
+/** A flow's identity, as the kernel keys it. */
+export interface FlowKey {
+  pid: number;
+  family: "IPv4" | "IPv6";
+  transport: "tcp" | "udp";
+  /** `outgoing`, `incoming`, or "" when unknown. */
+  direction: string;
+  localPort: number;
+  remotePort: number;
+  localIp: string;
+  remoteIp: string;
+}
+
+/** One TCP socket's cumulative counters (application bytes). */
+export interface TcpSocketCounters {
+  key: FlowKey;
+  /** Unique per socket for the life of the system. */
+  cookie: bigint;
+  bytesWritten: bigint;
+  bytesRead: bigint;
+  retransmits: number;
+  rttUs: number;
+  rttVarUs: number;
+  handshakeSeen: boolean;
+  closed: boolean;
+  comm: string;
+}
+
+/** Bytes the kernel could not have written. */
+export class DecodeError extends Error {
+  override name = "DecodeError";
+}
+
+const latin1 = new TextDecoder("latin1");
+
+/** A NUL-terminated `char[16]` task name. */
+function comm(bytes: Uint8Array, at: number): string {
+  const field = bytes.subarray(at, at + 16);
+  const end = field.indexOf(0);
+  return latin1.decode(end < 0 ? field : field.subarray(0, end));
+}
+
+/** Text form of a 16-byte address: dotted quad for IPv4 (stored mapped), RFC 5952 for IPv6. */
+export function formatAddress(bytes: Uint8Array, ipv4: boolean): string {
+  if (ipv4) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
+}
+
+/** Decodes a `struct flow_key` at `offset`. */
+export function decodeFlowKey(view: DataView, offset: number): FlowKey {
+  if (offset + FLOW_KEY_SIZE > view.byteLength) {
+    throw new DecodeError(`flow key cut short: ${view.byteLength - offset} bytes`);
+  }
+  const L = FLOW_KEY_LAYOUT;
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, FLOW_KEY_SIZE);
+  const family = bytes[L.family], transport = bytes[L.transport], dir = bytes[L.direction];
+  if (family !== AF_INET && family !== AF_INET6) {
+    throw new DecodeError(`unknown address family ${family}`);
+  }
+  if (transport !== IPPROTO_TCP && transport !== IPPROTO_UDP) {
+    throw new DecodeError(`unknown transport ${transport}`);
+  }
+  if (dir >= DIRECTIONS.length) throw new DecodeError(`unknown direction ${dir}`);
+  const ipv4 = family === AF_INET;
+  return {
+    pid: view.getUint32(offset + L.pid, true),
+    family: ipv4 ? "IPv4" : "IPv6",
+    transport: transport === IPPROTO_TCP ? "tcp" : "udp",
+    direction: DIRECTIONS[dir],
+    localPort: view.getUint16(offset + L.local_port, true),
+    remotePort: view.getUint16(offset + L.remote_port, true),
+    localIp: formatAddress(bytes.subarray(L.local_addr, L.local_addr + 16), ipv4),
+    remoteIp: formatAddress(bytes.subarray(L.remote_addr, L.remote_addr + 16), ipv4),
+  };
+}
+
+/** Decodes one `struct tcp_flow_event` at `offset`. */
+export function decodeTcpEvent(view: DataView, offset: number): TcpSocketCounters {
+  if (offset + TCP_FLOW_EVENT_SIZE > view.byteLength) {
+    throw new DecodeError(
+      `TCP record cut short: ${view.byteLength - offset} of ${TCP_FLOW_EVENT_SIZE} bytes`,
+    );
+  }
+  const L = TCP_FLOW_EVENT_LAYOUT;
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  return {
+    key: decodeFlowKey(view, offset + L.key),
+    cookie: view.getBigUint64(offset + L.cookie, true),
+    bytesWritten: view.getBigUint64(offset + L.bytes_written, true),
+    bytesRead: view.getBigUint64(offset + L.bytes_read, true),
+    retransmits: view.getUint32(offset + L.retransmits, true),
+    rttUs: view.getUint32(offset + L.rtt_us, true),
+    rttVarUs: view.getUint32(offset + L.rtt_var_us, true),
+    handshakeSeen: bytes[offset + L.handshake_seen] !== 0,
+    closed: bytes[offset + L.closed] !== 0,
+    comm: comm(bytes, offset + L.comm),
+  };
+}
+
+/** Sums a per-CPU `struct udp_counts` value (one 32-byte slot per possible CPU). */
+export function sumUdpCounts(
+  value: Uint8Array,
+): { bytesRead: bigint; bytesWritten: bigint; comm: string } {
+  const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  let bytesRead = 0n, bytesWritten = 0n, name = "";
+  for (let at = 0; at + UDP_COUNTS_SIZE <= value.length; at += UDP_COUNTS_SIZE) {
+    bytesRead += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, true);
+    bytesWritten += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, true);
+    if (!name) name = comm(value, at + UDP_COUNTS_LAYOUT.comm);
+  }
+  return { bytesRead, bytesWritten, comm: name };
+}
+
+/**
+ * A `struct cidr_key` for the exclude_cidrs trie: IPv4 networks as IPv4-mapped IPv6 (the
+ * kernel stores every address that way), so "10.0.0.0/8" is ::ffff:10.0.0.0/104.
+ */
+export function cidrKey(cidr: string): Uint8Array<ArrayBuffer> {
+  const [addr, bits] = ipaddr.parseCIDR(cidr);
+  const key = new Uint8Array(CIDR_KEY_SIZE);
+  const view = new DataView(key.buffer);
+  if (addr.kind() === "ipv4") {
+    view.setUint32(0, bits + 96, true);
+    key.set([0xff, 0xff], 4 + 10);
+    key.set(addr.toByteArray(), 4 + 12);
+  } else {
+    view.setUint32(0, bits, true);
+    key.set(addr.toByteArray(), 4);
+  }
+  return key;
+}
