@@ -8,6 +8,15 @@ import {
   BASH_EVENT_LAYOUT,
   BASH_SETTINGS_LAYOUT,
 } from "../../src/probes/bash_event.ts";
+import {
+  CIDR_KEY_SIZE,
+  FLOW_KEY_LAYOUT,
+  FLOW_KEY_SIZE,
+  TCP_FLOW_EVENT_LAYOUT,
+  TCP_FLOW_EVENT_SIZE,
+  UDP_COUNTS_LAYOUT,
+  UDP_COUNTS_SIZE,
+} from "../../src/probes/netflow_event.ts";
 import { kernelTest, objectPath } from "./_kernel.ts";
 
 interface BtfType {
@@ -51,3 +60,42 @@ kernelTest("struct bash_event and bash_settings match their TypeScript layouts",
   assert.equal(settings.size, BASH_SETTINGS_LAYOUT.size);
   assert.equal(settings.offsets.require_bash_comm, BASH_SETTINGS_LAYOUT.require_bash_comm);
 });
+
+kernelTest(
+  "struct flow_key, tcp_flow_event, udp_counts and cidr_key match their TypeScript layouts",
+  {
+    objects: ["netflow"],
+    tools: ["bpftool"],
+  },
+  async () => {
+    const types = await btfTypes("netflow");
+    const key = structLayout(types, "flow_key");
+    assert.deepEqual(key.offsets, FLOW_KEY_LAYOUT);
+    assert.equal(key.size, FLOW_KEY_SIZE);
+    assert.equal(key.member("local_addr").nr_elems, 16);
+    assert.equal(key.member("remote_addr").nr_elems, 16);
+
+    // Only a type the object's code or maps use is in its BTF: a struct built on the stack and
+    // sent through the ring buffer needs an anchor (bpf2go's `const struct x *unused`).
+    assert.ok(
+      types.some((t) => t.kind === "STRUCT" && t.name === "tcp_flow_event"),
+      "struct tcp_flow_event is not in build/bpf/netflow.bpf.o's BTF: add " +
+        "`const struct tcp_flow_event *unused_tcp_flow_event __attribute__((unused));` " +
+        "to bpf/netflow.bpf.c so its layout can be checked",
+    );
+    const event = structLayout(types, "tcp_flow_event");
+    assert.deepEqual(event.offsets, TCP_FLOW_EVENT_LAYOUT);
+    assert.equal(event.size, TCP_FLOW_EVENT_SIZE);
+    assert.equal(event.member("key").size, FLOW_KEY_SIZE);
+    assert.equal(event.member("comm").nr_elems, 16);
+
+    const udp = structLayout(types, "udp_counts");
+    assert.deepEqual(udp.offsets, UDP_COUNTS_LAYOUT);
+    assert.equal(udp.size, UDP_COUNTS_SIZE);
+    assert.equal(udp.member("comm").nr_elems, 16);
+
+    const cidr = structLayout(types, "cidr_key");
+    assert.equal(cidr.size, CIDR_KEY_SIZE);
+    assert.deepEqual(cidr.offsets, { prefixlen: 0, addr: 4 });
+  },
+);

@@ -1,0 +1,356 @@
+import assert from "node:assert/strict";
+import {
+  AF_INET,
+  AF_INET6,
+  CIDR_KEY_SIZE,
+  cidrKey,
+  DecodeError,
+  decodeFlowKey,
+  decodeTcpEvent,
+  FLOW_KEY_LAYOUT,
+  FLOW_KEY_SIZE,
+  formatAddress,
+  IPPROTO_TCP,
+  IPPROTO_UDP,
+  sumUdpCounts,
+  TCP_FLOW_EVENT_LAYOUT,
+  TCP_FLOW_EVENT_SIZE,
+  UDP_COUNTS_LAYOUT,
+  UDP_COUNTS_SIZE,
+} from "./netflow_event.ts";
+
+// Fields are written at the offsets of the exported layouts, so these tests follow the layout;
+// test/kernel/layout_test.ts checks those offsets against the object's BTF.
+
+interface KeyFixture {
+  pid: number;
+  family: number;
+  transport: number;
+  direction: number;
+  localPort: number;
+  remotePort: number;
+  localAddr: number[];
+  remoteAddr: number[];
+}
+
+/** A 16-byte IPv4-mapped address (::ffff:a.b.c.d), as the kernel stores IPv4. */
+function mapped(a: number, b: number, c: number, d: number): number[] {
+  return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d];
+}
+
+/** 16 bytes from eight 16-bit groups. */
+function v6(...groups: number[]): number[] {
+  assert.equal(groups.length, 8);
+  return groups.flatMap((g) => [g >> 8, g & 0xff]);
+}
+
+const KEY: KeyFixture = {
+  pid: 4242,
+  family: AF_INET,
+  transport: IPPROTO_TCP,
+  direction: 1,
+  localPort: 54321, // above 2^15: must be read unsigned
+  remotePort: 443, // 0x01bb: big-endian would read 47873
+  localAddr: mapped(10, 0, 0, 5),
+  remoteAddr: mapped(93, 184, 216, 34),
+};
+
+/**
+ * A buffer of garbage (0xAA) with a DataView that starts 64 bytes into it (as a view on a
+ * mapped ring may); padding bytes keep the garbage.
+ */
+function garbage(size: number): DataView {
+  const buffer = new ArrayBuffer(64 + size);
+  new Uint8Array(buffer).fill(0xaa);
+  return new DataView(buffer, 64, size);
+}
+
+function writeKey(view: DataView, at: number, k: KeyFixture): void {
+  const L = FLOW_KEY_LAYOUT;
+  view.setUint32(at + L.pid, k.pid, true);
+  view.setUint8(at + L.family, k.family);
+  view.setUint8(at + L.transport, k.transport);
+  view.setUint8(at + L.direction, k.direction);
+  view.setUint16(at + L.local_port, k.localPort, true);
+  view.setUint16(at + L.remote_port, k.remotePort, true);
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+  bytes.set(k.localAddr, at + L.local_addr);
+  bytes.set(k.remoteAddr, at + L.remote_addr);
+}
+
+/** A view holding one flow key at `at`. */
+function keyView(k: Partial<KeyFixture> = {}, at = 0): DataView {
+  const view = garbage(at + FLOW_KEY_SIZE + 16);
+  writeKey(view, at, { ...KEY, ...k });
+  return view;
+}
+
+interface TcpFixture {
+  key: KeyFixture;
+  cookie: bigint;
+  bytesWritten: bigint;
+  bytesRead: bigint;
+  retransmits: number;
+  rttUs: number;
+  rttVarUs: number;
+  handshakeSeen: number;
+  closed: number;
+  comm: Uint8Array;
+}
+
+function writeTcpEvent(view: DataView, at: number, e: TcpFixture): void {
+  const L = TCP_FLOW_EVENT_LAYOUT;
+  writeKey(view, at + L.key, e.key);
+  view.setBigUint64(at + L.cookie, e.cookie, true);
+  view.setBigUint64(at + L.bytes_written, e.bytesWritten, true);
+  view.setBigUint64(at + L.bytes_read, e.bytesRead, true);
+  view.setUint32(at + L.retransmits, e.retransmits, true);
+  view.setUint32(at + L.rtt_us, e.rttUs, true);
+  view.setUint32(at + L.rtt_var_us, e.rttVarUs, true);
+  view.setUint8(at + L.handshake_seen, e.handshakeSeen);
+  view.setUint8(at + L.closed, e.closed);
+  new Uint8Array(view.buffer, view.byteOffset + at + L.comm, e.comm.length).set(e.comm);
+}
+
+const encoder = new TextEncoder();
+
+/** A `char[16]` comm: the name, NUL, then garbage the decoder must not read. */
+function comm(name: string): Uint8Array {
+  const field = new Uint8Array(16).fill(0xaa);
+  const bytes = encoder.encode(name);
+  field.set(bytes);
+  if (bytes.length < 16) field[bytes.length] = 0;
+  return field;
+}
+
+const TCP: TcpFixture = {
+  key: KEY,
+  cookie: 0x8000_0000_0000_0001n, // needs all 64 unsigned bits
+  bytesWritten: 0x1_0000_0001n, // above 2^32
+  bytesRead: 123_456n,
+  retransmits: 4_000_000_000, // above 2^31: must be read unsigned
+  rttUs: 1500,
+  rttVarUs: 250,
+  handshakeSeen: 1,
+  closed: 0,
+  comm: comm("curl"),
+};
+
+Deno.test("decodeFlowKey() reads an IPv4 key stored as IPv4-mapped addresses at a non-zero offset", () => {
+  const view = keyView({}, 24);
+
+  assert.deepEqual(decodeFlowKey(view, 24), {
+    pid: 4242,
+    family: "IPv4",
+    transport: "tcp",
+    direction: "outgoing",
+    localPort: 54321,
+    remotePort: 443,
+    localIp: "10.0.0.5",
+    remoteIp: "93.184.216.34",
+  });
+});
+
+Deno.test("decodeFlowKey() reads an IPv6 UDP key in RFC 5952 form", () => {
+  const view = keyView({
+    family: AF_INET6,
+    transport: IPPROTO_UDP,
+    direction: 2,
+    localPort: 53,
+    remotePort: 40000,
+    localAddr: v6(0x2001, 0x0db8, 0, 0, 0, 0, 0, 0x0001),
+    remoteAddr: v6(0xfe80, 0, 0, 0, 0x0a00, 0x27ff, 0xfe4e, 0x66a1),
+  });
+
+  assert.deepEqual(decodeFlowKey(view, 0), {
+    pid: 4242,
+    family: "IPv6",
+    transport: "udp",
+    direction: "incoming",
+    localPort: 53,
+    remotePort: 40000,
+    localIp: "2001:db8::1",
+    remoteIp: "fe80::a00:27ff:fe4e:66a1",
+  });
+});
+
+Deno.test("decodeFlowKey() gives direction 0 as an empty string and the wildcard addresses as text", () => {
+  const v4 = decodeFlowKey(keyView({ direction: 0, localAddr: mapped(0, 0, 0, 0) }), 0);
+  assert.equal(v4.direction, "");
+  assert.equal(v4.localIp, "0.0.0.0");
+
+  const v6key = decodeFlowKey(
+    keyView({ family: AF_INET6, direction: 0, localAddr: v6(0, 0, 0, 0, 0, 0, 0, 0) }),
+    0,
+  );
+  assert.equal(v6key.direction, "");
+  assert.equal(v6key.localIp, "::");
+});
+
+Deno.test("decodeFlowKey() rejects a key cut short with a DecodeError", () => {
+  const view = keyView();
+  const short = new DataView(view.buffer, view.byteOffset, FLOW_KEY_SIZE - 1);
+
+  assert.throws(() => decodeFlowKey(short, 0), (e) => {
+    assert.ok(e instanceof DecodeError);
+    assert.match(e.message, /cut short: 47 bytes/);
+    return true;
+  });
+  // A whole key that starts too late in the view is cut short too.
+  assert.throws(() => decodeFlowKey(keyView({}, 8), 8 + 17), DecodeError);
+  // The boundary itself is fine.
+  const exact = new DataView(view.buffer, view.byteOffset, FLOW_KEY_SIZE);
+  assert.equal(decodeFlowKey(exact, 0).remoteIp, "93.184.216.34");
+});
+
+Deno.test("decodeFlowKey() rejects an unknown family, transport or direction with a DecodeError", () => {
+  const rejects = (k: Partial<KeyFixture>, message: RegExp) =>
+    assert.throws(() => decodeFlowKey(keyView(k), 0), (e) => {
+      assert.ok(e instanceof DecodeError);
+      assert.match(e.message, message);
+      return true;
+    });
+
+  rejects({ family: 0 }, /unknown address family 0/);
+  rejects({ family: 1 }, /unknown address family 1/); // AF_UNIX
+  rejects({ transport: 1 }, /unknown transport 1/); // ICMP
+  rejects({ transport: 0 }, /unknown transport 0/);
+  rejects({ direction: 3 }, /unknown direction 3/);
+  rejects({ direction: 255 }, /unknown direction 255/);
+});
+
+Deno.test("decodeTcpEvent() reads every field of an event at a non-zero offset in a larger view", () => {
+  const view = garbage(16 + TCP_FLOW_EVENT_SIZE + 32);
+  writeTcpEvent(view, 16, TCP);
+
+  assert.deepEqual(decodeTcpEvent(view, 16), {
+    key: {
+      pid: 4242,
+      family: "IPv4",
+      transport: "tcp",
+      direction: "outgoing",
+      localPort: 54321,
+      remotePort: 443,
+      localIp: "10.0.0.5",
+      remoteIp: "93.184.216.34",
+    },
+    cookie: 0x8000_0000_0000_0001n,
+    bytesWritten: 0x1_0000_0001n,
+    bytesRead: 123_456n,
+    retransmits: 4_000_000_000,
+    rttUs: 1500,
+    rttVarUs: 250,
+    handshakeSeen: true,
+    closed: false,
+    comm: "curl",
+  });
+});
+
+Deno.test("decodeTcpEvent() reads the closed and handshake flags and a comm of a full 16 bytes", () => {
+  const view = garbage(2 * TCP_FLOW_EVENT_SIZE);
+  writeTcpEvent(view, 0, { ...TCP, closed: 1, handshakeSeen: 0, comm: comm("abcdefghijklmnop") });
+  writeTcpEvent(view, TCP_FLOW_EVENT_SIZE, { ...TCP, cookie: 7n, comm: comm("") });
+
+  const first = decodeTcpEvent(view, 0);
+  assert.equal(first.closed, true);
+  assert.equal(first.handshakeSeen, false);
+  assert.equal(first.comm, "abcdefghijklmnop"); // no NUL: all 16, nothing of the next record
+  const second = decodeTcpEvent(view, TCP_FLOW_EVENT_SIZE);
+  assert.equal(second.cookie, 7n);
+  assert.equal(second.comm, "");
+  assert.equal(second.closed, false);
+});
+
+Deno.test("decodeTcpEvent() rejects a record cut short, or a bad key in it, with a DecodeError", () => {
+  const view = garbage(TCP_FLOW_EVENT_SIZE);
+  writeTcpEvent(view, 0, TCP);
+  const short = new DataView(view.buffer, view.byteOffset, TCP_FLOW_EVENT_SIZE - 1);
+
+  assert.throws(() => decodeTcpEvent(short, 0), (e) => {
+    assert.ok(e instanceof DecodeError);
+    assert.match(e.message, /cut short: 103 of 104 bytes/);
+    return true;
+  });
+  assert.throws(() => decodeTcpEvent(view, 8), DecodeError);
+
+  writeTcpEvent(view, 0, { ...TCP, key: { ...KEY, transport: 132 } }); // SCTP
+  assert.throws(() => decodeTcpEvent(view, 0), /unknown transport 132/);
+});
+
+/** A per-CPU value: one 32-byte `struct udp_counts` per CPU, inside a larger buffer. */
+function perCpu(slots: { read: bigint; written: bigint; comm: string }[]): Uint8Array {
+  const buffer = new ArrayBuffer(8 + slots.length * UDP_COUNTS_SIZE + 8);
+  new Uint8Array(buffer).fill(0xaa);
+  const value = new Uint8Array(buffer, 8, slots.length * UDP_COUNTS_SIZE);
+  const view = new DataView(buffer, 8);
+  slots.forEach((s, cpu) => {
+    const at = cpu * UDP_COUNTS_SIZE;
+    view.setBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, s.read, true);
+    view.setBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, s.written, true);
+    value.set(s.comm ? comm(s.comm) : new Uint8Array(16), at + UDP_COUNTS_LAYOUT.comm);
+  });
+  return value;
+}
+
+Deno.test("sumUdpCounts() sums every CPU's bytes and takes the first non-empty comm", () => {
+  const value = perCpu([
+    { read: 0n, written: 0n, comm: "" }, // a CPU the flow never ran on
+    { read: 100n, written: 7n, comm: "dig" },
+    { read: 0x8000_0000_0000_0000n, written: 0n, comm: "other" },
+    { read: 1n, written: 3n, comm: "" },
+  ]);
+
+  assert.deepEqual(sumUdpCounts(value), {
+    bytesRead: 0x8000_0000_0000_0000n + 101n, // exact past 2^53
+    bytesWritten: 10n,
+    comm: "dig",
+  });
+});
+
+Deno.test("sumUdpCounts() of all-empty slots is zero with no comm", () => {
+  const value = perCpu([
+    { read: 0n, written: 0n, comm: "" },
+    { read: 0n, written: 0n, comm: "" },
+  ]);
+
+  assert.deepEqual(sumUdpCounts(value), { bytesRead: 0n, bytesWritten: 0n, comm: "" });
+});
+
+Deno.test("cidrKey() stores an IPv4 network as IPv4-mapped IPv6 with 96 more prefix bits", () => {
+  const key = cidrKey("10.0.0.0/8");
+
+  assert.equal(key.length, CIDR_KEY_SIZE);
+  assert.equal(new DataView(key.buffer).getUint32(0, true), 104);
+  assert.deepEqual([...key.subarray(4)], mapped(10, 0, 0, 0)); // ::ffff:10.0.0.0
+  assert.deepEqual([...cidrKey("192.168.1.7/32")], [32 + 96, 0, 0, 0, ...mapped(192, 168, 1, 7)]);
+});
+
+Deno.test("cidrKey() stores an IPv6 network as it is", () => {
+  const key = cidrKey("fd00::/8");
+
+  assert.equal(key.length, CIDR_KEY_SIZE);
+  assert.deepEqual([...key], [8, 0, 0, 0, 0xfd, ...new Array(15).fill(0)]);
+  assert.deepEqual(
+    [...cidrKey("2001:db8::/32").subarray(0, 8)],
+    [32, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8],
+  );
+});
+
+Deno.test("formatAddress() writes IPv6 in RFC 5952 form", () => {
+  const text = (...groups: number[]) => formatAddress(new Uint8Array(v6(...groups)), false);
+
+  assert.equal(text(0, 0, 0, 0, 0, 0, 0, 0), "::");
+  assert.equal(text(0, 0, 0, 0, 0, 0, 0, 1), "::1");
+  assert.equal(text(0x2001, 0x0db8, 0, 0, 0, 0, 0, 1), "2001:db8::1"); // no leading zeros
+  assert.equal(text(0xfd00, 0xabcd, 0, 0, 0, 0, 0, 0), "fd00:abcd::"); // lower case
+  // The longest run of zero groups is compressed; of two equal runs, the first.
+  assert.equal(text(0x2001, 0xdb8, 0, 0, 1, 0, 0, 0), "2001:db8:0:0:1::");
+  assert.equal(text(0x2001, 0xdb8, 0, 0, 1, 0, 0, 1), "2001:db8::1:0:0:1");
+  // A single zero group is not compressed.
+  assert.equal(text(0x2001, 0xdb8, 0, 1, 1, 1, 1, 1), "2001:db8:0:1:1:1:1:1");
+});
+
+Deno.test("formatAddress() writes IPv4 as a dotted quad from the mapped address's last 4 bytes", () => {
+  assert.equal(formatAddress(new Uint8Array(mapped(127, 0, 0, 1)), true), "127.0.0.1");
+  assert.equal(formatAddress(new Uint8Array(mapped(255, 255, 255, 255)), true), "255.255.255.255");
+});
