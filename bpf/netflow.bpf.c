@@ -207,6 +207,7 @@ static __noinline void tcp_info_of(__u64 cookie, const struct sock *sk,
 	}
 	__builtin_memset(out, 0, sizeof(*out));
 	out->direction = tcp_direction_guess(sk);
+	out->local_port = sk->__sk_common.skc_num;
 	if (bpf_map_update_elem(&tcp_socks, &cookie, out, BPF_NOEXIST))
 		count_drop(DROP_SOCKETS_FULL);
 }
@@ -248,10 +249,12 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 		info = bpf_map_lookup_elem(&tcp_socks, &cookie);
 		if (info) {
 			info->handshake_seen = 1;
+			info->local_port = sk->__sk_common.skc_num;
 			return 0;
 		}
 		fresh.direction = oldstate == TCP_SYN_SENT ? DIR_OUTGOING : DIR_INCOMING;
 		fresh.handshake_seen = 1;
+		fresh.local_port = sk->__sk_common.skc_num;
 		if (bpf_map_update_elem(&tcp_socks, &cookie, &fresh, BPF_ANY))
 			count_drop(DROP_SOCKETS_FULL);
 		return 0;
@@ -275,6 +278,9 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 	else
 		fresh.direction = tcp_direction_guess(sk);
 	fill_tcp_event(&e, cookie, &fresh);
+	/* Closing released the port (inet_put_port zeroes it) unless the application bound it. */
+	if (!e.key.local_port)
+		e.key.local_port = fresh.local_port;
 	read_tcp_counters(&e, tp, sk);
 	e.closed = 1;
 	if (!excluded(&e.key) && bpf_ringbuf_output(&events, &e, sizeof(e), 0))

@@ -44,7 +44,8 @@ struct tcp_sock_info {
 	__u32 pid; /* 0 until a process of this end is seen (passive opens) */
 	__u8 direction;
 	__u8 handshake_seen; /* tcp_established counts only handshakes we saw */
-	__u8 _pad[2];
+	/* The kernel zeroes the socket's own port before the close tracepoint: kept from here. */
+	__u16 local_port;
 	char comm[NETFLOW_COMM_LEN];
 };
 

@@ -1,0 +1,518 @@
+/**
+ * The `netflow` set against real traffic, each figure checked against what another tool says
+ * of the same sockets: iperf3's own byte counts, `ss -ti`, the kernel's `nstat` counters, and
+ * datagrams of sizes the test chose. All traffic stays on loopback or in a network namespace
+ * the test makes.
+ */
+import assert from "node:assert/strict";
+import dgram from "node:dgram";
+import { Collector, tempPipeline } from "./_collector.ts";
+import { kernelTest } from "./_kernel.ts";
+
+const NEEDS = { objects: ["netflow"] };
+
+type Flow = ReturnType<Collector["records"]>[number];
+
+/** A collector running only the netflow probe (and `ephemeral_port` when asked). */
+async function startNetflow(
+  options: { poll?: string; probe?: string; collapse?: boolean } = {},
+): Promise<Collector> {
+  const collapse = options.collapse
+    ? `transforms:
+  merged:
+    type: ephemeral_port
+    inputs: [flows]
+`
+    : "";
+  const collector = new Collector([
+    "--pipeline",
+    tempPipeline(`version: 1
+probes:
+  flows:
+    type: netflow
+    poll: ${options.poll ?? "1s"}
+${options.probe ?? ""}
+${collapse}outputs:
+  out:
+    type: stdout
+    inputs: [${options.collapse ? "merged" : "flows"}]
+    format: json
+`),
+  ]);
+  await collector.attached();
+  return collector;
+}
+
+/** Stops the collector (its last poll flushes) and returns its netflow records. */
+async function stopAndRead(collector: Collector): Promise<Flow[]> {
+  const status = await collector.stop("SIGINT");
+  assert.equal(status.code, 0, collector.stderr);
+  return collector.records().filter((r) => r.measurement === "netflow");
+}
+
+/** Sums a field over the records that match `where` (tag → value). NETFLOW_TEST_DEBUG=1 shows them. */
+function sum(flows: Flow[], field: string, where: Record<string, string>): number {
+  return flows
+    .filter((f) => Object.entries(where).every(([k, v]) => f.tags[k] === v))
+    .reduce((total, f) => {
+      if (Deno.env.get("NETFLOW_TEST_DEBUG")) console.error(field, JSON.stringify(f));
+      return total + Number(f.fields[field] ?? 0);
+    }, 0);
+}
+
+/** With NETFLOW_TEST_FIGURES=1, prints a compared pair (for closing notes and bug reports). */
+function figure(what: string, ours: number, reference: number): void {
+  if (Deno.env.get("NETFLOW_TEST_FIGURES")) {
+    console.error(`FIGURE ${what}: ours ${ours}, reference ${reference}`);
+  }
+}
+
+/** The counter's value in the collector's exit summary line. */
+function summaryCounter(collector: Collector, name: string): number {
+  const m = new RegExp(`${name}\\{stage=flows\\}=(\\d+)`).exec(collector.stderr);
+  assert.ok(m, `no ${name} in the summary:\n${collector.stderr}`);
+  return Number(m[1]);
+}
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}${text}`);
+  }
+  return text;
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+// ---------------------------------------------------------------------------------------------
+// iperf3: bytes within 1% of iperf3's own counts, both ends, both directions, v4 and v6.
+
+for (const family of ["IPv4", "IPv6"] as const) {
+  kernelTest(
+    `netflow: iperf3 TCP ${family} bytes match iperf3's counts on both ends, with pids and direction`,
+    { ...NEEDS, tools: ["iperf3"] },
+    async () => {
+      const host = family === "IPv4" ? "127.0.0.1" : "::1";
+      await using collector = await startNetflow();
+      const results: { reverse: boolean; report: IperfReport; client: number; server: number }[] =
+        [];
+      for (const reverse of [false, true]) {
+        const port = freePort();
+        const server = new Deno.Command("iperf3", {
+          args: ["-s", "-1", "-p", String(port), "-B", host],
+          stdout: "null",
+          stderr: "null",
+        }).spawn();
+        // No probe connection: iperf3 -s -1 would take it for the test. Retry until it listens.
+        let client!: Deno.ChildProcess, out!: Deno.CommandOutput;
+        for (let attempt = 0; attempt < 50; attempt++) {
+          await new Promise((r) => setTimeout(r, 100));
+          client = new Deno.Command("iperf3", {
+            args: ["-c", host, "-p", String(port), "-t", "5", "-J", ...(reverse ? ["-R"] : [])],
+            stdout: "piped",
+            stderr: "piped",
+          }).spawn();
+          out = await client.output();
+          if (out.success || !new TextDecoder().decode(out.stdout).includes("refused")) break;
+        }
+        await server.status;
+        assert.ok(out.success, new TextDecoder().decode(out.stdout));
+        results.push({
+          reverse,
+          report: JSON.parse(new TextDecoder().decode(out.stdout)),
+          client: client.pid,
+          server: server.pid,
+        });
+      }
+      const flows = await stopAndRead(collector);
+
+      for (const { reverse, report, client, server } of results) {
+        const stream = report.start.connected[0];
+        const sent = report.end.sum_sent.bytes, received = report.end.sum_received.bytes;
+        const clientEnd = {
+          pid: String(client),
+          src_port: String(stream.local_port),
+          dst_port: String(stream.remote_port),
+          family,
+          transport: "tcp",
+        };
+        const serverEnd = {
+          pid: String(server),
+          src_port: String(stream.remote_port),
+          dst_port: String(stream.local_port),
+          family,
+          transport: "tcp",
+        };
+        const what = `${family} ${reverse ? "reverse" : "forward"}`;
+        // The sender wrote `sent`; the receiver read `received` (iperf3 -J, both ends' view).
+        const [sender, receiver] = reverse ? [serverEnd, clientEnd] : [clientEnd, serverEnd];
+        figure(
+          `${what} bytes_written vs iperf3 sum_sent`,
+          sum(flows, "bytes_written", sender),
+          sent,
+        );
+        figure(
+          `${what} bytes_read vs iperf3 sum_received`,
+          sum(flows, "bytes_read", receiver),
+          received,
+        );
+        assertWithin(sum(flows, "bytes_written", sender), sent, 0.01, `${what}: sender wrote`);
+        assertWithin(sum(flows, "bytes_read", receiver), received, 0.01, `${what}: receiver read`);
+        assert.ok(sum(flows, "bytes_written", sender) > 100_000_000, `${what}: real traffic`);
+        assert.equal(sum(flows, "tcp_established", { ...clientEnd, direction: "outgoing" }), 1);
+        assert.equal(sum(flows, "tcp_established", { ...serverEnd, direction: "incoming" }), 1);
+        assert.equal(sum(flows, "tcp_closed", clientEnd), 1, `${what}: client closed`);
+        assert.equal(sum(flows, "tcp_closed", serverEnd), 1, `${what}: server closed`);
+        for (
+          const f of flows.filter((f) =>
+            f.tags.src_port === clientEnd.src_port && f.tags.pid === clientEnd.pid
+          )
+        ) {
+          assert.equal(f.tags.direction, "outgoing", `${what}: client side`);
+          assert.equal(f.tags.src_ip_type, "loopback");
+          assert.equal(f.tags.process_name, "iperf3");
+        }
+      }
+    },
+  );
+}
+
+interface IperfReport {
+  start: { connected: { local_port: number; remote_port: number }[] };
+  end: { sum_sent: { bytes: number }; sum_received: { bytes: number } };
+}
+
+function assertWithin(actual: number, expected: number, fraction: number, what: string): void {
+  assert.ok(
+    Math.abs(actual - expected) <= expected * fraction,
+    `${what}: ${actual} bytes, expected ${expected} within ${fraction * 100}%`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Short connections: every handshake and close counted once; the client's port collapsed.
+
+kernelTest(
+  "netflow: 200 short TCP connections give exactly 200 established and 200 closed per side",
+  NEEDS,
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const served = (async () => {
+      for await (const conn of listener) {
+        const buf = new Uint8Array(64);
+        const n = await conn.read(buf);
+        if (n) await conn.write(buf.subarray(0, n));
+        conn.close();
+      }
+    })();
+    await using collector = await startNetflow({ collapse: true });
+    for (let i = 0; i < 200; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode("ping"));
+      await conn.read(new Uint8Array(64));
+      conn.close();
+    }
+    const flows = await stopAndRead(collector);
+    listener.close();
+    await served.catch(() => {});
+
+    const pid = String(Deno.pid);
+    const client = { pid, dst_port: String(port), direction: "outgoing", transport: "tcp" };
+    const server = { pid, src_port: String(port), direction: "incoming", transport: "tcp" };
+    assert.equal(sum(flows, "tcp_established", client), 200);
+    assert.equal(sum(flows, "tcp_closed", client), 200);
+    assert.equal(sum(flows, "tcp_established", server), 200);
+    assert.equal(sum(flows, "tcp_closed", server), 200);
+    assert.equal(sum(flows, "bytes_written", client), 800);
+    assert.equal(sum(flows, "bytes_read", client), 800);
+    assert.equal(sum(flows, "bytes_read", server), 800);
+    // Outgoing: our ephemeral port is `*`; incoming: the remote client's port is.
+    const clientRows = flows.filter((f) => f.tags.dst_port === String(port));
+    assert.ok(clientRows.length > 0);
+    for (const f of clientRows) assert.equal(f.tags.src_port, "*");
+    for (const f of flows.filter((f) => f.tags.src_port === String(port))) {
+      assert.equal(f.tags.dst_port, "*");
+    }
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// UDP: exact bytes for datagrams of known sizes, peers from unconnected sockets.
+
+for (const family of ["IPv4", "IPv6"] as const) {
+  kernelTest(
+    `netflow: UDP ${family} datagrams of known sizes give exact byte counts on both ends`,
+    NEEDS,
+    async () => {
+      const host = family === "IPv4" ? "127.0.0.1" : "::1";
+      const type = family === "IPv4" ? "udp4" : "udp6";
+      const serverPort = 20000 + Math.floor(Math.random() * 5000);
+      const server = dgram.createSocket(type);
+      let received = 0;
+      server.on("message", () => received++);
+      await new Promise<void>((r) => server.bind(serverPort, host, r));
+      await using collector = await startNetflow();
+      const client = dgram.createSocket(type);
+      const sizes = Array.from({ length: 50 }, (_, i) => 1 + i * 37); // 1..1814 bytes
+      for (const size of sizes) {
+        await new Promise<void>((r, j) =>
+          client.send(new Uint8Array(size), serverPort, host, (e) => e ? j(e) : r())
+        );
+      }
+      const deadline = Date.now() + 5000;
+      while (received < sizes.length && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const clientPort = String(client.address().port);
+      const flows = await stopAndRead(collector);
+      client.close();
+      server.close();
+
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const pid = String(Deno.pid);
+      const out = { pid, src_port: clientPort, dst_port: String(serverPort), dst_ip: host };
+      const into = { pid, src_port: String(serverPort), dst_port: clientPort, dst_ip: host };
+      assert.equal(received, sizes.length, "every datagram arrived");
+      assert.equal(sum(flows, "bytes_written", { ...out, transport: "udp", family }), total);
+      assert.equal(sum(flows, "bytes_read", { ...into, transport: "udp", family }), total);
+      for (const f of flows.filter((f) => f.tags.src_port === clientPort)) {
+        assert.equal(f.tags.direction, "outgoing", "the client's port was the kernel's choice");
+        assert.deepEqual(Object.keys(f.fields).sort(), ["bytes_read", "bytes_written"]);
+      }
+      for (const f of flows.filter((f) => f.tags.src_port === String(serverPort))) {
+        assert.equal(f.tags.direction, "incoming", "the server bound its port");
+        assert.equal(f.tags.src_ip, host);
+      }
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// RTT: the same socket's TCP_INFO, read by `ss -ti` while idle, right before the last poll.
+
+kernelTest("netflow: rtt and rtt_var match ss -ti for the same idle socket", {
+  ...NEEDS,
+  tools: ["ss"],
+}, async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  // A long poll: the only read is the one at shutdown, after ss has looked.
+  await using collector = await startNetflow({ poll: "10m" });
+  const client = await Deno.connect({ hostname: "127.0.0.1", port });
+  const accepted = await listener.accept();
+  const block = new Uint8Array(256 * 1024);
+  for (let i = 0; i < 20; i++) {
+    await client.write(block);
+    let got = 0;
+    while (got < block.length) got += (await accepted.read(block)) ?? 0;
+  }
+  await new Promise((r) => setTimeout(r, 200)); // idle: the last ACKs are in
+  const local = String((client.localAddr as Deno.NetAddr).port);
+  const ss = await run("ss", ["-tinH", "state", "established", `( sport = :${local} )`]);
+  const m = /\brtt:([\d.]+)\/([\d.]+)/.exec(ss);
+  assert.ok(m, `no rtt in ss output: ${ss}`);
+  const flows = await stopAndRead(collector);
+  client.close();
+  accepted.close();
+  listener.close();
+
+  const rows = flows.filter((f) =>
+    f.tags.src_port === local && f.tags.dst_port === String(port) && f.tags.pid === String(Deno.pid)
+  );
+  assert.equal(rows.length, 1, JSON.stringify(rows));
+  const [rtt, rttVar] = [Number(m[1]) * 1000, Number(m[2]) * 1000]; // ss prints ms
+  const tolerance = (v: number) => Math.max(v * 0.1, 50);
+  figure("rtt µs vs ss", Number(rows[0].fields.rtt), rtt);
+  figure("rtt_var µs vs ss", Number(rows[0].fields.rtt_var), rttVar);
+  assert.ok(
+    Math.abs(Number(rows[0].fields.rtt) - rtt) <= tolerance(rtt),
+    `${rows[0].fields.rtt} vs ss ${rtt}`,
+  );
+  assert.ok(
+    Math.abs(Number(rows[0].fields.rtt_var) - rttVar) <= tolerance(rttVar),
+    `${rows[0].fields.rtt_var} vs ss ${rttVar}`,
+  );
+  assert.equal(rows[0].fields.bytes_written, 20 * block.length);
+});
+
+// ---------------------------------------------------------------------------------------------
+// What was there before the collector: a listener, and a connection with bytes already sent.
+
+kernelTest(
+  "netflow: a listener and a connection opened before the collector are incoming, bytes from the start",
+  NEEDS,
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const early = await Deno.connect({ hostname: "127.0.0.1", port });
+    const earlyServer = await listener.accept();
+    await early.write(new Uint8Array(1000));
+    await earlyServer.read(new Uint8Array(4096));
+
+    await using collector = await startNetflow();
+    await early.write(new Uint8Array(500));
+    let got = 0;
+    while (got < 500) got += (await earlyServer.read(new Uint8Array(4096))) ?? 0;
+    const late = await Deno.connect({ hostname: "127.0.0.1", port });
+    const lateServer = await listener.accept();
+    await late.write(new Uint8Array(300));
+    await lateServer.read(new Uint8Array(4096));
+    await new Promise((r) => setTimeout(r, 1500)); // one poll
+    const flows = await stopAndRead(collector);
+    for (const c of [early, earlyServer, late, lateServer]) c.close();
+    listener.close();
+
+    const earlyPort = String((early.localAddr as Deno.NetAddr).port);
+    const latePort = String((late.localAddr as Deno.NetAddr).port);
+    const pid = String(Deno.pid);
+    const serverSide = (peer: string) => ({ pid, src_port: String(port), dst_port: peer });
+    assert.equal(
+      sum(flows, "bytes_read", { ...serverSide(earlyPort), direction: "incoming" }),
+      1500,
+    );
+    assert.equal(
+      sum(flows, "bytes_written", { pid, src_port: earlyPort, direction: "outgoing" }),
+      1500,
+    );
+    assert.equal(
+      sum(flows, "tcp_established", { pid, src_port: earlyPort }),
+      0,
+      "handshake not seen",
+    );
+    assert.equal(sum(flows, "bytes_read", { ...serverSide(latePort), direction: "incoming" }), 300);
+    assert.equal(sum(flows, "tcp_established", serverSide(latePort)), 1);
+    for (const f of flows.filter((f) => f.tags.src_port === String(port))) {
+      assert.equal(f.tags.direction, "incoming");
+      assert.equal(f.tags.pid, String(Deno.pid));
+    }
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// Full maps: counted, reported, and the collector goes on.
+
+kernelTest(
+  "netflow: more sockets and UDP flows than the maps hold are counted as dropped, not fatal",
+  NEEDS,
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const accepted: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of listener) accepted.push(c);
+    })();
+    await using collector = await startNetflow({
+      probe: "    max_sockets: 16\n    max_udp_flows: 16",
+    });
+    const conns = await Promise.all(
+      Array.from({ length: 40 }, () => Deno.connect({ hostname: "127.0.0.1", port })),
+    );
+    const server = dgram.createSocket("udp4");
+    await new Promise<void>((r) => server.bind(0, "127.0.0.1", r));
+    const senders = Array.from({ length: 40 }, () => dgram.createSocket("udp4"));
+    for (const s of senders) {
+      await new Promise<void>((r) => s.send("x", server.address().port, "127.0.0.1", () => r()));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok(collector.stdout.length > 0, "still emitting records");
+    const flows = await stopAndRead(collector);
+    for (const c of [...conns, ...accepted]) c.close();
+    for (const s of [...senders, server]) s.close();
+    listener.close();
+    await accepting.catch(() => {});
+
+    assert.ok(summaryCounter(collector, "sockets_full") > 0, "sockets_full counted");
+    assert.ok(summaryCounter(collector, "flows_full") > 0, "flows_full counted");
+    assert.match(collector.stderr, /events lost \(TCP socket map full/);
+    assert.ok(flows.some((f) => f.tags.transport === "udp"), "the flows that fit are reported");
+  },
+);
+
+// ---------------------------------------------------------------------------------------------
+// Retransmits: a lossy link into a namespace, against the kernel's own TcpRetransSegs.
+
+const NS_NEEDS = { ...NEEDS, tools: ["ip", "iptables", "iperf3", "nstat"] };
+
+kernelTest(
+  "netflow: retransmits over a lossy veth match nstat's TcpRetransSegs within 5%",
+  NS_NEEDS,
+  async () => {
+    const id = crypto.randomUUID().slice(0, 6);
+    const ns = `nf-${id}`, hostIf = `nfh${id}`, nsIf = `nfn${id}`;
+    const [hostIp, nsIp] = ["10.213.7.1", "10.213.7.2"];
+    await run("ip", ["netns", "add", ns]);
+    try {
+      await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf]);
+      await run("ip", ["link", "set", nsIf, "netns", ns]);
+      await run("ip", ["addr", "add", `${hostIp}/24`, "dev", hostIf]);
+      await run("ip", ["link", "set", hostIf, "up"]);
+      await run("ip", ["-n", ns, "addr", "add", `${nsIp}/24`, "dev", nsIf]);
+      await run("ip", ["-n", ns, "link", "set", nsIf, "up"]);
+      await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+      // Drop 3% of the data segments reaching the namespace: the host side retransmits.
+      const port = 5201 + Math.floor(Math.random() * 500);
+      await run("ip", [
+        "netns",
+        "exec",
+        ns,
+        "iptables",
+        "-A",
+        "INPUT",
+        "-p",
+        "tcp",
+        "--dport",
+        String(port),
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.03",
+        "-j",
+        "DROP",
+      ]);
+      const server = new Deno.Command("ip", {
+        args: ["netns", "exec", ns, "iperf3", "-s", "-1", "-p", String(port)],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      await new Promise((r) => setTimeout(r, 300));
+
+      await using collector = await startNetflow();
+      const before = retransSegs(await run("nstat", ["-asz", "TcpRetransSegs"]));
+      const client = await new Deno.Command("iperf3", {
+        args: ["-c", nsIp, "-p", String(port), "-t", "3", "-J"],
+        stdout: "piped",
+      }).output();
+      const after = retransSegs(await run("nstat", ["-asz", "TcpRetransSegs"]));
+      await server.status;
+      assert.ok(client.success, new TextDecoder().decode(client.stdout));
+      const flows = await stopAndRead(collector);
+
+      const kernel = after - before;
+      const ours = sum(flows, "retransmits", { dst_ip: nsIp, transport: "tcp" });
+      figure("retransmits vs nstat TcpRetransSegs", ours, kernel);
+      assert.ok(kernel > 20, `the lossy link made retransmits (${kernel})`);
+      assert.ok(
+        Math.abs(ours - kernel) <= kernel * 0.05,
+        `netflow retransmits ${ours}, nstat TcpRetransSegs delta ${kernel}`,
+      );
+    } finally {
+      await run("ip", ["netns", "del", ns]).catch(() => {});
+      await run("ip", ["link", "del", hostIf]).catch(() => {});
+    }
+  },
+);
+
+function retransSegs(nstat: string): number {
+  const m = /TcpRetransSegs\s+(\d+)/.exec(nstat);
+  assert.ok(m, `no TcpRetransSegs in: ${nstat}`);
+  return Number(m[1]);
+}
