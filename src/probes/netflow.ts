@@ -216,9 +216,6 @@ function attach(config: NetflowConfig, ctx: StageContext): ProbeStage {
     const iterator = stack.use(obj.program("dump_tcp").attachIterator());
     readIterator(iterator);
     const attached: string[] = [iterator.description];
-    for (const name of ["on_tcp_state", "on_send", "on_recv"]) {
-      attached.push(stack.use(obj.program(name).attach()).description);
-    }
     const cgroup = findCgroup(config);
     try {
       for (const name of ["udp_sendmsg4", "udp_sendmsg6", "udp_recvmsg4", "udp_recvmsg6"]) {
@@ -231,6 +228,10 @@ function attach(config: NetflowConfig, ctx: StageContext): ProbeStage {
       );
     }
 
+    // After the peer hooks: a datagram counted before them would have no peer.
+    for (const name of ["on_tcp_state", "on_send", "on_recv"]) {
+      attached.push(stack.use(obj.program(name).attach()).description);
+    }
     const emit = (deltas: Iterable<FlowDelta>) => {
       const time = ctx.clock.now();
       for (const d of deltas) ctx.emit(flowRecord(d, ctx.host, time));

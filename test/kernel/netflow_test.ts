@@ -516,3 +516,47 @@ function retransSegs(nstat: string): number {
   assert.ok(m, `no TcpRetransSegs in: ${nstat}`);
   return Number(m[1]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Exclusions happen in the kernel: excluded flows never show up, the rest do.
+
+kernelTest(
+  "netflow: exclude_ports and exclude_cidrs keep flows out, others still counted",
+  NEEDS,
+  async () => {
+    const [excludedPort, keptPort] = [21000, 21001].map((p) =>
+      p + Math.floor(Math.random() * 900) * 2
+    );
+    const servers = await Promise.all([excludedPort, keptPort].map(async (port) => {
+      const s = dgram.createSocket("udp4");
+      await new Promise<void>((r) => s.bind(port, "127.0.0.1", r));
+      return s;
+    }));
+    const v6 = Deno.listen({ hostname: "::1", port: 0 });
+    await using collector = await startNetflow({
+      probe: `    exclude_ports: [${excludedPort}]\n    exclude_cidrs: ["::1/128"]`,
+    });
+    const client = dgram.createSocket("udp4");
+    for (const port of [excludedPort, keptPort]) {
+      await new Promise<void>((r) =>
+        client.send(new Uint8Array(100), port, "127.0.0.1", () => r())
+      );
+    }
+    const conn = await Deno.connect({ hostname: "::1", port: (v6.addr as Deno.NetAddr).port });
+    const accepted = await v6.accept();
+    await conn.write(new Uint8Array(10));
+    await accepted.read(new Uint8Array(64));
+    await new Promise((r) => setTimeout(r, 200));
+    const flows = await stopAndRead(collector);
+    for (const c of [conn, accepted, v6]) c.close();
+    for (const s of [client, ...servers]) s.close();
+
+    const pid = String(Deno.pid);
+    assert.equal(sum(flows, "bytes_written", { pid, dst_port: String(keptPort) }), 100);
+    assert.equal(
+      flows.filter((f) => [f.tags.src_port, f.tags.dst_port].includes(String(excludedPort))).length,
+      0,
+    );
+    assert.equal(flows.filter((f) => f.tags.pid === pid && f.tags.family === "IPv6").length, 0);
+  },
+);
