@@ -38,7 +38,7 @@ outputs:
     format: json
 `;
 
-Deno.test("parsePipeline() reads the default pipeline.yaml: bash, redacted, to JSON on stdout", () => {
+Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netflow per minute, to stdout", () => {
   const text = Deno.readTextFileSync(new URL("../../pipeline.yaml", import.meta.url));
 
   const pipeline = parsePipeline("pipeline.yaml", text);
@@ -48,11 +48,17 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash, redacted, to J
   const stages = pipeline.stages.map((st) => [st.section, st.name, st.def.type, st.inputs]);
   assert.deepEqual(stages, [
     ["probes", "bash", "bash", []],
+    ["probes", "netflow", "netflow", []],
     ["transforms", "redact_secrets", "redact", ["bash"]],
-    ["outputs", "console", "stdout", ["redact_secrets"]],
+    ["transforms", "merge_client_ports", "ephemeral_port", ["netflow"]],
+    ["windows", "netflow_per_minute", "window", ["merge_client_ports"]],
+    ["outputs", "console", "stdout", ["redact_secrets", "netflow_per_minute"]],
   ]);
-  const [bash, redact, console] = pipeline.stages;
+  const byName = new Map(pipeline.stages.map((st) => [st.name, st]));
+  const [bash, redact, console] = ["bash", "redact_secrets", "console"].map((n) => byName.get(n)!);
   assert.deepEqual(bash.config, { binary: "/bin/bash", max_cmd_bytes: 16384 });
+  assert.equal(byName.get("netflow")!.config.poll, 10_000);
+  assert.equal(byName.get("netflow_per_minute")!.config.every, 60_000);
   assert.equal(redact.config.defaults, true, "secrets are redacted by default");
   assert.deepEqual(redact.config.fields, ["cmd", "message"]);
   assert.deepEqual(console.config, { format: "json" });
@@ -112,7 +118,7 @@ Deno.test("parsePipeline() rejects an unknown probe type at the type's value", (
   const error = onlyError(VALID.replace("type: bash", "type: zsh"));
 
   assert.equal(where(error), "p.yaml:4:11 probes.bash.type");
-  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash');
+  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash, netflow');
 });
 
 Deno.test("parsePipeline() rejects an unknown probe option at its key, listing the known ones", () => {
