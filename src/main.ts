@@ -95,7 +95,8 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
         for (const w of next.warnings) log.warn(w.message);
         const r = await running.reload(next);
         log.info(
-          `reloaded ${options.pipeline} (${why}): kept ${r.kept.length}, ` +
+          `reloaded ${options.pipeline} (${why}): kept ${r.kept.length}` +
+            `${r.reconfigured.length ? ` (${r.reconfigured.join(", ")} reconfigured)` : ""}, ` +
             `started ${r.started.length}${r.started.length ? ` (${r.started.join(", ")})` : ""}, ` +
             `stopped ${r.stopped.length}${r.stopped.length ? ` (${r.stopped.join(", ")})` : ""}`,
         );

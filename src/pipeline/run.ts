@@ -151,6 +151,8 @@ export interface RunOptions {
 /** What a reload did. */
 export interface ReloadReport {
   kept: string[];
+  /** Kept, with their new settings applied in place (a subset of `kept`). */
+  reconfigured: string[];
   started: string[];
   stopped: string[];
   disabled: string[];
@@ -181,6 +183,11 @@ export interface RunningPipeline {
 function identity(node: StageNode): string {
   const { inputs: _inputs, ...settings } = node.raw;
   return JSON.stringify([node.section, node.def.type, node.required, settings]);
+}
+
+/** Whether two generations' nodes are one stage with (maybe) other settings. */
+function sameStage(a: StageNode, b: StageNode): boolean {
+  return a.section === b.section && a.def.type === b.def.type && a.required === b.required;
 }
 
 /** A stand-in probe for replay and tests: emits only what is injected. */
@@ -295,15 +302,29 @@ export async function startPipeline(
       const old = runners;
       const keep = new Map<string, Runner>();
       const fresh: StageNode[] = [];
+      const applies = new Map<string, () => void>();
       for (const node of next.stages) {
         const current = old.get(node.name);
-        if (current && identity(current.node) === identity(node)) keep.set(node.name, current);
-        else fresh.push(node);
+        if (current && identity(current.node) === identity(node)) {
+          keep.set(node.name, current);
+          continue;
+        }
+        // Same stage with other settings: in place when the stage can, else rebuilt.
+        const apply = current && sameStage(current.node, node)
+          ? current.stage.reconfigure?.(node.config)
+          : undefined;
+        if (apply) {
+          keep.set(node.name, current!);
+          applies.set(node.name, apply);
+        } else {
+          fresh.push(node);
+        }
       }
       const before = disabled.length;
       // Throws, changing nothing, when a stage cannot start.
       const built = await build(fresh, next.stages, keep);
       // The switch: one synchronous step, so every record goes to exactly one generation.
+      for (const apply of applies.values()) apply();
       const live = new Map<string, Runner>();
       for (const node of next.stages) {
         const kept = keep.get(node.name);
@@ -322,6 +343,7 @@ export async function startPipeline(
       await closeAll(retired, "shutdown");
       const report = {
         kept: [...keep.keys()],
+        reconfigured: [...applies.keys()],
         started: built.map((r) => r.node.name),
         stopped: retired.map((r) => r.node.name),
         disabled: disabled.slice(before).map((d) => d.name),

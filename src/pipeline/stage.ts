@@ -46,6 +46,14 @@ export interface Stage {
   flush(reason: FlushReason): void | Promise<void>;
   /** Releases everything (timers, files, kernel objects). Called once, after a last flush. */
   close(): void | Promise<void>;
+  /**
+   * Optional: takes a changed config of the same type without a restart, keeping the stage's
+   * state (a probe stays attached). Returns the step that applies it, which the runtime calls
+   * only once the whole reload is sure to succeed; undefined when this change needs a rebuild.
+   * Must not change anything itself.
+   */
+  // deno-lint-ignore no-explicit-any
+  reconfigure?(config: any): (() => void) | undefined;
 }
 
 /** A probe's stage may say what it attached where, for the start-up log line. */

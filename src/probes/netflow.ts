@@ -183,8 +183,15 @@ function findCgroup(config: NetflowConfig): string {
   return CGROUP_CANDIDATES[0];
 }
 
-/** Fills the exclude maps and tells the kernel which ones to look at. */
+/**
+ * Fills the exclude maps and tells the kernel which ones to look at. On a reload the maps are
+ * emptied first: a change takes effect at once, with no program reloaded.
+ */
 function applyExclusions(obj: BpfObject, config: NetflowConfig): void {
+  for (const name of ["exclude_ports", "exclude_pids", "exclude_cidrs"]) {
+    const map = obj.map(name);
+    for (const key of map.keys()) map.delete(key);
+  }
   const one = new Uint8Array([1]);
   for (const port of config.exclude_ports) {
     obj.map("exclude_ports").update(new Uint8Array(new Uint16Array([port]).buffer), one);
@@ -201,7 +208,8 @@ function applyExclusions(obj: BpfObject, config: NetflowConfig): void {
 }
 
 /** Opens, loads and attaches the netflow object, then polls it. */
-function attach(config: NetflowConfig, ctx: StageContext): ProbeStage {
+function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
+  let config = initial;
   const accounts = new FlowAccounts();
   const stack = new DisposableStack(); // closes ring and links, then the object
   try {
@@ -290,14 +298,15 @@ function attach(config: NetflowConfig, ctx: StageContext): ProbeStage {
     const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
     const running = ring.run();
     running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
-    const timer = setInterval(() => {
+    const tick = () => {
       try {
         poll();
       } catch (e) {
         ctx.counters.add("poll_errors");
         ctx.log.warn(`${ctx.name}: poll failed: ${describeError(e)}`);
       }
-    }, config.poll);
+    };
+    let timer = setInterval(tick, config.poll);
 
     return {
       attached,
@@ -306,6 +315,19 @@ function attach(config: NetflowConfig, ctx: StageContext): ProbeStage {
         // What happened since the last poll is not lost at shutdown or reload.
         poll();
         if (reason === "shutdown") await ring.stop();
+      },
+      reconfigure(next: NetflowConfig) {
+        // Map sizes and the cgroup are fixed at load; exclusions and the poll are not.
+        const fixed = (c: NetflowConfig) => [c.max_sockets, c.max_udp_flows, c.cgroup].join();
+        if (fixed(next) !== fixed(config)) return undefined;
+        return () => {
+          applyExclusions(obj, next);
+          if (next.poll !== config.poll) {
+            clearInterval(timer);
+            timer = setInterval(tick, next.poll);
+          }
+          config = next;
+        };
       },
       async close() {
         clearInterval(timer);

@@ -560,3 +560,60 @@ kernelTest(
     assert.equal(flows.filter((f) => f.tags.pid === pid && f.tags.family === "IPv6").length, 0);
   },
 );
+
+kernelTest(
+  "netflow: a reload that changes exclude_ports applies in place, probe still attached",
+  NEEDS,
+  async () => {
+    const [a, b] = [22000, 22001].map((p) => p + Math.floor(Math.random() * 900) * 2);
+    const servers = await Promise.all([a, b].map(async (port) => {
+      const s = dgram.createSocket("udp4");
+      await new Promise<void>((r) => s.bind(port, "127.0.0.1", r));
+      return s;
+    }));
+    const pipeline = (excluded: number) =>
+      `version: 1
+probes:
+  flows:
+    type: netflow
+    poll: 1s
+    exclude_ports: [${excluded}]
+outputs:
+  out:
+    type: stdout
+    inputs: [flows]
+    format: json
+`;
+    const file = tempPipeline(pipeline(a));
+    await using collector = new Collector(["--pipeline", file]);
+    await collector.attached();
+    const client = dgram.createSocket("udp4");
+    const sendBoth = async (size: number) => {
+      for (const port of [a, b]) {
+        await new Promise<void>((r) =>
+          client.send(new Uint8Array(size), port, "127.0.0.1", () => r())
+        );
+      }
+    };
+    await sendBoth(100);
+    Deno.writeTextFileSync(file, pipeline(b));
+    collector.signal("SIGHUP");
+    await collector.waitFor("the reload", () => collector.stderr.includes("reloaded"));
+    await sendBoth(10);
+    const flows = await stopAndRead(collector);
+    for (const s of [client, ...servers]) s.close();
+
+    assert.match(collector.stderr, /kept 2 \(flows reconfigured\), started 0/);
+    const pid = String(Deno.pid);
+    assert.equal(
+      sum(flows, "bytes_written", { pid, dst_port: String(a) }),
+      10,
+      "a: after the reload only",
+    );
+    assert.equal(
+      sum(flows, "bytes_written", { pid, dst_port: String(b) }),
+      100,
+      "b: before it only",
+    );
+  },
+);
