@@ -55,6 +55,18 @@ const KEY: KeyFixture = {
   remoteAddr: mapped(93, 184, 216, 34),
 };
 
+/** {@linkcode KEY} as the decoder gives it back. */
+const KEY_DECODED = {
+  pid: 4242,
+  family: "IPv4",
+  transport: "tcp",
+  direction: "outgoing",
+  localPort: 54321,
+  remotePort: 443,
+  localIp: "10.0.0.5",
+  remoteIp: "93.184.216.34",
+};
+
 /**
  * A buffer of garbage (0xAA) with a DataView that starts 64 bytes into it (as a view on a
  * mapped ring may); padding bytes keep the garbage.
@@ -139,16 +151,7 @@ const TCP: TcpFixture = {
 Deno.test("decodeFlowKey() reads an IPv4 key stored as IPv4-mapped addresses at a non-zero offset", () => {
   const view = keyView({}, 24);
 
-  assert.deepEqual(decodeFlowKey(view, 24), {
-    pid: 4242,
-    family: "IPv4",
-    transport: "tcp",
-    direction: "outgoing",
-    localPort: 54321,
-    remotePort: 443,
-    localIp: "10.0.0.5",
-    remoteIp: "93.184.216.34",
-  });
+  assert.deepEqual(decodeFlowKey(view, 24), KEY_DECODED);
 });
 
 Deno.test("decodeFlowKey() reads an IPv6 UDP key in RFC 5952 form", () => {
@@ -224,16 +227,7 @@ Deno.test("decodeTcpEvent() reads every field of an event at a non-zero offset i
   writeTcpEvent(view, 16, TCP);
 
   assert.deepEqual(decodeTcpEvent(view, 16), {
-    key: {
-      pid: 4242,
-      family: "IPv4",
-      transport: "tcp",
-      direction: "outgoing",
-      localPort: 54321,
-      remotePort: 443,
-      localIp: "10.0.0.5",
-      remoteIp: "93.184.216.34",
-    },
+    key: KEY_DECODED,
     cookie: 0x8000_0000_0000_0001n,
     bytesWritten: 0x1_0000_0001n,
     bytesRead: 123_456n,

@@ -459,50 +459,40 @@ Deno.test("flowRecord() tags a flow of unknown direction `unknown`", () => {
   assert.equal(record.tags.direction, "unknown");
 });
 
-Deno.test("flowRecord() gives a wildcard local address the loopback one when the peer is loopback", () => {
-  const record = (localIp: string, remoteIp: string, family: FlowKey["family"]) =>
-    flowRecord(
-      {
-        key: { ...UDP_KEY, family, localIp, remoteIp },
-        comm: "dig",
-        bytesRead: 1n,
-        bytesWritten: 1n,
-      },
-      "h",
-      0n,
-    ).tags;
+/** The tags of a one-byte UDP record between `localIp` and `remoteIp`. */
+function udpTags(localIp: string, remoteIp: string, family: FlowKey["family"]) {
+  return flowRecord(
+    {
+      key: { ...UDP_KEY, family, localIp, remoteIp },
+      comm: "dig",
+      bytesRead: 1n,
+      bytesWritten: 1n,
+    },
+    "h",
+    0n,
+  ).tags;
+}
 
-  const v4 = record("0.0.0.0", "127.0.0.53", "IPv4");
+Deno.test("flowRecord() gives a wildcard local address the loopback one when the peer is loopback", () => {
+  const v4 = udpTags("0.0.0.0", "127.0.0.53", "IPv4");
   assert.equal(v4.src_ip, "127.0.0.1");
   assert.equal(v4.src_ip_type, "loopback");
   assert.equal(v4.dst_ip, "127.0.0.53");
 
-  const v6 = record("::", "::1", "IPv6");
+  const v6 = udpTags("::", "::1", "IPv6");
   assert.equal(v6.src_ip, "::1");
   assert.equal(v6.src_ip_type, "loopback");
 });
 
 Deno.test("flowRecord() leaves a wildcard local address as it is when the peer is not loopback", () => {
-  const record = (localIp: string, remoteIp: string, family: FlowKey["family"]) =>
-    flowRecord(
-      {
-        key: { ...UDP_KEY, family, localIp, remoteIp },
-        comm: "dig",
-        bytesRead: 1n,
-        bytesWritten: 1n,
-      },
-      "h",
-      0n,
-    ).tags;
-
-  const v4 = record("0.0.0.0", "8.8.8.8", "IPv4");
+  const v4 = udpTags("0.0.0.0", "8.8.8.8", "IPv4");
   assert.equal(v4.src_ip, "0.0.0.0");
   assert.equal(v4.src_ip_type, "other");
 
-  const v6 = record("::", "2001:4860:4860::8888", "IPv6");
+  const v6 = udpTags("::", "2001:4860:4860::8888", "IPv6");
   assert.equal(v6.src_ip, "::");
 
   // Only the wildcard is replaced: a real local address stays, even to a loopback peer.
-  assert.equal(record("127.0.0.2", "127.0.0.1", "IPv4").src_ip, "127.0.0.2");
-  assert.equal(record("10.0.0.5", "10.0.0.6", "IPv4").src_ip, "10.0.0.5");
+  assert.equal(udpTags("127.0.0.2", "127.0.0.1", "IPv4").src_ip, "127.0.0.2");
+  assert.equal(udpTags("10.0.0.5", "10.0.0.6", "IPv4").src_ip, "10.0.0.5");
 });

@@ -83,6 +83,12 @@ async function run(cmd: string, args: string[]): Promise<string> {
   return text;
 }
 
+/** A TCP listener on 127.0.0.1, on a port the kernel picks. */
+function listenLoopback(): { listener: Deno.TcpListener; port: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return { listener, port: listener.addr.port };
+}
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -202,8 +208,7 @@ kernelTest(
   "netflow: 200 short TCP connections give exactly 200 established and 200 closed per side",
   NEEDS,
   async () => {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = listenLoopback();
     const served = (async () => {
       for await (const conn of listener) {
         const buf = new Uint8Array(64);
@@ -301,8 +306,7 @@ kernelTest("netflow: rtt and rtt_var match ss -ti for the same idle socket", {
   ...NEEDS,
   tools: ["ss"],
 }, async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
+  const { listener, port } = listenLoopback();
   // A long poll: the only read is the one at shutdown, after ss has looked.
   await using collector = await startNetflow({ poll: "10m" });
   const client = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -349,8 +353,7 @@ kernelTest(
   "netflow: a listener and a connection opened before the collector are incoming, bytes from the start",
   NEEDS,
   async () => {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = listenLoopback();
     const early = await Deno.connect({ hostname: "127.0.0.1", port });
     const earlyServer = await listener.accept();
     await early.write(new Uint8Array(1000));
@@ -402,8 +405,7 @@ kernelTest(
   "netflow: more sockets and UDP flows than the maps hold are counted as dropped, not fatal",
   NEEDS,
   async () => {
-    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
+    const { listener, port } = listenLoopback();
     const accepted: Deno.Conn[] = [];
     const accepting = (async () => {
       for await (const c of listener) accepted.push(c);
