@@ -68,9 +68,12 @@ struct tcp_flow_event {
 	char comm[NETFLOW_COMM_LEN];
 };
 
-/* The remote end of one unconnected UDP sendmsg/recvmsg, kept between its two hooks. */
+/*
+ * The remote end of one unconnected UDP sendmsg/recvmsg, kept in the socket (sk_storage)
+ * between its two hooks; `tid` (pid_tgid) says which thread's call it belongs to.
+ */
 struct udp_peer {
-	__u64 cookie;
+	__u64 tid;
 	__u8 family;
 	__u8 _pad;
 	__u16 port; /* host byte order */
