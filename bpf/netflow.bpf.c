@@ -227,6 +227,21 @@ static __always_inline void fill_tcp_event(struct tcp_flow_event *e, __u64 cooki
 }
 
 /*
+ * A TCP socket accepted by a server gets its pid at the server's first read or write, or at its
+ * close() if it never reads or writes: both run in the server's process.
+ */
+static __always_inline void claim_tcp_socket(struct sock *sk)
+{
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	struct tcp_sock_info *info = bpf_map_lookup_elem(&tcp_socks, &cookie);
+
+	if (info && !info->pid) {
+		info->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(info->comm, sizeof(info->comm));
+	}
+}
+
+/*
  * A closed socket's last counts, to user space at once. Not inlined: a function taking the
  * struct is what puts its layout in the object's BTF, where the layout test reads it.
  */
@@ -270,6 +285,11 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 		fresh.local_port = sk->__sk_common.skc_num;
 		if (bpf_map_update_elem(&tcp_socks, &cookie, &fresh, BPF_ANY))
 			count_drop(DROP_SOCKETS_FULL);
+		return 0;
+	}
+	/* Only close() and shutdown() lead here, in the owning process. */
+	if (newstate == TCP_FIN_WAIT1 || newstate == TCP_LAST_ACK) {
+		claim_tcp_socket((struct sock *)sk);
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)
@@ -383,18 +403,6 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 		counts->bytes_written += bytes;
 	else
 		counts->bytes_read += bytes;
-}
-
-/* A TCP socket accepted by a server gets its pid at the server's first read or write. */
-static __always_inline void claim_tcp_socket(struct sock *sk)
-{
-	__u64 cookie = bpf_get_socket_cookie(sk);
-	struct tcp_sock_info *info = bpf_map_lookup_elem(&tcp_socks, &cookie);
-
-	if (info && !info->pid) {
-		info->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(info->comm, sizeof(info->comm));
-	}
 }
 
 static __always_inline int on_io(struct sock *sk, int ret, int flags, bool sent)

@@ -51,6 +51,8 @@ export interface NetflowConfig {
   exclude_cidrs: string[];
   /** The cgroup v2 directory for the UDP address hooks; "" finds it. */
   cgroup: string;
+  /** Bytes of the ring buffer that carries closed connections' last counts. */
+  ring_buffer_size: number;
 }
 
 /** UDP flows with no bytes for this many polls in a row leave the kernel map. */
@@ -88,6 +90,11 @@ function parseCidrs(value: unknown, at: At): string[] | undefined {
       return;
     }
     try {
+      // ipaddr.js also reads inet_aton's short forms ("10.0.0" is 10.0.0.0): a typo, here.
+      const address = item.split("/")[0];
+      if (!address.includes(":") && !ipaddr.IPv4.isValidFourPartDecimal(address)) {
+        throw new Error("not a dotted quad");
+      }
       if (item.includes("/")) {
         const [addr, bits] = ipaddr.parseCIDR(item);
         out.push(`${addr.toString()}/${bits}`);
@@ -150,6 +157,21 @@ export const netflowProbe: StageDef<NetflowConfig> = {
       default: "",
       doc: "cgroup v2 directory for the UDP peer-address hooks; empty: found at start",
     },
+    ring_buffer_size: {
+      type: "size",
+      default: "256KiB",
+      doc:
+        "ring buffer for closed connections (a power of two, 4KiB or more); overflow is ring_lost",
+    },
+  },
+  validate(config, at) {
+    const n = config.ring_buffer_size;
+    if (n >= 4096 && (n & (n - 1)) === 0) return [];
+    return [
+      at.child("ring_buffer_size").problem(
+        `must be a power of two of at least 4KiB (the kernel's rule for ring buffers), got ${n} bytes`,
+      ),
+    ];
   },
   example: { poll: "5s", exclude_ports: [22], exclude_cidrs: ["10.9.0.0/16"], exclude_pids: [1] },
 
@@ -161,7 +183,7 @@ export const netflowProbe: StageDef<NetflowConfig> = {
         "tp_btf/sock_send_length, sock_recv_length: UDP bytes per datagram, TCP server pids",
         `cgroup/sendmsg4,6 recvmsg4,6 on ${config.cgroup || "the cgroup v2 root"}: UDP peers`,
         `program objects: build/bpf/netflow.bpf.o; maps tcp_socks ${config.max_sockets}, ` +
-        `udp_flows ${config.max_udp_flows}`,
+        `udp_flows ${config.max_udp_flows}, ring buffer events ${config.ring_buffer_size} bytes`,
       ],
       reads: [],
     };
@@ -216,6 +238,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     const obj = stack.use(BpfObject.open(bpfObjectPath("netflow")));
     obj.map("tcp_socks").setMaxEntries(config.max_sockets);
     obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
+    obj.map("events").setMaxEntries(config.ring_buffer_size);
     obj.load();
     applyExclusions(obj, config);
 
@@ -318,7 +341,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       },
       reconfigure(next: NetflowConfig) {
         // Map sizes and the cgroup are fixed at load; exclusions and the poll are not.
-        const fixed = (c: NetflowConfig) => [c.max_sockets, c.max_udp_flows, c.cgroup].join();
+        const fixed = (c: NetflowConfig) =>
+          [c.max_sockets, c.max_udp_flows, c.cgroup, c.ring_buffer_size].join();
         if (fixed(next) !== fixed(config)) return undefined;
         return () => {
           applyExclusions(obj, next);

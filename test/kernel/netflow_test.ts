@@ -619,3 +619,45 @@ outputs:
     );
   },
 );
+
+kernelTest(
+  "netflow: closes the ring buffer cannot hold are counted as ring_lost, none vanish",
+  NEEDS,
+  async () => {
+    const { listener, port } = listenLoopback();
+    const served = (async () => {
+      for await (const conn of listener) conn.close();
+    })();
+    // The smallest ring (4 KiB: 36 close records), and a reader that is frozen while 150
+    // connections (300 closing sockets) come and go.
+    await using collector = await startNetflow({
+      poll: "10m",
+      probe: "    ring_buffer_size: 4KiB",
+    });
+    collector.signal("SIGSTOP");
+    try {
+      for (let i = 0; i < 150; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.read(new Uint8Array(1)); // the server's close
+        conn.close();
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      collector.signal("SIGCONT");
+    }
+    const flows = await stopAndRead(collector);
+    listener.close();
+    await served.catch(() => {});
+
+    const pid = String(Deno.pid);
+  const closed = sum(flows, "tcp_closed", { pid, dst_port: String(port) }) +
+    sum(flows, "tcp_closed", { pid, src_port: String(port) });
+    const lost = summaryCounter(collector, "ring_lost");
+    figure("closes delivered + ring_lost vs closing sockets", closed + lost, 300);
+    assert.ok(lost > 0, "the ring overflowed");
+    assert.ok(closed < 300 && closed > 0, `${closed} closes delivered`);
+    // Every close is either delivered or counted (other processes' closes may add to lost).
+    assert.ok(closed + lost >= 300, `${closed} delivered + ${lost} lost < 300`);
+    assert.match(collector.stderr, /events lost \(ring buffer full/);
+  },
+);
