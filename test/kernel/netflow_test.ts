@@ -650,8 +650,8 @@ kernelTest(
     await served.catch(() => {});
 
     const pid = String(Deno.pid);
-  const closed = sum(flows, "tcp_closed", { pid, dst_port: String(port) }) +
-    sum(flows, "tcp_closed", { pid, src_port: String(port) });
+    const closed = sum(flows, "tcp_closed", { pid, dst_port: String(port) }) +
+      sum(flows, "tcp_closed", { pid, src_port: String(port) });
     const lost = summaryCounter(collector, "ring_lost");
     figure("closes delivered + ring_lost vs closing sockets", closed + lost, 300);
     assert.ok(lost > 0, "the ring overflowed");
