@@ -37,6 +37,8 @@ class Runner {
   stage!: Stage;
   /** The runners that read this one's records; replaced on reload. */
   downstream: Runner[] = [];
+  /** The runners that name this one in a side-input key, with the key; replaced on reload. */
+  sideReaders: { runner: Runner; key: string }[] = [];
   readonly #tap?: (probe: string, record: Record) => void;
   readonly #labels: { [key: string]: string };
   readonly #env: RuntimeEnv;
@@ -65,7 +67,21 @@ class Runner {
       log,
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),
+      emitSide: (record) => this.emitSide(record),
     };
+  }
+
+  /** Hands `record` to the side readers only (what `ctx.emitSide` does). */
+  emitSide(record: Record): void {
+    if (this.sideReaders.length === 0) return;
+    this.#env.counters.add("side_records_out", 1, this.#labels);
+    for (const { runner, key } of this.sideReaders) {
+      try {
+        runner.stage.side?.(key, record);
+      } catch (e) {
+        runner.#failed(e, 1);
+      }
+    }
   }
 
   /** Hands `record` to every reader (what the stage's `ctx.emit` does). */
@@ -268,9 +284,12 @@ export async function startPipeline(
 
   /** Points every runner of `live` at its readers, for the graph `nodes` describes. */
   const wire = (live: Map<string, Runner>) => {
-    for (const r of live.values()) r.downstream = [];
+    for (const r of live.values()) [r.downstream, r.sideReaders] = [[], []];
     for (const r of live.values()) {
       for (const input of r.node.inputs) live.get(input)?.downstream.push(r);
+      for (const { key, stage } of r.node.sideInputs) {
+        live.get(stage)?.sideReaders.push({ runner: r, key });
+      }
     }
   };
 

@@ -54,6 +54,12 @@ export interface Stage {
    */
   // deno-lint-ignore no-explicit-any
   reconfigure?(config: any): (() => void) | undefined;
+  /**
+   * Optional: takes a record from a side input, the stage named by one of this stage's
+   * `type: "stage"` keys (`key`, e.g. `answers_from`), which sent it with `ctx.emitSide`.
+   * Called inline, never queued; side records are not counted as `records_in`.
+   */
+  side?(key: string, record: Record): void;
 }
 
 /** A probe's stage may say what it attached where, for the start-up log line. */
@@ -76,6 +82,12 @@ export interface StageContext {
   readonly log: Logger;
   /** Passes a record downstream (counted as `records_out`). */
   emit(record: Record): void;
+  /**
+   * Passes a record only to the stages that name this one as a side input (their `side`),
+   * not to `inputs` readers: e.g. the DNS answers a `dns` probe hands to `dns_domain`.
+   * Counted as `side_records_out`; with no such reader it costs nothing.
+   */
+  emitSide(record: Record): void;
 }
 
 /** What `--explain` and permission derivation learn from a configured stage. */

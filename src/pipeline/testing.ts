@@ -31,6 +31,8 @@ export function configureStage(
 export interface StageUnderTest {
   stage: Stage;
   emitted: Record[];
+  /** What it sent to side readers (`ctx.emitSide`). */
+  emittedSide: Record[];
   counters: Counters;
   clock: ManualClock;
   logs: string[];
@@ -44,7 +46,7 @@ export async function buildStage(
 ): Promise<StageUnderTest> {
   const { config, errors } = configureStage(def, options);
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));
-  const emitted: Record[] = [];
+  const emitted: Record[] = [], emittedSide: Record[] = [];
   const counters = new Counters();
   const logs: string[] = [];
   const log: Logger = {
@@ -59,6 +61,7 @@ export async function buildStage(
     log,
     counters: counters.bound({ stage: def.type }),
     emit: (record) => emitted.push(record),
+    emitSide: (record) => emittedSide.push(record),
   });
-  return { stage, emitted, counters, clock, logs };
+  return { stage, emitted, emittedSide, counters, clock, logs };
 }
