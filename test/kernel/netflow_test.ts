@@ -440,7 +440,7 @@ kernelTest(
 // ---------------------------------------------------------------------------------------------
 // Retransmits: a lossy link into a namespace, against the kernel's own TcpRetransSegs.
 
-const NS_NEEDS = { ...NEEDS, tools: ["ip", "iptables", "iperf3", "nstat"] };
+const NS_NEEDS = { ...NEEDS, tools: ["ip", "iptables", "iperf3", "nstat", "ss"] };
 
 kernelTest(
   "netflow: retransmits over a lossy veth match nstat's TcpRetransSegs within 5%",
@@ -489,17 +489,19 @@ kernelTest(
 
       await using collector = await startNetflow();
       const before = retransSegs(await run("nstat", ["-asz", "TcpRetransSegs"]));
-      const client = await new Deno.Command("iperf3", {
+      const child = new Deno.Command("iperf3", {
         args: ["-c", nsIp, "-p", String(port), "-t", "3", "-J"],
         stdout: "piped",
-      }).output();
+      }).spawn();
+      const client = await child.output();
       const after = retransSegs(await run("nstat", ["-asz", "TcpRetransSegs"]));
       await server.status;
       assert.ok(client.success, new TextDecoder().decode(client.stdout));
       const flows = await stopAndRead(collector);
 
       const kernel = after - before;
-      const ours = sum(flows, "retransmits", { dst_ip: nsIp, transport: "tcp" });
+      // This run's client only: a socket of an earlier run may linger (LAST_ACK) to that address.
+      const ours = sum(flows, "retransmits", { pid: String(child.pid), dst_ip: nsIp });
       figure("retransmits vs nstat TcpRetransSegs", ours, kernel);
       assert.ok(kernel > 20, `the lossy link made retransmits (${kernel})`);
       assert.ok(
@@ -507,6 +509,14 @@ kernelTest(
         `netflow retransmits ${ours}, nstat TcpRetransSegs delta ${kernel}`,
       );
     } finally {
+      // Let the client's last data through before the peer goes, or its socket lingers for
+      // minutes retransmitting to nobody (and the next run would see it).
+      await run("ip", ["netns", "exec", ns, "iptables", "-F"]).catch(() => {});
+      for (let i = 0; i < 50; i++) {
+        const open = await run("ss", ["-Htn", "dst", nsIp]).catch(() => "");
+        if (!open.split("\n").some((l) => l && !l.startsWith("TIME-WAIT"))) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await run("ip", ["netns", "del", ns]).catch(() => {});
       await run("ip", ["link", "del", hostIf]).catch(() => {});
     }
