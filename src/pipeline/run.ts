@@ -77,7 +77,7 @@ class Runner {
     this.#env.counters.add("side_records_out", 1, this.#labels);
     for (const { runner, key } of this.sideReaders) {
       try {
-        runner.stage.side?.(key, record);
+        runner.stage?.side?.(key, record); // undefined: not built yet (or disabled)
       } catch (e) {
         runner.#failed(e, 1);
       }
@@ -234,6 +234,13 @@ export async function startPipeline(
         .filter((n) => n.inputs.includes(runner.node.name))
         .map((n) => created.get(n.name) ?? existing.get(n.name))
         .filter((r): r is Runner => r !== undefined);
+      // Side readers too, before any stage starts: a probe may emitSide as soon as it is built.
+      runner.sideReaders = graph.flatMap((n) =>
+        n.sideInputs
+          .filter((side) => side.stage === runner.node.name)
+          .map((side) => ({ runner: created.get(n.name) ?? existing.get(n.name), key: side.key }))
+          .filter((s): s is { runner: Runner; key: string } => s.runner !== undefined)
+      );
     }
     const built: Runner[] = [];
     try {

@@ -215,9 +215,7 @@ Deno.test("records a stage emits while it is built reach its inputs readers", as
 });
 
 Deno.test({
-  name: "side records a stage sends while it is built reach its side readers " +
-    "(ignored: run.ts wires side readers only once every stage is built; downstream before)",
-  ignore: true,
+  name: "side records a stage sends while it is built reach its side readers",
   async fn() {
     const { running, counters } = await start(
       GENERIC.replace("inputs: [raw] }", "inputs: [raw], at_build: true }"),

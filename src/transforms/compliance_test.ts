@@ -42,6 +42,7 @@ const SAMPLES: { [type: string]: Record } = {
   redact: bash("ls -la"),
   tags: bash("ls -la"),
   ephemeral_port: flow,
+  dns_domain: flow,
 };
 
 Deno.test("every registered transform has a sample record here", () => {
