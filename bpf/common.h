@@ -3,6 +3,8 @@
 #ifndef COMMON_H
 #define COMMON_H
 
+#include <bpf/bpf_core_read.h>
+
 /* Indexes into `drops`; keep in step with DROP_REASONS in src/probes/drops.ts. */
 enum drop_reason {
 	DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: the reader fell behind */
@@ -26,6 +28,19 @@ static __always_inline void count_drop(__u32 reason)
 	/* Cannot fail for an index below max_entries; the check satisfies the verifier. */
 	if (n)
 		*n += 1;
+}
+
+/*
+ * The current process's name: its main thread's comm, which `ps` shows, not the calling
+ * thread's (bpf_get_current_comm gives "tokio-runtime-w" for a deno process).
+ */
+static __always_inline void current_process_name(char comm[16])
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+
+	if (bpf_probe_read_kernel_str(comm, 16, &leader->comm) < 0)
+		bpf_get_current_comm(comm, 16);
 }
 
 #endif /* COMMON_H */

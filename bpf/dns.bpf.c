@@ -13,6 +13,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_core_read.h>
 #include "common.h"
 #include "dns.h"
 
@@ -198,7 +199,7 @@ static __always_inline int note_owner(struct bpf_sock_addr *ctx)
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (owner) {
 		owner->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
+		current_process_name(owner->comm);
 	}
 	return 1; /* never refuse: we only watch */
 }

@@ -237,7 +237,7 @@ static __always_inline void claim_tcp_socket(struct sock *sk)
 
 	if (info && !info->pid) {
 		info->pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(info->comm, sizeof(info->comm));
+		current_process_name(info->comm);
 	}
 }
 
@@ -267,7 +267,7 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 		/* connect(): the only state change sure to run in the connecting process. */
 		fresh.pid = bpf_get_current_pid_tgid() >> 32;
 		fresh.direction = DIR_OUTGOING;
-		bpf_get_current_comm(fresh.comm, sizeof(fresh.comm));
+		current_process_name(fresh.comm);
 		if (bpf_map_update_elem(&tcp_socks, &cookie, &fresh, BPF_ANY))
 			count_drop(DROP_SOCKETS_FULL);
 		return 0;
@@ -387,7 +387,7 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 		return;
 	counts = bpf_map_lookup_elem(&udp_flows, &k);
 	if (!counts) {
-		bpf_get_current_comm(zero.comm, sizeof(zero.comm));
+		current_process_name(zero.comm);
 		/* EEXIST: another CPU created it first, which is fine. */
 		if (bpf_map_update_elem(&udp_flows, &k, &zero, BPF_NOEXIST) == -E2BIG) {
 			count_drop(DROP_FLOWS_FULL);
@@ -398,7 +398,7 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 			return;
 	}
 	if (!counts->comm[0])
-		bpf_get_current_comm(counts->comm, sizeof(counts->comm));
+		current_process_name(counts->comm);
 	if (sent)
 		counts->bytes_written += bytes;
 	else

@@ -238,6 +238,10 @@ kernelTest(
     assert.equal(sum(flows, "bytes_written", client), 800);
     assert.equal(sum(flows, "bytes_read", client), 800);
     assert.equal(sum(flows, "bytes_read", server), 800);
+    // The process's name, not the name of the thread that made the call (tokio-runtime-w).
+    for (const f of flows.filter((f) => f.tags.pid === pid)) {
+      assert.equal(f.tags.process_name, "deno");
+    }
     // Outgoing: our ephemeral port is `*`; incoming: the remote client's port is.
     const clientRows = flows.filter((f) => f.tags.dst_port === String(port));
     assert.ok(clientRows.length > 0);
