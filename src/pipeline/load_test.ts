@@ -38,7 +38,7 @@ outputs:
     format: json
 `;
 
-Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netflow per minute, to stdout", () => {
+Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netflow and dnsflow per minute", () => {
   const text = Deno.readTextFileSync(new URL("../../pipeline.yaml", import.meta.url));
 
   const pipeline = parsePipeline("pipeline.yaml", text);
@@ -49,11 +49,23 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netfl
   assert.deepEqual(stages, [
     ["probes", "bash", "bash", []],
     ["probes", "netflow", "netflow", []],
+    ["probes", "dns", "dns", []],
     ["transforms", "redact_secrets", "redact", ["bash"]],
-    ["transforms", "merge_client_ports", "ephemeral_port", ["netflow"]],
+    ["transforms", "name_destinations", "dns_domain", ["netflow"]],
+    ["transforms", "merge_client_ports", "ephemeral_port", ["name_destinations"]],
+    ["transforms", "merge_dns_client_ports", "ephemeral_port", ["dns"]],
     ["windows", "netflow_per_minute", "window", ["merge_client_ports"]],
-    ["outputs", "console", "stdout", ["redact_secrets", "netflow_per_minute"]],
+    ["windows", "dnsflow_per_minute", "window", ["merge_dns_client_ports"]],
+    ["outputs", "console", "stdout", [
+      "redact_secrets",
+      "netflow_per_minute",
+      "dnsflow_per_minute",
+    ]],
   ]);
+  assert.deepEqual(
+    pipeline.stages.find((st) => st.name === "name_destinations")!.sideInputs,
+    [{ key: "answers_from", stage: "dns" }],
+  );
   const byName = new Map(pipeline.stages.map((st) => [st.name, st]));
   const [bash, redact, console] = ["bash", "redact_secrets", "console"].map((n) => byName.get(n)!);
   assert.deepEqual(bash.config, { binary: "/bin/bash", max_cmd_bytes: 16384 });
@@ -118,7 +130,7 @@ Deno.test("parsePipeline() rejects an unknown probe type at the type's value", (
   const error = onlyError(VALID.replace("type: bash", "type: zsh"));
 
   assert.equal(where(error), "p.yaml:4:11 probes.bash.type");
-  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash, netflow');
+  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash, netflow, dns');
 });
 
 Deno.test("parsePipeline() rejects an unknown probe option at its key, listing the known ones", () => {

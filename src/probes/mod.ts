@@ -1,6 +1,7 @@
 /** The probe types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
 import { bashProbe } from "./bash.ts";
+import { dnsProbe } from "./dns.ts";
 import { netflowProbe } from "./netflow.ts";
 
-export const PROBES = registryOf(bashProbe, netflowProbe);
+export const PROBES = registryOf(bashProbe, netflowProbe, dnsProbe);

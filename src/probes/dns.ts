@@ -1,0 +1,255 @@
+/**
+ * The `dns` probe: every DNS request made (and, if asked, answered) on this host, UDP and TCP,
+ * IPv4 and IPv6, as `dnsflow` records: one per request, with its latency, rcode, name, type and
+ * the asking process. It also hands each answer's addresses to `dns_domain` stages that name it
+ * in `answers_from`, so netflow records get their `dst_domain`.
+ *
+ * ```yaml
+ * probes:
+ *   dns:
+ *     type: dns
+ *     ports: [53]            # DNS ports to watch (either end)
+ *     sides: [outgoing]      # add `incoming` to also report queries a local server answers
+ *     timeout: 5s            # no answer by then: rcode -1 (TIMEOUT)
+ * ```
+ *
+ * The kernel copies DNS payloads (bpf/dns.bpf.c); matching queries to responses, TCP
+ * reassembly and decoding are in dns_messages.ts.
+ */
+import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs, readable } from "../../ffi/libc.ts";
+import { BpfObject } from "../../ffi/object.ts";
+import { describeError } from "../errors.ts";
+import type { At } from "../pipeline/schema.ts";
+import { describeValue } from "../pipeline/schema.ts";
+import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
+import { bpfObjectPath } from "../system/preflight.ts";
+import { DROP_REASONS, watchDrops } from "./drops.ts";
+import {
+  decodeDnsEvent,
+  DNS_SETTINGS_LAYOUT,
+  DNS_SIDE_CLIENT,
+  DNS_SIDE_SERVER,
+  DnsDecodeError,
+} from "./dns_event.ts";
+import { answerRecord, dnsflowRecord, DnsTracker } from "./dns_messages.ts";
+
+/** Options of a `dns` probe. */
+export interface DnsConfig {
+  ports: number[];
+  /** `outgoing`: local processes' queries; `incoming`: queries a local server answers. */
+  sides: string[];
+  /** Milliseconds without an answer before a request counts as timed out. */
+  timeout: number;
+  max_pending: number;
+  ring_buffer_size: number;
+  /** The cgroup v2 directory to attach to; "" finds it. */
+  cgroup: string;
+}
+
+const CGROUP_CANDIDATES = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
+const SIDES = ["outgoing", "incoming"];
+
+function parsePorts(value: unknown, at: At): number[] | undefined {
+  const list = Array.isArray(value) ? value : [value];
+  let ok = list.length > 0;
+  if (!ok) at.report("expected at least one port, got an empty list");
+  list.forEach((item, i) => {
+    if (typeof item !== "number" || !Number.isInteger(item) || item < 1 || item > 65535) {
+      (Array.isArray(value) ? at.child(i) : at).report(
+        `expected a port (an integer 1..65535), got ${describeValue(item)}`,
+      );
+      ok = false;
+    }
+  });
+  return ok ? list as number[] : undefined;
+}
+
+/** The cgroup v2 mount to hang the programs on (libc: Deno guards /sys behind --allow-all). */
+function findCgroup(config: DnsConfig): string {
+  if (config.cgroup) return config.cgroup;
+  return CGROUP_CANDIDATES.find((dir) => readable(`${dir}/cgroup.controllers`)) ??
+    CGROUP_CANDIDATES[0];
+}
+
+export const dnsProbe: StageDef<DnsConfig> = {
+  type: "dns",
+  kind: "probe",
+  describe: "DNS requests (UDP and TCP, IPv4 and IPv6): latency, rcode, name, asking process.",
+  schema: {
+    ports: {
+      type: "custom",
+      default: [53],
+      parse: parsePorts,
+      doc: "DNS ports: a packet with one of them at either end is DNS",
+    },
+    sides: {
+      type: "strings",
+      default: ["outgoing"],
+      doc: "outgoing: queries local processes send; incoming: queries a local server answers",
+    },
+    timeout: {
+      type: "duration",
+      default: "5s",
+      doc: "a request with no answer by then is reported with rcode -1 (TIMEOUT)",
+    },
+    max_pending: {
+      type: "integer",
+      default: 10000,
+      min: 1,
+      max: 1 << 22,
+      doc: "queries awaiting an answer; beyond, the oldest is dropped (pending_dropped)",
+    },
+    ring_buffer_size: {
+      type: "size",
+      default: "1MiB",
+      doc: "ring buffer for DNS packets (a power of two, 4KiB or more); overflow is ring_lost",
+    },
+    cgroup: {
+      type: "string",
+      default: "",
+      doc: "cgroup v2 directory to attach to; empty: found at start",
+    },
+  },
+  validate(config, at) {
+    const problems = config.sides
+      .map((s, i) => [s, i] as const)
+      .filter(([s]) => !SIDES.includes(s))
+      .map(([s, i]) =>
+        at.child("sides").child(i).problem(`unknown side "${s}"; known: ${SIDES.join(", ")}`)
+      );
+    const n = config.ring_buffer_size;
+    if (n < 4096 || (n & (n - 1)) !== 0) {
+      problems.push(
+        at.child("ring_buffer_size").problem(
+          `must be a power of two of at least 4KiB (the kernel's rule for ring buffers), got ${n} bytes`,
+        ),
+      );
+    }
+    return problems;
+  },
+  example: { ports: [53, 5353], sides: ["outgoing", "incoming"], timeout: "2s" },
+
+  explain(config) {
+    return {
+      details: [
+        `cgroup_skb ingress and egress on ${config.cgroup || "the cgroup v2 root"}: ` +
+        `DNS payloads on ports ${config.ports.join(", ")}`,
+        "cgroup/connect4,6 sendmsg4,6 recvmsg4,6: the process owning each DNS socket",
+        `sides ${config.sides.join(", ")}; timeout ${config.timeout} ms; ` +
+        `program objects: build/bpf/dns.bpf.o`,
+      ],
+      reads: [],
+    };
+  },
+
+  build(config, ctx) {
+    return attach(config, ctx);
+  },
+};
+
+function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
+  const stack = new DisposableStack();
+  try {
+    const obj = stack.use(BpfObject.open(bpfObjectPath("dns")));
+    const settings = obj.map(".rodata").initialValue();
+    if (settings.length !== DNS_SETTINGS_LAYOUT.size) {
+      throw new Error(`dns .rodata is ${settings.length} bytes, not ${DNS_SETTINGS_LAYOUT.size}`);
+    }
+    const sides = (config.sides.includes("outgoing") ? DNS_SIDE_CLIENT : 0) |
+      (config.sides.includes("incoming") ? DNS_SIDE_SERVER : 0);
+    new DataView(settings.buffer, settings.byteOffset).setUint32(0, sides, true);
+    obj.map("events").setMaxEntries(config.ring_buffer_size);
+    obj.load();
+    for (const port of config.ports) {
+      obj.map("dns_ports").update(
+        new Uint8Array(new Uint16Array([port]).buffer),
+        new Uint8Array([1]),
+      );
+    }
+    const cgroup = findCgroup(config);
+    const attached: string[] = [];
+    // Owners first: a packet seen before its socket's owner is noted has pid 0.
+    for (
+      const name of [
+        "dns_connect4",
+        "dns_connect6",
+        "dns_sendmsg4",
+        "dns_sendmsg6",
+        "dns_recvmsg4",
+        "dns_recvmsg6",
+        "dns_egress",
+        "dns_ingress",
+      ]
+    ) {
+      attached.push(stack.use(obj.program(name).attachCgroup(cgroup)).description);
+    }
+
+    const tracker = new DnsTracker({
+      timeoutNs: BigInt(config.timeout) * 1_000_000n,
+      maxPending: config.max_pending,
+    });
+    let offset = bootToRealtimeOffsetNs();
+    const emitRequests = (requests: ReturnType<DnsTracker["expire"]>, time: bigint) => {
+      for (const r of requests) ctx.emit(dnsflowRecord(r, ctx.host, time));
+    };
+    const ring = stack.use(obj.ringBuffer("events", (view, at, length) => {
+      let decoded;
+      try {
+        decoded = decodeDnsEvent(view, at, length, offset);
+      } catch (e) {
+        if (!(e instanceof DnsDecodeError)) throw e;
+        ctx.counters.add("decode_errors");
+        ctx.log.warn(`${ctx.name}: ${e.message}`);
+        return;
+      }
+      if (decoded.cut) ctx.counters.add("payloads_cut");
+      const { requests, answers } = tracker.add(decoded.segment);
+      emitRequests(requests, decoded.segment.timeNs);
+      for (const a of answers) ctx.emitSide(answerRecord(a, ctx.host, decoded.segment.timeNs));
+    }, { onBatchEnd: () => offset = bootToRealtimeOffsetNs() }));
+
+    const report = () => {
+      const s = tracker.stats;
+      ctx.counters.set("malformed", BigInt(s.malformed));
+      ctx.counters.set("unmatched_responses", BigInt(s.unmatchedResponses));
+      ctx.counters.set("retransmits", BigInt(s.retransmits));
+      ctx.counters.set("pending_dropped", BigInt(s.pendingDropped));
+      ctx.counters.set("ignored", BigInt(s.ignored));
+      ctx.counters.set("pending", BigInt(tracker.pending));
+      ctx.counters.set("tcp_bytes_buffered", BigInt(tracker.buffered));
+    };
+    const expire = () => {
+      try {
+        ring.drain(); // answers that arrived count before their queries time out
+        const now = clockNs(CLOCK_BOOTTIME) + offset;
+        emitRequests(tracker.expire(now), now);
+        report();
+      } catch (e) {
+        ctx.log.warn(`${ctx.name}: ${describeError(e)}`);
+      }
+    };
+    const timer = setInterval(expire, Math.min(1000, Math.max(50, config.timeout / 5)));
+    const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
+    const running = ring.run();
+    running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+
+    return {
+      attached,
+      push() {},
+      async flush(reason) {
+        expire();
+        if (reason === "shutdown") await ring.stop();
+      },
+      async close() {
+        clearInterval(timer);
+        await ring.stop();
+        report();
+        drops.stop();
+        stack.dispose();
+      },
+    };
+  } catch (e) {
+    stack.dispose();
+    throw e;
+  }
+}

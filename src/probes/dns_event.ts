@@ -1,0 +1,97 @@
+/**
+ * The dns probe's kernel record (`struct dns_event`, bpf/dns.h), decoded into a
+ * {@linkcode DnsSegment}. Pure: tested on hand-built bytes; test/kernel/layout_test.ts checks
+ * these offsets against the object's BTF.
+ */
+import { formatAddress } from "./netflow_event.ts";
+import type { DnsSegment } from "./dns_messages.ts";
+
+/** `struct dns_event`: member → byte offset. */
+export const DNS_EVENT_LAYOUT = {
+  boot_ns: 0,
+  pid: 8,
+  payload_len: 12,
+  captured: 16,
+  family: 18,
+  transport: 19,
+  side: 20,
+  outbound: 21,
+  local_port: 22,
+  remote_port: 24,
+  _pad: 26,
+  local_addr: 28,
+  remote_addr: 44,
+  comm: 60,
+  payload: 76,
+} as const;
+export const DNS_EVENT_HEADER = DNS_EVENT_LAYOUT.payload;
+export const DNS_PAYLOAD_MAX = 4096;
+
+/** `struct dns_settings` (.rodata). */
+export const DNS_SETTINGS_LAYOUT = { sides: 0, size: 4 } as const;
+/** `enum dns_side`. */
+export const DNS_SIDE_CLIENT = 1, DNS_SIDE_SERVER = 2;
+
+const AF_INET = 2, AF_INET6 = 10, IPPROTO_TCP = 6, IPPROTO_UDP = 17;
+
+/** Bytes the kernel could not have written. */
+export class DnsDecodeError extends Error {
+  override name = "DnsDecodeError";
+}
+
+const latin1 = new TextDecoder("latin1");
+
+/**
+ * Decodes one record of `length` bytes at `offset`. `bootToRealtimeNs` turns the kernel's
+ * boot-time clock into wall-clock time. The payload is copied (the ring's memory is reused).
+ * `cut` says the packet carried more than was captured.
+ */
+export function decodeDnsEvent(
+  view: DataView,
+  offset: number,
+  length: number,
+  bootToRealtimeNs: bigint,
+): { segment: DnsSegment; cut: boolean } {
+  const L = DNS_EVENT_LAYOUT;
+  if (length < DNS_EVENT_HEADER) {
+    throw new DnsDecodeError(`DNS record of ${length} bytes, shorter than its header`);
+  }
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, length);
+  const captured = view.getUint16(offset + L.captured, true);
+  const payloadLen = view.getUint32(offset + L.payload_len, true);
+  if (captured > DNS_PAYLOAD_MAX || DNS_EVENT_HEADER + captured > length) {
+    throw new DnsDecodeError(`DNS record claims ${captured} payload bytes in ${length}`);
+  }
+  const family = bytes[L.family], transport = bytes[L.transport], side = bytes[L.side];
+  if (family !== AF_INET && family !== AF_INET6) {
+    throw new DnsDecodeError(`unknown address family ${family}`);
+  }
+  if (transport !== IPPROTO_UDP && transport !== IPPROTO_TCP) {
+    throw new DnsDecodeError(`unknown transport ${transport}`);
+  }
+  if (side !== DNS_SIDE_CLIENT && side !== DNS_SIDE_SERVER) {
+    throw new DnsDecodeError(`unknown side ${side}`);
+  }
+  const ipv4 = family === AF_INET;
+  const commBytes = bytes.subarray(L.comm, L.comm + 16);
+  const nul = commBytes.indexOf(0);
+  return {
+    segment: {
+      timeNs: view.getBigUint64(offset + L.boot_ns, true) + bootToRealtimeNs,
+      side: side === DNS_SIDE_CLIENT ? "client" : "server",
+      outbound: bytes[L.outbound] !== 0,
+      family: ipv4 ? "IPv4" : "IPv6",
+      transport: transport === IPPROTO_UDP ? "udp" : "tcp",
+      localIp: formatAddress(bytes.subarray(L.local_addr, L.local_addr + 16), ipv4),
+      localPort: view.getUint16(offset + L.local_port, true),
+      remoteIp: formatAddress(bytes.subarray(L.remote_addr, L.remote_addr + 16), ipv4),
+      remotePort: view.getUint16(offset + L.remote_port, true),
+      pid: view.getUint32(offset + L.pid, true),
+      comm: latin1.decode(nul < 0 ? commBytes : commBytes.subarray(0, nul)),
+      payload: bytes.slice(L.payload, L.payload + captured),
+      // The whole length, so TCP framing stays in step when the kernel copied only the start.
+      ...(captured < payloadLen ? { payloadLength: payloadLen } : {}),
+    },
+    cut: captured < payloadLen,
+  };
+}
