@@ -362,3 +362,33 @@ outputs:
     assert.match(collector.stderr, /domain_hits\{stage=named\}=1/);
   },
 );
+
+kernelTest(
+  "dns: with sides [outgoing, incoming] a local server's answers are its own incoming rows",
+  NEEDS,
+  async () => {
+    const port = DNS_PORT();
+    await using server = await startDnsmasq(port);
+    await using collector = new Collector([
+      "--pipeline",
+      pipeline(port, "    sides: [outgoing, incoming]\n"),
+    ]);
+    await collector.attached();
+    const asked = await dig(["@127.0.0.1", "-p", String(port), "a.test", "+tries=1"]);
+    await collector.waitFor("two rows", () => rows(collector, {}).length >= 2, 5000);
+    await new Promise((r) => setTimeout(r, 300));
+    await collector.stop("SIGINT");
+
+    const out = rows(collector, { direction: "outgoing" });
+    const inc = rows(collector, { direction: "incoming" });
+    assert.equal(out.length, 1, JSON.stringify(out));
+    assert.equal(inc.length, 1, JSON.stringify(inc));
+    assert.equal(out[0].tags.pid, String(asked.pid));
+    assert.equal(inc[0].tags.pid, String(server.pid));
+    assert.equal(inc[0].tags.process_name, "dnsmasq");
+    // The server's row: this host's end is the server's port, the peer is dig's.
+    assert.equal(inc[0].tags.src_port, String(port));
+    assert.equal(inc[0].tags.dst_port, out[0].tags.src_port);
+    assert.equal(inc[0].tags.rcode_name, "NOERROR");
+  },
+);
