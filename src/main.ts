@@ -76,7 +76,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const running = await startPipeline(
     pipeline,
     { host, counters, log, clock: new LiveClock() },
-    { tap: recorder && ((probe, record) => recorder.add(probe, record)) },
+    { tap: recorder && ((probe, record, side) => recorder.add(probe, record, side)) },
   );
   log.info(
     `collecting with ${pipeline.file} (${(performance.now() - started).toFixed(0)} ms to attach)` +

@@ -166,3 +166,29 @@ ${file}: 1 passed, 1 failed
   Deno.writeTextFileSync(file, Deno.readTextFileSync(file).replace(wrong, right));
   assert.equal((await run("--pipeline", file, "--test")).code, 0);
 });
+
+Deno.test("--replay hands recorded DNS answers to dns_domain, so replayed flows get dst_domain", async () => {
+  const recording = tempPipeline(
+    [
+      '{"probe":"dns","side":true,"measurement":"dns_answer","tags":{"host":"h"},"fields":{"name":"svc.test","address":"127.0.0.9","ttl":30},"time":1795622018000000000}',
+      '{"probe":"flows","measurement":"netflow","tags":{"host":"h","source":"netflow","dst_ip":"127.0.0.9","dst_port":"80","dst_domain":""},"fields":{"bytes_written":10},"time":1795622019000000000}',
+      '{"probe":"flows","measurement":"netflow","tags":{"host":"h","source":"netflow","dst_ip":"127.0.0.10","dst_port":"80","dst_domain":""},"fields":{"bytes_written":20},"time":1795622019500000000}',
+    ].join("\n") + "\n",
+  );
+  const pipeline = tempPipeline(`version: 1
+probes:
+  dns: { type: dns }
+  flows: { type: netflow }
+transforms:
+  named: { type: dns_domain, inputs: [flows], answers_from: dns }
+outputs:
+  out: { type: stdout, inputs: [named], format: json }
+`);
+  const { code, stdout, stderr } = await run("--pipeline", pipeline, "--replay", recording);
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(lines.map((l) => [l.tags.dst_ip, l.tags.dst_domain]), [
+    ["127.0.0.9", "svc.test"],
+    ["127.0.0.10", ""],
+  ]);
+});

@@ -6,6 +6,9 @@
  * {"probe":"bash","measurement":"bash","tags":{"host":"h","source":"bash"},"fields":{"cmd":"ls","pid":"42","cmd_length":20000,"ratio":0.5},"time":1795622018659544231}
  * ```
  *
+ * A record a probe sent only to side readers (a `dns` probe's answers) carries `"side":true`
+ * after `probe`, and is replayed the same way.
+ *
  * Field types survive the round trip exactly: an integer field is written as bare digits
  * (exact past 2^53), a float always with a decimal point or an exponent (`5.0`, `1e+21`), and
  * the decoder reads each number's source text to tell them apart. `time` is integer ns.
@@ -16,6 +19,8 @@ import type { FieldValue, Record } from "../record.ts";
 export interface Recorded {
   probe: string;
   record: Record;
+  /** Sent to side readers (`ctx.emitSide`, e.g. DNS answers), not downstream. */
+  side?: boolean;
 }
 
 /** Thrown for a line that is not a recorded record; carries the line number. */
@@ -29,12 +34,13 @@ export class RecordingError extends Error {
 }
 
 /** One recording line (without the newline). */
-export function encodeRecorded(probe: string, r: Record): string {
+export function encodeRecorded(probe: string, r: Record, side = false): string {
   let fields = "";
   for (const [k, v] of Object.entries(r.fields)) {
     fields += `${fields ? "," : ""}${JSON.stringify(k)}:${encodeValue(v)}`;
   }
-  return `{"probe":${JSON.stringify(probe)},"measurement":${JSON.stringify(r.measurement)},` +
+  return `{"probe":${JSON.stringify(probe)},${side ? `"side":true,` : ""}` +
+    `"measurement":${JSON.stringify(r.measurement)},` +
     `"tags":${JSON.stringify(r.tags)},"fields":{${fields}},"time":${r.time}}`;
 }
 
@@ -73,6 +79,7 @@ export function decodeRecorded(line: string, lineNumber: number): Recorded {
   }
   const bad = (what: string) => new RecordingError(lineNumber, what);
   if (typeof o.probe !== "string") throw bad(`"probe" must be a string`);
+  if (o.side !== undefined && o.side !== true) throw bad(`"side" must be true when present`);
   if (typeof o.measurement !== "string") throw bad(`"measurement" must be a string`);
   const tags = o.tags as Parsed;
   if (
@@ -92,6 +99,7 @@ export function decodeRecorded(line: string, lineNumber: number): Recorded {
   return {
     probe: o.probe,
     record: { measurement: o.measurement, tags: tags as { [key: string]: string }, fields, time },
+    ...(o.side ? { side: true } : {}),
   };
 }
 

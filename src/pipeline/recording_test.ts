@@ -52,3 +52,23 @@ Deno.test("decodeRecorded() rejects a broken line, naming the line and what is w
     /field "x"/,
   );
 });
+
+Deno.test("a side record (sent with ctx.emitSide) keeps its side flag through the round trip", () => {
+  const answer: Record = {
+    measurement: "dns_answer",
+    tags: { host: "h" },
+    fields: { name: "svc.test", address: "127.0.0.9", ttl: 30n },
+    time: 1795622018659544231n,
+  };
+  const line = encodeRecorded("dns", answer, true);
+  assert.match(line, /^\{"probe":"dns","side":true,/);
+  assert.deepEqual(decodeRecorded(line, 1), { probe: "dns", record: answer, side: true });
+  assert.deepEqual(decodeRecorded(encodeRecorded("dns", answer), 1), {
+    probe: "dns",
+    record: answer,
+  });
+  assert.throws(
+    () => decodeRecorded(line.replace('"side":true', '"side":1'), 3),
+    /line 3: "side" must be true/,
+  );
+});

@@ -58,12 +58,12 @@ export async function replayFile(
   const clock = new ManualClock(first.value.record.time);
   const running = await startPipeline(pipeline, { ...env, clock }, { probes: "injected" });
   let injected = 0;
-  const inject = async ({ probe, record }: Recorded) => {
+  const inject = async ({ probe, record, side }: Recorded) => {
     if (!probes.has(probe)) {
       unknown.set(probe, (unknown.get(probe) ?? 0) + 1);
       return;
     }
-    await injectAtRecordTime(running, clock, probe, record);
+    await injectAtRecordTime(running, clock, probe, record, side);
     injected++;
   };
   try {
@@ -103,8 +103,8 @@ export class Recorder {
   }
 
   /** Queues one probe record. */
-  add(probe: string, record: Record): void {
-    this.#pending.push(encodeRecorded(probe, record));
+  add(probe: string, record: Record, side = false): void {
+    this.#pending.push(encodeRecorded(probe, record, side));
   }
 
   /** Writes what is queued. */

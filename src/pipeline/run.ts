@@ -39,7 +39,7 @@ class Runner {
   downstream: Runner[] = [];
   /** The runners that name this one in a side-input key, with the key; replaced on reload. */
   sideReaders: { runner: Runner; key: string }[] = [];
-  readonly #tap?: (probe: string, record: Record) => void;
+  readonly #tap?: Tap;
   readonly #labels: { [key: string]: string };
   readonly #env: RuntimeEnv;
   readonly #recordsIn: { inc(): void };
@@ -48,7 +48,7 @@ class Runner {
   #busy: Promise<void> | undefined;
   #errorsLogged = 0;
 
-  constructor(node: StageNode, env: RuntimeEnv, tap?: (probe: string, record: Record) => void) {
+  constructor(node: StageNode, env: RuntimeEnv, tap?: Tap) {
     this.node = node;
     this.#env = env;
     if (node.kind === "probe") this.#tap = tap;
@@ -73,6 +73,7 @@ class Runner {
 
   /** Hands `record` to the side readers only (what `ctx.emitSide` does). */
   emitSide(record: Record): void {
+    this.#tap?.(this.node.name, record, true); // recorded even with no reader: a replay may have one
     if (this.sideReaders.length === 0) return;
     this.#env.counters.add("side_records_out", 1, this.#labels);
     for (const { runner, key } of this.sideReaders) {
@@ -87,7 +88,7 @@ class Runner {
   /** Hands `record` to every reader (what the stage's `ctx.emit` does). */
   emit(record: Record): void {
     this.#recordsOut.inc();
-    this.#tap?.(this.node.name, record);
+    this.#tap?.(this.node.name, record, false);
     for (const r of this.downstream) r.offer(record);
   }
 
@@ -153,6 +154,9 @@ class Runner {
   }
 }
 
+/** Sees a probe's records: `side` for those sent with `ctx.emitSide` (`--record` keeps both). */
+export type Tap = (probe: string, record: Record, side: boolean) => void;
+
 /** How a pipeline's probes get their records. */
 export interface RunOptions {
   /**
@@ -161,7 +165,7 @@ export interface RunOptions {
    */
   probes?: "kernel" | "injected";
   /** Sees every record a probe emits, before the next stage does (`--record`). */
-  tap?: (probe: string, record: Record) => void;
+  tap?: Tap;
 }
 
 /** What a reload did. */
@@ -178,8 +182,11 @@ export interface ReloadReport {
 export interface RunningPipeline {
   /** Probes that failed to start and were disabled, with why. */
   readonly disabled: readonly { name: string; why: string }[];
-  /** With `probes: "injected"`: emits `record` as if probe `probe` had produced it. */
-  inject(probe: string, record: Record): void;
+  /**
+   * With `probes: "injected"`: emits `record` as if probe `probe` had produced it (with
+   * `side`, as if it had sent it with `ctx.emitSide`).
+   */
+  inject(probe: string, record: Record, side?: boolean): void;
   /** Whether some stage is waiting on a slow push; feeders should then await {@linkcode idle}. */
   readonly busy: boolean;
   /** Resolves once no stage holds queued records. */
@@ -312,10 +319,11 @@ export async function startPipeline(
 
   return {
     disabled,
-    inject(probe, record) {
+    inject(probe, record, side = false) {
       const runner = runners.get(probe);
       if (!runner || runner.node.kind !== "probe") throw new Error(`no probe named ${probe}`);
-      runner.emit(record);
+      if (side) runner.emitSide(record);
+      else runner.emit(record);
     },
     get busy() {
       for (const r of runners.values()) if (r.busy) return true;
@@ -397,8 +405,9 @@ export async function injectAtRecordTime(
   clock: ManualClock,
   probe: string,
   record: Record,
+  side = false,
 ): Promise<void> {
   if (record.time > clock.now()) clock.advance(record.time);
-  running.inject(probe, record);
+  running.inject(probe, record, side);
   if (running.busy) await running.idle();
 }
