@@ -47,16 +47,19 @@ export interface DnsSegment {
 }
 
 /** One request: a query and its response, or a query that got none in time. */
-export interface DnsRequest {
-  side: "client" | "server";
-  family: "IPv4" | "IPv6";
-  transport: "udp" | "tcp";
-  localIp: string;
-  localPort: number;
-  remoteIp: string;
-  remotePort: number;
-  pid: number;
-  comm: string;
+export interface DnsRequest extends
+  Pick<
+    DnsSegment,
+    | "side"
+    | "family"
+    | "transport"
+    | "localIp"
+    | "localPort"
+    | "remoteIp"
+    | "remotePort"
+    | "pid"
+    | "comm"
+  > {
   /** The question name, lower case, no trailing dot ("" for the root). */
   name: string;
   /** `A`, `AAAA`, `CNAME`, ... (dns-packet's names, plus `SVCB`, `HTTPS`), or `TYPE<n>`. */
