@@ -81,9 +81,18 @@ export function clockNs(clock: number): bigint {
  * wall-clock time. Read it again now and then: the wall clock can be stepped.
  */
 export function bootToRealtimeOffsetNs(): bigint {
-  const boot = clockNs(CLOCK_BOOTTIME);
-  const real = clockNs(CLOCK_REALTIME);
-  return real - boot;
+  // Two reads can be split by a preemption (milliseconds on a busy machine): bracket the boot
+  // reading with two wall-clock ones and keep the tightest of a few tries.
+  let best = 0n, bestGap = -1n;
+  for (let i = 0; i < 4; i++) {
+    const before = clockNs(CLOCK_REALTIME);
+    const boot = clockNs(CLOCK_BOOTTIME);
+    const after = clockNs(CLOCK_REALTIME);
+    const gap = after - before;
+    if (bestGap < 0n || gap < bestGap) [best, bestGap] = [(before + after) / 2n - boot, gap];
+    if (gap < 20_000n) break;
+  }
+  return best;
 }
 
 const LINUX_CAPABILITY_VERSION_3 = 0x20080522;

@@ -188,14 +188,15 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
       timeoutNs: BigInt(config.timeout) * 1_000_000n,
       maxPending: config.max_pending,
     });
+    // The tracker runs on the kernel's boot-time clock; records carry wall-clock time.
     let offset = bootToRealtimeOffsetNs();
-    const emitRequests = (requests: ReturnType<DnsTracker["expire"]>, time: bigint) => {
-      for (const r of requests) ctx.emit(dnsflowRecord(r, ctx.host, time));
+    const emitRequests = (requests: ReturnType<DnsTracker["expire"]>, bootNs: bigint) => {
+      for (const r of requests) ctx.emit(dnsflowRecord(r, ctx.host, bootNs + offset));
     };
     const ring = stack.use(obj.ringBuffer("events", (view, at, length) => {
       let decoded;
       try {
-        decoded = decodeDnsEvent(view, at, length, offset);
+        decoded = decodeDnsEvent(view, at, length);
       } catch (e) {
         if (!(e instanceof DnsDecodeError)) throw e;
         ctx.counters.add("decode_errors");
@@ -205,7 +206,8 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
       if (decoded.cut) ctx.counters.add("payloads_cut");
       const { requests, answers } = tracker.add(decoded.segment);
       emitRequests(requests, decoded.segment.timeNs);
-      for (const a of answers) ctx.emitSide(answerRecord(a, ctx.host, decoded.segment.timeNs));
+      const time = decoded.segment.timeNs + offset;
+      for (const a of answers) ctx.emitSide(answerRecord(a, ctx.host, time));
     }, { onBatchEnd: () => offset = bootToRealtimeOffsetNs() }));
 
     const report = () => {
@@ -221,7 +223,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     const expire = () => {
       try {
         ring.drain(); // answers that arrived count before their queries time out
-        const now = clockNs(CLOCK_BOOTTIME) + offset;
+        const now = clockNs(CLOCK_BOOTTIME);
         emitRequests(tracker.expire(now), now);
         report();
       } catch (e) {

@@ -42,15 +42,16 @@ export class DnsDecodeError extends Error {
 const latin1 = new TextDecoder("latin1");
 
 /**
- * Decodes one record of `length` bytes at `offset`. `bootToRealtimeNs` turns the kernel's
- * boot-time clock into wall-clock time. The payload is copied (the ring's memory is reused).
- * `cut` says the packet carried more than was captured.
+ * Decodes one record of `length` bytes at `offset`. The segment's `timeNs` is the kernel's
+ * boot-time clock (monotonic: latencies are differences of it, untouched by wall-clock steps
+ * or by the error of converting); add bootToRealtimeOffsetNs() for wall-clock time. The
+ * payload is copied (the ring's memory is reused). `cut` says the packet carried more than
+ * was captured.
  */
 export function decodeDnsEvent(
   view: DataView,
   offset: number,
   length: number,
-  bootToRealtimeNs: bigint,
 ): { segment: DnsSegment; cut: boolean } {
   const L = DNS_EVENT_LAYOUT;
   if (length < DNS_EVENT_HEADER) {
@@ -77,7 +78,7 @@ export function decodeDnsEvent(
   const nul = commBytes.indexOf(0);
   return {
     segment: {
-      timeNs: view.getBigUint64(offset + L.boot_ns, true) + bootToRealtimeNs,
+      timeNs: view.getBigUint64(offset + L.boot_ns, true),
       side: side === DNS_SIDE_CLIENT ? "client" : "server",
       outbound: bytes[L.outbound] !== 0,
       family: ipv4 ? "IPv4" : "IPv6",

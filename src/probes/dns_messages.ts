@@ -22,7 +22,7 @@ import { ipType } from "../system/ip_type.ts";
 
 /** One DNS packet's payload as the probe saw it, with its socket. */
 export interface DnsSegment {
-  /** When the packet was seen (ns, wall clock). */
+  /** When the packet was seen, ns on a monotonic clock (the probe: the kernel's boot time). */
   timeNs: bigint;
   /** `client`: a local process asked (the local port is not the DNS port); `server`: a local DNS server answered. */
   side: "client" | "server";
