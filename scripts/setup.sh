@@ -6,9 +6,10 @@ set -euo pipefail
 DENO_VERSION="2.9.6"
 # The first five build and run the collector; the rest are what its tests compare against or
 # drive: tmux (interactive bash), iproute2 (ss, nstat, ip netns), iperf3, iptables (loss),
-# dnsmasq-base (a DNS server), bind9-dnsutils (dig), tcpdump (DNS timings to compare with).
+# dnsmasq-base (a DNS server), bind9-dnsutils (dig), tcpdump (DNS timings to compare with),
+# influxdb (1.6, a receiver for the http output).
 APT_PACKAGES=(clang-16 llvm-16 libbpf1 libbpf-dev bpftool tmux iproute2 iperf3 iptables
-  dnsmasq-base bind9-dnsutils tcpdump)
+  dnsmasq-base bind9-dnsutils tcpdump influxdb)
 
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }

@@ -29,13 +29,15 @@ function testNamed(pipeline: Pipeline, name: string): PipelineTest {
   return test;
 }
 
-Deno.test("examples/ holds the four documented example pipelines", () => {
+Deno.test("examples/ holds the six documented example pipelines", () => {
   for (
     const name of [
       "audit_root.yaml",
       "bash_only.yaml",
       "commands_per_minute.yaml",
       "redact_everything.yaml",
+      "to_datakit.yaml",
+      "to_influxdb.yaml",
     ]
   ) {
     assert.ok(files.includes(name), `examples/${name} is missing; found ${files.join(", ")}`);

@@ -1,6 +1,7 @@
 /** The output types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
 import { fileOutput } from "./file.ts";
+import { httpOutput } from "./http.ts";
 import { stdoutOutput } from "./stdout.ts";
 
-export const OUTPUTS = registryOf(stdoutOutput, fileOutput);
+export const OUTPUTS = registryOf(stdoutOutput, fileOutput, httpOutput);

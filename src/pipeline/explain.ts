@@ -24,6 +24,9 @@ export function missingPermission(pipeline: Pipeline): string | undefined {
     for (const path of e?.writes ?? []) {
       if (!q({ name: "write", path })) return `--allow-write=${path}`;
     }
+    for (const host of e?.net ?? []) {
+      if (!q({ name: "net", host })) return `--allow-net=${host}`;
+    }
     if (s.kind === "probe" && !q({ name: "ffi" })) return "--allow-ffi";
   }
   for (const variable of pipeline.source.variables) {
@@ -35,9 +38,10 @@ export function missingPermission(pipeline: Pipeline): string | undefined {
 /** The Deno permission flags `pipeline` needs, as `deno run` arguments. */
 export function permissionFlags(pipeline: Pipeline): string[] {
   const reads = new Set<string>([".", pipeline.file]);
-  const writes = new Set<string>();
+  const writes = new Set<string>(), net = new Set<string>();
   for (const s of pipeline.stages) {
     const e = s.def.explain?.(s.config);
+    e?.net?.forEach((h) => net.add(h));
     // A path that came from ${VAR} is shown as written (a shell expands it), never its value.
     const shown = templatesOf(pipeline, s);
     e?.reads?.forEach((p) => reads.add(shown.get(p) ?? p));
@@ -52,7 +56,7 @@ export function permissionFlags(pipeline: Pipeline): string[] {
     "--allow-sys=hostname",
     `--allow-env=${env.join(",")}`,
     "--deny-run",
-    "--deny-net",
+    net.size ? `--allow-net=${[...net].join(",")}` : "--deny-net",
   ];
   return flags;
 }
@@ -114,6 +118,9 @@ function configLine(pipeline: Pipeline, s: StageNode, key: string, spec: KeySpec
   if (written === undefined || written === null) {
     const d = defaultOf(spec);
     shown = d === undefined ? "(not set)" : `${display(spec, d)} (default)`;
+  } else if (spec.secret) {
+    // Only the ${VAR} it came from, if any: a credential's value never reaches the terminal.
+    shown = pipeline.source.template(path) ?? "***";
   } else {
     const v = withTemplates(pipeline, path, written);
     shown = typeof v === "string" ? v : JSON.stringify(v);

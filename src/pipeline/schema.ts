@@ -12,6 +12,8 @@ interface Doc {
   doc: string;
   /** The key must be present. */
   required?: boolean;
+  /** A credential: `--explain` shows it as `***` (or the `${VAR}` it came from), never its value. */
+  secret?: boolean;
 }
 
 /** The type of one key. */
@@ -100,7 +102,10 @@ export function describeValue(v: unknown): string {
   if (v === null || v === undefined) return "nothing";
   if (Array.isArray(v)) return "a list";
   if (typeof v === "object") return "a mapping";
-  if (typeof v === "string") return `"${v.length > 40 ? v.slice(0, 40) + "..." : v}"`;
+  // JSON quoting: a string with a newline (a block scalar) must not split the one-line error.
+  if (typeof v === "string") {
+    return v.length > 40 ? `${JSON.stringify(v.slice(0, 40)).slice(0, -1)}..."` : JSON.stringify(v);
+  }
   return String(v);
 }
 

@@ -97,6 +97,8 @@ export interface StageExplanation {
   /** Files the stage reads or writes, for the Deno permission flags. */
   reads?: string[];
   writes?: string[];
+  /** `host:port`s the stage connects to (`--allow-net`). */
+  net?: string[];
 }
 
 /** A stage type: `type: <name>` in one section of the file. */

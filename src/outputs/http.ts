@@ -1,0 +1,561 @@
+/**
+ * The `http` output: records as InfluxDB line protocol (ns precision), POSTed in batches to
+ * DataKit or InfluxDB, with retries and an optional disk spool, so an outage loses nothing.
+ *
+ * ```yaml
+ * outputs:
+ *   influx:
+ *     type: http
+ *     inputs: [netflow_per_minute]
+ *     preset: influxdb              # or influxdb_v2, datakit
+ *     url: http://127.0.0.1:8086
+ *     database: ebpf
+ *     username: ${INFLUX_USER}      # credentials from the environment: never printed
+ *     password: ${INFLUX_PASSWORD}
+ *     spool_dir: /var/spool/ebpf-collector/influx
+ * ```
+ *
+ * - **Presets** say where a batch goes: `influxdb` is v1 `POST /write?db=&precision=ns` (basic
+ *   auth when `username` is set); `influxdb_v2` is `POST /api/v2/write?org=&bucket=&precision=ns`
+ *   with `Authorization: Token`; `datakit` is DataKit's write API as its external inputs post:
+ *   `bash` to `/v1/write/logging?input=ebpf-bash`, every other measurement to
+ *   `/v1/write/network?input=ebpf-net%2F<measurement>`, all with `precision=ns`. One batch holds
+ *   records of one path only.
+ * - **Batches** close at `batch_size` records or `batch_age`, whichever first; bodies are gzipped
+ *   (`gzip: false` to turn off). One request is in flight at a time, so batches arrive in order.
+ * - **Retries:** connection errors, timeouts, 429 and 5xx are retried with exponential backoff
+ *   (from 100 ms to `max_backoff`, ±50% jitter), honouring `Retry-After`. Any other 4xx is final:
+ *   the batch is dropped and counted (`records_dropped{reason=rejected}`), the receiver's answer
+ *   logged at most once a minute, and the batches behind it go on.
+ * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
+ *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
+ *   oldest batches are dropped first, counted as `reason=spool_full`) and are sent, oldest
+ *   first, before any newer batch once it is back; a restarted collector sends what the last
+ *   one spooled. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
+ *   queue then holds up to 10,000 records more and drops beyond, counted), `drop_oldest` or
+ *   `drop_newest` (counted as `reason=buffer_full`).
+ * - **Delivery is at-least-once.** A batch leaves memory or the spool only once the receiver
+ *   answered 2xx; a batch whose answer was lost (timeout after the receiver wrote it, or a crash
+ *   between the answer and the spool file's removal) is sent again, so the receiver may see it
+ *   twice. InfluxDB overwrites a point with the same measurement, tags and time, so duplicates
+ *   there are harmless; DataKit may store them twice.
+ * - **Shutdown** sends what is held for up to `timeout`; what cannot go out then is spooled (or,
+ *   with no spool, counted as `reason=shutdown` and logged).
+ * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
+ *   `records_dropped{reason}`, `spooled_batches` and `spooled_bytes` (gauges), `encode_errors`.
+ *
+ * @module
+ */
+import { EncodeError, encodeLineProtocol } from "../encode/mod.ts";
+import { describeError } from "../errors.ts";
+import { type At, describeValue } from "../pipeline/schema.ts";
+import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
+import type { Record } from "../record.ts";
+import { Spool } from "./spool.ts";
+
+export type Preset = "influxdb" | "influxdb_v2" | "datakit";
+export type WhenFull = "block" | "drop_oldest" | "drop_newest";
+
+/** Options of an `http` output, as the schema reads them. */
+export interface HttpConfig {
+  preset: Preset;
+  url: string;
+  database: string;
+  username: string;
+  password: string;
+  org: string;
+  bucket: string;
+  token: string;
+  batch_size: number;
+  /** Milliseconds. */
+  batch_age: number;
+  gzip: boolean;
+  timeout: number;
+  max_backoff: number;
+  buffer_records: number;
+  when_full: WhenFull;
+  spool_dir: string;
+  spool_max_size: number;
+}
+
+const DEFAULT_URL: { [p in Preset]: string } = {
+  influxdb: "http://127.0.0.1:8086",
+  influxdb_v2: "http://127.0.0.1:8086",
+  datakit: "http://127.0.0.1:9529",
+};
+const FIRST_BACKOFF_MS = 100;
+const ERROR_LOG_EVERY_MS = 60_000;
+
+/** A closed batch: one request body for one path. */
+interface Batch {
+  path: string;
+  lines: string[];
+  records: number;
+  /** From the spool: its id there (removed once sent). */
+  spoolId?: number;
+}
+
+/** Where a preset sends a measurement, and the request headers. */
+export function endpoint(config: HttpConfig, measurement: string): string {
+  switch (config.preset) {
+    case "influxdb": {
+      const q = new URLSearchParams({ db: config.database, precision: "ns" });
+      return `/write?${q}`;
+    }
+    case "influxdb_v2": {
+      const q = new URLSearchParams({ org: config.org, bucket: config.bucket, precision: "ns" });
+      return `/api/v2/write?${q}`;
+    }
+    case "datakit":
+      return measurement === "bash"
+        ? `/v1/write/logging?input=ebpf-bash&precision=ns`
+        : `/v1/write/network?input=${encodeURIComponent(`ebpf-net/${measurement}`)}&precision=ns`;
+  }
+}
+
+/** The request headers a preset needs (credentials included: never log these). */
+export function headers(config: HttpConfig, gzip: boolean): Headers {
+  const h = new Headers({ "Content-Type": "text/plain; charset=utf-8" });
+  if (gzip) h.set("Content-Encoding", "gzip");
+  if (config.preset === "influxdb" && config.username) {
+    h.set("Authorization", `Basic ${btoa(`${config.username}:${config.password}`)}`);
+  }
+  if (config.preset === "influxdb_v2" && config.token) {
+    h.set("Authorization", `Token ${config.token}`);
+  }
+  return h;
+}
+
+/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), if any. */
+export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** The next wait: exponential from 100 ms, capped, with ±50% jitter. */
+export function backoffMs(attempt: number, maxMs: number, random = Math.random): number {
+  const base = Math.min(maxMs, FIRST_BACKOFF_MS * 2 ** Math.min(attempt, 30));
+  return Math.round(base * (0.5 + random()));
+}
+
+async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function hostPort(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
+}
+
+function parseUrl(value: unknown, at: At): string | undefined {
+  if (typeof value !== "string") {
+    at.report(`expected a URL such as "http://127.0.0.1:8086", got ${describeValue(value)}`);
+    return undefined;
+  }
+  try {
+    const u = new URL(value);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http");
+    return value.replace(/\/+$/, "");
+  } catch {
+    at.report(`not an http(s) URL: ${JSON.stringify(value)}`);
+    return undefined;
+  }
+}
+
+export const httpOutput: StageDef<HttpConfig> = {
+  type: "http",
+  kind: "output",
+  describe:
+    "Posts records as InfluxDB line protocol to DataKit or InfluxDB, with retries and a spool.",
+  schema: {
+    preset: {
+      type: "string",
+      oneOf: ["influxdb", "influxdb_v2", "datakit"],
+      required: true,
+      doc: "influxdb (v1 /write), influxdb_v2 (/api/v2/write) or datakit (/v1/write/...)",
+    },
+    url: {
+      type: "custom",
+      default: "",
+      parse: parseUrl,
+      doc: "the receiver's base URL; default http://127.0.0.1:8086 (InfluxDB) or :9529 (DataKit)",
+    },
+    database: { type: "string", default: "", doc: "influxdb: the database (db=)" },
+    username: { type: "string", default: "", doc: "influxdb: basic-auth user" },
+    password: { type: "string", default: "", secret: true, doc: "influxdb: basic-auth password" },
+    org: { type: "string", default: "", doc: "influxdb_v2: the organisation" },
+    bucket: { type: "string", default: "", doc: "influxdb_v2: the bucket" },
+    token: { type: "string", default: "", secret: true, doc: "influxdb_v2: the API token" },
+    batch_size: {
+      type: "integer",
+      default: 5000,
+      min: 1,
+      max: 1_000_000,
+      doc: "records a request holds at most",
+    },
+    batch_age: { type: "duration", default: "1s", doc: "a batch is sent at the latest this old" },
+    gzip: { type: "boolean", default: true, doc: "gzip request bodies" },
+    timeout: {
+      type: "duration",
+      default: "10s",
+      doc: "for each request, and for the last sends at shutdown",
+    },
+    max_backoff: { type: "duration", default: "30s", doc: "longest wait between retries" },
+    buffer_records: {
+      type: "integer",
+      default: 100_000,
+      min: 1,
+      max: 100_000_000,
+      doc: "records held in memory in closed batches",
+    },
+    when_full: {
+      type: "string",
+      oneOf: ["block", "drop_oldest", "drop_newest"],
+      default: "block",
+      doc: "with no spool, what a full buffer does: push back, or drop (counted)",
+    },
+    spool_dir: {
+      type: "string",
+      default: "",
+      doc: "where batches wait while the receiver is down (kept across restarts); empty: none",
+    },
+    spool_max_size: {
+      type: "size",
+      default: "1GiB",
+      doc: "the spool's size; beyond, its oldest batches are dropped (counted)",
+    },
+  },
+  validate(config, at) {
+    const problems = [];
+    if (config.preset === "influxdb" && !config.database) {
+      problems.push(at.child("database").problem("is required with preset influxdb"));
+    }
+    if (config.preset === "influxdb_v2") {
+      for (const key of ["org", "bucket"] as const) {
+        if (!config[key]) {
+          problems.push(at.child(key).problem("is required with preset influxdb_v2"));
+        }
+      }
+    }
+    return problems;
+  },
+  example: { preset: "influxdb", url: "http://127.0.0.1:8086", database: "ebpf" },
+
+  explain(config) {
+    const url = config.url || DEFAULT_URL[config.preset];
+    return {
+      details: [
+        `POST ${url}${endpoint(config, "<measurement>")} in batches of ${config.batch_size}` +
+        ` or ${config.batch_age} ms${config.gzip ? ", gzip" : ""}`,
+        config.spool_dir
+          ? `spool ${config.spool_dir} up to ${config.spool_max_size} bytes`
+          : `no spool: ${config.buffer_records} records in memory, then ${config.when_full}`,
+      ],
+      net: [hostPort(url)],
+      reads: config.spool_dir ? [config.spool_dir] : [],
+      writes: config.spool_dir ? [config.spool_dir] : [],
+    };
+  },
+
+  build(config, ctx) {
+    return new HttpSender({ ...config, url: config.url || DEFAULT_URL[config.preset] }, ctx)
+      .stage();
+  },
+};
+
+/** The batching, sending and spooling behind one `http` output. */
+class HttpSender {
+  readonly #config: HttpConfig;
+  readonly #ctx: StageContext;
+  readonly #spool?: Spool;
+  /** Open batches by path. */
+  #open = new Map<string, Batch>();
+  #openSince = 0;
+  /** Closed batches waiting in memory, oldest first. */
+  #queue: Batch[] = [];
+  #queued = 0;
+  #sending?: Promise<void>;
+  #wake?: () => void;
+  #closed = false;
+  #lastErrorLog = -Infinity;
+  /** The last send failed and is being retried. */
+  #down = false;
+  #timer: ReturnType<typeof setInterval>;
+  #spaceWaiters: (() => void)[] = [];
+
+  constructor(config: HttpConfig, ctx: StageContext) {
+    this.#config = config;
+    this.#ctx = ctx;
+    if (config.spool_dir) {
+      this.#spool = Spool.open(config.spool_dir, { maxBytes: config.spool_max_size });
+      const { batches, bytes } = this.#spool.stats;
+      if (batches) ctx.log.info(`${ctx.name}: ${batches} spooled batches (${bytes} bytes) to send`);
+      this.#gauges();
+    }
+    this.#timer = setInterval(() => {
+      if (this.#open.size && Date.now() - this.#openSince >= config.batch_age) this.#closeBatches();
+    }, Math.max(10, Math.min(config.batch_age, 1000)));
+    this.#sending = this.#sendLoop();
+  }
+
+  stage(): Stage {
+    return {
+      push: (record) => this.#push(record),
+      flush: (reason) => this.#flush(reason),
+      close: () => this.#close(),
+    };
+  }
+
+  #push(record: Record): void | Promise<void> {
+    let line: string;
+    try {
+      line = encodeLineProtocol(record);
+    } catch (e) {
+      if (!(e instanceof EncodeError)) throw e;
+      this.#ctx.counters.add("encode_errors");
+      return;
+    }
+    const path = endpoint(this.#config, record.measurement);
+    let batch = this.#open.get(path);
+    if (!batch) {
+      if (this.#open.size === 0) this.#openSince = Date.now();
+      batch = { path, lines: [], records: 0 };
+      this.#open.set(path, batch);
+    }
+    batch.lines.push(line);
+    batch.records++;
+    if (batch.records >= this.#config.batch_size) {
+      this.#open.delete(path);
+      return this.#enqueue(batch);
+    }
+  }
+
+  #closeBatches(): void | Promise<void> {
+    const batches = [...this.#open.values()];
+    this.#open.clear();
+    let wait: void | Promise<void> = undefined;
+    for (const b of batches) wait = this.#enqueue(b) ?? wait;
+    return wait;
+  }
+
+  /** Queues a closed batch, applying the buffer policy; a promise when the caller must wait. */
+  #enqueue(batch: Batch): void | Promise<void> {
+    const limit = this.#config.buffer_records;
+    // Spooling (the receiver is down, or the spool still holds older batches): keep order.
+    if (this.#spool && (this.#spool.stats.batches > 0 || this.#queued + batch.records > limit)) {
+      this.#toSpool(batch);
+      this.#wake?.();
+      return;
+    }
+    if (this.#queued + batch.records > limit && !this.#spool) {
+      switch (this.#config.when_full) {
+        case "drop_newest":
+          this.#drop(batch.records, "buffer_full");
+          return;
+        case "drop_oldest":
+          while (this.#queue.length && this.#queued + batch.records > limit) {
+            const old = this.#queue.shift()!;
+            this.#queued -= old.records;
+            this.#drop(old.records, "buffer_full");
+          }
+          break;
+        case "block":
+          this.#queue.push(batch);
+          this.#queued += batch.records;
+          this.#wake?.();
+          return new Promise((resolve) => this.#spaceWaiters.push(resolve));
+      }
+    }
+    this.#queue.push(batch);
+    this.#queued += batch.records;
+    this.#wake?.();
+  }
+
+  #toSpool(batch: Batch): void {
+    const body = new TextEncoder().encode(`${batch.path}\n${batch.lines.join("\n")}\n`);
+    let dropped;
+    try {
+      dropped = this.#spool!.append(body);
+    } catch (e) {
+      // A full disk: this batch is lost, counted; the spool keeps what it has.
+      this.#drop(batch.records, "spool_error");
+      this.#logError(describeError(e));
+      return;
+    }
+    const { droppedBatches, droppedBytes } = dropped;
+    if (droppedBatches) {
+      this.#ctx.counters.add("spool_dropped_batches", droppedBatches);
+      this.#ctx.counters.add("spool_dropped_bytes", droppedBytes);
+      this.#logError(
+        `spool ${this.#spool!.dir} full: dropped its ${droppedBatches} oldest batches`,
+      );
+    }
+    this.#gauges();
+  }
+
+  /** Moves what waits in memory to the spool (in order), so memory stays flat in an outage. */
+  #spillQueue(): void {
+    if (!this.#spool) return;
+    for (const b of this.#queue) this.#toSpool(b);
+    this.#queue = [];
+    this.#queued = 0;
+    this.#releaseWaiters();
+  }
+
+  #drop(records: number, reason: string): void {
+    this.#ctx.counters.add("records_dropped", records, { reason });
+  }
+
+  #gauges(): void {
+    const { batches, bytes } = this.#spool!.stats;
+    this.#ctx.counters.set("spooled_batches", BigInt(batches));
+    this.#ctx.counters.set("spooled_bytes", BigInt(bytes));
+  }
+
+  #releaseWaiters(): void {
+    if (this.#queued >= this.#config.buffer_records) return;
+    const waiters = this.#spaceWaiters;
+    this.#spaceWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** The next batch to send: the spool's oldest first, then memory's. */
+  #next(): Batch | undefined {
+    const spooled = this.#spool?.peek();
+    if (spooled) {
+      const text = new TextDecoder().decode(spooled.body);
+      const cut = text.indexOf("\n");
+      const lines = text.slice(cut + 1).replace(/\n$/, "").split("\n");
+      return { path: text.slice(0, cut), lines, records: lines.length, spoolId: spooled.id };
+    }
+    return this.#queue[0];
+  }
+
+  #done(batch: Batch): void {
+    if (batch.spoolId !== undefined) {
+      this.#spool!.remove(batch.spoolId);
+      this.#gauges();
+    } else {
+      this.#queue.shift();
+      this.#queued -= batch.records;
+      this.#releaseWaiters();
+    }
+  }
+
+  /** One request at a time, oldest batch first, until closed and empty. */
+  async #sendLoop(): Promise<void> {
+    let attempt = 0;
+    while (true) {
+      const batch = this.#next();
+      if (!batch) {
+        if (this.#closed) return;
+        await new Promise<void>((resolve) => this.#wake = resolve);
+        this.#wake = undefined;
+        continue;
+      }
+      const result = await this.#send(batch);
+      if (result.ok || result.final) {
+        this.#done(batch);
+        this.#down = false;
+        attempt = 0;
+        continue;
+      }
+      this.#down = true;
+      if (this.#closed) return; // shutdown: #flush spools or counts what is left
+      // Down: keep memory flat, then wait and try again.
+      this.#spillQueue();
+      this.#ctx.counters.add("retries");
+      const wait = result.retryAfterMs ?? backoffMs(attempt++, this.#config.max_backoff);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait);
+        this.#wake = () => {
+          if (this.#closed) {
+            clearTimeout(t);
+            resolve();
+          }
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** Posts one batch: ok, or final (a 4xx: dropped, counted), or retriable. */
+  async #send(batch: Batch): Promise<{ ok: boolean; final?: boolean; retryAfterMs?: number }> {
+    const body = batch.lines.join("\n") + "\n";
+    const config = this.#config;
+    try {
+      const response = await fetch(`${config.url}${batch.path}`, {
+        method: "POST",
+        headers: headers(config, config.gzip),
+        body: config.gzip ? await gzipped(body) : body,
+        signal: AbortSignal.timeout(config.timeout),
+      });
+      const text = response.ok ? "" : (await response.text()).slice(0, 300);
+      if (!response.ok) await response.body?.cancel().catch(() => {});
+      if (response.ok) {
+        this.#ctx.counters.add("records_sent", batch.records);
+        this.#ctx.counters.add("batches_sent");
+        return { ok: true };
+      }
+      this.#ctx.counters.add("send_failures");
+      if (response.status === 429 || response.status >= 500) {
+        this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);
+        return { ok: false, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")) };
+      }
+      this.#drop(batch.records, "rejected");
+      this.#logError(
+        `${config.url} rejected a batch of ${batch.records} records (${response.status}): ` +
+          `${text.trim()}; dropped`,
+      );
+      return { ok: false, final: true };
+    } catch (e) {
+      this.#ctx.counters.add("send_failures");
+      this.#logError(`cannot send to ${config.url}: ${describeError(e)}; retrying`);
+      return { ok: false };
+    }
+  }
+
+  /** Logs a send problem at most once a minute (the counters say how many). */
+  #logError(message: string): void {
+    const now = Date.now();
+    if (now - this.#lastErrorLog < ERROR_LOG_EVERY_MS) return;
+    this.#lastErrorLog = now;
+    this.#ctx.log.warn(`${this.#ctx.name}: ${message}`);
+  }
+
+  async #flush(reason: "shutdown" | "reload"): Promise<void> {
+    await this.#closeBatches();
+    if (reason !== "shutdown") return;
+    // Give the sender `timeout` to empty memory, unless the receiver is down and a spool can
+    // keep it; then spool (or count) what is left.
+    const deadline = Date.now() + this.#config.timeout;
+    while (this.#queue.length && Date.now() < deadline && !(this.#down && this.#spool)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.#closed = true;
+    this.#wake?.();
+    await this.#sending;
+    if (this.#queue.length) {
+      if (this.#spool) {
+        this.#spillQueue();
+      } else {
+        const lost = this.#queued;
+        this.#drop(lost, "shutdown");
+        this.#ctx.log.warn(`${this.#ctx.name}: ${lost} records not sent at shutdown (no spool)`);
+        this.#queue = [];
+        this.#queued = 0;
+      }
+    }
+    this.#releaseWaiters();
+  }
+
+  #close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#wake?.();
+    for (const w of this.#spaceWaiters) w();
+  }
+}
