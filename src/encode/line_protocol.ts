@@ -8,7 +8,10 @@
  * - Measurement: `,` and space are backslash-escaped.
  * - Tag keys, tag values, field keys: `,`, `=` and space are backslash-escaped.
  * - In all of the above and in string field values, tab, newline, carriage return and form feed
- *   are written as `\t`, `\n`, `\r`, `\f`, so one record is always one line.
+ *   are written as `\t`, `\n`, `\r`, `\f`, so one record is always one line. With
+ *   `{ rawStringControls: true }` (for InfluxDB and DataKit, whose parsers take a quoted string
+ *   across lines but do not unescape `\n`), string field values keep them as they are, so a
+ *   multi-line command reads back exactly.
  * - A trailing backslash is dropped from measurement, tag keys, tag values and field keys: it
  *   would escape the delimiter that follows it and corrupt the line.
  * - Tags are sorted by key (Unicode code point order, the same as UTF-8 byte order, which is what
@@ -58,10 +61,17 @@ const ESCAPES: { [char: string]: string } = {
 const MEASUREMENT_SPECIAL = /[\t\n\r\f, ]/g;
 const KEY_SPECIAL = /[\t\n\r\f,= ]/g;
 const STRING_SPECIAL = /[\t\n\r\f"\\]/g;
+const STRING_SPECIAL_RAW = /["\\]/g;
 const TRAILING_BACKSLASHES = /\\+$/;
 
+/** How {@linkcode encodeLineProtocol} writes string field values; see the module doc. */
+export interface LineProtocolOptions {
+  rawStringControls?: boolean;
+}
+
 /** Encodes a record as one line of InfluxDB line protocol (no trailing newline). */
-export function encodeLineProtocol(record: Record): string {
+export function encodeLineProtocol(record: Record, options: LineProtocolOptions = {}): string {
+  const stringSpecial = options.rawStringControls ? STRING_SPECIAL_RAW : STRING_SPECIAL;
   const measurement = escapeName(record.measurement, MEASUREMENT_SPECIAL);
   if (measurement === "") {
     throw new EncodeError(record.measurement, "the measurement name is empty");
@@ -84,7 +94,7 @@ export function encodeLineProtocol(record: Record): string {
   const fields: string[] = [];
   for (const [rawKey, rawValue] of Object.entries(record.fields)) {
     const key = escapeName(rawKey, KEY_SPECIAL);
-    const value = fieldValue(rawValue);
+    const value = fieldValue(rawValue, stringSpecial);
     if (key !== "" && value !== undefined) fields.push(`${key}=${value}`);
   }
   if (fields.length === 0) {
@@ -103,14 +113,14 @@ function escapeName(text: string, special: RegExp): string {
 }
 
 // Returns undefined for values line protocol has no spelling for.
-function fieldValue(value: FieldValue): string | undefined {
+function fieldValue(value: FieldValue, stringSpecial: RegExp): string | undefined {
   switch (typeof value) {
     case "bigint":
       return value < INT64_MIN || value > INT64_MAX ? undefined : `${value}i`;
     case "number":
       return Number.isFinite(value) ? formatFloat(value) : undefined;
     case "string":
-      return `"${value.replace(STRING_SPECIAL, (c) => ESCAPES[c])}"`;
+      return `"${value.replace(stringSpecial, (c) => ESCAPES[c])}"`;
     default:
       return value ? "true" : "false";
   }

@@ -172,3 +172,17 @@ Deno.test("an empty measurement throws an EncodeError", () => {
 Deno.test("a time outside the signed 64-bit range throws an EncodeError", () => {
   assert.throws(() => encodeLineProtocol({ ...base, time: 2n ** 63n }), EncodeError);
 });
+
+Deno.test("rawStringControls keeps newlines and tabs in string fields, escaping only quote and backslash", () => {
+  const record = {
+    measurement: "bash",
+    tags: { host: "a\nb" },
+    fields: { cmd: 'a\tb\nc "d" \\e' },
+    time: 1n,
+  };
+  assert.equal(
+    encodeLineProtocol(record, { rawStringControls: true }),
+    'bash,host=a\\nb cmd="a\tb\nc \\"d\\" \\\\e" 1',
+  );
+  assert.equal(encodeLineProtocol(record), 'bash,host=a\\nb cmd="a\\tb\\nc \\"d\\" \\\\e" 1');
+});

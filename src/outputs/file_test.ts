@@ -50,7 +50,7 @@ Deno.test("file() writes line protocol lines once each and in order", async () =
     const input = records(20);
     for (const r of input) await stage.push(r);
     await stage.close();
-    assert.deepEqual(lines(await Deno.readTextFile(path)), input.map(encodeLineProtocol));
+    assert.deepEqual(lines(await Deno.readTextFile(path)), input.map((r) => encodeLineProtocol(r)));
   });
 });
 

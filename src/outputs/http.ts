@@ -89,9 +89,11 @@ const ERROR_LOG_EVERY_MS = 60_000;
 /** A closed batch: one request body for one path. */
 interface Batch {
   path: string;
+  /** Encoded records (a string field may hold newlines: not one line each). */
   lines: string[];
   records: number;
-  /** From the spool: its id there (removed once sent). */
+  /** From the spool: the body as spooled, and its id there (removed once sent). */
+  body?: string;
   spoolId?: number;
 }
 
@@ -143,6 +145,10 @@ export function backoffMs(attempt: number, maxMs: number, random = Math.random):
 async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
   const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+function bodyOf(batch: Batch): string {
+  return batch.body ?? batch.lines.join("\n") + "\n";
 }
 
 function hostPort(url: string): string {
@@ -312,7 +318,7 @@ class HttpSender {
   #push(record: Record): void | Promise<void> {
     let line: string;
     try {
-      line = encodeLineProtocol(record);
+      line = encodeLineProtocol(record, { rawStringControls: true });
     } catch (e) {
       if (!(e instanceof EncodeError)) throw e;
       this.#ctx.counters.add("encode_errors");
@@ -375,7 +381,8 @@ class HttpSender {
   }
 
   #toSpool(batch: Batch): void {
-    const body = new TextEncoder().encode(`${batch.path}\n${batch.lines.join("\n")}\n`);
+    // A spooled batch: its path, its record count, then the body as it will be posted.
+    const body = new TextEncoder().encode(`${batch.path}\n${batch.records}\n${bodyOf(batch)}`);
     let dropped;
     try {
       dropped = this.#spool!.append(body);
@@ -427,9 +434,14 @@ class HttpSender {
     const spooled = this.#spool?.peek();
     if (spooled) {
       const text = new TextDecoder().decode(spooled.body);
-      const cut = text.indexOf("\n");
-      const lines = text.slice(cut + 1).replace(/\n$/, "").split("\n");
-      return { path: text.slice(0, cut), lines, records: lines.length, spoolId: spooled.id };
+      const first = text.indexOf("\n"), second = text.indexOf("\n", first + 1);
+      return {
+        path: text.slice(0, first),
+        records: Number(text.slice(first + 1, second)),
+        lines: [],
+        body: text.slice(second + 1),
+        spoolId: spooled.id,
+      };
     }
     return this.#queue[0];
   }
@@ -484,7 +496,7 @@ class HttpSender {
 
   /** Posts one batch: ok, or final (a 4xx: dropped, counted), or retriable. */
   async #send(batch: Batch): Promise<{ ok: boolean; final?: boolean; retryAfterMs?: number }> {
-    const body = batch.lines.join("\n") + "\n";
+    const body = bodyOf(batch);
     const config = this.#config;
     try {
       const response = await fetch(`${config.url}${batch.path}`, {

@@ -1,0 +1,253 @@
+/**
+ * The `http` output against real receivers on loopback: InfluxDB 1.6.7 (Debian's), started by
+ * the test; and, for what cannot run here (InfluxDB's v2 API, DataKit), a stand-in HTTP server
+ * that checks exact paths, query strings, headers and bodies, and says so in the test name.
+ */
+import assert from "node:assert/strict";
+import { buildStage } from "../src/pipeline/testing.ts";
+import { httpOutput } from "../src/outputs/http.ts";
+import type { Record } from "../src/record.ts";
+import { influxTest, startInfluxdb } from "./_influxdb.ts";
+import { startStandin } from "./_http_standin.ts";
+
+const T0 = 1_795_622_018_000_000_000n;
+
+const TRICKY = 'echo "a b",c=d \\ back\nslash héllo 世界 🎉';
+
+function bash(i: number, cmd = `ls ${i}`): Record {
+  return {
+    measurement: "bash",
+    tags: { host: "web 1,x=y", source: "bash" },
+    fields: { cmd, pid: String(1000 + i), user: "root" },
+    time: T0 + BigInt(i) * 1000n,
+  };
+}
+
+function flow(i: number): Record {
+  return {
+    measurement: "netflow",
+    tags: {
+      host: "h",
+      source: "netflow",
+      dst_ip: "10.0.0.1",
+      dst_port: String(i),
+      transport: "tcp",
+    },
+    fields: { bytes_read: BigInt(i), bytes_written: 2n * BigInt(i), rtt: 31n },
+    time: T0 + BigInt(i),
+  };
+}
+
+async function output(options: { [key: string]: unknown }) {
+  return await buildStage(httpOutput, { batch_age: "50ms", timeout: "2s", ...options });
+}
+
+Deno.test("http datakit preset (stand-in for DataKit): write paths, query strings, gzip, line protocol", async () => {
+  await using standin = startStandin();
+  const out = await output({ preset: "datakit", url: standin.url });
+  await out.stage.push(bash(1, TRICKY));
+  await out.stage.push(flow(7));
+  await out.stage.push({ ...flow(8), measurement: "dnsflow" });
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+
+  const byPath = new Map(standin.requests.map((r) => [`${r.path}?${r.query}`, r]));
+  assert.deepEqual([...byPath.keys()].sort(), [
+    "/v1/write/logging?input=ebpf-bash&precision=ns",
+    "/v1/write/network?input=ebpf-net%2Fdnsflow&precision=ns",
+    "/v1/write/network?input=ebpf-net%2Fnetflow&precision=ns",
+  ]);
+  for (const r of standin.requests) {
+    assert.equal(r.method, "POST");
+    assert.equal(r.headers.get("content-encoding"), "gzip");
+    assert.equal(r.headers.get("authorization"), null);
+  }
+  assert.equal(
+    byPath.get("/v1/write/logging?input=ebpf-bash&precision=ns")!.body,
+    // A newline in a string field goes as it is: InfluxDB and DataKit read it, and do not
+    // unescape "\\n".
+    'bash,host=web\\ 1\\,x\\=y,source=bash cmd="echo \\"a b\\",c=d \\\\ back\nslash héllo 世界 🎉",' +
+      'pid="1001",user="root" 1795622018000001000\n',
+  );
+  assert.equal(
+    byPath.get("/v1/write/network?input=ebpf-net%2Fnetflow&precision=ns")!.body,
+    "netflow,dst_ip=10.0.0.1,dst_port=7,host=h,source=netflow,transport=tcp " +
+      "bytes_read=7i,bytes_written=14i,rtt=31i 1795622018000000007\n",
+  );
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 3n);
+});
+
+Deno.test("http influxdb_v2 preset (stand-in for InfluxDB 2, which cannot run here): path, org, bucket, token", async () => {
+  await using standin = startStandin();
+  const out = await output({
+    preset: "influxdb_v2",
+    url: standin.url,
+    org: "my org",
+    bucket: "ebpf",
+    token: "s3cr3t",
+    gzip: false,
+  });
+  for (let i = 0; i < 3; i++) await out.stage.push(flow(i));
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(standin.requests.length, 1, "one batch");
+  const r = standin.requests[0];
+  assert.equal(r.path, "/api/v2/write");
+  assert.equal(r.query.toString(), "org=my+org&bucket=ebpf&precision=ns");
+  assert.equal(r.headers.get("authorization"), "Token s3cr3t");
+  assert.equal(r.headers.get("content-encoding"), null);
+  assert.equal(r.body.split("\n").filter(Boolean).length, 3);
+  assert.ok(!out.logs.some((l) => l.includes("s3cr3t")), "the token is never logged");
+});
+
+Deno.test("http: a 400 drops the batch once, counted, no retries; the next batch goes", async () => {
+  await using standin = startStandin((_req, n) =>
+    n === 0 ? new Response("unable to parse", { status: 400 }) : new Response(null, { status: 204 })
+  );
+  const out = await output({ preset: "influxdb", url: standin.url, database: "db", batch_size: 2 });
+  for (let i = 0; i < 4; i++) await out.stage.push(flow(i));
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(standin.requests.length, 2, "no retry of the rejected batch");
+  assert.equal(out.counters.get("records_dropped", { stage: "http", reason: "rejected" }), 2n);
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 2n);
+  assert.equal(out.counters.get("retries", { stage: "http" }), 0n);
+  assert.ok(out.logs.some((l) => /rejected a batch of 2 records \(400\): unable to parse/.test(l)));
+});
+
+Deno.test("http: a 503 with Retry-After is retried after the time it asks for", async () => {
+  await using standin = startStandin((_req, n) =>
+    n === 0
+      ? new Response("busy", { status: 503, headers: { "Retry-After": "1" } })
+      : new Response(null, { status: 204 })
+  );
+  const out = await output({ preset: "influxdb", url: standin.url, database: "db" });
+  await out.stage.push(flow(1));
+  await standin.waitFor(2, 5000);
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  const [first, second] = standin.requests;
+  assert.ok(second.at - first.at >= 950, `retried after ${second.at - first.at} ms`);
+  assert.equal(second.body, first.body);
+  assert.equal(out.counters.get("retries", { stage: "http" }), 1n);
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 1n);
+});
+
+Deno.test("http drop_oldest under a stalled receiver keeps memory bounded and counts the drops", async () => {
+  // A receiver that never answers: every request times out.
+  await using standin = startStandin(() => new Promise<Response>(() => {}));
+  const out = await output({
+    preset: "influxdb",
+    url: standin.url,
+    database: "db",
+    batch_size: 100,
+    buffer_records: 1000,
+    when_full: "drop_oldest",
+    timeout: "300ms",
+  });
+  for (let i = 0; i < 20_000; i++) {
+    const wait = out.stage.push(flow(i));
+    assert.equal(wait, undefined, "drop_oldest never pushes back");
+  }
+  const dropped = Number(
+    out.counters.get("records_dropped", { stage: "http", reason: "buffer_full" }),
+  );
+  // At most the buffer (and the batch in flight) is held: the rest was dropped, oldest first.
+  assert.ok(dropped >= 20_000 - 1000 - 100, `${dropped} dropped`);
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 0n);
+});
+
+influxTest(
+  "http influxdb preset: every point, tag and field reads back equal from InfluxDB 1.6",
+  async () => {
+    await using influx = await startInfluxdb();
+    await influx.createDatabase("ebpf");
+    const out = await output({
+      preset: "influxdb",
+      url: influx.url,
+      database: "ebpf",
+      batch_size: 500,
+    });
+    const records = [bash(0, TRICKY), ...Array.from({ length: 1999 }, (_, i) => flow(i + 1))];
+    for (const r of records) await out.stage.push(r);
+    await out.stage.flush("shutdown");
+    await out.stage.close();
+
+    const rows = await influx.select("ebpf", "netflow");
+    assert.equal(rows.length, 1999);
+    const r7 = rows.find((r) => r.dst_port === "7")!;
+    assert.deepEqual(
+      { ...r7 },
+      {
+        time: T0 + 7n,
+        bytes_read: 7,
+        bytes_written: 14,
+        dst_ip: "10.0.0.1",
+        dst_port: "7",
+        host: "h",
+        rtt: 31,
+        source: "netflow",
+        transport: "tcp",
+      },
+    );
+    const [cmd] = await influx.select("ebpf", "bash");
+    assert.equal(cmd.cmd, TRICKY);
+    assert.equal(cmd.host, "web 1,x=y");
+    assert.equal(cmd.time, T0);
+    assert.equal(out.counters.get("records_sent", { stage: "http" }), 2000n);
+  },
+);
+
+influxTest(
+  "http spool: InfluxDB down while records keep coming, then back: every record arrives",
+  async () => {
+    await using influx = await startInfluxdb();
+    await influx.createDatabase("ebpf");
+    const spool = await Deno.makeTempDir();
+    try {
+      const options = {
+        preset: "influxdb",
+        url: influx.url,
+        database: "ebpf",
+        batch_size: 100,
+        buffer_records: 500,
+        spool_dir: spool,
+        max_backoff: "200ms",
+      };
+      let out = await output(options);
+      let n = 0;
+      const pushFor = async (ms: number) => {
+        const end = Date.now() + ms;
+        while (Date.now() < end) {
+          await out.stage.push(flow(n++));
+          if (n % 10 === 0) await new Promise((r) => setTimeout(r, 10)); // ~1,000 records/s
+        }
+      };
+      await pushFor(300);
+      await influx.stop();
+      await pushFor(Number(Deno.env.get("HTTP_OUTAGE_MS") ?? 3000));
+      // The collector is killed during the outage: no flush, a new one on the same spool.
+      await out.stage.close();
+      const spooled = Number(out.counters.get("spooled_batches", { stage: "http" }));
+      assert.ok(spooled > 0, "batches were spooled during the outage");
+      out = await output(options);
+      await pushFor(300);
+      await influx.start();
+      await pushFor(300);
+      await out.stage.flush("shutdown");
+      await out.stage.close();
+
+      const rows = await influx.select("ebpf", "netflow");
+      const ports = new Set(rows.map((r) => r.dst_port));
+      // What the killed collector still held in memory and open batches is lost with it (at most
+      // buffer_records + a batch); everything it had spooled, and all the rest, arrives.
+      assert.ok(ports.size >= n - 600, `${ports.size} of ${n} records arrived`);
+      assert.equal(out.counters.get("spooled_batches", { stage: "http" }), 0n, "the spool drained");
+      assert.deepEqual([...Deno.readDirSync(spool)].length, 0);
+    } finally {
+      await Deno.remove(spool, { recursive: true });
+    }
+  },
+);
