@@ -2,6 +2,7 @@
 import { registryOf } from "../pipeline/stage.ts";
 import { fileOutput } from "./file.ts";
 import { httpOutput } from "./http.ts";
+import { prometheusOutput } from "./prometheus.ts";
 import { stdoutOutput } from "./stdout.ts";
 
-export const OUTPUTS = registryOf(stdoutOutput, fileOutput, httpOutput);
+export const OUTPUTS = registryOf(stdoutOutput, fileOutput, httpOutput, prometheusOutput);

@@ -68,6 +68,7 @@ class Runner {
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),
       emitSide: (record) => this.emitSide(record),
+      counterSnapshot: () => counters.snapshot(),
     };
   }
 

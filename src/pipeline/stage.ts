@@ -25,7 +25,7 @@
  * Kernel code stays in probes: transforms, windows and outputs work on records alone, so they
  * run on replayed records without root.
  */
-import type { BoundCounters } from "../counters.ts";
+import type { BoundCounters, CounterValue } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { ConfigError } from "../errors.ts";
@@ -88,6 +88,8 @@ export interface StageContext {
    * Counted as `side_records_out`; with no such reader it costs nothing.
    */
   emitSide(record: Record): void;
+  /** Every counter of the collector, all stages' (for outputs that expose them, e.g. /metrics). */
+  counterSnapshot(): CounterValue[];
 }
 
 /** What `--explain` and permission derivation learn from a configured stage. */

@@ -62,6 +62,7 @@ export async function buildStage(
     counters: counters.bound({ stage: def.type }),
     emit: (record) => emitted.push(record),
     emitSide: (record) => emittedSide.push(record),
+    counterSnapshot: () => counters.snapshot(),
   });
   return { stage, emitted, emittedSide, counters, clock, logs };
 }
