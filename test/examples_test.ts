@@ -29,7 +29,7 @@ function testNamed(pipeline: Pipeline, name: string): PipelineTest {
   return test;
 }
 
-Deno.test("examples/ holds the six documented example pipelines", () => {
+Deno.test("examples/ holds the seven documented example pipelines", () => {
   for (
     const name of [
       "audit_root.yaml",
@@ -38,6 +38,7 @@ Deno.test("examples/ holds the six documented example pipelines", () => {
       "redact_everything.yaml",
       "to_datakit.yaml",
       "to_influxdb.yaml",
+      "to_prometheus.yaml",
     ]
   ) {
     assert.ok(files.includes(name), `examples/${name} is missing; found ${files.join(", ")}`);
