@@ -44,8 +44,15 @@ export function permissionFlags(pipeline: Pipeline): string[] {
     e?.net?.forEach((h) => net.add(h));
     // A path that came from ${VAR} is shown as written (a shell expands it), never its value.
     const shown = templatesOf(pipeline, s);
-    e?.reads?.forEach((p) => reads.add(shown.get(p) ?? p));
-    e?.writes?.forEach((p) => writes.add(shown.get(p) ?? p));
+    // A derived path (a rotated `out.jsonl.1`) keeps the ${VAR} of the path it extends.
+    const asWritten = (p: string) => {
+      for (const [value, template] of shown) {
+        if (p === value || p.startsWith(`${value}.`)) return template + p.slice(value.length);
+      }
+      return p;
+    };
+    e?.reads?.forEach((p) => reads.add(asWritten(p)));
+    e?.writes?.forEach((p) => writes.add(asWritten(p)));
   }
   const env = [...YAML_ENV, ...pipeline.source.variables];
   const flags = [

@@ -62,3 +62,21 @@ Deno.test("permissionFlags() shows a path from ${VAR} as written, not its value"
   assert.ok(flags.includes("--allow-write=${EBPF_DIR:-/var/log}/b.jsonl"), flags.join(" "));
   assert.ok(!flags.join(" ").includes("/secret/dir"));
 });
+
+Deno.test("permissionFlags() writes a rotated file's path with the ${VAR} of the path it extends", () => {
+  const pipeline = parsePipeline(
+    "p.yaml",
+    `version: 1
+probes:
+  bash: { type: bash }
+outputs:
+  log: { type: file, inputs: [bash], path: "\${EBPF_LOG_DIR:-build}/b.jsonl", max_size: 1MiB, keep: 2 }
+`,
+    () => undefined,
+  );
+  const writes = permissionFlags(pipeline).find((f) => f.startsWith("--allow-write="));
+  assert.equal(
+    writes,
+    "--allow-write=${EBPF_LOG_DIR:-build}/b.jsonl,${EBPF_LOG_DIR:-build}/b.jsonl.1,${EBPF_LOG_DIR:-build}/b.jsonl.2",
+  );
+});
