@@ -44,11 +44,15 @@
  * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
  *   `records_dropped{reason}`, `spooled_batches` and `spooled_bytes` (gauges), `encode_errors`.
  *
+ * The batching, retries, memory bound and spool ({@linkcode HttpSender}) do not know the wire
+ * format: a {@linkcode Protocol} says how records become requests, so another output (`otlp`)
+ * reuses them with its own.
+ *
  * @module
  */
 import { EncodeError, encodeLineProtocol } from "../encode/mod.ts";
 import { describeError } from "../errors.ts";
-import { type At, describeValue } from "../pipeline/schema.ts";
+import { type At, describeValue, type Schema } from "../pipeline/schema.ts";
 import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
 import { Spool } from "./spool.ts";
@@ -56,16 +60,10 @@ import { Spool } from "./spool.ts";
 export type Preset = "influxdb" | "influxdb_v2" | "datakit";
 export type WhenFull = "block" | "drop_oldest" | "drop_newest";
 
-/** Options of an `http` output, as the schema reads them. */
-export interface HttpConfig {
-  preset: Preset;
+/** The options of an {@linkcode HttpSender}: the keys every batching HTTP output has. */
+export interface SenderConfig {
+  /** The receiver's base URL, without a trailing slash; a protocol's paths are appended. */
   url: string;
-  database: string;
-  username: string;
-  password: string;
-  org: string;
-  bucket: string;
-  token: string;
   batch_size: number;
   /** Milliseconds. */
   batch_age: number;
@@ -78,6 +76,56 @@ export interface HttpConfig {
   spool_max_size: number;
 }
 
+/** Options of an `http` output, as the schema reads them. */
+export interface HttpConfig extends SenderConfig {
+  preset: Preset;
+  database: string;
+  username: string;
+  password: string;
+  org: string;
+  bucket: string;
+  token: string;
+}
+
+/**
+ * How a sender turns records into requests: what a batching HTTP output says about its wire
+ * format, the rest (batches, retries, memory, spool, counters) being {@linkcode HttpSender}'s.
+ * `T` is one encoded record as a batch holds it until the batch is sent or spooled.
+ *
+ * @example
+ * ```ts
+ * const lines: Protocol<string> = {
+ *   encode: (record) => encodeLineProtocol(record),
+ *   pathOf: () => "/write?db=ebpf&precision=ns",
+ *   bodyOf: (items) => items.join("\n") + "\n",
+ *   headers: () => new Headers({ "Content-Type": "text/plain; charset=utf-8" }),
+ * };
+ * const stage = new HttpSender(config, lines, ctx).stage();
+ * ```
+ */
+export interface Protocol<T> {
+  /**
+   * One record as a batch item. Throws an {@linkcode EncodeError} for a record that cannot be
+   * sent (counted as `encode_errors`); returns undefined for one with nothing to send (the
+   * protocol counts why).
+   */
+  encode(record: Record): T | undefined;
+  /** Where a record goes: a path (and query) under the base URL. One batch holds one path. */
+  pathOf(record: Record): string;
+  /** One request body from a batch's items, in the order they were pushed. */
+  bodyOf(items: readonly T[], path: string): string;
+  /**
+   * The request headers, credentials included (never log them). The sender adds
+   * `Content-Encoding: gzip` when it compresses.
+   */
+  headers(): Headers;
+  /**
+   * Optional: reads a 2xx answer's body (e.g. an OTLP partial success) and returns a problem to
+   * log, if any. Without it the body is discarded unread. The batch counts as sent either way.
+   */
+  accepted?(body: string): string | undefined;
+}
+
 const DEFAULT_URL: { [p in Preset]: string } = {
   influxdb: "http://127.0.0.1:8086",
   influxdb_v2: "http://127.0.0.1:8086",
@@ -87,10 +135,10 @@ const FIRST_BACKOFF_MS = 100;
 const ERROR_LOG_EVERY_MS = 60_000;
 
 /** A closed batch: one request body for one path. */
-interface Batch {
+interface Batch<T> {
   path: string;
-  /** Encoded records (a string field may hold newlines: not one line each). */
-  lines: string[];
+  /** Encoded records (for line protocol: a string field may hold newlines, not one line each). */
+  items: T[];
   records: number;
   /** From the spool: the body as spooled, and its id there (removed once sent). */
   body?: string;
@@ -147,18 +195,30 @@ async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-function bodyOf(batch: Batch): string {
-  return batch.body ?? batch.lines.join("\n") + "\n";
+/** The line protocol of the `http` output's presets. */
+function lineProtocol(config: HttpConfig): Protocol<string> {
+  return {
+    encode: (record) => encodeLineProtocol(record, { rawStringControls: true }),
+    pathOf: (record) => endpoint(config, record.measurement),
+    bodyOf: (lines) => lines.join("\n") + "\n",
+    headers: () => headers(config, false),
+  };
 }
 
-function hostPort(url: string): string {
+/** `host:port` of an http(s) URL, for `--allow-net`. */
+export function hostPort(url: string): string {
   const u = new URL(url);
   return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
 }
 
-function parseUrl(value: unknown, at: At): string | undefined {
+/** Reads a `url` key: an http(s) URL, returned without trailing slashes. */
+export function parseUrl(
+  value: unknown,
+  at: At,
+  example = "http://127.0.0.1:8086",
+): string | undefined {
   if (typeof value !== "string") {
-    at.report(`expected a URL such as "http://127.0.0.1:8086", got ${describeValue(value)}`);
+    at.report(`expected a URL such as "${example}", got ${describeValue(value)}`);
     return undefined;
   }
   try {
@@ -170,6 +230,51 @@ function parseUrl(value: unknown, at: At): string | undefined {
     return undefined;
   }
 }
+
+/**
+ * The schema keys of an {@linkcode HttpSender} besides `url` (whose default and doc depend on
+ * the receiver), for an output's schema to spread.
+ */
+export const SENDER_SCHEMA = {
+  batch_size: {
+    type: "integer",
+    default: 5000,
+    min: 1,
+    max: 1_000_000,
+    doc: "records a request holds at most",
+  },
+  batch_age: { type: "duration", default: "1s", doc: "a batch is sent at the latest this old" },
+  gzip: { type: "boolean", default: true, doc: "gzip request bodies" },
+  timeout: {
+    type: "duration",
+    default: "10s",
+    doc: "for each request, and for the last sends at shutdown",
+  },
+  max_backoff: { type: "duration", default: "30s", doc: "longest wait between retries" },
+  buffer_records: {
+    type: "integer",
+    default: 100_000,
+    min: 1,
+    max: 100_000_000,
+    doc: "records held in memory in closed batches",
+  },
+  when_full: {
+    type: "string",
+    oneOf: ["block", "drop_oldest", "drop_newest"],
+    default: "block",
+    doc: "with no spool, what a full buffer does: push back, or drop (counted)",
+  },
+  spool_dir: {
+    type: "string",
+    default: "",
+    doc: "where batches wait while the receiver is down (kept across restarts); empty: none",
+  },
+  spool_max_size: {
+    type: "size",
+    default: "1GiB",
+    doc: "the spool's size; beyond, its oldest batches are dropped (counted)",
+  },
+} as const satisfies Schema;
 
 export const httpOutput: StageDef<HttpConfig> = {
   type: "http",
@@ -195,44 +300,7 @@ export const httpOutput: StageDef<HttpConfig> = {
     org: { type: "string", default: "", doc: "influxdb_v2: the organisation" },
     bucket: { type: "string", default: "", doc: "influxdb_v2: the bucket" },
     token: { type: "string", default: "", secret: true, doc: "influxdb_v2: the API token" },
-    batch_size: {
-      type: "integer",
-      default: 5000,
-      min: 1,
-      max: 1_000_000,
-      doc: "records a request holds at most",
-    },
-    batch_age: { type: "duration", default: "1s", doc: "a batch is sent at the latest this old" },
-    gzip: { type: "boolean", default: true, doc: "gzip request bodies" },
-    timeout: {
-      type: "duration",
-      default: "10s",
-      doc: "for each request, and for the last sends at shutdown",
-    },
-    max_backoff: { type: "duration", default: "30s", doc: "longest wait between retries" },
-    buffer_records: {
-      type: "integer",
-      default: 100_000,
-      min: 1,
-      max: 100_000_000,
-      doc: "records held in memory in closed batches",
-    },
-    when_full: {
-      type: "string",
-      oneOf: ["block", "drop_oldest", "drop_newest"],
-      default: "block",
-      doc: "with no spool, what a full buffer does: push back, or drop (counted)",
-    },
-    spool_dir: {
-      type: "string",
-      default: "",
-      doc: "where batches wait while the receiver is down (kept across restarts); empty: none",
-    },
-    spool_max_size: {
-      type: "size",
-      default: "1GiB",
-      doc: "the spool's size; beyond, its oldest batches are dropped (counted)",
-    },
+    ...SENDER_SCHEMA,
   },
   validate(config, at) {
     const problems = [];
@@ -267,21 +335,32 @@ export const httpOutput: StageDef<HttpConfig> = {
   },
 
   build(config, ctx) {
-    return new HttpSender({ ...config, url: config.url || DEFAULT_URL[config.preset] }, ctx)
-      .stage();
+    const url = config.url || DEFAULT_URL[config.preset];
+    return new HttpSender({ ...config, url }, lineProtocol(config), ctx).stage();
   },
 };
 
-/** The batching, sending and spooling behind one `http` output. */
-class HttpSender {
-  readonly #config: HttpConfig;
+/**
+ * The batching, sending and spooling behind one `http` output (or another output that posts
+ * batches, with its own {@linkcode Protocol}): see the module doc for what it does.
+ *
+ * @example
+ * ```ts
+ * build(config, ctx) {
+ *   return new HttpSender(config, myProtocol(config, ctx), ctx).stage();
+ * }
+ * ```
+ */
+export class HttpSender<T> {
+  readonly #config: SenderConfig;
+  readonly #protocol: Protocol<T>;
   readonly #ctx: StageContext;
   readonly #spool?: Spool;
   /** Open batches by path. */
-  #open = new Map<string, Batch>();
+  #open = new Map<string, Batch<T>>();
   #openSince = 0;
   /** Closed batches waiting in memory, oldest first. */
-  #queue: Batch[] = [];
+  #queue: Batch<T>[] = [];
   #queued = 0;
   #sending?: Promise<void>;
   #wake?: () => void;
@@ -292,8 +371,10 @@ class HttpSender {
   #timer: ReturnType<typeof setInterval>;
   #spaceWaiters: (() => void)[] = [];
 
-  constructor(config: HttpConfig, ctx: StageContext) {
+  /** `config.url` is the receiver's base URL (defaults already applied). */
+  constructor(config: SenderConfig, protocol: Protocol<T>, ctx: StageContext) {
     this.#config = config;
+    this.#protocol = protocol;
     this.#ctx = ctx;
     if (config.spool_dir) {
       this.#spool = Spool.open(config.spool_dir, { maxBytes: config.spool_max_size });
@@ -307,6 +388,7 @@ class HttpSender {
     this.#sending = this.#sendLoop();
   }
 
+  /** The stage: `push` batches a record, `flush` sends (at shutdown, spools what is left). */
   stage(): Stage {
     return {
       push: (record) => this.#push(record),
@@ -316,22 +398,23 @@ class HttpSender {
   }
 
   #push(record: Record): void | Promise<void> {
-    let line: string;
+    let item: T | undefined;
     try {
-      line = encodeLineProtocol(record, { rawStringControls: true });
+      item = this.#protocol.encode(record);
     } catch (e) {
       if (!(e instanceof EncodeError)) throw e;
       this.#ctx.counters.add("encode_errors");
       return;
     }
-    const path = endpoint(this.#config, record.measurement);
+    if (item === undefined) return;
+    const path = this.#protocol.pathOf(record);
     let batch = this.#open.get(path);
     if (!batch) {
       if (this.#open.size === 0) this.#openSince = Date.now();
-      batch = { path, lines: [], records: 0 };
+      batch = { path, items: [], records: 0 };
       this.#open.set(path, batch);
     }
-    batch.lines.push(line);
+    batch.items.push(item);
     batch.records++;
     if (batch.records >= this.#config.batch_size) {
       this.#open.delete(path);
@@ -348,7 +431,7 @@ class HttpSender {
   }
 
   /** Queues a closed batch, applying the buffer policy; a promise when the caller must wait. */
-  #enqueue(batch: Batch): void | Promise<void> {
+  #enqueue(batch: Batch<T>): void | Promise<void> {
     const limit = this.#config.buffer_records;
     // Spooling (the receiver is down, or the spool still holds older batches): keep order.
     if (this.#spool && (this.#spool.stats.batches > 0 || this.#queued + batch.records > limit)) {
@@ -380,9 +463,11 @@ class HttpSender {
     this.#wake?.();
   }
 
-  #toSpool(batch: Batch): void {
+  #toSpool(batch: Batch<T>): void {
     // A spooled batch: its path, its record count, then the body as it will be posted.
-    const body = new TextEncoder().encode(`${batch.path}\n${batch.records}\n${bodyOf(batch)}`);
+    const body = new TextEncoder().encode(
+      `${batch.path}\n${batch.records}\n${this.#bodyOf(batch)}`,
+    );
     let dropped;
     try {
       dropped = this.#spool!.append(body);
@@ -429,8 +514,12 @@ class HttpSender {
     for (const w of waiters) w();
   }
 
+  #bodyOf(batch: Batch<T>): string {
+    return batch.body ?? this.#protocol.bodyOf(batch.items, batch.path);
+  }
+
   /** The next batch to send: the spool's oldest first, then memory's. */
-  #next(): Batch | undefined {
+  #next(): Batch<T> | undefined {
     const spooled = this.#spool?.peek();
     if (spooled) {
       const text = new TextDecoder().decode(spooled.body);
@@ -438,7 +527,7 @@ class HttpSender {
       return {
         path: text.slice(0, first),
         records: Number(text.slice(first + 1, second)),
-        lines: [],
+        items: [],
         body: text.slice(second + 1),
         spoolId: spooled.id,
       };
@@ -446,7 +535,7 @@ class HttpSender {
     return this.#queue[0];
   }
 
-  #done(batch: Batch): void {
+  #done(batch: Batch<T>): void {
     if (batch.spoolId !== undefined) {
       this.#spool!.remove(batch.spoolId);
       this.#gauges();
@@ -495,13 +584,15 @@ class HttpSender {
   }
 
   /** Posts one batch: ok, or final (a 4xx: dropped, counted), or retriable. */
-  async #send(batch: Batch): Promise<{ ok: boolean; final?: boolean; retryAfterMs?: number }> {
-    const body = bodyOf(batch);
+  async #send(batch: Batch<T>): Promise<{ ok: boolean; final?: boolean; retryAfterMs?: number }> {
+    const body = this.#bodyOf(batch);
     const config = this.#config;
+    const requestHeaders = this.#protocol.headers();
+    if (config.gzip) requestHeaders.set("Content-Encoding", "gzip");
     try {
       const response = await fetch(`${config.url}${batch.path}`, {
         method: "POST",
-        headers: headers(config, config.gzip),
+        headers: requestHeaders,
         body: config.gzip ? await gzipped(body) : body,
         signal: AbortSignal.timeout(config.timeout),
       });
@@ -510,6 +601,12 @@ class HttpSender {
       if (response.ok) {
         this.#ctx.counters.add("records_sent", batch.records);
         this.#ctx.counters.add("batches_sent");
+        if (this.#protocol.accepted) {
+          const problem = this.#protocol.accepted(await response.text().catch(() => ""));
+          if (problem) this.#logError(`${config.url}${batch.path}: ${problem}`);
+        } else {
+          await response.body?.cancel().catch(() => {});
+        }
         return { ok: true };
       }
       this.#ctx.counters.add("send_failures");
