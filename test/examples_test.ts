@@ -29,7 +29,7 @@ function testNamed(pipeline: Pipeline, name: string): PipelineTest {
   return test;
 }
 
-Deno.test("examples/ holds the seven documented example pipelines", () => {
+Deno.test("examples/ holds the eight documented example pipelines", () => {
   for (
     const name of [
       "audit_root.yaml",
@@ -38,6 +38,7 @@ Deno.test("examples/ holds the seven documented example pipelines", () => {
       "redact_everything.yaml",
       "to_datakit.yaml",
       "to_influxdb.yaml",
+      "to_otlp.yaml",
       "to_prometheus.yaml",
     ]
   ) {
