@@ -6,4 +6,10 @@ import { otlpOutput } from "./otlp.ts";
 import { prometheusOutput } from "./prometheus.ts";
 import { stdoutOutput } from "./stdout.ts";
 
-export const OUTPUTS = registryOf(stdoutOutput, fileOutput, httpOutput, prometheusOutput, otlpOutput);
+export const OUTPUTS = registryOf(
+  stdoutOutput,
+  fileOutput,
+  httpOutput,
+  prometheusOutput,
+  otlpOutput,
+);
