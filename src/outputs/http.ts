@@ -206,6 +206,22 @@ function lineProtocol(config: HttpConfig): Protocol<string> {
 }
 
 /** `host:port` of an http(s) URL, for `--allow-net`. */
+/** What every sender adds to `explain()`: where batches wait, and the permissions it needs. */
+export function senderExplanation(config: SenderConfig, url: string) {
+  return {
+    details: [
+      config.spool_dir
+        ? `spool ${config.spool_dir} up to ${config.spool_max_size} bytes`
+        : `no spool: ${config.buffer_records} records in memory, then ${config.when_full}`,
+    ],
+    permissions: {
+      net: [hostPort(url)],
+      reads: config.spool_dir ? [config.spool_dir] : [],
+      writes: config.spool_dir ? [config.spool_dir] : [],
+    },
+  };
+}
+
 export function hostPort(url: string): string {
   const u = new URL(url);
   return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
@@ -324,13 +340,9 @@ export const httpOutput: StageDef<HttpConfig> = {
       details: [
         `POST ${url}${endpoint(config, "<measurement>")} in batches of ${config.batch_size}` +
         ` or ${config.batch_age} ms${config.gzip ? ", gzip" : ""}`,
-        config.spool_dir
-          ? `spool ${config.spool_dir} up to ${config.spool_max_size} bytes`
-          : `no spool: ${config.buffer_records} records in memory, then ${config.when_full}`,
+        ...senderExplanation(config, url).details,
       ],
-      net: [hostPort(url)],
-      reads: config.spool_dir ? [config.spool_dir] : [],
-      writes: config.spool_dir ? [config.spool_dir] : [],
+      ...senderExplanation(config, url).permissions,
     };
   },
 

@@ -47,12 +47,12 @@ import type { StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
 import { VERSION } from "../version.ts";
 import {
-  hostPort,
   HttpSender,
   parseUrl,
   type Protocol,
   SENDER_SCHEMA,
   type SenderConfig,
+  senderExplanation,
 } from "./http.ts";
 
 /** Options of an `otlp` output, as the schema reads them. */
@@ -378,13 +378,9 @@ export const otlpOutput: StageDef<OtlpConfig> = {
         `POST ${url}${METRICS_PATH} (metrics) and ${url}${LOGS_PATH} (bash) as OTLP JSON in ` +
         `batches of ${config.batch_size} or ${config.batch_age} ms${config.gzip ? ", gzip" : ""}` +
         (names.length ? `; headers ${names.join(", ")}` : ""),
-        config.spool_dir
-          ? `spool ${config.spool_dir} up to ${config.spool_max_size} bytes`
-          : `no spool: ${config.buffer_records} records in memory, then ${config.when_full}`,
+        ...senderExplanation(config, url).details,
       ],
-      net: [hostPort(url)],
-      reads: config.spool_dir ? [config.spool_dir] : [],
-      writes: config.spool_dir ? [config.spool_dir] : [],
+      ...senderExplanation(config, url).permissions,
     };
   },
 
