@@ -50,6 +50,7 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netfl
     ["probes", "bash", "bash", []],
     ["probes", "netflow", "netflow", []],
     ["probes", "dns", "dns", []],
+    ["probes", "self", "collector", []],
     ["transforms", "redact_secrets", "redact", ["bash"]],
     ["transforms", "name_destinations", "dns_domain", ["netflow"]],
     ["transforms", "merge_client_ports", "ephemeral_port", ["name_destinations"]],
@@ -60,6 +61,7 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netfl
       "redact_secrets",
       "netflow_per_minute",
       "dnsflow_per_minute",
+      "self",
     ]],
   ]);
   assert.deepEqual(
@@ -130,7 +132,7 @@ Deno.test("parsePipeline() rejects an unknown probe type at the type's value", (
   const error = onlyError(VALID.replace("type: bash", "type: zsh"));
 
   assert.equal(where(error), "p.yaml:4:11 probes.bash.type");
-  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash, netflow, dns');
+  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash, netflow, dns, collector');
 });
 
 Deno.test("parsePipeline() rejects an unknown probe option at its key, listing the known ones", () => {
