@@ -21,7 +21,7 @@ import {
   decodeBashEvent,
   DecodeError,
 } from "./bash_event.ts";
-import { DROP_REASONS, watchDrops } from "./drops.ts";
+import { startReading } from "./drops.ts";
 
 /** Options of a `bash` probe. */
 export interface BashConfig {
@@ -182,9 +182,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
       // Per drain, not per record: follow wall-clock steps (NTP) at negligible cost.
       onBatchEnd: () => recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(),
     }));
-    const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
-    const running = ring.run();
-    running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+    const reading = startReading(ring, obj.map("drops"), ctx);
 
     return {
       attached: [link.description],
@@ -195,8 +193,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
         else ring.drain();
       },
       async close() {
-        await ring.stop();
-        drops.stop();
+        await reading.stop();
         stack.dispose();
       },
     };

@@ -23,7 +23,7 @@ import type { At } from "../pipeline/schema.ts";
 import { describeValue } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
-import { DROP_REASONS, watchDrops } from "./drops.ts";
+import { startReading } from "./drops.ts";
 import {
   decodeDnsEvent,
   DNS_SETTINGS_LAYOUT,
@@ -231,9 +231,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
       }
     };
     const timer = setInterval(expire, Math.min(1000, Math.max(50, config.timeout / 5)));
-    const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
-    const running = ring.run();
-    running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+    const reading = startReading(ring, obj.map("drops"), ctx);
 
     return {
       attached,
@@ -244,9 +242,8 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
       },
       async close() {
         clearInterval(timer);
-        await ring.stop();
+        await reading.stop();
         report();
-        drops.stop();
         stack.dispose();
       },
     };

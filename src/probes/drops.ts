@@ -3,6 +3,7 @@
  * them into the counter registry, and warns as soon as one grows.
  */
 import type { BpfMap } from "../../ffi/map.ts";
+import type { RingBuffer } from "../../ffi/ring_buffer.ts";
 import type { StageContext } from "../pipeline/stage.ts";
 
 /** Counter names for `enum drop_reason` in bpf/common.h, by index. */
@@ -39,6 +40,25 @@ export function watchDrops(
     stop() {
       clearInterval(timer);
       poll();
+    },
+  };
+}
+
+/**
+ * Starts what every ring-buffer probe runs: the ring reader (a failure is logged, not thrown)
+ * and the watch on its `drops` map. `stop()` ends both: a final drain, then a last reading.
+ */
+export function startReading(
+  ring: RingBuffer,
+  drops: BpfMap,
+  ctx: StageContext,
+): { stop(): Promise<void> } {
+  const watch = watchDrops(drops, ctx, DROP_REASONS);
+  ring.run().catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+  return {
+    async stop() {
+      await ring.stop();
+      watch.stop();
     },
   };
 }

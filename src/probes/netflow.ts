@@ -26,7 +26,7 @@ import { describeError } from "../errors.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
-import { DROP_REASONS, watchDrops } from "./drops.ts";
+import { startReading } from "./drops.ts";
 import {
   cidrKey,
   DecodeError,
@@ -318,9 +318,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       for (const key of idle) map.delete(key);
     };
 
-    const drops = watchDrops(obj.map("drops"), ctx, DROP_REASONS);
-    const running = ring.run();
-    running.catch((e) => ctx.log.warn(`${ctx.name}: ring buffer reader stopped: ${e.message}`));
+    const reading = startReading(ring, obj.map("drops"), ctx);
     const tick = () => {
       try {
         poll();
@@ -355,8 +353,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       },
       async close() {
         clearInterval(timer);
-        await ring.stop();
-        drops.stop();
+        await reading.stop();
         stack.dispose();
       },
     };
