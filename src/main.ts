@@ -115,8 +115,16 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     : undefined;
 
   // Wait for the first of: SIGINT, SIGTERM, the end of --duration.
+  // A second signal while stopping exits at once: a flush can wait on a receiver that is down.
   const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<string>();
-  const onInt = () => requestStop("SIGINT"), onTerm = () => requestStop("SIGTERM");
+  let stopping = false;
+  const signalled = (signal: string) => {
+    if (!stopping) return requestStop(signal);
+    log.warn(`${signal} again: exiting now, without finishing the flush`);
+    log.info(`summary: ${counters.summary() || "no records"}`);
+    Deno.exit(130);
+  };
+  const onInt = () => signalled("SIGINT"), onTerm = () => signalled("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
   const timer = options.durationMs
@@ -128,7 +136,8 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   Deno.removeSignalListener("SIGHUP", onHup);
   await reloading;
 
-  log.info(`stopping (${why}): draining and flushing`);
+  stopping = true;
+  log.info(`stopping (${why}): draining and flushing (signal again to exit at once)`);
   await running.stop();
   recorder?.close();
   Deno.removeSignalListener("SIGINT", onInt);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
 import { ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { Collector } from "./kernel/_collector.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -191,4 +192,36 @@ outputs:
     ["127.0.0.9", "svc.test"],
     ["127.0.0.10", ""],
   ]);
+});
+
+Deno.test("a second SIGINT exits at once when the flush waits on a receiver that is down", async () => {
+  // Nothing is collected from the kernel: the collector probe reports on itself, and the http
+  // output (refused the network by `deno task run`, like a receiver that is down) blocks.
+  const pipeline = tempPipeline(`version: 1
+probes:
+  self: { type: collector, every: 100ms }
+outputs:
+  down:
+    type: http
+    inputs: [self]
+    preset: influxdb
+    database: x
+    batch_size: 1
+    buffer_records: 1
+    max_backoff: 100ms
+`);
+  await using collector = new Collector(["--pipeline", pipeline]);
+  await collector.attached();
+  await new Promise((r) => setTimeout(r, 700)); // reports pile up behind the blocked output
+  collector.signal("SIGINT");
+  await collector.waitFor(
+    "the stop to begin",
+    () => collector.stderr.includes("stopping (SIGINT)"),
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  assert.ok(!collector.stderr.includes("summary:"), "still flushing: the receiver never answers");
+  const status = await collector.stop("SIGINT");
+  assert.equal(status.code, 130);
+  assert.match(collector.stderr, /SIGINT again: exiting now, without finishing the flush/);
+  assert.match(collector.stderr, /summary: .*records_in\{stage=down\}=\d+/);
 });

@@ -648,7 +648,9 @@ export class HttpSender<T> {
   }
 
   async #flush(reason: "shutdown" | "reload"): Promise<void> {
-    await this.#closeBatches();
+    // Not awaited: with `block`, its promise waits for room, which a down receiver never makes;
+    // the batches are queued either way.
+    void this.#closeBatches();
     if (reason !== "shutdown") return;
     // Give the sender `timeout` to empty memory, unless the receiver is down and a spool can
     // keep it; then spool (or count) what is left.
