@@ -16,12 +16,13 @@
  * The kernel copies DNS payloads (bpf/dns.bpf.c); matching queries to responses, TCP
  * reassembly and decoding are in dns_messages.ts.
  */
-import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs, readable } from "../../ffi/libc.ts";
+import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs } from "../../ffi/libc.ts";
 import { BpfObject } from "../../ffi/object.ts";
 import { describeError } from "../errors.ts";
 import type { At } from "../pipeline/schema.ts";
 import { describeValue } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
+import { cgroupV2Mount } from "../system/cgroup.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
 import { startReading } from "./drops.ts";
 import {
@@ -46,7 +47,6 @@ export interface DnsConfig {
   cgroup: string;
 }
 
-const CGROUP_CANDIDATES = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
 const SIDES = ["outgoing", "incoming"];
 
 function parsePorts(value: unknown, at: At): number[] | undefined {
@@ -62,13 +62,6 @@ function parsePorts(value: unknown, at: At): number[] | undefined {
     }
   });
   return ok ? list as number[] : undefined;
-}
-
-/** The cgroup v2 mount to hang the programs on (libc: Deno guards /sys behind --allow-all). */
-function findCgroup(config: DnsConfig): string {
-  if (config.cgroup) return config.cgroup;
-  return CGROUP_CANDIDATES.find((dir) => readable(`${dir}/cgroup.controllers`)) ??
-    CGROUP_CANDIDATES[0];
 }
 
 export const dnsProbe: StageDef<DnsConfig> = {
@@ -166,7 +159,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
         new Uint8Array([1]),
       );
     }
-    const cgroup = findCgroup(config);
+    const cgroup = config.cgroup || cgroupV2Mount();
     const attached: string[] = [];
     // Owners first: a packet seen before its socket's owner is noted has pid 0.
     for (

@@ -19,12 +19,12 @@
  */
 import ipaddr from "ipaddr.js";
 import { BpfObject, readIterator } from "../../ffi/object.ts";
-import { readable } from "../../ffi/libc.ts";
 import type { BpfLink } from "../../ffi/link.ts";
 import type { BpfMap } from "../../ffi/map.ts";
 import { describeError } from "../errors.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
+import { cgroupV2Mount } from "../system/cgroup.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
 import { startReading } from "./drops.ts";
 import {
@@ -57,7 +57,6 @@ export interface NetflowConfig {
 
 /** UDP flows with no bytes for this many polls in a row leave the kernel map. */
 const UDP_IDLE_POLLS = 3;
-const CGROUP_CANDIDATES = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"];
 
 /** Bits of `exclusions` in bpf/netflow.bpf.c. */
 const EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4;
@@ -194,17 +193,6 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   },
 };
 
-/** The cgroup v2 mount to hang the address hooks on. */
-function findCgroup(config: NetflowConfig): string {
-  if (config.cgroup) return config.cgroup;
-  for (const dir of CGROUP_CANDIDATES) {
-    // cgroup v2 has cgroup.controllers at its root; a v1 hierarchy does not. (libc: Deno
-    // guards /sys behind --allow-all.)
-    if (readable(`${dir}/cgroup.controllers`)) return dir;
-  }
-  return CGROUP_CANDIDATES[0];
-}
-
 /**
  * Fills the exclude maps and tells the kernel which ones to look at. On a reload the maps are
  * emptied first: a change takes effect at once, with no program reloaded.
@@ -247,8 +235,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     const iterator = stack.use(obj.program("dump_tcp").attachIterator());
     readIterator(iterator);
     const attached: string[] = [iterator.description];
-    const cgroup = findCgroup(config);
     try {
+      const cgroup = config.cgroup || cgroupV2Mount();
       for (const name of ["udp_sendmsg4", "udp_sendmsg6", "udp_recvmsg4", "udp_recvmsg6"]) {
         attached.push(stack.use(obj.program(name).attachCgroup(cgroup)).description);
       }
