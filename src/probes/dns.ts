@@ -155,7 +155,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     obj.load();
     for (const port of config.ports) {
       obj.map("dns_ports").update(
-        new Uint8Array(new Uint16Array([port]).buffer),
+        new Uint8Array(new Uint32Array([port]).buffer), // an array map: u32 keys
         new Uint8Array([1]),
       );
     }
