@@ -28,5 +28,16 @@ export function tempPipeline(yaml: string): string {
     suffix: ".yaml",
   });
   Deno.writeTextFileSync(path, yaml);
+  written.push(path);
   return path;
 }
+
+// Removed when the test process ends, so build/tmp does not fill up run after run.
+const written: string[] = [];
+globalThis.addEventListener("unload", () => {
+  for (const path of written) {
+    try {
+      Deno.removeSync(path);
+    } catch { /* already gone */ }
+  }
+});
