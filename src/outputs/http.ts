@@ -29,9 +29,10 @@
  *   logged at most once a minute, and the batches behind it go on.
  * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
  *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
- *   oldest batches are dropped first, counted as `reason=spool_full`) and are sent, oldest
+ *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
  *   first, before any newer batch once it is back; a restarted collector sends what the last
- *   one spooled. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
+ *   one spooled. With a spool, a full memory while the receiver answers (but slowly) pushes
+ *   back, which keeps batches in order. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
  *   queue then holds up to 10,000 records more and drops beyond, counted), `drop_oldest` or
  *   `drop_newest` (counted as `reason=buffer_full`).
  * - **Delivery is at-least-once.** A batch leaves memory or the spool only once the receiver
@@ -197,9 +198,18 @@ async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
 
 /** The line protocol of the `http` output's presets. */
 function lineProtocol(config: HttpConfig): Protocol<string> {
+  // Per record: the path of a measurement is built once, not once a record.
+  const paths = new Map<string, string>();
   return {
     encode: (record) => encodeLineProtocol(record, { rawStringControls: true }),
-    pathOf: (record) => endpoint(config, record.measurement),
+    pathOf: (record) => {
+      let path = paths.get(record.measurement);
+      if (path === undefined) {
+        path = endpoint(config, record.measurement);
+        paths.set(record.measurement, path);
+      }
+      return path;
+    },
     bodyOf: (lines) => lines.join("\n") + "\n",
     headers: () => headers(config, false),
   };
@@ -445,14 +455,17 @@ export class HttpSender<T> {
   /** Queues a closed batch, applying the buffer policy; a promise when the caller must wait. */
   #enqueue(batch: Batch<T>): void | Promise<void> {
     const limit = this.#config.buffer_records;
-    // Spooling (the receiver is down, or the spool still holds older batches): keep order.
-    if (this.#spool && (this.#spool.stats.batches > 0 || this.#queued + batch.records > limit)) {
+    // Order holds because memory only ever has batches older than the spool's, or none: the
+    // spool takes every batch while it holds any, and from the failure that spilled memory
+    // into it until it is empty again. While the receiver answers, a full memory pushes back
+    // (spooling then would send this batch before the one in flight).
+    if (this.#spool && (this.#spool.stats.batches > 0 || this.#down)) {
       this.#toSpool(batch);
       this.#wake?.();
       return;
     }
-    if (this.#queued + batch.records > limit && !this.#spool) {
-      switch (this.#config.when_full) {
+    if (this.#queued + batch.records > limit) {
+      switch (this.#spool ? "block" : this.#config.when_full) {
         case "drop_newest":
           this.#drop(batch.records, "buffer_full");
           return;
