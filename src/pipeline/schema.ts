@@ -255,3 +255,28 @@ function readValue(spec: KeySpec, v: unknown, at: At): unknown {
       return spec.parse(v, at);
   }
 }
+
+/**
+ * A `custom` parser for a list of integers in `min..max` (a single value counts as a list of
+ * one), each bad item reported at its position as "expected <what> (an integer min..max)".
+ * With `nonEmpty`, an empty list is reported too.
+ */
+export function integerList(what: string, min: number, max: number, nonEmpty = false) {
+  return (value: unknown, at: At): number[] | undefined => {
+    const list = Array.isArray(value) ? value : [value];
+    let ok = true;
+    if (nonEmpty && list.length === 0) {
+      at.report(`expected at least one ${what.replace(/^an? /, "")}, got an empty list`);
+      ok = false;
+    }
+    list.forEach((item, i) => {
+      if (typeof item !== "number" || !Number.isInteger(item) || item < min || item > max) {
+        (Array.isArray(value) ? at.child(i) : at).report(
+          `expected ${what} (an integer ${min}..${max}), got ${describeValue(item)}`,
+        );
+        ok = false;
+      }
+    });
+    return ok ? list as number[] : undefined;
+  };
+}

@@ -19,8 +19,7 @@
 import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs } from "../../ffi/libc.ts";
 import { BpfObject } from "../../ffi/object.ts";
 import { describeError } from "../errors.ts";
-import type { At } from "../pipeline/schema.ts";
-import { describeValue } from "../pipeline/schema.ts";
+import { integerList } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
@@ -49,21 +48,6 @@ export interface DnsConfig {
 
 const SIDES = ["outgoing", "incoming"];
 
-function parsePorts(value: unknown, at: At): number[] | undefined {
-  const list = Array.isArray(value) ? value : [value];
-  let ok = list.length > 0;
-  if (!ok) at.report("expected at least one port, got an empty list");
-  list.forEach((item, i) => {
-    if (typeof item !== "number" || !Number.isInteger(item) || item < 1 || item > 65535) {
-      (Array.isArray(value) ? at.child(i) : at).report(
-        `expected a port (an integer 1..65535), got ${describeValue(item)}`,
-      );
-      ok = false;
-    }
-  });
-  return ok ? list as number[] : undefined;
-}
-
 export const dnsProbe: StageDef<DnsConfig> = {
   type: "dns",
   kind: "probe",
@@ -72,7 +56,7 @@ export const dnsProbe: StageDef<DnsConfig> = {
     ports: {
       type: "custom",
       default: [53],
-      parse: parsePorts,
+      parse: integerList("a port", 1, 65535, true),
       doc: "DNS ports: a packet with one of them at either end is DNS",
     },
     sides: {

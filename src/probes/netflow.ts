@@ -22,7 +22,7 @@ import { BpfObject, readIterator } from "../../ffi/object.ts";
 import type { BpfLink } from "../../ffi/link.ts";
 import type { BpfMap } from "../../ffi/map.ts";
 import { describeError } from "../errors.ts";
-import { type At, describeValue } from "../pipeline/schema.ts";
+import { type At, describeValue, integerList } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { bpfObjectPath } from "../system/preflight.ts";
@@ -60,22 +60,6 @@ const UDP_IDLE_POLLS = 3;
 
 /** Bits of `exclusions` in bpf/netflow.bpf.c. */
 const EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4;
-
-function integerList(what: string, min: number, max: number) {
-  return (value: unknown, at: At): number[] | undefined => {
-    const list = Array.isArray(value) ? value : [value];
-    let ok = true;
-    list.forEach((item, i) => {
-      if (typeof item !== "number" || !Number.isInteger(item) || item < min || item > max) {
-        (Array.isArray(value) ? at.child(i) : at).report(
-          `expected ${what} (an integer ${min}..${max}), got ${describeValue(item)}`,
-        );
-        ok = false;
-      }
-    });
-    return ok ? list as number[] : undefined;
-  };
-}
 
 function parseCidrs(value: unknown, at: At): string[] | undefined {
   const list = Array.isArray(value) ? value : [value];
