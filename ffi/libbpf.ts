@@ -14,6 +14,11 @@ const symbols = {
     parameters: ["buffer", "pointer"], // const char *path, const struct bpf_object_open_opts *opts
     result: "pointer", // struct bpf_object *
   },
+  bpf_object__open_mem: {
+    // const void *obj_buf, size_t obj_buf_sz, const struct bpf_object_open_opts *opts
+    parameters: ["buffer", "usize", "buffer"],
+    result: "pointer", // struct bpf_object *
+  },
   bpf_object__load: { parameters: ["pointer"], result: "i32" }, // struct bpf_object *obj
   bpf_object__close: { parameters: ["pointer"], result: "void" }, // struct bpf_object *obj
   bpf_object__find_program_by_name: {

@@ -25,10 +25,13 @@ const leaks = new FinalizationRegistry<string>((what) => warnLeak("BpfObject", w
  */
 export class BpfObject implements Disposable {
   #ptr: Deno.PointerObject | null;
+  // open_mem's ELF buffer: libbpf may read it until the object is closed, so it lives as long.
+  #bytes?: Uint8Array;
   readonly path: string;
 
-  private constructor(ptr: Deno.PointerObject, path: string) {
+  private constructor(ptr: Deno.PointerObject, path: string, bytes?: Uint8Array) {
     this.#ptr = ptr;
+    this.#bytes = bytes;
     this.path = path;
     leaks.register(this, path, this);
   }
@@ -41,6 +44,26 @@ export class BpfObject implements Disposable {
       path,
     );
     return new BpfObject(ptr, path);
+  }
+
+  /**
+   * Opens an object from its bytes (embedded in a bundle or a compiled binary). `name` becomes
+   * the object's name, which libbpf prefixes to its global-variable maps (`bash.rodata`).
+   */
+  static openMemory(bytes: Uint8Array<ArrayBuffer>, name: string): BpfObject {
+    // struct bpf_object_open_opts, its first two members: size_t sz; const char *object_name.
+    // A smaller sz than libbpf's own is how libbpf's ABI says "the rest is unset".
+    const cName = cString(name);
+    const opts = new BigUint64Array([
+      16n,
+      BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(cName))),
+    ]);
+    const ptr = checkPtr(
+      libbpf().bpf_object__open_mem(bytes, BigInt(bytes.byteLength), new Uint8Array(opts.buffer)),
+      "bpf_object__open_mem",
+      name,
+    );
+    return new BpfObject(ptr, `${name} (embedded)`, bytes);
   }
 
   /** Verifies and loads every program and creates every map. */
@@ -78,6 +101,7 @@ export class BpfObject implements Disposable {
     if (!this.#ptr) return;
     libbpf().bpf_object__close(this.#ptr);
     this.#ptr = null;
+    this.#bytes = undefined;
     leaks.unregister(this);
   }
 

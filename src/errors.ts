@@ -61,14 +61,13 @@ export class ConfigErrors extends UserError {
 
 /**
  * Says why a file could not be read: missing, or outside what `--allow-read` grants (the
- * default `deno task run` grants the project folder, /etc/passwd and the system binary and
- * library folders).
+ * default `deno task run` grants the project folder, /etc/passwd and /bin/bash).
  */
 export function whyUnreadable(path: string, e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file";
   if (e instanceof Deno.errors.NotCapable) {
-    return `not allowed by this run's --allow-read; add ${path} to it (deno.json tasks.run), ` +
-      "or move the file into the project folder";
+    return `this process does not hold --allow-read=${path}: add it, or move the file into ` +
+      "the project folder (deno task run may read it; deno.json `permissions`)";
   }
   return e instanceof Error ? e.message : String(e);
 }

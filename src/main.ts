@@ -11,7 +11,13 @@ import { describeError, UserError } from "./errors.ts";
 import { type Logger, stderrLogger } from "./log.ts";
 import { loadPipeline } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
-import { explainDot, explainText, missingPermission } from "./pipeline/explain.ts";
+import { explainDot, explainText } from "./pipeline/explain.ts";
+import {
+  checkParsePermissions,
+  checkPermissions,
+  missingPermission,
+  revokeStartupPermissions,
+} from "./pipeline/permissions.ts";
 import { Recorder, replayFile } from "./pipeline/replay.ts";
 import { runPipelineTests } from "./pipeline/tests.ts";
 import { LiveClock } from "./pipeline/clock.ts";
@@ -43,6 +49,7 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function collect(options: CliOptions, log: Logger): Promise<number> {
+  checkParsePermissions();
   const pipeline = loadPipeline(options.pipeline);
   for (const w of pipeline.warnings) log.warn(w.message);
   if (options.check) {
@@ -54,9 +61,21 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     await Deno.stdout.write(new TextEncoder().encode(text));
     return 0;
   }
+  if (options.test) return await runPipelineTests(pipeline, log);
+  // Before anything starts: a missing permission is one line naming the flag, not a failure
+  // halfway through attaching.
+  checkPermissions(pipeline, { probes: !options.replay });
+  if (
+    options.record &&
+    Deno.permissions.querySync({ name: "write", path: options.record }).state !== "granted"
+  ) {
+    throw new UserError(
+      `--record needs --allow-write=${options.record}, which this process does not hold`,
+      2,
+    );
+  }
   const counters = new Counters();
   const host = Deno.hostname();
-  if (options.test) return await runPipelineTests(pipeline, log);
   if (options.replay) {
     const started = performance.now();
     const n = await replayFile(pipeline, options.replay, { host, counters, log });
@@ -78,6 +97,8 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     { host, counters, log, clock: new LiveClock() },
     { tap: recorder && ((probe, record, side) => recorder.add(probe, record, side)) },
   );
+  const revoked = await revokeStartupPermissions(options.record);
+  log.debug(`gave up ${revoked.join(" ") || "nothing"} after attaching`);
   log.info(
     `collecting with ${pipeline.file} (${(performance.now() - started).toFixed(0)} ms to attach)` +
       (options.durationMs ? ` for ${formatDuration(options.durationMs)}` : "; Ctrl-C stops") +
@@ -90,7 +111,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     reloading = reloading.then(async () => {
       try {
         const next = loadPipeline(options.pipeline);
-        const missing = missingPermission(next);
+        const missing = missingPermission(next, { running: true });
         if (missing) throw new UserError(`it needs ${missing}, which this process does not hold`);
         for (const w of next.warnings) log.warn(w.message);
         const r = await running.reload(next);

@@ -5,78 +5,8 @@
  */
 import type { Pipeline, StageNode } from "./load.ts";
 import { defaultOf, type KeySpec } from "./schema.ts";
+import { runCommand } from "./permissions.ts";
 import { formatDuration, formatSize } from "../units.ts";
-
-/** Environment variables the `yaml` package reads (debug switches), always granted. */
-const YAML_ENV = ["LOG_TOKENS", "LOG_STREAM"];
-
-/**
- * The first permission `pipeline` needs that this process does not hold, as the flag that
- * grants it (e.g. `--allow-write=/var/log/b.jsonl`), or undefined when it holds them all.
- */
-export function missingPermission(pipeline: Pipeline): string | undefined {
-  const q = (d: Deno.PermissionDescriptor) => Deno.permissions.querySync(d).state === "granted";
-  for (const s of pipeline.stages) {
-    const e = s.def.explain?.(s.config);
-    for (const path of e?.reads ?? []) {
-      if (!q({ name: "read", path })) return `--allow-read=${path}`;
-    }
-    for (const path of e?.writes ?? []) {
-      if (!q({ name: "write", path })) return `--allow-write=${path}`;
-    }
-    for (const host of e?.net ?? []) {
-      if (!q({ name: "net", host })) return `--allow-net=${host}`;
-    }
-    if (s.kind === "probe" && !q({ name: "ffi" })) return "--allow-ffi";
-  }
-  for (const variable of pipeline.source.variables) {
-    if (!q({ name: "env", variable })) return `--allow-env=${variable}`;
-  }
-  return undefined;
-}
-
-/** The Deno permission flags `pipeline` needs, as `deno run` arguments. */
-export function permissionFlags(pipeline: Pipeline): string[] {
-  const reads = new Set<string>([".", pipeline.file]);
-  const writes = new Set<string>(), net = new Set<string>();
-  for (const s of pipeline.stages) {
-    const e = s.def.explain?.(s.config);
-    e?.net?.forEach((h) => net.add(h));
-    // A path that came from ${VAR} is shown as written (a shell expands it), never its value.
-    const shown = templatesOf(pipeline, s);
-    // A derived path (a rotated `out.jsonl.1`) keeps the ${VAR} of the path it extends.
-    const asWritten = (p: string) => {
-      for (const [value, template] of shown) {
-        if (p === value || p.startsWith(`${value}.`)) return template + p.slice(value.length);
-      }
-      return p;
-    };
-    e?.reads?.forEach((p) => reads.add(asWritten(p)));
-    e?.writes?.forEach((p) => writes.add(asWritten(p)));
-  }
-  const env = [...YAML_ENV, ...pipeline.source.variables];
-  const flags = [
-    // Plain --allow-ffi: a path-scoped one breaks UnsafePointerView (denoland/deno#15511).
-    ...(pipeline.stages.some((s) => s.kind === "probe") ? ["--allow-ffi"] : []),
-    `--allow-read=${[...reads].join(",")}`,
-    ...(writes.size ? [`--allow-write=${[...writes].join(",")}`] : []),
-    "--allow-sys=hostname",
-    `--allow-env=${env.join(",")}`,
-    "--deny-run",
-    net.size ? `--allow-net=${[...net].join(",")}` : "--deny-net",
-  ];
-  return flags;
-}
-
-/** Substituted value → the text as written, for the stage's keys that used `${VAR}`. */
-function templatesOf(pipeline: Pipeline, s: StageNode): Map<string, string> {
-  const shown = new Map<string, string>();
-  for (const [key, value] of Object.entries(s.raw)) {
-    const template = pipeline.source.template(`${s.section}.${s.name}.${key}`);
-    if (template !== undefined && typeof value === "string") shown.set(value, template);
-  }
-  return shown;
-}
 
 /** `--explain`: a readable account of the pipeline. */
 export function explainText(pipeline: Pipeline): string {
@@ -113,7 +43,7 @@ export function explainText(pipeline: Pipeline): string {
   lines.push(
     "",
     "permissions this pipeline needs:",
-    `  deno run ${permissionFlags(pipeline).join(" ")} src/main.ts --pipeline ${pipeline.file}`,
+    `  ${runCommand(pipeline)}`,
   );
   return lines.join("\n") + "\n";
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { explainDot, explainText, permissionFlags } from "./explain.ts";
+import { explainDot, explainText } from "./explain.ts";
+import { permissionFlags } from "./permissions.ts";
 import { parsePipeline } from "./load.ts";
 
 const TEXT = `version: 1
@@ -36,7 +37,7 @@ Deno.test("permissionFlags() derives reads and env from the stages and the varia
   const flags = permissionFlags(parsePipeline("p.yaml", TEXT, () => undefined));
   assert.deepEqual(flags, [
     "--allow-ffi",
-    "--allow-read=.,p.yaml,${BASH_PATH:-/bin/bash},/etc/passwd",
+    "--allow-read=p.yaml,${BASH_PATH:-/bin/bash},/etc/passwd",
     "--allow-sys=hostname",
     "--allow-env=LOG_TOKENS,LOG_STREAM,BASH_PATH",
     "--deny-run",

@@ -7,11 +7,10 @@
  * preferred to `readline`: it returns the same line, and also for the readline call already
  * waiting at the prompt when we attach, which a probe on `readline` misses.
  */
-import { BpfObject } from "../../ffi/object.ts";
 import { bootToRealtimeOffsetNs } from "../../ffi/libc.ts";
 import { UserError, whyUnreadable } from "../errors.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
-import { bpfObjectPath } from "../system/preflight.ts";
+import { openBpfObject } from "../system/bpf_objects.ts";
 import { definedFunctions, ElfError, neededLibraries } from "../system/elf.ts";
 import { systemUserNames } from "../system/users.ts";
 import {
@@ -150,7 +149,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
 
   const stack = new DisposableStack(); // closes ring, then link, then object
   try {
-    const obj = stack.use(BpfObject.open(bpfObjectPath("bash")));
+    const obj = stack.use(openBpfObject("bash"));
     const settings = obj.map(".rodata").initialValue();
     if (settings.length !== BASH_SETTINGS_LAYOUT.size) {
       throw new Error(

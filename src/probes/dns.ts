@@ -17,12 +17,11 @@
  * reassembly and decoding are in dns_messages.ts.
  */
 import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs } from "../../ffi/libc.ts";
-import { BpfObject } from "../../ffi/object.ts";
 import { describeError } from "../errors.ts";
 import { integerList } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
-import { bpfObjectPath } from "../system/preflight.ts";
+import { openBpfObject } from "../system/bpf_objects.ts";
 import { startReading } from "./drops.ts";
 import {
   decodeDnsEvent,
@@ -127,7 +126,7 @@ export const dnsProbe: StageDef<DnsConfig> = {
 function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
   const stack = new DisposableStack();
   try {
-    const obj = stack.use(BpfObject.open(bpfObjectPath("dns")));
+    const obj = stack.use(openBpfObject("dns"));
     const settings = obj.map(".rodata").initialValue();
     if (settings.length !== DNS_SETTINGS_LAYOUT.size) {
       throw new Error(`dns .rodata is ${settings.length} bytes, not ${DNS_SETTINGS_LAYOUT.size}`);

@@ -25,7 +25,7 @@ import { describeError } from "../errors.ts";
 import { type At, describeValue, integerList } from "../pipeline/schema.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
-import { bpfObjectPath } from "../system/preflight.ts";
+import { openBpfObject } from "../system/bpf_objects.ts";
 import { startReading } from "./drops.ts";
 import {
   cidrKey,
@@ -207,7 +207,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
   const accounts = new FlowAccounts();
   const stack = new DisposableStack(); // closes ring and links, then the object
   try {
-    const obj = stack.use(BpfObject.open(bpfObjectPath("netflow")));
+    const obj = stack.use(openBpfObject("netflow"));
     obj.map("tcp_socks").setMaxEntries(config.max_sockets);
     obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
     obj.map("events").setMaxEntries(config.ring_buffer_size);

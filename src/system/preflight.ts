@@ -29,16 +29,3 @@ export function checkKernelAccess(): void {
     );
   }
 }
-
-/** Path of a compiled BPF object; a missing one is a setup step not yet run. */
-export function bpfObjectPath(name: string): string {
-  const path = new URL(`../../build/bpf/${name}.bpf.o`, import.meta.url).pathname;
-  try {
-    Deno.statSync(path);
-  } catch {
-    throw new UserError(
-      `BPF object ${path} is missing: build it with ./scripts/setup.sh (or deno task build)`,
-    );
-  }
-  return path;
-}
