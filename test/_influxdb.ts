@@ -6,6 +6,8 @@
  * EBPF_REQUIRE_KERNEL_TESTS=1, as kernel tests do).
  */
 
+import { findInPath, freePorts, ServerProcess, serverTest } from "./_server_process.ts";
+
 /** A running (or stopped) test InfluxDB; disposing it kills it and deletes its data. */
 export interface Influxdb extends AsyncDisposable {
   /** HTTP API port on 127.0.0.1; stays the same across stop() and start(). */
@@ -34,18 +36,6 @@ export interface Influxdb extends AsyncDisposable {
   start(): Promise<void>;
 }
 
-const STARTUP_TIMEOUT_MS = 20_000;
-const STOP_TIMEOUT_MS = 15_000;
-
-function findInPath(tool: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${tool}`).isFile) return `${dir}/${tool}`;
-    } catch { /* not here */ }
-  }
-  return undefined;
-}
-
 /** Why an InfluxDB test cannot run here, or undefined when it can. */
 export function influxdbSkipReason(): string | undefined {
   return findInPath("influxd") ? undefined : "influxd not installed";
@@ -64,29 +54,7 @@ export function influxdbSkipReason(): string | undefined {
  * ```
  */
 export function influxTest(name: string, fn: () => Promise<void> | void): void {
-  const reason = influxdbSkipReason();
-  if (reason && Deno.env.get("EBPF_REQUIRE_KERNEL_TESTS") === "1") {
-    Deno.test(`${name} [influxdb]`, () => {
-      throw new Error(`InfluxDB test could not run (${reason}) and EBPF_REQUIRE_KERNEL_TESTS=1`);
-    });
-    return;
-  }
-  Deno.test({
-    name: reason ? `${name} [skipped: ${reason}]` : `${name} [influxdb]`,
-    ignore: reason !== undefined,
-    fn,
-  });
-}
-
-/** `n` distinct free loopback ports (all held open while picking, so they differ). */
-function freePorts(n: number): number[] {
-  const listeners = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = listeners.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of listeners) l.close();
-  return ports;
+  serverTest("influxd", "influxdb", name, fn);
 }
 
 /**
@@ -173,96 +141,33 @@ class TestInfluxdb implements Influxdb {
   readonly port: number;
   readonly url: string;
   readonly dir: string;
-  readonly #config: string;
-  readonly #log: string;
-  #child?: Deno.ChildProcess;
-  #status?: Promise<Deno.CommandStatus>;
-  #exited = false;
-  #pumps: Promise<void>[] = [];
+  readonly #server: ServerProcess;
 
   constructor(dir: string) {
     const [httpPort, rpcPort] = freePorts(2);
     this.port = httpPort;
     this.url = `http://127.0.0.1:${httpPort}`;
     this.dir = dir;
-    this.#config = `${dir}/influxdb.conf`;
-    this.#log = `${dir}/influxd.log`;
-    Deno.writeTextFileSync(this.#config, config(dir, httpPort, rpcPort));
-  }
-
-  /** The last lines influxd wrote (stdout and stderr), for error messages. */
-  logTail(chars = 4000): string {
-    let text = "";
-    try {
-      text = Deno.readTextFileSync(this.#log);
-    } catch { /* not written yet */ }
-    return text.length > chars ? `...${text.slice(-chars)}` : text || "(influxd wrote nothing)";
-  }
-
-  async start(): Promise<void> {
-    if (this.#child) return;
-    const child = new Deno.Command(findInPath("influxd") ?? "influxd", {
-      args: ["run", "-config", this.#config],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#child = child;
-    this.#exited = false;
-    this.#status = child.status.finally(() => this.#exited = true);
-    const sink = (stream: ReadableStream<Uint8Array>) =>
-      Deno.open(this.#log, { append: true, create: true }).then((file) =>
-        stream.pipeTo(file.writable)
-      );
-    this.#pumps = [sink(child.stdout), sink(child.stderr)];
-
-    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-    while (true) {
-      if (this.#exited) {
-        const status = await this.#status;
-        await Promise.allSettled(this.#pumps);
-        this.#child = undefined;
-        throw new Error(
-          `influxd exited with code ${status.code} while starting:\n${this.logTail()}`,
-        );
-      }
-      try {
+    const conf = `${dir}/influxdb.conf`;
+    Deno.writeTextFileSync(conf, config(dir, httpPort, rpcPort));
+    this.#server = new ServerProcess(
+      "influxd",
+      ["run", "-config", conf],
+      `${dir}/influxd.log`,
+      async () => {
         const res = await fetch(`${this.url}/ping`, { signal: AbortSignal.timeout(1000) });
         await res.body?.cancel();
-        if (res.status === 204) return;
-      } catch { /* not listening yet */ }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `influxd did not answer ${this.url}/ping within ${STARTUP_TIMEOUT_MS} ms:\n${this.logTail()}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
+        return res.status === 204;
+      },
+    );
   }
 
-  async stop(signal: Deno.Signal = "SIGTERM"): Promise<void> {
-    const child = this.#child;
-    if (!child) return;
-    try {
-      child.kill(signal);
-    } catch { /* already exited */ }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<"timeout">((r) =>
-      timer = setTimeout(() => r("timeout"), STOP_TIMEOUT_MS)
-    );
-    const outcome = await Promise.race([this.#status!, timedOut]);
-    clearTimeout(timer);
-    if (outcome === "timeout") {
-      try {
-        child.kill("SIGKILL");
-      } catch { /* exited just now */ }
-      await this.#status;
-    }
-    await Promise.allSettled(this.#pumps);
-    this.#child = undefined;
-    if (outcome === "timeout") {
-      throw new Error(`influxd did not stop within ${STOP_TIMEOUT_MS} ms of ${signal}`);
-    }
+  start(): Promise<void> {
+    return this.#server.start();
+  }
+
+  stop(signal: Deno.Signal = "SIGTERM"): Promise<void> {
+    return this.#server.stop(signal);
   }
 
   async query(q: string, db?: string): Promise<unknown[]> {
