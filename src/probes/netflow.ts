@@ -262,11 +262,15 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
 
     const udpFlows = obj.map("udp_flows");
     const poll = () => {
+      const started = performance.now();
       ring.drain(); // closes first: their sockets are no longer listed
       emit(mergeDeltas([...readTcp(iterator, accounts, decodeFailed), ...readUdp(udpFlows)]));
       const size = accounts.size;
       ctx.counters.set("tracked_tcp_sockets", BigInt(size.tcpSockets));
       ctx.counters.set("tracked_udp_flows", BigInt(size.udpFlows));
+      // How a poll's cost grows with open sockets (scripts/bench.ts reads these two).
+      ctx.counters.add("polls");
+      ctx.counters.add("poll_time_us", Math.round((performance.now() - started) * 1000));
     };
     const readUdp = function* (map: BpfMap): Generator<FlowDelta> {
       const idle: Uint8Array<ArrayBuffer>[] = [];
