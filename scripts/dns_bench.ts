@@ -8,9 +8,14 @@
  *
  * Run as root, with dnsmasq and python3 installed. Prints the query rate the client reached,
  * the requests the collector reported, its drops, and its CPU (% of one core) over the run.
+ * `deno task bench` measures the same client's rate with the collector off and on.
  */
 import { parseArgs } from "node:util";
-import { ROOT, runTaskArgs, tempPipeline } from "../test/_run_command.ts";
+import { tempPipeline } from "../test/_run_command.ts";
+import { freePort, sleep } from "./bench/child.ts";
+import { Collector } from "./bench/collector.ts";
+import { dnsQueries, startDnsmasq } from "./bench/dns.ts";
+import { clockTicksPerSecond, cpuTicks } from "./bench/proc.ts";
 
 const { values } = parseArgs({
   options: {
@@ -20,101 +25,34 @@ const { values } = parseArgs({
   },
 });
 const queries = Number(values.queries), window = Number(values.window), rate = Number(values.rate);
-const port = 5300 + Math.floor(Math.random() * 600);
+const port = freePort();
+const DRAIN_S = 3;
 
-// A client that keeps `window` queries in flight on one socket and counts the answers.
-const CLIENT = `
-import socket, struct, sys, time
-n, window, port, rate = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(("127.0.0.1", port)); s.settimeout(2)
-q = lambda i: struct.pack(">HHHHHH", i & 0xffff, 0x0100, 1, 0, 0, 0) + b"\\x05bench\\x04test\\x00\\x00\\x01\\x00\\x01"
-sent = got = 0; start = time.time()
-while got < n:
-    while sent < n and sent - got < window:
-        if rate and sent > rate * (time.time() - start):
-            break
-        s.send(q(sent)); sent += 1
-    if rate and sent == got:
-        time.sleep(0.0005); continue
-    try:
-        s.recv(512); got += 1
-    except socket.timeout:
-        break
-print(got, time.time() - start)
-`;
-
-function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks (100/s)
-}
-
-const dnsmasq = new Deno.Command("dnsmasq", {
-  args: [
-    "--no-daemon",
-    "--no-resolv",
-    "--no-hosts",
-    `--port=${port}`,
-    "--listen-address=127.0.0.1",
-    "--bind-interfaces",
-    "--user=root",
-    "--pid-file=",
-    "--address=/bench.test/127.0.0.7",
-    "--cache-size=0",
-    "--log-facility=/dev/null",
-  ],
-  stdout: "null",
-  stderr: "null",
-}).spawn();
-const pipeline = tempPipeline(`version: 1
+await using dnsmasq = await startDnsmasq(port);
+await using collector = await Collector.start(tempPipeline(`version: 1
 probes:
   dns: { type: dns, ports: [${port}], timeout: 2s }
 outputs:
   sink: { type: stdout, inputs: [dns], format: json }
-`);
-const command = runTaskArgs();
-const collector = new Deno.Command(Deno.execPath(), {
-  args: [...command, "--pipeline", pipeline],
-  cwd: ROOT,
-  stdout: "null",
-  stderr: "piped",
-}).spawn();
-let stderr = "";
-const pump = (async () => {
-  for await (const chunk of collector.stderr.pipeThrough(new TextDecoderStream())) stderr += chunk;
-})();
-while (!stderr.includes("collecting with")) {
-  if (stderr.includes("error")) throw new Error(stderr);
-  await new Promise((r) => setTimeout(r, 50));
-}
-await new Promise((r) => setTimeout(r, 300));
+`));
+await sleep(300);
 
 const ticks0 = cpuTicks(collector.pid);
-const out = await new Deno.Command("python3", {
-  args: ["-c", CLIENT, String(queries), String(window), String(port), String(rate)],
-  stdout: "piped",
-}).output();
-const [answered, seconds] = new TextDecoder().decode(out.stdout).trim().split(" ").map(Number);
-await new Promise((r) => setTimeout(r, 3000)); // the collector drains; no timeouts pending
-const ticks = cpuTicks(collector.pid) - ticks0;
-collector.kill("SIGINT");
-await collector.status;
-await pump;
-dnsmasq.kill("SIGTERM");
-await dnsmasq.status;
-await Deno.remove(pipeline).catch(() => {});
+const { answered, seconds } = await dnsQueries({ port, queries, window, rate });
+await sleep(DRAIN_S * 1000); // the collector drains; no timeouts pending
+const cpuSeconds = (cpuTicks(collector.pid) - ticks0) / await clockTicksPerSecond();
+const summary = await collector.stop();
+await dnsmasq.stop("SIGTERM");
 
-const counter = (name: string) =>
-  Number(new RegExp(`${name}\\{stage=dns\\}=(\\d+)`).exec(stderr)?.[1] ?? NaN);
-const reported = counter("records_out");
+const counter = (name: string) => summary.get(name, "dns");
 console.log(`queries answered by dnsmasq: ${answered} of ${queries} in ${seconds.toFixed(2)} s`);
 console.log(`query rate: ${(answered / seconds).toFixed(0)} queries/s`);
 console.log(
-  `requests reported: ${reported} (ring_lost ${counter("ring_lost")}, ` +
+  `requests reported: ${counter("records_out")} (ring_lost ${counter("ring_lost")}, ` +
     `malformed ${counter("malformed")}, unmatched ${counter("unmatched_responses")})`,
 );
 console.log(
   `collector CPU: ${
-    (ticks / (seconds + 3)).toFixed(1)
-  }% of one core over the run and the 3 s after`,
+    (cpuSeconds / (seconds + DRAIN_S) * 100).toFixed(1)
+  }% of one core over the run and the ${DRAIN_S} s after`,
 );

@@ -1,0 +1,91 @@
+/**
+ * The collector as a user runs it (`deno task run`'s command line, as root) with a pipeline the
+ * benchmark writes: started, waited for until it says it is attached, stopped with SIGINT, and
+ * its stderr read for the attach time and the counters of its exit summary.
+ */
+import { parse, stringify } from "yaml";
+import { ROOT, runTaskArgs, tempPipeline } from "../../test/_run_command.ts";
+import { Child } from "./child.ts";
+
+/**
+ * The default pipeline.yaml with `dns` also watching `dnsPort` (the benchmark's dnsmasq does
+ * not take port 53 from the machine's own resolver).
+ */
+export function defaultPipelineWithDnsPort(dnsPort: number): string {
+  const pipeline = parse(Deno.readTextFileSync(`${ROOT}pipeline.yaml`));
+  const dns = pipeline.probes.dns;
+  dns.ports = [...(dns.ports ?? [53]), dnsPort];
+  return tempPipeline(stringify(pipeline));
+}
+
+/** The counters of the collector's exit summary (`name{stage=x}=n ...`). */
+export class Summary {
+  readonly #values = new Map<string, number>();
+
+  constructor(stderr: string) {
+    const line = stderr.match(/^summary: (.*)$/m)?.[1] ?? "";
+    for (const [, name, stage, value] of line.matchAll(/(\w+)\{stage=([^}]*)\}=(\d+)/g)) {
+      this.#values.set(`${name}/${stage}`, Number(value));
+    }
+  }
+
+  /** One stage's counter, or the sum over every stage when `stage` is left out. */
+  get(name: string, stage?: string): number {
+    if (stage !== undefined) return this.#values.get(`${name}/${stage}`) ?? 0;
+    let total = 0;
+    for (const [key, value] of this.#values) if (key.startsWith(`${name}/`)) total += value;
+    return total;
+  }
+}
+
+/** Counters that mean an event the kernel saw never reached the collector whole. */
+export const LOSS_COUNTERS = ["ring_lost", "sockets_full", "flows_full", "decode_errors"];
+
+/** A running collector. */
+export class Collector implements AsyncDisposable {
+  readonly child: Child;
+  /** What the collector says attaching took ("(N ms to attach)"). */
+  attachMs = NaN;
+
+  private constructor(child: Child) {
+    this.child = child;
+  }
+
+  /** Starts the collector and waits for its "collecting with" line; `stdout` piped or not. */
+  static async start(pipeline: string, options: { readStdout?: boolean } = {}): Promise<Collector> {
+    const child = new Child(Deno.execPath(), [...runTaskArgs(), "--pipeline", pipeline], {
+      discardStdout: !options.readStdout,
+    });
+    const collector = new Collector(child);
+    try {
+      await child.waitFor("the collector", () => child.stderr.includes("collecting with"));
+    } catch (e) {
+      await child.stop("SIGKILL");
+      throw e;
+    }
+    collector.attachMs = Number(child.stderr.match(/\((\d+) ms to attach\)/)?.[1]);
+    return collector;
+  }
+
+  get pid(): number {
+    return this.child.pid;
+  }
+
+  /** SIGINT, as a user stops it; its summary, or an error with its stderr if it failed. */
+  async stop(): Promise<Summary> {
+    const status = await this.child.stop("SIGINT");
+    if (!status.success) {
+      throw new Error(`the collector exited with code ${status.code}:\n${this.child.stderr}`);
+    }
+    return new Summary(this.child.stderr);
+  }
+
+  /** Warnings it logged (events lost, probes disabled), one per line. */
+  warnings(): string[] {
+    return this.child.stderr.split("\n").filter((line) => /warn|lost|disabled/i.test(line));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.child.stop("SIGKILL");
+  }
+}
