@@ -90,6 +90,8 @@ int BPF_KRETPROBE(handle_readline, const char *line) /* BPF_URETPROBE needs libb
 	}
 
 	e->boot_ns = bpf_ktime_get_boot_ns();
+	/* Read here, in the bash's own context: no race with the process moving or exiting. */
+	e->cgroup_id = bpf_get_current_cgroup_id();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->uid = (__u32)bpf_get_current_uid_gid();
 	len = e->cmd_bytes;

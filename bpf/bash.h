@@ -12,6 +12,7 @@
 
 struct bash_event {
 	__u64 boot_ns;   /* bpf_ktime_get_boot_ns() when readline returned */
+	__u64 cgroup_id; /* the bash's cgroup v2 id (its directory's inode), for container attribution */
 	__u32 pid;       /* tgid of the bash process */
 	__u32 uid;       /* real uid */
 	__u32 cmd_len;   /* full length of the line in bytes, even when longer than captured */
@@ -19,7 +20,7 @@ struct bash_event {
 	__u8 cmd[BASH_CMD_MAX + 1];
 };
 
-#define BASH_EVENT_HEADER_SIZE 24
+#define BASH_EVENT_HEADER_SIZE 32
 
 _Static_assert(__builtin_offsetof(struct bash_event, cmd) == BASH_EVENT_HEADER_SIZE,
 	       "update the TypeScript layout in src/probes/bash_event.ts");

@@ -164,6 +164,8 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 	e->remote_port = egress ? dport : sport;
 	e->pid = 0;
 	e->comm[0] = 0;
+	/* The socket's cgroup (set when it was created), not the current task's: softirq. */
+	e->cgroup_id = bpf_skb_cgroup_id(skb);
 	sk = skb->sk;
 	if (sk) {
 		sk = bpf_sk_fullsock(sk);

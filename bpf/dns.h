@@ -18,6 +18,7 @@ enum dns_side {
 
 struct dns_event {
 	__u64 boot_ns;
+	__u64 cgroup_id;   /* the local socket's cgroup v2 id (0: no socket), for containers */
 	__u32 pid; /* the local socket's owner, 0 when not seen yet */
 	__u32 payload_len; /* the packet's L4 payload length */
 	__u16 captured;    /* bytes of it in payload[] */
@@ -33,6 +34,9 @@ struct dns_event {
 	char comm[DNS_COMM_LEN];
 	__u8 payload[DNS_PAYLOAD_MAX];
 };
+
+_Static_assert(__builtin_offsetof(struct dns_event, payload) == 84,
+	       "update DNS_EVENT_LAYOUT in src/probes/dns_event.ts");
 
 /* Who owns a socket: set in process context (connect, sendmsg, recvmsg hooks). */
 struct dns_owner {

@@ -134,6 +134,16 @@ static __always_inline bool key_from_sock(struct flow_key *k, const struct sock_
 	return true;
 }
 
+/*
+ * The cgroup v2 id of the socket's cgroup: the one its creator was in (an accepted socket
+ * inherits its listener's). Read from the socket, so it does not race the process moving or
+ * exiting, and the iterator and the close tracepoint, which run in no owner's context, have it.
+ */
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
+}
+
 /* UDP server or client end: a port the application bound itself is a service's (incoming). */
 static __always_inline __u8 udp_direction(const struct sock *sk)
 {
@@ -311,6 +321,7 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 	else
 		fresh.direction = tcp_direction_guess(sk);
 	fill_tcp_event(&e, cookie, &fresh);
+	e.cgroup_id = sock_cgroup_id(sk);
 	/* Closing released the port (inet_put_port zeroes it) unless the application bound it. */
 	if (!e.key.local_port)
 		e.key.local_port = fresh.local_port;
@@ -356,6 +367,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	cookie = bpf_get_socket_cookie(sk);
 	tcp_info_of(cookie, sk, &info);
 	fill_tcp_event(&e, cookie, &info);
+	e.cgroup_id = sock_cgroup_id(sk);
 	read_tcp_counters(&e, tp, sk);
 	if (excluded(&e.key))
 		return 0;
@@ -388,6 +400,7 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 	counts = bpf_map_lookup_elem(&udp_flows, &k);
 	if (!counts) {
 		current_process_name(zero.comm);
+		zero.cgroup_id = sock_cgroup_id(sk);
 		/* EEXIST: another CPU created it first, which is fine. */
 		if (bpf_map_update_elem(&udp_flows, &k, &zero, BPF_NOEXIST) == -E2BIG) {
 			count_drop(DROP_FLOWS_FULL);
@@ -397,8 +410,11 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 		if (!counts)
 			return;
 	}
-	if (!counts->comm[0])
+	/* This CPU's slot of a flow another CPU created starts empty. */
+	if (!counts->comm[0]) {
 		current_process_name(counts->comm);
+		counts->cgroup_id = sock_cgroup_id(sk);
+	}
 	if (sent)
 		counts->bytes_written += bytes;
 	else

@@ -37,6 +37,7 @@ struct udp_counts {
 	__u64 bytes_read;
 	__u64 bytes_written;
 	char comm[NETFLOW_COMM_LEN];
+	__u64 cgroup_id; /* the socket's cgroup v2 id (0 in a CPU's slot that saw no datagram) */
 };
 
 /* TCP: what we know of a socket beyond its own counters (kernel map tcp_socks, by cookie). */
@@ -66,7 +67,14 @@ struct tcp_flow_event {
 	__u8 closed;
 	__u8 _pad[2];
 	char comm[NETFLOW_COMM_LEN];
+	__u64 cgroup_id; /* the socket's cgroup v2 id: the container the flow belongs to */
 };
+
+_Static_assert(sizeof(struct flow_key) == 48, "update FLOW_KEY_SIZE in src/probes/netflow_event.ts");
+_Static_assert(sizeof(struct udp_counts) == 40,
+	       "update UDP_COUNTS_SIZE in src/probes/netflow_event.ts");
+_Static_assert(sizeof(struct tcp_flow_event) == 112,
+	       "update TCP_FLOW_EVENT_SIZE in src/probes/netflow_event.ts");
 
 /*
  * The remote end of one unconnected UDP sendmsg/recvmsg, kept in the socket (sk_storage)

@@ -29,6 +29,13 @@ const symbols = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" }, // int clock_gettime(clockid_t, struct timespec *)
   access: { parameters: ["buffer", "i32"], result: "i32" }, // int access(const char *path, int mode)
   capget: { parameters: ["buffer", "buffer"], result: "i32" }, // int capget(cap_user_header_t, cap_user_data_t)
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t getdents64(int fd, void *dirp, size_t count)
+  open_by_handle_at: {
+    // int open_by_handle_at(int mount_fd, struct file_handle *handle, int flags)
+    parameters: ["i32", "buffer", "i32"],
+    result: "i32",
+  },
+  readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" }, // ssize_t readlink(const char *path, char *buf, size_t size)
   vsnprintf: {
     // int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap); va_list is a pointer on x86-64
     parameters: ["buffer", "usize", "pointer", "pointer"],
@@ -136,6 +143,87 @@ export function readKernelFile(path: string, maxBytes = 1 << 20): string {
       }
       used += n;
     }
+  } finally {
+    c.close(fd);
+  }
+}
+
+const O_DIRECTORY = 0o200000;
+const O_PATH = 0o10000000;
+const DT_DIR = 4;
+const FILEID_KERNFS = 0xfe;
+
+/**
+ * A directory's subdirectories, each with its inode number (getdents64's d_ino), through libc:
+ * for /sys/fs/cgroup, which Deno guards behind --allow-all. In cgroup v2 the inode number of a
+ * cgroup's directory is its cgroup id (the kernfs node id bpf_get_current_cgroup_id returns).
+ * Throws a LibbpfError carrying the errno (ENOENT when the directory went away).
+ */
+export function subdirectories(path: string): { name: string; ino: bigint }[] {
+  const c = libc();
+  const fd = c.open(new TextEncoder().encode(path + "\0"), O_RDONLY_CLOEXEC | O_DIRECTORY);
+  if (fd < 0) throw new LibbpfError("open", errno(), [], path);
+  try {
+    const out: { name: string; ino: bigint }[] = [];
+    const buf = new Uint8Array(32 * 1024);
+    const view = new DataView(buf.buffer);
+    const decoder = new TextDecoder();
+    for (;;) {
+      const n = Number(c.getdents64(fd, buf, BigInt(buf.length)));
+      if (n < 0) throw new LibbpfError("getdents64", errno(), [], path);
+      if (n === 0) return out;
+      // struct linux_dirent64 { u64 d_ino; s64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+      for (let at = 0; at < n;) {
+        const reclen = view.getUint16(at + 16, true);
+        if (buf[at + 18] === DT_DIR) {
+          const nameStart = at + 19;
+          const name = decoder.decode(buf.subarray(nameStart, buf.indexOf(0, nameStart)));
+          if (name !== "." && name !== "..") {
+            out.push({ name, ino: view.getBigUint64(at, true) });
+          }
+        }
+        at += reclen;
+      }
+    }
+  } finally {
+    c.close(fd);
+  }
+}
+
+/** An fd of a directory (to anchor open_by_handle_at, which refuses O_PATH); close with closeFd. */
+export function openDirectory(path: string): number {
+  const fd = libc().open(new TextEncoder().encode(path + "\0"), O_RDONLY_CLOEXEC | O_DIRECTORY);
+  if (fd < 0) throw new LibbpfError("open", errno(), [], path);
+  return fd;
+}
+
+/** Closes an fd from openDirectory. */
+export function closeFd(fd: number): void {
+  libc().close(fd);
+}
+
+/**
+ * The path of the kernfs node `id` (a cgroup v2 id) on the mount `mountFd` is on, found by
+ * open_by_handle_at(2) with a kernfs file handle and the fd's /proc/self/fd link. Needs
+ * CAP_DAC_READ_SEARCH. Throws a LibbpfError with the errno: ESTALE when no such cgroup exists
+ * (any more), EPERM without the capability.
+ */
+export function kernfsPathById(mountFd: number, id: bigint): string {
+  const c = libc();
+  // struct file_handle { unsigned int handle_bytes; int handle_type; unsigned char f_handle[8]; }
+  const handle = new Uint8Array(16);
+  const view = new DataView(handle.buffer);
+  view.setUint32(0, 8, true);
+  view.setInt32(4, FILEID_KERNFS, true);
+  view.setBigUint64(8, id, true);
+  const fd = c.open_by_handle_at(mountFd, handle, O_PATH | O_RDONLY_CLOEXEC);
+  if (fd < 0) throw new LibbpfError("open_by_handle_at", errno(), [], `cgroup id ${id}`);
+  try {
+    const buf = new Uint8Array(4096);
+    const link = new TextEncoder().encode(`/proc/self/fd/${fd}\0`);
+    const n = Number(c.readlink(link, buf, BigInt(buf.length)));
+    if (n < 0) throw new LibbpfError("readlink", errno(), [], `/proc/self/fd/${fd}`);
+    return new TextDecoder().decode(buf.subarray(0, n));
   } finally {
     c.close(fd);
   }

@@ -8,11 +8,12 @@ import type { Record } from "../record.ts";
 /** Byte offsets of `struct bash_event`, as in bpf/bash.h. */
 export const BASH_EVENT_LAYOUT = {
   boot_ns: 0,
-  pid: 8,
-  uid: 12,
-  cmd_len: 16,
-  cmd_bytes: 20,
-  cmd: 24,
+  cgroup_id: 8,
+  pid: 16,
+  uid: 20,
+  cmd_len: 24,
+  cmd_bytes: 28,
+  cmd: 32,
 } as const;
 
 /** `struct bash_settings` (bpf/bash.h): the `settings` rodata written before load. */
@@ -27,6 +28,8 @@ export const BASH_CMD_MAX = 16384;
 /** One decoded event; `cmd` is a view into the ring: copy or decode it before the call returns. */
 export interface BashEvent {
   bootNs: bigint;
+  /** The bash's cgroup v2 id, read in its own context (0: unknown). */
+  cgroupId: bigint;
   pid: number;
   uid: number;
   /** Full length of the line in bytes. */
@@ -53,6 +56,7 @@ export function decodeBashEvent(view: DataView, offset: number, length: number):
   }
   return {
     bootNs: view.getBigUint64(offset + L.boot_ns, true),
+    cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
     pid: view.getUint32(offset + L.pid, true),
     uid: view.getUint32(offset + L.uid, true),
     cmdLen: view.getUint32(offset + L.cmd_len, true),
@@ -97,8 +101,9 @@ export interface BashRecordContext {
 
 /**
  * Builds the `bash` record: tags host and source; fields cmd, message, pid (a string, as in
- * DataKit) and user; plus `truncated: true` and `cmd_length` (the full length in bytes) when
- * the command was cut.
+ * DataKit) and user; `cgroup_id` (an integer, for the `container` transform) when the kernel
+ * gave one; plus `truncated: true` and `cmd_length` (the full length in bytes) when the command
+ * was cut.
  */
 export function bashRecord(event: BashEvent, ctx: BashRecordContext): Record {
   // The kernel's own cut (at BASH_CMD_MAX) may have split the last character.
@@ -114,6 +119,7 @@ export function bashRecord(event: BashEvent, ctx: BashRecordContext): Record {
     fields: { cmd, message: bashMessage(time, pid, user, cmd), pid, user },
     time,
   };
+  if (event.cgroupId) record.fields.cgroup_id = event.cgroupId;
   if (kept.length < event.cmdLen) {
     record.fields.truncated = true;
     record.fields.cmd_length = BigInt(event.cmdLen);

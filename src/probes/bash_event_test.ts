@@ -14,10 +14,11 @@ const fatal = new TextDecoder("utf-8", { fatal: true }); // throws on a split ch
 
 // Offsets written out from `struct bash_event` in bpf/bash.h, not taken from BASH_EVENT_LAYOUT,
 // so a wrong layout constant fails here.
-const HEADER = 24;
+const HEADER = 32;
 
 interface Fixture {
   bootNs: bigint;
+  cgroupId?: bigint;
   pid: number;
   uid: number;
   cmdLen: number;
@@ -34,10 +35,11 @@ function ring(at: number, f: Fixture, size = 8192): DataView {
   new Uint8Array(buffer).fill(0xaa);
   const view = new DataView(buffer, 64);
   view.setBigUint64(at + 0, f.bootNs, true);
-  view.setUint32(at + 8, f.pid, true);
-  view.setUint32(at + 12, f.uid, true);
-  view.setUint32(at + 16, f.cmdLen, true);
-  view.setUint32(at + 20, f.cmdBytes, true);
+  view.setBigUint64(at + 8, f.cgroupId ?? 0n, true);
+  view.setUint32(at + 16, f.pid, true);
+  view.setUint32(at + 20, f.uid, true);
+  view.setUint32(at + 24, f.cmdLen, true);
+  view.setUint32(at + 28, f.cmdBytes, true);
   new Uint8Array(buffer, 64 + at + HEADER, f.cmd.length).set(f.cmd);
   return view;
 }
@@ -46,6 +48,7 @@ Deno.test("decodeBashEvent() reads every field of an event at a non-zero offset 
   const cmd = encoder.encode("ls -l /tmp");
   const view = ring(136, {
     bootNs: 0x8000_0000_0000_0001n, // needs all 64 unsigned bits
+    cgroupId: 0x9000_0000_0000_2a2an,
     pid: 4242,
     uid: 4_000_000_000, // above 2^31: must be read unsigned
     cmdLen: cmd.length,
@@ -56,6 +59,7 @@ Deno.test("decodeBashEvent() reads every field of an event at a non-zero offset 
   const event = decodeBashEvent(view, 136, HEADER + cmd.length);
 
   assert.equal(event.bootNs, 0x8000_0000_0000_0001n);
+  assert.equal(event.cgroupId, 0x9000_0000_0000_2a2an);
   assert.equal(event.pid, 4242);
   assert.equal(event.uid, 4_000_000_000);
   assert.equal(event.cmdLen, cmd.length);
@@ -91,7 +95,7 @@ Deno.test("decodeBashEvent() rejects a record shorter than its header with a Dec
 
   assert.throws(() => decodeBashEvent(view, 0, HEADER - 1), (e) => {
     assert.ok(e instanceof DecodeError);
-    assert.match(e.message, /23 bytes/);
+    assert.match(e.message, /31 bytes/);
     return true;
   });
   // The boundary itself is fine: a header and an empty command.
@@ -166,7 +170,14 @@ const CONTEXT: BashRecordContext = {
 /** An event as the decoder gives it: `captured` is what the kernel copied, `cmdLen` the full length. */
 function event(captured: string | Uint8Array, cmdLen?: number): BashEvent {
   const cmd = typeof captured === "string" ? encoder.encode(captured) : captured;
-  return { bootNs: 5_000_000_000n, pid: 4242, uid: 1000, cmdLen: cmdLen ?? cmd.length, cmd };
+  return {
+    bootNs: 5_000_000_000n,
+    cgroupId: 0n,
+    pid: 4242,
+    uid: 1000,
+    cmdLen: cmdLen ?? cmd.length,
+    cmd,
+  };
 }
 
 Deno.test("bashRecord() builds the bash record with DataKit's tags, fields and message", () => {
@@ -185,6 +196,13 @@ Deno.test("bashRecord() builds the bash record with DataKit's tags, fields and m
   });
   assert.equal(typeof record.fields.pid, "string");
   assert.equal(typeof record.time, "bigint");
+});
+
+Deno.test("bashRecord() carries the kernel's cgroup id as the integer field cgroup_id", () => {
+  const record = bashRecord({ ...event("ls"), cgroupId: 12_345n }, CONTEXT);
+
+  assert.equal(record.fields.cgroup_id, 12_345n);
+  assert.equal(record.tags.cgroup_id, undefined); // a field, never a series dimension
 });
 
 Deno.test("bashRecord() names the user by the event's uid", () => {

@@ -9,20 +9,21 @@ import type { DnsSegment } from "./dns_messages.ts";
 /** `struct dns_event`: member → byte offset. */
 export const DNS_EVENT_LAYOUT = {
   boot_ns: 0,
-  pid: 8,
-  payload_len: 12,
-  captured: 16,
-  family: 18,
-  transport: 19,
-  side: 20,
-  outbound: 21,
-  local_port: 22,
-  remote_port: 24,
-  _pad: 26,
-  local_addr: 28,
-  remote_addr: 44,
-  comm: 60,
-  payload: 76,
+  cgroup_id: 8,
+  pid: 16,
+  payload_len: 20,
+  captured: 24,
+  family: 26,
+  transport: 27,
+  side: 28,
+  outbound: 29,
+  local_port: 30,
+  remote_port: 32,
+  _pad: 34,
+  local_addr: 36,
+  remote_addr: 52,
+  comm: 68,
+  payload: 84,
 } as const;
 export const DNS_EVENT_HEADER = DNS_EVENT_LAYOUT.payload;
 export const DNS_PAYLOAD_MAX = 4096;
@@ -88,6 +89,7 @@ export function decodeDnsEvent(
       remoteIp: formatAddress(bytes.subarray(L.remote_addr, L.remote_addr + 16), ipv4),
       remotePort: view.getUint16(offset + L.remote_port, true),
       pid: view.getUint32(offset + L.pid, true),
+      cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
       comm: latin1.decode(nul < 0 ? commBytes : commBytes.subarray(0, nul)),
       payload: bytes.slice(L.payload, L.payload + captured),
       // The whole length, so TCP framing stays in step when the kernel copied only the start.

@@ -37,6 +37,8 @@ export interface DnsSegment {
   /** The local socket's process (0 / "" when unknown). */
   pid: number;
   comm: string;
+  /** The local socket's cgroup v2 id (0 or absent: unknown), for the `container` transform. */
+  cgroupId?: bigint;
   /** UDP: one DNS message; TCP: a segment of the 2-byte-length-prefixed stream. */
   payload: Uint8Array;
   /**
@@ -59,6 +61,7 @@ export interface DnsRequest extends
     | "remotePort"
     | "pid"
     | "comm"
+    | "cgroupId"
   > {
   /** The question name, lower case, no trailing dot ("" for the root). */
   name: string;
@@ -540,13 +543,16 @@ function request(
     truncated,
   };
   if (latencyNs !== undefined) r.latencyNs = latencyNs;
+  const cgroupId = q.cgroupId || end.cgroupId;
+  if (cgroupId) r.cgroupId = cgroupId;
   return r;
 }
 
 /**
  * A request as a `dnsflow` record (tags and fields of ../shared/reference/measurements.md,
  * plus `pid`, `process_name`, `qtype`, `rcode_name` and `truncated`). `src_*` is this host's
- * end, `dst_*` the peer's, whichever side asked.
+ * end, `dst_*` the peer's, whichever side asked. The local socket's cgroup id is the integer
+ * field `cgroup_id` (for the `container` transform), when known.
  */
 export function dnsflowRecord(r: DnsRequest, host: string, timeNs: bigint): Record {
   const tags: { [key: string]: string } = {
@@ -570,6 +576,7 @@ export function dnsflowRecord(r: DnsRequest, host: string, timeNs: bigint): Reco
   if (r.truncated) tags.truncated = "true";
   const fields: { [name: string]: FieldValue } = { count: 1n, rcode: BigInt(r.rcode) };
   if (r.latencyNs !== undefined) fields.latency = fields.latency_max = r.latencyNs;
+  if (r.cgroupId) fields.cgroup_id = r.cgroupId;
   return { measurement: "dnsflow", tags, fields, time: timeNs };
 }
 

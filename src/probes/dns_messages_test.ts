@@ -658,3 +658,19 @@ Deno.test("answerRecord() writes a dns_answer record", () => {
     time: T0,
   });
 });
+
+Deno.test("a request carries its socket's cgroup id to dnsflowRecord()'s integer field cgroup_id", () => {
+  const t = tracker();
+  const socket = { ...CLIENT, cgroupId: 123_456_789_012n };
+  t.add(seg(socket, true, T0, query("svc.test")));
+  // The arriving response may come from a socket the kernel saw no cgroup for: the query's wins.
+  const { requests } = t.add(
+    seg({ ...CLIENT, cgroupId: 0n }, false, T0 + 1n, response("svc.test")),
+  );
+
+  assert.equal(requests[0].cgroupId, 123_456_789_012n);
+  const record = dnsflowRecord(requests[0], "h", T0);
+  assert.equal(record.fields.cgroup_id, 123_456_789_012n);
+  assert.equal(record.tags.cgroup_id, undefined);
+  assert.equal(dnsflowRecord(SUCCESS, "h", T0).fields.cgroup_id, undefined); // unknown: none
+});

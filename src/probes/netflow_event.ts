@@ -32,12 +32,18 @@ export const TCP_FLOW_EVENT_LAYOUT = {
   closed: 85,
   _pad: 86,
   comm: 88,
+  cgroup_id: 104,
 } as const;
-export const TCP_FLOW_EVENT_SIZE = 104;
+export const TCP_FLOW_EVENT_SIZE = 112;
 
 /** `struct udp_counts`: member → byte offset (one per CPU in the per-CPU map). */
-export const UDP_COUNTS_LAYOUT = { bytes_read: 0, bytes_written: 8, comm: 16 } as const;
-export const UDP_COUNTS_SIZE = 32;
+export const UDP_COUNTS_LAYOUT = {
+  bytes_read: 0,
+  bytes_written: 8,
+  comm: 16,
+  cgroup_id: 32,
+} as const;
+export const UDP_COUNTS_SIZE = 40;
 
 /** `struct cidr_key` of the exclude_cidrs trie. */
 export const CIDR_KEY_SIZE = 20;
@@ -74,6 +80,8 @@ export interface TcpSocketCounters {
   handshakeSeen: boolean;
   closed: boolean;
   comm: string;
+  /** The socket's cgroup v2 id (0: unknown). */
+  cgroupId: bigint;
 }
 
 /** Bytes the kernel could not have written. */
@@ -144,21 +152,26 @@ export function decodeTcpEvent(view: DataView, offset: number): TcpSocketCounter
     handshakeSeen: bytes[offset + L.handshake_seen] !== 0,
     closed: bytes[offset + L.closed] !== 0,
     comm: comm(bytes, offset + L.comm),
+    cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
   };
 }
 
-/** Sums a per-CPU `struct udp_counts` value (one 32-byte slot per possible CPU). */
+/**
+ * Sums a per-CPU `struct udp_counts` value (one slot per possible CPU); the name and cgroup
+ * are the first CPU's that has them (a CPU that saw no datagram of the flow has zeros).
+ */
 export function sumUdpCounts(
   value: Uint8Array,
-): { bytesRead: bigint; bytesWritten: bigint; comm: string } {
+): { bytesRead: bigint; bytesWritten: bigint; comm: string; cgroupId: bigint } {
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
-  let bytesRead = 0n, bytesWritten = 0n, name = "";
+  let bytesRead = 0n, bytesWritten = 0n, name = "", cgroupId = 0n;
   for (let at = 0; at + UDP_COUNTS_SIZE <= value.length; at += UDP_COUNTS_SIZE) {
     bytesRead += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, true);
     bytesWritten += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, true);
     if (!name) name = comm(value, at + UDP_COUNTS_LAYOUT.comm);
+    if (!cgroupId) cgroupId = view.getBigUint64(at + UDP_COUNTS_LAYOUT.cgroup_id, true);
   }
-  return { bytesRead, bytesWritten, comm: name };
+  return { bytesRead, bytesWritten, comm: name, cgroupId };
 }
 
 /**

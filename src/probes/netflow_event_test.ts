@@ -108,6 +108,7 @@ interface TcpFixture {
   handshakeSeen: number;
   closed: number;
   comm: Uint8Array;
+  cgroupId: bigint;
 }
 
 function writeTcpEvent(view: DataView, at: number, e: TcpFixture): void {
@@ -122,6 +123,7 @@ function writeTcpEvent(view: DataView, at: number, e: TcpFixture): void {
   view.setUint8(at + L.handshake_seen, e.handshakeSeen);
   view.setUint8(at + L.closed, e.closed);
   new Uint8Array(view.buffer, view.byteOffset + at + L.comm, e.comm.length).set(e.comm);
+  view.setBigUint64(at + L.cgroup_id, e.cgroupId, true);
 }
 
 const encoder = new TextEncoder();
@@ -146,6 +148,7 @@ const TCP: TcpFixture = {
   handshakeSeen: 1,
   closed: 0,
   comm: comm("curl"),
+  cgroupId: 0x8000_0000_0000_1234n,
 };
 
 Deno.test("decodeFlowKey() reads an IPv4 key stored as IPv4-mapped addresses at a non-zero offset", () => {
@@ -237,6 +240,7 @@ Deno.test("decodeTcpEvent() reads every field of an event at a non-zero offset i
     handshakeSeen: true,
     closed: false,
     comm: "curl",
+    cgroupId: 0x8000_0000_0000_1234n,
   });
 });
 
@@ -262,7 +266,7 @@ Deno.test("decodeTcpEvent() rejects a record cut short, or a bad key in it, with
 
   assert.throws(() => decodeTcpEvent(short, 0), (e) => {
     assert.ok(e instanceof DecodeError);
-    assert.match(e.message, /cut short: 103 of 104 bytes/);
+    assert.match(e.message, /cut short: 111 of 112 bytes/);
     return true;
   });
   assert.throws(() => decodeTcpEvent(view, 8), DecodeError);
@@ -271,8 +275,10 @@ Deno.test("decodeTcpEvent() rejects a record cut short, or a bad key in it, with
   assert.throws(() => decodeTcpEvent(view, 0), /unknown transport 132/);
 });
 
-/** A per-CPU value: one 32-byte `struct udp_counts` per CPU, inside a larger buffer. */
-function perCpu(slots: { read: bigint; written: bigint; comm: string }[]): Uint8Array {
+/** A per-CPU value: one 40-byte `struct udp_counts` per CPU, inside a larger buffer. */
+function perCpu(
+  slots: { read: bigint; written: bigint; comm: string; cgroup?: bigint }[],
+): Uint8Array {
   const buffer = new ArrayBuffer(8 + slots.length * UDP_COUNTS_SIZE + 8);
   new Uint8Array(buffer).fill(0xaa);
   const value = new Uint8Array(buffer, 8, slots.length * UDP_COUNTS_SIZE);
@@ -282,15 +288,16 @@ function perCpu(slots: { read: bigint; written: bigint; comm: string }[]): Uint8
     view.setBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, s.read, true);
     view.setBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, s.written, true);
     value.set(s.comm ? comm(s.comm) : new Uint8Array(16), at + UDP_COUNTS_LAYOUT.comm);
+    view.setBigUint64(at + UDP_COUNTS_LAYOUT.cgroup_id, s.cgroup ?? 0n, true);
   });
   return value;
 }
 
-Deno.test("sumUdpCounts() sums every CPU's bytes and takes the first non-empty comm", () => {
+Deno.test("sumUdpCounts() sums every CPU's bytes and takes the first non-empty comm and cgroup", () => {
   const value = perCpu([
     { read: 0n, written: 0n, comm: "" }, // a CPU the flow never ran on
-    { read: 100n, written: 7n, comm: "dig" },
-    { read: 0x8000_0000_0000_0000n, written: 0n, comm: "other" },
+    { read: 100n, written: 7n, comm: "dig", cgroup: 0x1_0000_0007n },
+    { read: 0x8000_0000_0000_0000n, written: 0n, comm: "other", cgroup: 9n },
     { read: 1n, written: 3n, comm: "" },
   ]);
 
@@ -298,6 +305,7 @@ Deno.test("sumUdpCounts() sums every CPU's bytes and takes the first non-empty c
     bytesRead: 0x8000_0000_0000_0000n + 101n, // exact past 2^53
     bytesWritten: 10n,
     comm: "dig",
+    cgroupId: 0x1_0000_0007n,
   });
 });
 
@@ -307,7 +315,12 @@ Deno.test("sumUdpCounts() of all-empty slots is zero with no comm", () => {
     { read: 0n, written: 0n, comm: "" },
   ]);
 
-  assert.deepEqual(sumUdpCounts(value), { bytesRead: 0n, bytesWritten: 0n, comm: "" });
+  assert.deepEqual(sumUdpCounts(value), {
+    bytesRead: 0n,
+    bytesWritten: 0n,
+    comm: "",
+    cgroupId: 0n,
+  });
 });
 
 Deno.test("cidrKey() stores an IPv4 network as IPv4-mapped IPv6 with 96 more prefix bits", () => {

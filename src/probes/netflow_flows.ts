@@ -18,6 +18,8 @@ import type { FlowKey, TcpSocketCounters } from "./netflow_event.ts";
 export interface FlowDelta {
   key: FlowKey;
   comm: string;
+  /** The socket's cgroup v2 id, for the `container` transform (0 or absent: unknown). */
+  cgroupId?: bigint;
   bytesRead: bigint;
   bytesWritten: bigint;
   /** TCP only, as are the rest. */
@@ -89,6 +91,7 @@ export class FlowAccounts {
     return {
       key: s.key,
       comm: s.comm,
+      cgroupId: s.cgroupId,
       bytesRead: read,
       bytesWritten: written,
       retransmits,
@@ -120,7 +123,7 @@ export class FlowAccounts {
     id: string,
     key: FlowKey,
     comm: string,
-    totals: { bytesRead: bigint; bytesWritten: bigint },
+    totals: { bytesRead: bigint; bytesWritten: bigint; cgroupId?: bigint },
     idlePolls: number,
   ): { delta?: FlowDelta; idle: boolean } {
     const base = this.#udp.get(id) ?? { read: 0n, written: 0n, idle: 0 };
@@ -131,7 +134,13 @@ export class FlowAccounts {
     return {
       // Negative only if the kernel entry was deleted and made again: start from it.
       delta: changed && read >= 0n && written >= 0n
-        ? { key, comm, bytesRead: read, bytesWritten: written }
+        ? {
+          key,
+          comm,
+          ...(totals.cgroupId ? { cgroupId: totals.cgroupId } : {}),
+          bytesRead: read,
+          bytesWritten: written,
+        }
         : undefined,
       idle: idle >= idlePolls,
     };
@@ -142,11 +151,15 @@ export class FlowAccounts {
   }
 }
 
-/** Sums deltas of the same flow (several sockets of one process and 4-tuple, over time). */
+/**
+ * Sums deltas of the same flow (several sockets of one process and 4-tuple, over time). The
+ * cgroup is part of the identity: containers with their own network namespaces can share a
+ * 4-tuple, and an accepted socket's pid may still be unknown (0).
+ */
 export function mergeDeltas(deltas: Iterable<FlowDelta>): FlowDelta[] {
   const byId = new Map<string, FlowDelta>();
   for (const d of deltas) {
-    const id = flowId(d.key);
+    const id = `${flowId(d.key)}|${d.cgroupId ?? 0n}`;
     const seen = byId.get(id);
     if (!seen) {
       byId.set(id, { ...d });
@@ -188,7 +201,9 @@ function localIp(k: FlowKey): string {
 
 /**
  * A delta as a `netflow` record (tags and fields of ../shared/reference/measurements.md, plus
- * `process_name`). `src_*` is this host's end, `dst_*` the peer's.
+ * `process_name`). `src_*` is this host's end, `dst_*` the peer's. The socket's cgroup id is
+ * the integer field `cgroup_id` (not a tag: it is no series dimension; the `container`
+ * transform turns it into `container_id`).
  */
 export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
   const k = d.key, src = localIp(k);
@@ -203,6 +218,7 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
     if (d.rttUs !== undefined) fields.rtt = d.rttUs;
     if (d.rttVarUs !== undefined) fields.rtt_var = d.rttVarUs;
   }
+  if (d.cgroupId) fields.cgroup_id = d.cgroupId;
   return {
     measurement: "netflow",
     tags: {

@@ -34,6 +34,7 @@ function sock(s: Partial<TcpSocketCounters> = {}): TcpSocketCounters {
     handshakeSeen: false,
     closed: false,
     comm: "curl",
+    cgroupId: 0n,
     ...s,
   };
 }
@@ -58,6 +59,7 @@ Deno.test("FlowAccounts.tcp() reports a first-seen socket's totals from zero, wi
   assert.deepEqual(delta, {
     key: KEY,
     comm: "curl",
+    cgroupId: 0n,
     bytesRead: 5000n,
     bytesWritten: 1000n,
     retransmits: 2n,
@@ -67,6 +69,46 @@ Deno.test("FlowAccounts.tcp() reports a first-seen socket's totals from zero, wi
     rttVarUs: 250n,
   });
   assert.equal(accounts.size.tcpSockets, 1);
+});
+
+Deno.test("FlowAccounts.tcp() and udp() pass the socket's cgroup id on with the delta", () => {
+  const accounts = new FlowAccounts();
+
+  assert.equal(accounts.tcp(sock({ bytesRead: 1n, cgroupId: 4242n }))?.cgroupId, 4242n);
+  const udp = accounts.udp(flowId(UDP_KEY), UDP_KEY, "dig", {
+    bytesRead: 1n,
+    bytesWritten: 0n,
+    cgroupId: 77n,
+  }, 3);
+  assert.equal(udp.delta?.cgroupId, 77n);
+});
+
+Deno.test("mergeDeltas() keeps flows of different cgroups apart (containers can share a 4-tuple)", () => {
+  const pidUnknown = { ...KEY, pid: 0, direction: "incoming" };
+  const merged = mergeDeltas([
+    { key: pidUnknown, comm: "", cgroupId: 10n, bytesRead: 1n, bytesWritten: 0n },
+    { key: pidUnknown, comm: "", cgroupId: 11n, bytesRead: 2n, bytesWritten: 0n },
+    { key: pidUnknown, comm: "", cgroupId: 10n, bytesRead: 4n, bytesWritten: 0n },
+  ]);
+
+  assert.deepEqual(merged.map((d) => [d.cgroupId, d.bytesRead]), [[10n, 5n], [11n, 2n]]);
+});
+
+Deno.test("flowRecord() carries the cgroup id as the integer field cgroup_id, not a tag", () => {
+  const record = flowRecord(
+    { key: UDP_KEY, comm: "dig", cgroupId: 9_000_000_001n, bytesRead: 1n, bytesWritten: 0n },
+    "web-1",
+    1n,
+  );
+
+  assert.equal(record.fields.cgroup_id, 9_000_000_001n);
+  assert.equal(record.tags.cgroup_id, undefined);
+  const unknown = flowRecord(
+    { key: UDP_KEY, comm: "dig", bytesRead: 1n, bytesWritten: 0n },
+    "h",
+    1n,
+  );
+  assert.equal(unknown.fields.cgroup_id, undefined);
 });
 
 Deno.test("FlowAccounts.tcp() gives the difference between successive totals of a socket", () => {

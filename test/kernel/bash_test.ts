@@ -168,7 +168,9 @@ kernelTest(
     assert.equal((await collector.exited()).code, 0);
     assert.match(collector.stderr, /stopping \(duration\)/);
     const line = collector.stdout.split("\n").find((l) => l.includes(nonce));
-    const fields = `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root"`;
+    // cgroup_id: the shell's cgroup v2 id, an integer field (the container transform reads it).
+    const fields =
+      `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root",cgroup_id=\\d+i`;
     assert.match(line!, new RegExp(`^bash,host=\\S+,source=bash ${fields} \\d{19}$`));
   },
 );

@@ -293,7 +293,12 @@ for (const family of ["IPv4", "IPv6"] as const) {
       assert.equal(sum(flows, "bytes_read", { ...into, transport: "udp", family }), total);
       for (const f of flows.filter((f) => f.tags.src_port === clientPort)) {
         assert.equal(f.tags.direction, "outgoing", "the client's port was the kernel's choice");
-        assert.deepEqual(Object.keys(f.fields).sort(), ["bytes_read", "bytes_written"]);
+        // No TCP fields; cgroup_id (the socket's cgroup v2 id) is on every flow.
+        assert.deepEqual(Object.keys(f.fields).sort(), [
+          "bytes_read",
+          "bytes_written",
+          "cgroup_id",
+        ]);
       }
       for (const f of flows.filter((f) => f.tags.src_port === String(serverPort))) {
         assert.equal(f.tags.direction, "incoming", "the server bound its port");
