@@ -10,6 +10,8 @@ import { LibbpfError, LibraryMissingError } from "./errors.ts";
 
 const symbols = {
   libbpf_set_print: { parameters: ["function"], result: "pointer" }, // libbpf_print_fn_t (libbpf_print_fn_t fn)
+  libbpf_major_version: { parameters: [], result: "u32" },
+  libbpf_minor_version: { parameters: [], result: "u32" },
   bpf_object__open_file: {
     parameters: ["buffer", "pointer"], // const char *path, const struct bpf_object_open_opts *opts
     result: "pointer", // struct bpf_object *

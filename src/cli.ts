@@ -1,7 +1,7 @@
 /**
  * Command-line flags. One entry point; modes are flags on it: running (the default, with
  * `--record`, `--watch`), `--replay`, `--test`, `--check`, `--explain[=dot]`, `--help`,
- * `--version`. `--doctor` comes with its issue. Exit codes: 0 ok, 1 runtime failure,
+ * `--version`, `--doctor`. Exit codes: 0 ok, 1 runtime failure,
  * 2 bad input (flags or pipeline).
  */
 import { parseArgs } from "node:util";
@@ -20,6 +20,8 @@ export interface CliOptions {
   explain?: "text" | "dot";
   /** Run the pipeline's `tests:` instead of collecting. */
   test: boolean;
+  /** Check what the pipeline needs from this machine, change nothing. */
+  doctor: boolean;
   /** Write every probe record to this file while collecting. */
   record?: string;
   /** Run on this recording instead of the kernel. */
@@ -42,6 +44,9 @@ Options:
   --explain[=dot]   show the graph, each stage's config with defaults, what each probe
                     attaches, and the Deno permissions the pipeline needs; dot: Graphviz
   --test            run the pipeline's tests: section (exit 0 all pass, 1 a test failed)
+  --doctor          check what the pipeline needs from this machine, one line each (privileges,
+                    BTF, libbpf, cgroup v2, each probe loaded and detached, outputs reachable);
+                    exit 1 when something blocks
   --record FILE     also write every probe record to FILE (NDJSON; needs --allow-write=FILE)
   --replay FILE     run on a recording instead of the kernel: no root, record time drives
                     windows, the same recording gives the same output
@@ -68,6 +73,7 @@ export function parseCli(args: string[]): CliOptions {
         check: { type: "boolean", default: false },
         explain: { type: "string" },
         test: { type: "boolean", default: false },
+        doctor: { type: "boolean", default: false },
         record: { type: "string" },
         replay: { type: "string" },
         watch: { type: "boolean", default: false },
@@ -108,6 +114,7 @@ export function parseCli(args: string[]): CliOptions {
     check: values.check,
     explain: values.explain as CliOptions["explain"],
     test: values.test,
+    doctor: values.doctor,
     record: values.record,
     replay: values.replay,
     watch: values.watch,

@@ -8,6 +8,7 @@ import { type CliOptions, parseCli, USAGE } from "./cli.ts";
 import { Counters } from "./counters.ts";
 import { formatDuration } from "./units.ts";
 import { describeError, UserError } from "./errors.ts";
+import { doctor, formatCheck } from "./doctor.ts";
 import { type Logger, stderrLogger } from "./log.ts";
 import { loadPipeline } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
@@ -62,6 +63,12 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     return 0;
   }
   if (options.test) return await runPipelineTests(pipeline, log);
+  if (options.doctor) {
+    const checks = await doctor(pipeline, (c) => console.log(formatCheck(c)));
+    const failed = checks.filter((c) => c.status === "FAIL").length;
+    log.info(failed ? `doctor: ${failed} problem(s) block this pipeline` : "doctor: ready");
+    return failed ? 1 : 0;
+  }
   // Before anything starts: a missing permission is one line naming the flag, not a failure
   // halfway through attaching.
   checkPermissions(pipeline, { probes: !options.replay });

@@ -118,6 +118,11 @@ export interface StageDef<C = any> {
   build(config: C, ctx: StageContext): Stage | Promise<Stage>;
   /** What it does with this config, for `--explain` and permissions. */
   explain?(config: C): StageExplanation;
+  /**
+   * Probes: the Linux capabilities it needs instead of root (`CAP_BPF`, `CAP_PERFMON`,
+   * `CAP_NET_ADMIN`...), for `--doctor` and the deploy files (docs/capabilities.md).
+   */
+  readonly capabilities?: readonly string[];
   /** A config that validates: the compliance test and the docs use it. */
   readonly example: { [key: string]: unknown };
 }

@@ -1,0 +1,305 @@
+/**
+ * `--doctor`: checks, one line each, what this pipeline needs from this machine, and says for
+ * each problem the command that fixes it. It changes nothing that outlives it: each probe is
+ * loaded, attached and detached again; outputs are connected to (or their listen address bound)
+ * and closed. Exit 0 when nothing blocks, 1 otherwise.
+ *
+ * ```
+ * ok    privileges: holds CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN (needed by bash, netflow, dns)
+ * FAIL  cgroup v2: no cgroup v2 hierarchy is mounted → mount -t cgroup2 none /sys/fs/cgroup
+ * ```
+ */
+import { effectiveCapabilities, readable, readKernelFile } from "../ffi/libc.ts";
+import { libbpf } from "../ffi/libbpf.ts";
+import { Counters } from "./counters.ts";
+import { describeError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import type { Pipeline, StageNode } from "./pipeline/load.ts";
+import { missingPermission } from "./pipeline/permissions.ts";
+import { LiveClock } from "./pipeline/clock.ts";
+import type { ProbeStage, StageContext } from "./pipeline/stage.ts";
+import { cgroupV2Mount } from "./system/cgroup.ts";
+import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
+import { findReadline } from "./probes/bash.ts";
+
+/** One line of the report. */
+export interface Check {
+  status: "ok" | "FAIL" | "warn";
+  what: string;
+  detail: string;
+  /** The command or change that fixes it (FAIL and warn). */
+  fix?: string;
+}
+
+/** Capability numbers (linux/capability.h) of those probes may ask for. */
+const CAPABILITY_BITS: { [name: string]: bigint } = {
+  CAP_DAC_READ_SEARCH: 2n,
+  CAP_NET_ADMIN: 12n,
+  CAP_SYS_ADMIN: 21n,
+  CAP_SYS_RESOURCE: 24n,
+  CAP_PERFMON: 38n,
+  CAP_BPF: 39n,
+};
+
+/** The capabilities `probes` need and, of those, the ones missing from `held`. */
+export function capabilityCheck(probes: StageNode[], held: bigint): Check {
+  const needs = new Map<string, string[]>();
+  for (const p of probes) {
+    for (const cap of p.def.capabilities ?? []) needs.set(cap, [...needs.get(cap) ?? [], p.name]);
+  }
+  const names = [...needs.keys()];
+  const missing = names.filter((c) => (held >> CAPABILITY_BITS[c] & 1n) !== 1n);
+  const who = [...new Set(probes.filter((p) => p.def.capabilities?.length).map((p) => p.name))];
+  if (names.length === 0) return { status: "ok", what: "privileges", detail: "none needed" };
+  if (missing.length === 0) {
+    return {
+      status: "ok",
+      what: "privileges",
+      detail: `holds ${names.join(", ")} (needed by ${who.join(", ")})`,
+    };
+  }
+  const lacking = missing.map((c) => `${c} (${needs.get(c)!.join(", ")})`).join(", ");
+  const caps = names.map((c) => c.slice(4).toLowerCase());
+  return {
+    status: "FAIL",
+    what: "privileges",
+    detail: `missing ${lacking}`,
+    fix: `run as root, or with exactly these: setpriv --inh-caps=+${caps.join(",+")} ` +
+      `--ambient-caps=+${
+        caps.join(",+")
+      } ... (AmbientCapabilities= in systemd; docs/capabilities.md)`,
+  };
+}
+
+async function check(what: string, fn: () => Check | Promise<Check>): Promise<Check> {
+  try {
+    return await fn();
+  } catch (e) {
+    // Deno's own errors (ConnectionRefused, AddrInUse...) read well as their message alone.
+    const plain = Object.values(Deno.errors).some((E) => e instanceof E);
+    return { status: "FAIL", what, detail: plain ? (e as Error).message : describeError(e) };
+  }
+}
+
+/** Runs every check for `pipeline`; `onCheck` sees each line as soon as it is known. */
+export async function doctor(pipeline: Pipeline, onCheck: (c: Check) => void): Promise<Check[]> {
+  const checks: Check[] = [];
+  const add = (c: Check) => {
+    checks.push(c);
+    onCheck(c);
+  };
+  const probes = pipeline.stages.filter((s) => s.kind === "probe");
+  const kernelProbes = probes.filter((p) => p.def.capabilities?.length);
+
+  add(
+    await check("permissions", () => {
+      const missing = missingPermission(pipeline);
+      return missing
+        ? {
+          status: "FAIL",
+          what: "permissions",
+          detail: `this process lacks ${missing}`,
+          fix: "run the command --explain prints",
+        }
+        : { status: "ok", what: "permissions", detail: "holds every Deno flag the pipeline needs" };
+    }),
+  );
+  add(capabilityCheck(probes, effectiveCapabilities()));
+  add(
+    await check("kernel", () => ({
+      status: "ok",
+      what: "kernel",
+      detail: readKernelFile("/proc/sys/kernel/osrelease").trim(),
+    })),
+  );
+  if (kernelProbes.length) {
+    add(
+      readable("/sys/kernel/btf/vmlinux")
+        ? { status: "ok", what: "BTF", detail: "/sys/kernel/btf/vmlinux (CO-RE)" }
+        : {
+          status: "FAIL",
+          what: "BTF",
+          detail: "no /sys/kernel/btf/vmlinux",
+          fix: "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions since 5.4)",
+        },
+    );
+    add(
+      await check("libbpf", () => {
+        const major = libbpf().libbpf_major_version(), minor = libbpf().libbpf_minor_version();
+        return major >= 1
+          ? { status: "ok", what: "libbpf", detail: `${major}.${minor} (libbpf.so.1)` }
+          : {
+            status: "FAIL",
+            what: "libbpf",
+            detail: `${major}.${minor}, needs 1.0 or later`,
+            fix: "apt-get install libbpf1",
+          };
+      }),
+    );
+    add({
+      status: "ok",
+      what: "tracefs, bpffs",
+      detail: "not needed: probes attach by BTF (tp_btf), uprobe and cgroup, and pin nothing",
+    });
+    for (const name of ["bash", "netflow", "dns"]) {
+      if (!kernelProbes.some((p) => p.def.type === name)) continue;
+      const source = bpfObjectSource(name);
+      add(
+        bpfObjectsEmbedded() || readable(source)
+          ? { status: "ok", what: `BPF object ${name}`, detail: source }
+          : {
+            status: "FAIL",
+            what: `BPF object ${name}`,
+            detail: `${source} is missing`,
+            fix: "deno task build",
+          },
+      );
+    }
+  }
+  if (probes.some((p) => p.def.type === "netflow" || p.def.type === "dns")) {
+    add(
+      await check("cgroup v2", () => ({
+        status: "ok",
+        what: "cgroup v2",
+        detail: `mounted at ${cgroupV2Mount()} (from /proc/mounts)`,
+      })),
+    );
+  }
+  for (const p of probes.filter((p) => p.def.type === "bash")) {
+    const binary = (p.config as { binary: string }).binary;
+    add(
+      await check(`probes.${p.name} readline`, () => {
+        const t = findReadline(binary);
+        return {
+          status: "ok",
+          what: `probes.${p.name} readline`,
+          detail: `${t.func} in ${t.binary}${t.shared ? " (shared libreadline)" : ""}`,
+        };
+      }),
+    );
+  }
+  const blocked = checks.some((c) => c.status === "FAIL");
+  for (const p of kernelProbes) {
+    if (blocked) {
+      add({
+        status: "warn",
+        what: `probes.${p.name}`,
+        detail: "not tried: fix the failures above first",
+      });
+      continue;
+    }
+    add(await check(`probes.${p.name}`, () => tryProbe(p)));
+  }
+  for (const o of pipeline.stages.filter((s) => s.kind === "output")) {
+    for (const c of await outputChecks(o)) add(c);
+  }
+  return checks;
+}
+
+/** Loads, attaches and detaches one probe; its records go nowhere. */
+async function tryProbe(p: StageNode): Promise<Check> {
+  const counters = new Counters();
+  const warnings: string[] = [];
+  const log: Logger = {
+    info: () => {},
+    warn: (m) => warnings.push(m),
+    debug: () => {},
+  };
+  const ctx: StageContext = {
+    name: p.name,
+    host: "doctor",
+    clock: new LiveClock(),
+    log,
+    counters: counters.bound({ stage: p.name }),
+    emit: () => {},
+    emitSide: () => {},
+    counterSnapshot: () => counters.snapshot(),
+  };
+  const started = performance.now();
+  const stage = await p.def.build(p.config, ctx) as ProbeStage;
+  const attachMs = performance.now() - started;
+  const attached = stage.attached?.length ?? 0;
+  await stage.close();
+  return {
+    status: "ok",
+    what: `probes.${p.name}`,
+    detail: `loaded and attached ${attached} program${attached === 1 ? "" : "s"} in ` +
+      `${attachMs.toFixed(0)} ms, detached` + (warnings.length ? `; ${warnings[0]}` : ""),
+  };
+}
+
+/** Reachability of an output: its receivers answer a TCP connect, its listen address is free. */
+async function outputChecks(o: StageNode): Promise<Check[]> {
+  const e = o.def.explain?.(o.config);
+  const checks: Check[] = [];
+  const listens = "listen" in o.def.schema;
+  for (const address of e?.net ?? []) {
+    const what = `outputs.${o.name}`;
+    const [hostname, port] = splitHostPort(address);
+    if (Deno.permissions.querySync({ name: "net", host: address }).state !== "granted") {
+      checks.push({ status: "warn", what, detail: `${address} not tried: no --allow-net for it` });
+      continue;
+    }
+    checks.push(
+      await check(what, async () => {
+        if (listens) {
+          Deno.listen({ hostname, port }).close();
+          return { status: "ok", what, detail: `can listen on ${address}` };
+        }
+        const conn = await connectWithin(hostname, port, 3000).catch((e: Error) => e);
+        if (conn instanceof Error) {
+          return { status: "FAIL", what, detail: `${address}: ${conn.message}` };
+        }
+        conn.close();
+        return { status: "ok", what, detail: `${address} accepts connections` };
+      }).then((c) =>
+        c.status === "FAIL"
+          ? {
+            ...c,
+            status: listens ? "FAIL" as const : "warn" as const,
+            fix: listens
+              ? "free the address, or change listen:"
+              : "start the receiver, or fix url: (records are kept and retried meanwhile)",
+          }
+          : c
+      ),
+    );
+  }
+  for (const path of e?.writes ?? []) {
+    const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) || "/" : ".";
+    const what = `outputs.${o.name}`;
+    checks.push(
+      readable(dir) ? { status: "ok", what, detail: `${dir}/ exists for ${path}` } : {
+        status: "FAIL",
+        what,
+        detail: `no directory ${dir}/ for ${path}`,
+        fix: `mkdir -p ${dir}`,
+      },
+    );
+  }
+  return checks;
+}
+
+function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(":");
+  return [address.slice(0, i).replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
+}
+
+async function connectWithin(hostname: string, port: number, ms: number): Promise<Deno.Conn> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      Deno.connect({ hostname, port }),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The report's line for one check. */
+export function formatCheck(c: Check): string {
+  return `${c.status.padEnd(5)} ${c.what}: ${c.detail}${c.fix ? ` → ${c.fix}` : ""}`;
+}
