@@ -43,7 +43,8 @@
  * - **Shutdown** sends what is held for up to `timeout`; what cannot go out then is spooled (or,
  *   with no spool, counted as `reason=shutdown` and logged).
  * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
- *   `records_dropped{reason}`, `spooled_batches` and `spooled_bytes` (gauges), `encode_errors`.
+ *   `records_dropped{reason}`, `encode_errors`; gauges `buffered_batches` and
+ *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`.
  *
  * The batching, retries, memory bound and spool ({@linkcode HttpSender}) do not know the wire
  * format: a {@linkcode Protocol} says how records become requests, so another output (`otlp`)
@@ -404,6 +405,7 @@ export class HttpSender<T> {
       if (batches) ctx.log.info(`${ctx.name}: ${batches} spooled batches (${bytes} bytes) to send`);
       this.#gauges();
     }
+    this.#memoryGauges();
     this.#timer = setInterval(() => {
       if (this.#open.size && Date.now() - this.#openSince >= config.batch_age) this.#closeBatches();
     }, Math.max(10, Math.min(config.batch_age, 1000)));
@@ -479,12 +481,14 @@ export class HttpSender<T> {
         case "block":
           this.#queue.push(batch);
           this.#queued += batch.records;
+          this.#memoryGauges();
           this.#wake?.();
           return new Promise((resolve) => this.#spaceWaiters.push(resolve));
       }
     }
     this.#queue.push(batch);
     this.#queued += batch.records;
+    this.#memoryGauges();
     this.#wake?.();
   }
 
@@ -532,7 +536,14 @@ export class HttpSender<T> {
     this.#ctx.counters.set("spooled_bytes", BigInt(bytes));
   }
 
+  /** Gauges of what waits in memory (set per batch, not per record). */
+  #memoryGauges(): void {
+    this.#ctx.counters.set("buffered_batches", this.#queue.length);
+    this.#ctx.counters.set("buffered_records", this.#queued);
+  }
+
   #releaseWaiters(): void {
+    this.#memoryGauges(); // called after every removal from memory
     if (this.#queued >= this.#config.buffer_records) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];

@@ -12,6 +12,7 @@ import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
+import { watchLosses } from "./loss_watch.ts";
 import {
   type FlushReason,
   type ProbeStage,
@@ -46,6 +47,9 @@ class Runner {
   readonly #recordsOut: { inc(): void };
   #queue: Record[] = [];
   #busy: Promise<void> | undefined;
+  #everBusy = false;
+  /** Runs before a counter snapshot (set by startPipeline): refreshes the queue gauges. */
+  beforeSnapshot: () => void = () => {};
   #errorsLogged = 0;
 
   constructor(node: StageNode, env: RuntimeEnv, tap?: Tap) {
@@ -68,8 +72,21 @@ class Runner {
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),
       emitSide: (record) => this.emitSide(record),
-      counterSnapshot: () => counters.snapshot(),
+      counterSnapshot: () => {
+        this.beforeSnapshot();
+        return counters.snapshot();
+      },
     };
+  }
+
+  /**
+   * Sets the `queue_length` gauge: records waiting while the stage's push is pending. Sampled
+   * when someone reads the counters, not per record. Outputs always have it; other stages
+   * once they have pushed back.
+   */
+  sampleQueue(): void {
+    if (this.node.kind !== "output" && !this.#everBusy) return;
+    this.#env.counters.set("queue_length", this.#queue.length, this.#labels);
   }
 
   /** Hands `record` to the side readers only (what `ctx.emitSide` does). */
@@ -117,7 +134,10 @@ class Runner {
       this.#failed(e, 1);
       return;
     }
-    if (result instanceof Promise) this.#busy = this.#drainAfter(result);
+    if (result instanceof Promise) {
+      this.#everBusy = true;
+      this.#busy = this.#drainAfter(result);
+    }
   }
 
   async #drainAfter(pending: Promise<void>): Promise<void> {
@@ -225,6 +245,9 @@ export async function startPipeline(
 ): Promise<RunningPipeline> {
   let runners = new Map<string, Runner>(); // the live generation, by name
   const disabled: { name: string; why: string }[] = [];
+  const sampleQueues = () => {
+    for (const r of runners.values()) r.sampleQueue();
+  };
 
   /**
    * Builds `nodes` downstream first; returns the built runners in graph order (probes may be
@@ -238,6 +261,7 @@ export async function startPipeline(
   ): Promise<Runner[]> => {
     const created = new Map(nodes.map((n) => [n.name, new Runner(n, env, options.tap)]));
     for (const runner of created.values()) {
+      runner.beforeSnapshot = sampleQueues;
       runner.downstream = graph
         .filter((n) => n.inputs.includes(runner.node.name))
         .map((n) => created.get(n.name) ?? existing.get(n.name))
@@ -317,6 +341,7 @@ export async function startPipeline(
       `no probe could start (${disabled.map((d) => d.name).join(", ")}): nothing to collect`,
     );
   }
+  const losses = watchLosses(env.counters, env.log, env.clock);
 
   return {
     disabled,
@@ -392,6 +417,8 @@ export async function startPipeline(
       const all = [...runners.values()];
       runners = new Map();
       await closeAll(all, "shutdown");
+      for (const r of all) r.sampleQueue(); // the exit summary shows what was left
+      losses.stop();
     },
   };
 }

@@ -5,15 +5,17 @@
  */
 import assert from "node:assert/strict";
 import { Counters } from "../counters.ts";
+import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
 import { parsePipeline } from "./load.ts";
 import { REGISTRY } from "./registry.ts";
 import { startPipeline } from "./run.ts";
-import type { StageDef } from "./stage.ts";
+import type { StageContext, StageDef } from "./stage.ts";
 
 /** Records each `capture` output received, by output name; `delay_ms` makes it slow. */
 const captured = new Map<string, Record[]>();
+const contexts = new Map<string, StageContext>();
 const captureOutput: StageDef = {
   type: "capture",
   kind: "output",
@@ -25,6 +27,7 @@ const captureOutput: StageDef = {
   build(config, ctx) {
     const got: Record[] = [];
     captured.set(ctx.name, got);
+    contexts.set(ctx.name, ctx);
     return {
       push(r) {
         got.push(r);
@@ -64,12 +67,12 @@ const WITH_FILTER = BASE.replace(
   "transforms:\n  no_ls: { type: filter, inputs: [bash], drop: { field: cmd, equals: ls } }\noutputs:",
 ).replace("out: { type: capture, inputs: [bash] }", "out: { type: capture, inputs: [no_ls] }");
 
-async function start(text: string, clock = new ManualClock(T)) {
+async function start(text: string, clock = new ManualClock(T), log: Logger = quiet) {
   const counters = new Counters();
   const running = await startPipeline(parsePipeline("p.yaml", text), {
     host: "h",
     counters,
-    log: quiet,
+    log,
     clock,
   }, {
     probes: "injected",
@@ -164,4 +167,28 @@ Deno.test("without waiting, a slow output's queue is bounded and the overflow is
   const dropped = counters.get("records_dropped", { stage: "out", reason: "queue_full" });
   assert.ok(dropped > 0n, "the queue overflowed");
   assert.equal(BigInt(got) + dropped, BigInt(n), "every record is either delivered or counted");
+});
+
+Deno.test("a queue's length is a gauge when counters are read; its overflow is one warning", async () => {
+  const warnings: string[] = [];
+  const { running, counters } = await start(
+    BASE.replace(
+      "out: { type: capture, inputs: [bash] }",
+      "out: { type: capture, inputs: [bash], delay_ms: 5 }",
+    ),
+    new ManualClock(T),
+    { ...quiet, warn: (m: string) => void warnings.push(m) },
+  );
+  for (let i = 0; i < 12_000; i++) running.inject("bash", cmd(`c${i}`, T + BigInt(i)));
+  // What the collector probe (or a /metrics scrape) reads while the output is behind.
+  const length = contexts.get("out")!.counterSnapshot()
+    .find((c) => c.name === "queue_length" && c.labels.stage === "out");
+  assert.equal(length?.value, 10_000n);
+  await running.stop();
+  const dropped = counters.get("records_dropped", { stage: "out", reason: "queue_full" });
+  assert.deepEqual(warnings, [
+    `out: ${dropped} records dropped (queue_full: the stage could not keep up: its queue of ` +
+    `10000 records was full)`,
+  ]);
+  assert.equal(counters.get("queue_length", { stage: "out" }), 0n, "drained by the stop");
 });

@@ -172,8 +172,8 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
         record = bashRecord(decodeBashEvent(view, offset, length), recordContext);
       } catch (e) {
         if (!(e instanceof DecodeError)) throw e;
-        ctx.counters.add("decode_errors");
-        ctx.log.warn(`${ctx.name}: ${e.message}`);
+        ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
+        ctx.log.debug(`${ctx.name}: ${e.message}`);
         return;
       }
       ctx.emit(record);

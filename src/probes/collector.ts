@@ -11,24 +11,37 @@
  *
  * Every `every` (aligned to the clock) it emits:
  * - one record tagged `stage: <name>` per stage that has counters, its fields the stage's
- *   counters as running totals: `records_in`, `records_out`, `ring_lost`, `sockets_full`,
- *   `decode_errors`, `spooled_bytes`... (a counter with more labels than `stage`, e.g.
- *   `records_dropped{reason=...}`, becomes `records_dropped_<reason>`);
+ *   counters (a counter with more labels than `stage`, e.g. `records_dropped{reason=...}`,
+ *   becomes `records_dropped_<reason>`). Running totals: `records_in`, `records_out`, loss
+ *   (`ring_lost`, `read_failed`, `sockets_full`, `flows_full`, `decode_errors`,
+ *   `pending_dropped`, `records_dropped_<reason>`, `spool_dropped_batches`), `late_records`.
+ *   Gauges: `queue_length` (records waiting for a stage that pushes back, at most 10000),
+ *   `buffered_records`/`buffered_batches` and `spooled_batches`/`spooled_bytes` (http, otlp),
+ *   `window_lag_ms` (how late the last window closed), and per bounded map of a probe
+ *   `map_entries_<map>`, `map_capacity_<map>` and `map_fill_<map>` (a float, 0..1; counted
+ *   just before the report, see map_fill.ts);
  * - one record tagged `stage: _process` with `rss_bytes`, `heap_used_bytes`, `cpu_user_us`,
- *   `cpu_system_us` (cumulative) and `uptime_ms`.
+ *   `cpu_system_us` (cumulative), `cpu_percent` (a float: CPU time over wall time since the
+ *   last report, 100 = one core) and `uptime_ms`.
  *
- * A last report goes out at shutdown. It reads no kernel and needs no permission beyond the collector's own. Loss is also logged by
- * each probe as it happens; this set is for dashboards and alerts.
+ * A last report goes out at shutdown. It reads no kernel itself and needs no permission beyond
+ * the collector's own. Loss is also logged as it appears (src/pipeline/loss_watch.ts, at most
+ * once per 10 s per stage and kind); this set is for dashboards and alerts.
  */
 import process from "node:process";
 import type { CounterValue } from "../counters.ts";
 import type { Record } from "../record.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
+import { refreshMapFill } from "./map_fill.ts";
 
 /** Options of a `collector` probe. */
 export interface CollectorConfig {
   /** Milliseconds between reports. */
   every: number;
+}
+
+function cpuTotalUs(cpu: { user: number; system: number }): number {
+  return cpu.user + cpu.system;
 }
 
 /** A counter's field name: its name, then the values of labels other than `stage`. */
@@ -37,10 +50,22 @@ function fieldName(c: CounterValue): string {
   return [c.name, ...extra].join("_").replace(/[^a-zA-Z0-9_]/g, "_");
 }
 
+/** What the `_process` record reports. */
+export interface ProcessFigures {
+  rss: number;
+  heapUsed: number;
+  /** Cumulative CPU time, microseconds. */
+  userUs: number;
+  systemUs: number;
+  /** CPU time over wall time since the previous report, in percent of one core. */
+  cpuPercent: number;
+  uptimeMs: number;
+}
+
 /** The records of one report, from a counter snapshot and process figures. */
 export function collectorRecords(
   counters: CounterValue[],
-  process: { rss: number; heapUsed: number; userUs: number; systemUs: number; uptimeMs: number },
+  process: ProcessFigures,
   host: string,
   time: bigint,
 ): Record[] {
@@ -60,6 +85,7 @@ export function collectorRecords(
     }
     r.fields[fieldName(c)] = c.value;
   }
+  for (const r of byStage.values()) addFillRatios(r.fields);
   const own: Record = {
     measurement: "ebpf_collector",
     tags: { host, source: "ebpf_collector", stage: "_process" },
@@ -68,11 +94,23 @@ export function collectorRecords(
       heap_used_bytes: BigInt(process.heapUsed),
       cpu_user_us: BigInt(Math.round(process.userUs)),
       cpu_system_us: BigInt(Math.round(process.systemUs)),
+      cpu_percent: process.cpuPercent,
       uptime_ms: BigInt(Math.round(process.uptimeMs)),
     },
     time,
   };
   return [...[...byStage.values()].sort((a, b) => a.tags.stage < b.tags.stage ? -1 : 1), own];
+}
+
+/** `map_fill_<map>` = entries / capacity, for each `map_entries_<map>` with a capacity. */
+function addFillRatios(fields: Record["fields"]): void {
+  for (const [name, entries] of Object.entries(fields)) {
+    if (!name.startsWith("map_entries_")) continue;
+    const map = name.slice("map_entries_".length);
+    const capacity = fields[`map_capacity_${map}`];
+    if (typeof capacity !== "bigint" || capacity <= 0n) continue;
+    fields[`map_fill_${map}`] = Number(entries) / Number(capacity);
+  }
 }
 
 export const collectorProbe: StageDef<CollectorConfig> = {
@@ -89,9 +127,15 @@ export const collectorProbe: StageDef<CollectorConfig> = {
 
   build(config, ctx: StageContext): ProbeStage {
     const started = performance.now();
+    let last = { wallMs: started, cpuUs: cpuTotalUs(process.cpuUsage()) };
     const report = (time: bigint) => {
       const memory = Deno.memoryUsage();
       const cpu = process.cpuUsage();
+      const now = { wallMs: performance.now(), cpuUs: cpuTotalUs(cpu) };
+      const wallUs = (now.wallMs - last.wallMs) * 1000;
+      const cpuPercent = wallUs > 0 ? (now.cpuUs - last.cpuUs) / wallUs * 100 : 0;
+      last = now;
+      refreshMapFill(); // every probe's map entries, counted now
       for (
         const r of collectorRecords(
           ctx.counterSnapshot(),
@@ -100,6 +144,7 @@ export const collectorProbe: StageDef<CollectorConfig> = {
             heapUsed: memory.heapUsed,
             userUs: cpu.user,
             systemUs: cpu.system,
+            cpuPercent: Math.round(cpuPercent * 100) / 100,
             uptimeMs: performance.now() - started,
           },
           ctx.host,

@@ -175,8 +175,8 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
         decoded = decodeDnsEvent(view, at, length);
       } catch (e) {
         if (!(e instanceof DnsDecodeError)) throw e;
-        ctx.counters.add("decode_errors");
-        ctx.log.warn(`${ctx.name}: ${e.message}`);
+        ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
+        ctx.log.debug(`${ctx.name}: ${e.message}`);
         return;
       }
       if (decoded.cut) ctx.counters.add("payloads_cut");
@@ -207,7 +207,11 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
       }
     };
     const timer = setInterval(expire, Math.min(1000, Math.max(50, config.timeout / 5)));
-    const reading = startReading(ring, obj.map("drops"), ctx);
+    // Queries awaiting an answer fill `pending` (max_pending); `owners` is socket storage,
+    // with no capacity and not countable from user space.
+    const reading = startReading(ring, obj.map("drops"), ctx, [
+      { map: "pending", capacity: config.max_pending, entries: () => tracker.pending },
+    ]);
 
     return {
       attached,

@@ -27,6 +27,7 @@ import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { startReading } from "./drops.ts";
+import { hashMapFill } from "./map_fill.ts";
 import {
   cidrKey,
   DecodeError,
@@ -241,8 +242,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     };
     const decodeFailed = (e: unknown) => {
       if (!(e instanceof DecodeError)) throw e;
-      ctx.counters.add("decode_errors");
-      ctx.log.warn(`${ctx.name}: ${e.message}`);
+      ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
+      ctx.log.debug(`${ctx.name}: ${e.message}`);
     };
 
     // A closed TCP socket: its last counts, at once.
@@ -261,6 +262,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     }));
 
     const udpFlows = obj.map("udp_flows");
+    let udpEntries = 0; // each poll's read counts the map: its fill, without a second walk
     const poll = () => {
       const started = performance.now();
       ring.drain(); // closes first: their sockets are no longer listed
@@ -274,7 +276,9 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     };
     const readUdp = function* (map: BpfMap): Generator<FlowDelta> {
       const idle: Uint8Array<ArrayBuffer>[] = [];
+      udpEntries = 0;
       for (const { key, value } of map.lookupBatch(4096, true)) {
+        udpEntries++;
         let flow;
         try {
           flow = decodeFlowKey(new DataView(key.buffer, key.byteOffset, key.length), 0);
@@ -294,7 +298,12 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       for (const key of idle) map.delete(key);
     };
 
-    const reading = startReading(ring, obj.map("drops"), ctx);
+    // udp_peers is socket storage: no capacity, and not countable from user space.
+    const reading = startReading(ring, obj.map("drops"), ctx, [
+      hashMapFill(obj.map("tcp_socks")),
+      { map: "udp_flows", capacity: udpFlows.maxEntries, entries: () => udpEntries },
+      hashMapFill(obj.map("tcp_listen_ports")),
+    ]);
     const tick = () => {
       try {
         poll();

@@ -34,8 +34,12 @@
  *   are conserved. The `~other` series are not counted in the budget, and `measurement`, `host`
  *   and `source` are never folded (they come from the pipeline, not from the data), so with an
  *   empty `group_by` there is nothing to fold and the budget does not apply.
- * - **Counters** `values_skipped` and `series_folded` are added once per flush, not per record:
- *   a counter update costs more than aggregating the record does.
+ * - **Counters** `values_skipped`, `series_folded` and `late_records` are added once per flush,
+ *   not per record: a counter update costs more than aggregating the record does.
+ *   `late_records` counts records whose `time` is before the window they were added to began:
+ *   they arrived after their own window closed (a DNS answer after the tick, a reader that
+ *   fell behind) and count in the current one. The gauge `window_lag_ms` is how late the last
+ *   window closed after its end (timer delay: an event loop busy elsewhere shows here).
  *
  * @module
  */
@@ -150,6 +154,9 @@ class WindowStage implements Stage {
   #budgeted = 0;
   #skipped = 0;
   #folded = 0;
+  #late = 0;
+  /** When the window being filled began: records older than this are late. */
+  #windowStart: bigint;
   #closed = false;
 
   constructor(config: WindowConfig, ctx: StageContext) {
@@ -161,10 +168,16 @@ class WindowStage implements Stage {
     // record and the folded ones share one series instead of emitting two with equal tags.
     this.#otherKey = this.#groupBy.map(() => keyPart(OTHER)).join("");
     this.#maxSeries = config.max_series;
-    this.#timer = ctx.clock.every(config.every, (tick) => this.#emit(tick));
+    const every = BigInt(Math.max(1, Math.round(config.every))) * 1_000_000n;
+    this.#windowStart = ctx.clock.now() / every * every;
+    this.#timer = ctx.clock.every(config.every, (tick) => {
+      this.#ctx.counters.set("window_lag_ms", (this.#ctx.clock.now() - tick) / 1_000_000n);
+      this.#emit(tick);
+    });
   }
 
   push(record: Record): void {
+    if (record.time < this.#windowStart) this.#late++;
     const tags = record.tags;
     const base = keyPart(record.measurement) + keyPart(tags.host) + keyPart(tags.source);
     let key = base;
@@ -220,6 +233,7 @@ class WindowStage implements Stage {
     const ended = this.#series;
     this.#series = new Map();
     this.#budgeted = 0;
+    this.#windowStart = time;
     this.#publishCounters();
     for (const series of ended.values()) {
       const fields: Record["fields"] = {};
@@ -238,8 +252,10 @@ class WindowStage implements Stage {
   #publishCounters(): void {
     if (this.#skipped > 0) this.#ctx.counters.add("values_skipped", this.#skipped);
     if (this.#folded > 0) this.#ctx.counters.add("series_folded", this.#folded);
+    if (this.#late > 0) this.#ctx.counters.add("late_records", this.#late);
     this.#skipped = 0;
     this.#folded = 0;
+    this.#late = 0;
   }
 }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import type { FieldValue, Record } from "../record.ts";
 import { buildStage, configureStage } from "../pipeline/testing.ts";
 import type { ConfigError } from "../errors.ts";
+import { ManualClock } from "../pipeline/clock.ts";
 import { OTHER, windowStage } from "./window.ts";
 
 const START = 1_764_000_000_000_000_000n; // buildStage's clock; a multiple of 60s
@@ -337,4 +338,37 @@ Deno.test("window() example validates and explains itself", () => {
   assert.deepEqual(windowStage.explain!(config as any), {
     details: ["every 1m by [user] → commands=count(), longest=max(cmd_length); max 10000 series"],
   });
+});
+
+Deno.test("window() counts records older than the window they arrive in as late_records", async () => {
+  const { stage, emitted, counters, clock } = await buildStage(windowStage, {
+    every: "60s",
+    fields: { n: { agg: "count" } },
+  });
+  stage.push(rec({}, {})); // at START, in the window [START, START+60s)
+  clock.advance(START + 60n * SECOND);
+  // Arrives after its window closed (a DNS answer after the tick): counted in the new one.
+  stage.push({ ...rec({}, {}), time: START + 59n * SECOND });
+  stage.push({ ...rec({}, {}), time: START + 61n * SECOND });
+  await stage.flush("shutdown");
+  assert.deepEqual(emitted.map((r) => r.fields.n), [1n, 2n]);
+  assert.equal(counters.get("late_records", { stage: "window" }), 1n);
+});
+
+Deno.test("window() reports how late the last window closed as window_lag_ms", async () => {
+  // A clock whose timers fire 250 ms after their tick, like a busy event loop.
+  class LateClock extends ManualClock {
+    override now(): bigint {
+      return super.now() + 250_000_000n;
+    }
+  }
+  const clock = new LateClock(START);
+  const { stage, counters } = await buildStage(windowStage, {
+    every: "60s",
+    fields: { n: { agg: "count" } },
+  }, clock);
+  stage.push({ ...rec({}, {}), time: clock.now() });
+  clock.advance(START + 60n * SECOND);
+  assert.equal(counters.get("window_lag_ms", { stage: "window" }), 250n);
+  await stage.close();
 });
