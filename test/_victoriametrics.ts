@@ -32,8 +32,11 @@ export interface Victoriametrics extends AsyncDisposable {
   flush(): Promise<void>;
   /** Every raw sample of the series `selector` matches (`/api/v1/export`), sorted by labels. */
   export(selector: string): Promise<ExportedSeries[]>;
-  /** The label sets of the series `selector` matches (Prometheus `/api/v1/series`). */
-  series(selector: string): Promise<{ [label: string]: string }[]>;
+  /**
+   * The label sets of the series `selector` matches (Prometheus `/api/v1/series`) with samples
+   * since `start` (seconds; default: a day ago).
+   */
+  series(selector: string, start?: number): Promise<{ [label: string]: string }[]>;
   /**
    * A PromQL instant query at `time` (seconds) through Prometheus' `/api/v1/query`, as
    * `{metric, value: [seconds, "value"]}` per series.
@@ -117,8 +120,8 @@ class TestVictoriametrics implements Victoriametrics {
     return series.sort((a, b) => labelKey(a.metric) < labelKey(b.metric) ? -1 : 1);
   }
 
-  async series(selector: string): Promise<{ [label: string]: string }[]> {
-    const q = new URLSearchParams({ "match[]": selector, start: "0" });
+  async series(selector: string, start = Date.now() / 1000 - 86_400) {
+    const q = new URLSearchParams({ "match[]": selector, start: `${Math.floor(start)}` });
     const body = await getJson(`${this.url}/api/v1/series?${q}`, `series ${selector}`) as {
       data: { [label: string]: string }[];
     };
