@@ -1,0 +1,284 @@
+/**
+ * A stand-in for the Kubernetes API server's pods resource, for tests: a real API server (with
+ * etcd) cannot run here. It serves over HTTPS on 127.0.0.1 what the API reference documents for
+ * `GET /api/v1/pods`: a v1 PodList, and with `watch=1` a stream of WatchEvent JSON lines
+ * (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) from a resourceVersion, replayed from its history.
+ * `compact()` forgets that history, as etcd compaction does, so an older resourceVersion gets the
+ * ERROR event with a 410 Expired Status that real servers send.
+ *
+ * @module
+ */
+
+/** The fields of a v1 Pod these tests use (the real object has many more). */
+export interface Pod {
+  apiVersion: "v1";
+  kind: "Pod";
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    resourceVersion?: string;
+    creationTimestamp: string;
+    labels?: { [key: string]: string };
+  };
+  spec: { nodeName: string; containers: { name: string; image: string }[] };
+  status: {
+    phase: string;
+    podIP?: string;
+    containerStatuses?: ContainerStatus[];
+    initContainerStatuses?: ContainerStatus[];
+    ephemeralContainerStatuses?: ContainerStatus[];
+  };
+}
+
+/** A v1 ContainerStatus. */
+export interface ContainerStatus {
+  name: string;
+  containerID?: string;
+  image: string;
+  imageID: string;
+  ready: boolean;
+  restartCount: number;
+  started?: boolean;
+  state: { [state: string]: { [key: string]: string | number } };
+}
+
+type EventType = "ADDED" | "MODIFIED" | "DELETED";
+
+interface HistoryEntry {
+  rv: number;
+  type: EventType;
+  pod: Pod;
+}
+
+/** One request the server saw. */
+export interface SeenRequest {
+  params: URLSearchParams;
+  authorization: string | null;
+}
+
+/** The fake server; `start()` it, `stop()` it, `start()` it again on the same port. */
+export class FakeApiServer {
+  /** Bearer tokens accepted; others get 401. */
+  tokens = new Set<string>();
+  readonly requests: SeenRequest[] = [];
+  #pods = new Map<string, Pod>();
+  #history: HistoryEntry[] = [];
+  #rv = 1000;
+  /** Watches from below this resourceVersion get 410 Expired. */
+  #oldest = 1000;
+  #watches = new Set<{ node: string | undefined; send: (line: string) => void; end(): void }>();
+  #server: Deno.HttpServer | undefined;
+  #port = 0;
+
+  constructor(readonly cert: string, readonly key: string) {}
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get url(): string {
+    return `https://127.0.0.1:${this.#port}`;
+  }
+
+  /** Watches open now. */
+  get watching(): number {
+    return this.#watches.size;
+  }
+
+  /** Listens on 127.0.0.1: a free port the first time, the same port after a stop. */
+  start(): void {
+    this.#server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: this.#port,
+      cert: this.cert,
+      key: this.key,
+      onListen: () => {},
+    }, (request) => this.#handle(request));
+    this.#port = (this.#server.addr as Deno.NetAddr).port;
+  }
+
+  /** Ends every watch and stops listening, as a restarted API server does. */
+  async stop(): Promise<void> {
+    this.endWatches();
+    await this.#server?.shutdown();
+    this.#server = undefined;
+  }
+
+  /** Ends every open watch stream (a server's `timeoutSeconds` running out). */
+  endWatches(): void {
+    for (const w of this.#watches) w.end();
+    this.#watches.clear();
+  }
+
+  /** Creates or updates a pod: ADDED or MODIFIED to watchers (unless `quiet`). */
+  put(pod: Pod, { quiet = false } = {}): void {
+    const type = this.#pods.has(pod.metadata.uid) ? "MODIFIED" : "ADDED";
+    this.#pods.set(pod.metadata.uid, pod);
+    this.#record(type, pod, quiet);
+  }
+
+  /** Deletes a pod: DELETED to watchers. */
+  delete(pod: Pod): void {
+    this.#pods.delete(pod.metadata.uid);
+    this.#record("DELETED", pod, false);
+  }
+
+  /** Forgets the event history, as etcd compaction does: older watches get 410. */
+  compact(): void {
+    this.#history = [];
+    this.#oldest = this.#rv;
+  }
+
+  #record(type: EventType, pod: Pod, quiet: boolean): void {
+    this.#rv++;
+    pod.metadata.resourceVersion = String(this.#rv);
+    const entry = { rv: this.#rv, type, pod: structuredClone(pod) };
+    this.#history.push(entry);
+    if (quiet) return;
+    for (const w of this.#watches) {
+      if (w.node === undefined || w.node === pod.spec.nodeName) w.send(eventLine(entry));
+    }
+  }
+
+  #handle(request: Request): Response {
+    const url = new URL(request.url);
+    const authorization = request.headers.get("authorization");
+    this.requests.push({ params: url.searchParams, authorization });
+    if (url.pathname !== "/api/v1/pods") {
+      return status(404, "NotFound", "the server could not find the requested resource");
+    }
+    const token = authorization?.replace(/^Bearer /, "");
+    if (token === undefined || !this.tokens.has(token)) {
+      return status(401, "Unauthorized", "Unauthorized");
+    }
+    const selector = url.searchParams.get("fieldSelector");
+    const node = selector?.match(/^spec\.nodeName=(.+)$/)?.[1];
+    if (url.searchParams.get("watch") === "1") return this.#watch(url.searchParams, node);
+    const items = [...this.#pods.values()].filter((p) => !node || p.spec.nodeName === node);
+    return Response.json({
+      kind: "PodList",
+      apiVersion: "v1",
+      metadata: { resourceVersion: String(this.#rv) },
+      items,
+    });
+  }
+
+  #watch(params: URLSearchParams, node: string | undefined): Response {
+    const from = Number(params.get("resourceVersion") ?? this.#rv);
+    const encoder = new TextEncoder();
+    if (from < this.#oldest) {
+      // What a real server does: 200, then one ERROR event, then the end of the stream.
+      const error = {
+        type: "ERROR",
+        object: {
+          kind: "Status",
+          apiVersion: "v1",
+          metadata: {},
+          status: "Failure",
+          message: `too old resource version: ${from} (${this.#oldest})`,
+          reason: "Expired",
+          code: 410,
+        },
+      };
+      return new Response(JSON.stringify(error) + "\n", {
+        headers: { "content-type": "application/json" },
+      });
+    }
+    const watches = this.#watches;
+    let watch: { node: string | undefined; send: (line: string) => void; end(): void };
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        watch = {
+          node,
+          send: (line) => controller.enqueue(encoder.encode(line)),
+          end: () => {
+            try {
+              controller.close();
+            } catch {
+              // Already cancelled by the client.
+            }
+          },
+        };
+        for (const entry of this.#history) {
+          if (entry.rv > from && (!node || entry.pod.spec.nodeName === node)) {
+            watch.send(eventLine(entry));
+          }
+        }
+        // A bookmark first, so the client knows the watch is up (real servers send them
+        // periodically when allowWatchBookmarks is set).
+        watch.send(
+          JSON.stringify({
+            type: "BOOKMARK",
+            object: {
+              kind: "Pod",
+              apiVersion: "v1",
+              metadata: { resourceVersion: String(this.#rv) },
+            },
+          }) + "\n",
+        );
+        watches.add(watch);
+      },
+      cancel: () => {
+        watches.delete(watch);
+      },
+    });
+    return new Response(body, { headers: { "content-type": "application/json" } });
+  }
+}
+
+function eventLine(entry: HistoryEntry): string {
+  return JSON.stringify({ type: entry.type, object: entry.pod }) + "\n";
+}
+
+function status(code: number, reason: string, message: string): Response {
+  return Response.json(
+    { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code },
+    { status: code },
+  );
+}
+
+/** A running container's status as the kubelet reports it (containerd runtime). */
+export function running(name: string, id: string, runtime = "containerd"): ContainerStatus {
+  return {
+    name,
+    containerID: `${runtime}://${id}`,
+    image: `registry.example.com/${name}:1.4.2`,
+    imageID: `registry.example.com/${name}@sha256:${"ab".repeat(32)}`,
+    ready: true,
+    restartCount: 0,
+    started: true,
+    state: { running: { startedAt: "2026-11-25T18:02:11Z" } },
+  };
+}
+
+/** A v1 Pod on `node` with the given container statuses. */
+export function pod(
+  namespace: string,
+  name: string,
+  node: string,
+  statuses: Omit<Pod["status"], "phase">,
+): Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      namespace,
+      uid: crypto.randomUUID(),
+      creationTimestamp: "2026-11-25T18:02:03Z",
+      labels: { app: name.replace(/-[a-z0-9]+-[a-z0-9]+$/, "") },
+    },
+    spec: {
+      nodeName: node,
+      containers: (statuses.containerStatuses ?? []).map((c) => ({ name: c.name, image: c.image })),
+    },
+    status: { phase: "Running", podIP: "10.244.1.17", ...statuses },
+  };
+}
+
+/** A random 64-hex container id, as containerd makes them. */
+export function containerId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
