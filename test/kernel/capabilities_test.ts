@@ -1,0 +1,282 @@
+/**
+ * The collector without root: run as uid 65534 through `setpriv` with exactly the capabilities
+ * docs/capabilities.md lists, it collects; with one of them removed, it stops with the one line
+ * the doc quotes. This is what the systemd unit and the DaemonSet rely on. The CAP_SYS_ADMIN
+ * cases hold on kernels with the 2025 uprobe change (6.16, and the stable kernels it reached).
+ */
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import { tempPipeline } from "./_collector.ts";
+import { kernelTest } from "./_kernel.ts";
+import { BASH, PROMPT, Tmux } from "./_tmux.ts";
+import { ROOT, runTaskArgs } from "../_run_command.ts";
+
+const NOBODY = 65534;
+const NEEDS = { objects: ["bash", "netflow", "dns"], tools: ["setpriv", "tmux"] };
+
+/** The capabilities docs/capabilities.md lists per probe type (its table). */
+function documented(): Map<string, string[]> {
+  const doc = Deno.readTextFileSync(`${ROOT}docs/capabilities.md`);
+  const rows = new Map<string, string[]>();
+  for (const m of doc.matchAll(/^\| `(\w+)`\s*\|\s*([A-Z_, ]+|none)\s*\|$/gm)) {
+    rows.set(m[1], m[2].trim() === "none" ? [] : m[2].split(",").map((c) => c.trim()));
+  }
+  return rows;
+}
+
+/** The documented capabilities of all of `probeTypes`, sorted. */
+function capabilitiesOf(...probeTypes: string[]): string[] {
+  const rows = documented();
+  const caps = new Set<string>();
+  for (const type of probeTypes) {
+    const row = rows.get(type);
+    assert.ok(row, `docs/capabilities.md has no row for ${type}`);
+    for (const c of row) caps.add(c);
+  }
+  return [...caps].sort();
+}
+
+/** Bit mask of capabilities (CAP_BPF → 1 << 39), as /proc/<pid>/status prints CapEff. */
+const CAP_NUMBERS: Record<string, number> = {
+  CAP_NET_ADMIN: 12,
+  CAP_SYS_ADMIN: 21,
+  CAP_PERFMON: 38,
+  CAP_BPF: 39,
+};
+function mask(caps: string[]): bigint {
+  return caps.reduce((m, c) => m | 1n << BigInt(CAP_NUMBERS[c]), 0n);
+}
+
+/**
+ * `deno task run`'s command, as uid/gid 65534 with no groups and exactly `caps` (ambient, so
+ * they survive the exec into deno). Deno gets a cache directory it cannot write (it then
+ * compiles in memory): root's cache is not readable by nobody.
+ */
+function asNobody(caps: string[]): string[] {
+  const list = caps.map((c) => `+${c.replace(/^CAP_/, "").toLowerCase()}`).join(",");
+  const capFlags = caps.length
+    ? [`--inh-caps=-all,${list}`, `--ambient-caps=${list}`, `--bounding-set=-all,${list}`]
+    : ["--inh-caps=-all", "--bounding-set=-all"];
+  return [
+    `--reuid=${NOBODY}`,
+    `--regid=${NOBODY}`,
+    "--clear-groups",
+    ...capFlags,
+    "--",
+    "env",
+    "DENO_DIR=/nonexistent/deno",
+    "HOME=/nonexistent",
+    "DENO_NO_UPDATE_CHECK=1",
+    Deno.execPath(),
+    ...runTaskArgs().slice(0, -1),
+    `${RUN_ROOT}src/main.ts`,
+  ];
+}
+
+/** The collector started through setpriv as nobody with `caps`, and what it writes. */
+class NobodyCollector implements AsyncDisposable {
+  readonly #child: Deno.ChildProcess;
+  readonly #pumps: Promise<void>[];
+  stdout = "";
+  stderr = "";
+
+  constructor(caps: string[], pipeline: string, args: string[] = []) {
+    this.#child = new Deno.Command("setpriv", {
+      args: [...asNobody(caps), "--pipeline", pipeline, ...args],
+      cwd: RUN_ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const pump = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) this[into] += chunk;
+    };
+    this.#pumps = [pump(this.#child.stdout, "stdout"), pump(this.#child.stderr, "stderr")];
+  }
+
+  /** setpriv and env exec, so this is deno's pid. */
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  async waitFor(what: string, predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what}\nstderr:\n${this.stderr}`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  attached(): Promise<void> {
+    return this.waitFor("the collector to attach", () => this.stderr.includes("collecting with"));
+  }
+
+  async exited(): Promise<Deno.CommandStatus> {
+    const status = await this.#child.status;
+    await Promise.all(this.#pumps);
+    return status;
+  }
+
+  stop(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
+    try {
+      this.#child.kill(signal);
+    } catch { /* already exited */ }
+    return this.exited();
+  }
+
+  records(): { measurement: string; fields: Record<string, unknown> }[] {
+    return this.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop("SIGKILL");
+  }
+}
+
+/** A one-probe pipeline (that probe required) under RUN_ROOT, readable by uid 65534. */
+function onePipeline(type: string): string {
+  const text = `version: 1
+probes:
+  p: { type: ${type}, required: true }
+outputs:
+  out: { type: stdout, inputs: [p], format: json }
+`;
+  let path: string;
+  if (RUN_ROOT === ROOT) {
+    path = tempPipeline(text);
+  } else {
+    Deno.mkdirSync(`${RUN_ROOT}build/tmp`, { recursive: true });
+    path = Deno.makeTempFileSync({ dir: `${RUN_ROOT}build/tmp`, suffix: ".yaml" });
+    Deno.writeTextFileSync(path, text);
+  }
+  Deno.chmodSync(path, 0o644);
+  return path;
+}
+
+/** The first line of /proc/<pid>/status that starts with `key`, its value. */
+function procStatus(pid: number, key: string): string {
+  const line = Deno.readTextFileSync(`/proc/${pid}/status`).split("\n")
+    .find((l) => l.startsWith(`${key}:`));
+  return line?.split(/\s+/).slice(1).join(" ") ?? "";
+}
+
+/** Whether uid 65534 can reach `dir`: every directory on its path searchable by others. */
+function reachableByOthers(dir: string): boolean {
+  for (let d = dir.replace(/\/$/, ""); d; d = d.slice(0, d.lastIndexOf("/"))) {
+    if ((Deno.statSync(d).mode! & 0o001) === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * A copy of what the collector runs from, in a directory uid 65534 can read, for when the
+ * repository itself is out of nobody's reach (a clone under /root); removed at exit.
+ */
+function stagedCopy(): string {
+  const dir = Deno.makeTempDirSync({ prefix: "ebpf-caps-" });
+  Deno.chmodSync(dir, 0o755);
+  Deno.mkdirSync(`${dir}/build`);
+  const copy = (from: string, to: string) => {
+    const out = new Deno.Command("cp", { args: ["-a", `${ROOT}${from}`, `${dir}/${to}`] })
+      .outputSync();
+    if (!out.success) throw new Error(`cp ${from}: ${new TextDecoder().decode(out.stderr)}`);
+  };
+  for (const f of ["src", "ffi", "node_modules", "deno.json", "deno.lock", "pipeline.yaml"]) {
+    copy(f, f);
+  }
+  copy("build/bpf", "build/bpf");
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+  return `${dir}/`;
+}
+
+const RUN_ROOT = reachableByOthers(ROOT) ? ROOT : stagedCopy();
+
+kernelTest(
+  "default pipeline as uid 65534 with exactly the documented capabilities collects",
+  NEEDS,
+  async () => {
+    const pipeline = `${RUN_ROOT}pipeline.yaml`;
+    const probes: Record<string, { type: string }> = parse(Deno.readTextFileSync(pipeline)).probes;
+    const probeTypes = Object.values(probes).map((p) => p.type);
+    const caps = capabilitiesOf(...probeTypes);
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+
+    await using collector = new NobodyCollector(caps, pipeline);
+    await collector.attached();
+    // The process really is nobody holding exactly that set (setpriv execs, so the pid is deno's).
+    assert.equal(procStatus(collector.pid, "Uid"), `${NOBODY} ${NOBODY} ${NOBODY} ${NOBODY}`);
+    assert.equal(BigInt(`0x${procStatus(collector.pid, "CapEff")}`), mask(caps));
+    for (const probe of ["bash", "netflow", "dns"]) {
+      assert.match(collector.stderr, new RegExp(`^attached ${probe}: `, "m"));
+    }
+    assert.doesNotMatch(collector.stderr, /disabled/);
+
+    const cmd = `echo as-nobody-${nonce}`;
+    await tmux.type("root", cmd);
+    await collector.waitFor("the typed command", () => collector.stdout.includes(nonce));
+    const status = await collector.stop("SIGINT");
+    assert.equal(status.code, 0, collector.stderr);
+    const [r] = collector.records().filter((r) => r.fields.cmd === cmd);
+    assert.equal(r.measurement, "bash");
+    assert.equal(r.fields.user, "root");
+  },
+);
+
+kernelTest(
+  "default pipeline without CAP_SYS_ADMIN: bash is disabled in one line, the network probes run",
+  NEEDS,
+  async () => {
+    const caps = capabilitiesOf("bash", "netflow", "dns").filter((c) => c !== "CAP_SYS_ADMIN");
+    await using collector = new NobodyCollector(caps, `${RUN_ROOT}pipeline.yaml`);
+    await collector.attached();
+    const warnings = collector.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+    assert.equal(warnings.length, 1, collector.stderr);
+    assert.match(
+      warnings[0],
+      /^warning: probe bash disabled: attach uretprobe \S+:readline\w*: EACCES \(Permission denied\)/,
+    );
+    assert.match(collector.stderr, /^attached netflow: /m);
+    assert.match(collector.stderr, /^attached dns: /m);
+    assert.equal((await collector.stop("SIGINT")).code, 0);
+  },
+);
+
+/** What the collector prints when the one-probe pipeline lacks `missing` (docs/capabilities.md). */
+const ERRORS: Record<string, RegExp> = {
+  CAP_BPF:
+    /^error: not allowed to load BPF programs: run as root, or grant CAP_BPF and CAP_PERFMON/,
+  CAP_PERFMON:
+    /^error: not allowed to load BPF programs: run as root, or grant CAP_BPF and CAP_PERFMON/,
+  CAP_NET_ADMIN: /^error: bpf_object__load \S+: EPERM \(Operation not permitted\)/,
+  CAP_SYS_ADMIN: /^error: attach uretprobe \S+:readline\w*: EACCES \(Permission denied\)/,
+};
+
+for (
+  const [type, missing] of [
+    ["netflow", "CAP_BPF"],
+    ["netflow", "CAP_PERFMON"],
+    ["netflow", "CAP_NET_ADMIN"],
+    ["dns", "CAP_NET_ADMIN"],
+    ["bash", "CAP_SYS_ADMIN"],
+  ]
+) {
+  kernelTest(`${type} without ${missing}: one error line, exit code 1`, NEEDS, async () => {
+    const caps = capabilitiesOf(type);
+    assert.ok(caps.includes(missing), `docs/capabilities.md: ${type} should need ${missing}`);
+    await using collector = new NobodyCollector(
+      caps.filter((c) => c !== missing),
+      onePipeline(type),
+      ["--duration", "2s"],
+    );
+    const status = await collector.exited();
+    assert.equal(status.code, 1, collector.stderr);
+    const lines = collector.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `one line, no stack trace:\n${collector.stderr}`);
+    assert.match(lines[0], ERRORS[missing]);
+  });
+}
