@@ -8,7 +8,7 @@
  *
  * Counters (on the stage's counters): `k8s_pods` (gauge: pods indexed), `k8s_stale` (gauge: 1
  * while the metadata may be out of date because the API cannot be reached), `k8s_watch_errors`
- * (failed lists, watches and ERROR events), `k8s_relists` (lists after the first, e.g. on 410
+ * (failed lists and watches, broken watch streams, ERROR events), `k8s_relists` (lists after the first, e.g. on 410
  * Gone), `k8s_pods_dropped` (pods not indexed because of the `maxPods` cap).
  *
  * TLS: `Deno.createHttpClient({ caCerts })` is stable in Deno 2.9.6 (no `--unstable-*` flag), and
@@ -211,6 +211,13 @@ function describe(e: unknown): string {
   return message.replace(/^error sending request for url \([^)]*\): /, "");
 }
 
+/** A watch stream that broke after the server had accepted it (e.g. a connection reset). */
+class StreamError extends Error {
+  constructor(cause: unknown) {
+    super(describe(cause), { cause });
+  }
+}
+
 /** A watch line longer than this is not a pod (the API caps objects at about 1.5 MiB). */
 const MAX_EVENT_CHARS = 16 * 1024 * 1024;
 /** How long a list may take before it is abandoned as hung. */
@@ -310,6 +317,15 @@ export class PodWatcher {
         if (events === 0) await this.#sleep(this.#nextBackoff());
       } catch (e) {
         if (this.#closed) break;
+        if (e instanceof StreamError) {
+          // The server was reachable a moment ago (an API server restarting, a load balancer
+          // closing idle connections): resume from the resourceVersion; an outage is declared
+          // only if reconnecting fails.
+          this.#counters.add("k8s_watch_errors");
+          this.#log.debug(`kubernetes: watch broke: ${e.message}; resuming`);
+          await this.#sleep(this.#nextBackoff());
+          continue;
+        }
         if (e instanceof ApiError && e.code === 410) {
           // Our resourceVersion is older than the server keeps: only a new list catches up.
           this.#log.debug(`kubernetes: ${e.message}; listing pods again`);
@@ -331,7 +347,7 @@ export class PodWatcher {
     const list = await this.#get(
       this.#url({ resourceVersion: "0" }),
       LIST_DEADLINE_MS,
-      (r) => r.json() as Promise<{ metadata?: { resourceVersion?: string }; items?: [] }>,
+      (r) => r.json() as Promise<{ metadata?: { resourceVersion?: string }; items?: PodObject[] }>,
     );
     const index = new PodIndex(this.#index.maxPods);
     let dropped = 0;
@@ -362,20 +378,24 @@ export class PodWatcher {
   async #readEvents(response: Response): Promise<number> {
     let events = 0;
     let pending = "";
+    // Where to look for the next newline: a large object arrives in many chunks.
+    let searchFrom = 0;
     const decoder = new TextDecoder();
     // Read to its end or cancelled by the abort: either way the body is not left open.
     for await (const chunk of response.body!) {
       pending += decoder.decode(chunk, { stream: true });
       let newline;
-      while ((newline = pending.indexOf("\n")) >= 0) {
+      while ((newline = pending.indexOf("\n", searchFrom)) >= 0) {
         const line = pending.slice(0, newline).trim();
         pending = pending.slice(newline + 1);
+        searchFrom = 0;
         if (line === "") continue;
         this.#event(line);
         events++;
         // Any event (a bookmark too) shows the API is healthy: later failures start small.
         this.#backoffMs = this.#minBackoffMs;
       }
+      searchFrom = pending.length;
       if (pending.length > MAX_EVENT_CHARS) {
         throw new Error(`watch event longer than ${MAX_EVENT_CHARS} characters`);
       }
@@ -437,7 +457,12 @@ export class PodWatcher {
         );
       }
       this.#recovered();
-      return await read(response);
+      try {
+        return await read(response);
+      } catch (e) {
+        if (e instanceof ApiError || this.#stop.signal.aborted) throw e;
+        throw new StreamError(e);
+      }
     } finally {
       clearTimeout(deadline);
     }

@@ -311,6 +311,29 @@ sanitized(
 );
 
 sanitized(
+  "PodWatcher resumes a watch that broke mid-way without calling it an outage",
+  async () => {
+    const before = containerId(), after = containerId();
+    await withWatcher({
+      before: (server) =>
+        server.put(pod("shop", "a-1", "node-a", { containerStatuses: [running("a", before)] })),
+    }, async ({ server, watcher, count, warnings, infos }) => {
+      await until("the watch is open", () => server.watching === 1);
+      const seen = server.requests.length;
+      server.breakWatches();
+      server.put(pod("shop", "b-1", "node-a", { containerStatuses: [running("b", after)] }));
+      await until("the pod added meanwhile is indexed", () => watcher.lookup(after) !== undefined);
+      assert.equal(count("k8s_watch_errors"), 1n);
+      assert.equal(count("k8s_stale"), 0n);
+      assert.equal(count("k8s_relists"), 0n);
+      assert.deepEqual([...warnings, ...infos], []);
+      assert.equal(server.requests[seen].params.get("watch"), "1", "no new list");
+      assert.equal(watcher.lookup(before)?.pod, "a-1");
+    });
+  },
+);
+
+sanitized(
   "PodWatcher lists again when its resourceVersion is too old (watch ERROR 410 Expired)",
   async () => {
     const first = containerId(), second = containerId();

@@ -51,6 +51,14 @@ interface HistoryEntry {
   pod: Pod;
 }
 
+/** An open watch stream: events for `node` (every node when undefined). */
+interface Watch {
+  node: string | undefined;
+  send(line: string): void;
+  end(): void;
+  fail(): void;
+}
+
 /** One request the server saw. */
 export interface SeenRequest {
   params: URLSearchParams;
@@ -67,7 +75,9 @@ export class FakeApiServer {
   #rv = 1000;
   /** Watches from below this resourceVersion get 410 Expired. */
   #oldest = 1000;
-  #watches = new Set<{ node: string | undefined; send: (line: string) => void; end(): void }>();
+  #watches = new Set<
+    { node: string | undefined; send: (line: string) => void; end(): void; fail(): void }
+  >();
   #server: Deno.HttpServer | undefined;
   #port = 0;
 
@@ -94,6 +104,8 @@ export class FakeApiServer {
       cert: this.cert,
       key: this.key,
       onListen: () => {},
+      // breakWatches() errors streams on purpose: not worth a line on stderr.
+      onError: () => new Response(null, { status: 500 }),
     }, (request) => this.#handle(request));
     this.#port = (this.#server.addr as Deno.NetAddr).port;
   }
@@ -108,6 +120,12 @@ export class FakeApiServer {
   /** Ends every open watch stream (a server's `timeoutSeconds` running out). */
   endWatches(): void {
     for (const w of this.#watches) w.end();
+    this.#watches.clear();
+  }
+
+  /** Breaks every open watch stream mid-way (the server errors it, not a clean end). */
+  breakWatches(): void {
+    for (const w of this.#watches) w.fail();
     this.#watches.clear();
   }
 
@@ -186,12 +204,18 @@ export class FakeApiServer {
       });
     }
     const watches = this.#watches;
-    let watch: { node: string | undefined; send: (line: string) => void; end(): void };
+    let watch: {
+      node: string | undefined;
+      send: (line: string) => void;
+      end(): void;
+      fail(): void;
+    };
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
         watch = {
           node,
           send: (line) => controller.enqueue(encoder.encode(line)),
+          fail: () => controller.error(new Error("connection reset")),
           end: () => {
             try {
               controller.close();
