@@ -39,6 +39,7 @@ import {
 } from "./bench/proc.ts";
 import { measureScaling, type ScalingResult } from "./bench/scaling.ts";
 import { shortConnections } from "./bench/short_tcp.ts";
+import { type ProfileSummary, summarizeProfile } from "./bench/cpu_profile.ts";
 import { format, median, type Spread, spread, table } from "./bench/stats.ts";
 import type { Measurement } from "./bench/workload.ts";
 
@@ -61,6 +62,7 @@ interface Workload {
 /** What one on run saw of the collector. */
 interface OnRun extends Usage {
   attachMs: number;
+  probeAttachMs: { [probe: string]: number };
   mapBytes: number;
   recordsPerSecond: number;
   lost: { [counter: string]: number };
@@ -72,7 +74,13 @@ interface WorkloadResult {
   on: number[];
   ratios: number[];
   onRuns: OnRun[];
-  profile?: { eventsPerSecond: number; cpuPercent: number; programs: ProgramCost[] };
+  profile?: {
+    eventsPerSecond: number;
+    cpuPercent: number;
+    programs: ProgramCost[];
+    /** Where the collector's CPU went (its V8 profile over the whole profiling run). */
+    cpu?: ProfileSummary;
+  };
 }
 
 function options() {
@@ -216,7 +224,7 @@ async function main(): Promise<number> {
       const w = r.workload;
       await sleep(SETTLE_MS);
       const off = await w.run(opts.seconds);
-      await using collector = await Collector.start(pipeline);
+      await using collector = await Collector.start(pipeline, { expectProbes: PROBES });
       await sleep(SETTLE_MS);
       const [on, used] = await withUsage(collector.pid, ticksPerSecond, () => w.run(opts.seconds));
       const mapBytes = bpfMapMemlock(collector.pid);
@@ -229,6 +237,7 @@ async function main(): Promise<number> {
       r.onRuns.push({
         ...used,
         attachMs: collector.attachMs,
+        probeAttachMs: collector.probeAttachMs,
         mapBytes,
         recordsPerSecond: records / opts.seconds,
         lost,
@@ -249,18 +258,25 @@ async function main(): Promise<number> {
   if (opts.profile) {
     using _stats = enableBpfStats();
     for (const r of results) {
+      const dir = `${ROOT}build/prof/${r.workload.id}`;
+      await Deno.remove(dir, { recursive: true }).catch(() => {}); // an earlier run's profile
       await sleep(SETTLE_MS);
-      await using collector = await Collector.start(pipeline);
+      await using collector = await Collector.start(pipeline, {
+        denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+        expectProbes: PROBES,
+      });
       await sleep(SETTLE_MS);
       const [[, used], programs] = await programCosts(
         collector.pid,
         () => withUsage(collector.pid, ticksPerSecond, () => r.workload.run(opts.seconds)),
       );
       await collector.stop();
+      const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
       r.profile = {
         eventsPerSecond: programs.reduce((sum, p) => sum + p.runsPerSecond, 0),
         cpuPercent: used.cpuPercent,
         programs,
+        cpu: file ? summarizeProfile(`${dir}/${file.name}`) : undefined,
       };
     }
   }
@@ -303,6 +319,11 @@ async function main(): Promise<number> {
         peak_rss_kib: Math.max(...r.onRuns.map((u) => u.hwmKb)),
         bpf_map_bytes: median(r.onRuns.map((u) => u.mapBytes)),
         attach_ms: spread(r.onRuns.map((u) => u.attachMs)),
+        probe_attach_ms: Object.fromEntries(
+          Object.keys(r.onRuns[0]?.probeAttachMs ?? {}).map((
+            p,
+          ) => [p, median(r.onRuns.map((u) => u.probeAttachMs[p]))]),
+        ),
         records_per_second: median(r.onRuns.map((u) => u.recordsPerSecond)),
         lost: sumLost(r.onRuns),
       },
@@ -390,6 +411,13 @@ function report(
         c.cpuPercent.toFixed(2),
       ]),
     ]));
+    if (p.cpu) {
+      console.log(`collector CPU profile: ${format(p.cpu.busyMs)} ms busy; most self time:`);
+      console.log(table([
+        ["function", "self ms", "total ms"],
+        ...p.cpu.bySelf.slice(0, 6).map((f) => [f.where, format(f.selfMs), format(f.totalMs)]),
+      ]));
+    }
   }
 
   if (scaling.length) {

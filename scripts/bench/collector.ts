@@ -5,7 +5,7 @@
  */
 import { parse, stringify } from "yaml";
 import { ROOT, runTaskArgs, tempPipeline } from "../../test/_run_command.ts";
-import { Child } from "./child.ts";
+import { Child, StartError } from "./child.ts";
 
 /**
  * The default pipeline.yaml with `dns` also watching `dnsPort` (the benchmark's dnsmasq does
@@ -46,16 +46,25 @@ export class Collector implements AsyncDisposable {
   readonly child: Child;
   /** What the collector says attaching took ("(N ms to attach)"). */
   attachMs = NaN;
+  /** The same per probe ("attached bash: ... (N ms)"). */
+  probeAttachMs: { [probe: string]: number } = {};
 
   private constructor(child: Child) {
     this.child = child;
   }
 
-  /** Starts the collector and waits for its "collecting with" line; `stdout` piped or not. */
-  static async start(pipeline: string, options: { readStdout?: boolean } = {}): Promise<Collector> {
-    const child = new Child(Deno.execPath(), [...runTaskArgs(), "--pipeline", pipeline], {
-      discardStdout: !options.readStdout,
-    });
+  /**
+   * Starts the collector and waits for its "collecting with" line; `stdout` piped or not,
+   * `denoFlags` added to `deno run`'s (e.g. --cpu-prof); fails unless every one of
+   * `expectProbes` attached.
+   */
+  static async start(
+    pipeline: string,
+    options: { readStdout?: boolean; denoFlags?: string[]; expectProbes?: string[] } = {},
+  ): Promise<Collector> {
+    const [run, ...rest] = runTaskArgs();
+    const args = [run, ...options.denoFlags ?? [], ...rest, "--pipeline", pipeline];
+    const child = new Child(Deno.execPath(), args, { discardStdout: !options.readStdout });
     const collector = new Collector(child);
     try {
       await child.waitFor("the collector", () => child.stderr.includes("collecting with"));
@@ -63,7 +72,18 @@ export class Collector implements AsyncDisposable {
       await child.stop("SIGKILL");
       throw e;
     }
+    // A probe that could not load is only a warning to the collector; here it is a bad run.
+    const missing = (options.expectProbes ?? []).filter((p) =>
+      !child.stderr.includes(`attached ${p}:`)
+    );
+    if (missing.length) {
+      await child.stop("SIGKILL");
+      throw new StartError("the collector", `${missing.join(", ")} not attached`, child.stderr);
+    }
     collector.attachMs = Number(child.stderr.match(/\((\d+) ms to attach\)/)?.[1]);
+    for (const [, probe, ms] of child.stderr.matchAll(/^attached (\S+): .*\((\d+) ms\)$/gm)) {
+      collector.probeAttachMs[probe] = Number(ms);
+    }
     return collector;
   }
 

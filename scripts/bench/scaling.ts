@@ -93,13 +93,16 @@ export async function measureScaling(
   connections: number,
   seconds: number,
 ): Promise<ScalingResult> {
-  await using collector = await Collector.start(tempPipeline(PIPELINE), { readStdout: true });
+  await using collector = await Collector.start(tempPipeline(PIPELINE), {
+    readStdout: true,
+    expectProbes: ["netflow"],
+  });
   await using holder = await holdIdleConnections(connections);
   const reader = new ReportReader(collector);
   const ready = reader.read().length;
   const first = (await reader.waitFor(ready + SETTLE_REPORTS)).at(-1)!;
   const last = (await reader.waitFor(ready + SETTLE_REPORTS + Math.max(seconds, 3))).at(-1)!;
-  await holder.closeStdin();
+  await holder.close();
   const polls = last.polls - first.polls;
   const summary = await collector.stop();
   return {
