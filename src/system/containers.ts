@@ -61,7 +61,7 @@ export function containerIdOfPath(path: string): string | undefined {
 export interface CgroupSource {
   /**
    * The path (from the mount, starting with `/`) of cgroup `id`; null when no such cgroup
-   * exists (any more); undefined when this source cannot look ids up one by one.
+   * exists (any more); undefined when this source cannot tell (then a walk will).
    */
   pathOf(id: bigint): string | null | undefined;
   /** Every cgroup directory under the mount, with its id and path. */
@@ -69,7 +69,7 @@ export interface CgroupSource {
   close(): void;
 }
 
-const EPERM = 1, ENOENT = 2, ESTALE = 116;
+const EPERM = 1, ENOENT = 2, EOPNOTSUPP = 95;
 
 /** The kernel's cgroup v2 hierarchy mounted at `mount` (see the module doc). */
 export class KernelCgroups implements CgroupSource {
@@ -92,8 +92,9 @@ export class KernelCgroups implements CgroupSource {
       return full.slice(this.#mount.length) || "/";
     } catch (e) {
       if (!(e instanceof LibbpfError)) throw e;
-      if (e.errno === ESTALE || e.errno === ENOENT) return null;
-      if (e.errno === EPERM) this.#byHandle = false;
+      // ESTALE: no such cgroup, or a mount that is not cgroup v2 (a test's directory tree):
+      // the walk tells which. Without CAP_DAC_READ_SEARCH (EPERM) only walks are left.
+      if (e.errno === EPERM || e.errno === EOPNOTSUPP) this.#byHandle = false;
       return undefined;
     }
   }

@@ -38,6 +38,7 @@ const flow: Record = {
 
 // For each type, a record its example passes on.
 const SAMPLES: { [type: string]: Record } = {
+  container: bash("ls -la"),
   filter: bash("sudo systemctl restart nginx"),
   redact: bash("ls -la"),
   tags: bash("ls -la"),

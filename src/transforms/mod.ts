@@ -1,5 +1,6 @@
 /** The transform types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
+import { containerTransform } from "./container.ts";
 import { dnsDomainTransform } from "./dns_domain.ts";
 import { ephemeralPortTransform } from "./ephemeral_port.ts";
 import { filterTransform } from "./filter.ts";
@@ -7,6 +8,7 @@ import { redactTransform } from "./redact.ts";
 import { tagsTransform } from "./tags.ts";
 
 export const TRANSFORMS = registryOf(
+  containerTransform,
   dnsDomainTransform,
   ephemeralPortTransform,
   filterTransform,
