@@ -9,7 +9,7 @@
  * deploy/kubernetes/configmap.yaml from pipeline.yaml.
  */
 import assert from "node:assert/strict";
-import { parse, parseAllDocuments, parseDocument, stringify } from "yaml";
+import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } from "yaml";
 import { ROOT, tempPipeline } from "./_run_command.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
@@ -43,29 +43,63 @@ function defaultPipelineCapabilities(): string[] {
   return [...caps].sort();
 }
 
-/** The cluster variant of a pipeline: probes read the host's bash and cgroup root (mounted
- * under /host by the DaemonSet), and container transforms ask Kubernetes for pod names. */
+/** The settings the cluster variant adds to each stage of a type, in this order. */
+const CLUSTER_SETTINGS: Record<string, [section: string, key: string, value: string][]> = {
+  // The host's bash and cgroup v2 root, mounted under /host by daemonset.yaml.
+  bash: [["probes", "binary", "/host/usr/bin/bash"]],
+  netflow: [["probes", "cgroup", "/host/sys/fs/cgroup"]],
+  dns: [["probes", "cgroup", "/host/sys/fs/cgroup"]],
+  // The host's cgroup tree (the pod's own /sys/fs/cgroup shows only its cgroup namespace), and
+  // pod names from the API server for this node's pods.
+  container: [
+    ["transforms", "cgroup", "/host/sys/fs/cgroup"],
+    ["transforms", "kubernetes", "true"],
+    ["transforms", "node_name", "${NODE_NAME}"],
+  ],
+};
+
+/**
+ * The cluster variant of a pipeline: CLUSTER_SETTINGS added to its stages. Each setting is a
+ * line inserted after the stage's `type:` line, so the file's comments and layout stay as they
+ * are (a YAML round trip moves comments about); a stage written in flow style, or one that
+ * already has the key, is set through the YAML document instead.
+ */
 export function clusterPipeline(text: string): string {
-  const doc = parseDocument(text);
-  const probes = (doc.toJS().probes ?? {}) as Record<string, { type: string }>;
-  for (const [name, probe] of Object.entries(probes)) {
-    if (probe.type === "bash") doc.setIn(["probes", name, "binary"], "/host/usr/bin/bash");
-    if (probe.type === "netflow" || probe.type === "dns") {
-      doc.setIn(["probes", name, "cgroup"], "/host/sys/fs/cgroup");
+  const stages = parse(text) as Record<string, Record<string, { type?: string }> | undefined>;
+  for (const section of ["probes", "transforms"]) {
+    for (const [name, stage] of Object.entries(stages[section] ?? {})) {
+      const settings = (CLUSTER_SETTINGS[stage.type ?? ""] ?? []).filter(([s]) => s === section);
+      for (const [, key, value] of settings.toReversed()) {
+        text = withSetting(text, [section, name], key, value);
+      }
     }
   }
-  const transforms = (doc.toJS().transforms ?? {}) as Record<string, { type: string }>;
-  for (const [name, transform] of Object.entries(transforms)) {
-    if (transform.type !== "container") continue;
-    doc.setIn(["transforms", name, "kubernetes"], true);
-    doc.setIn(["transforms", name, "node_name"], "${NODE_NAME}");
-  }
-  return doc.toString({ lineWidth: 100 });
+  return text;
 }
 
-/** deploy/kubernetes/configmap.yaml as generated from pipeline.yaml. */
-function configMapText(): string {
-  const pipeline = clusterPipeline(Deno.readTextFileSync(`${ROOT}pipeline.yaml`));
+/** `text` with `key: value` set in the map at `path`, as a new line after its `type:` line. */
+function withSetting(text: string, path: string[], key: string, value: string): string {
+  const doc = parseDocument(text);
+  const map = doc.getIn(path, true);
+  const typePair = isMap(map) && !map.flow && !map.has(key)
+    ? map.items.find((p) => isScalar(p.key) && p.key.value === "type")
+    : undefined;
+  if (!typePair || !isScalar(typePair.key) || !isScalar(typePair.value)) {
+    doc.setIn([...path, key], parse(value));
+    return doc.toString({ lineWidth: 100 });
+  }
+  const keyStart = typePair.key.range![0];
+  const indent = keyStart - (text.lastIndexOf("\n", keyStart) + 1);
+  const lineEnd = text.indexOf("\n", typePair.value.range![1]);
+  const at = lineEnd === -1 ? text.length : lineEnd;
+  return `${text.slice(0, at)}\n${" ".repeat(indent)}${key}: ${value}${text.slice(at)}`;
+}
+
+/** deploy/kubernetes/configmap.yaml as generated from pipeline.yaml (its text). */
+export function configMapText(
+  pipelineText: string = Deno.readTextFileSync(`${ROOT}pipeline.yaml`),
+): string {
+  const pipeline = clusterPipeline(pipelineText);
   const configMap = {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -114,7 +148,19 @@ function which(tool: string): string | undefined {
 async function explainedFlags(pipelineText: string, installedAt: string): Promise<string[]> {
   const path = tempPipeline(pipelineText);
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--no-prompt", "-P", "src/main.ts", "--explain", "--pipeline", path],
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      "-P",
+      // The cluster pipeline's ${NODE_NAME} (the DaemonSet sets it from spec.nodeName).
+      "--allow-env=LOG_TOKENS,LOG_STREAM,EBPF_*,NODE_NAME",
+      "src/main.ts",
+      "--explain",
+      "--pipeline",
+      path,
+    ],
+    env: { NODE_NAME: "node-a" },
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",
@@ -168,15 +214,21 @@ Deno.test("systemd unit grants exactly the documented capabilities, with hardeni
   assert.match(s.get("Environment") ?? "", /DENO_NO_UPDATE_CHECK=1/);
 });
 
-Deno.test("systemd unit runs the bundle with exactly the flags --explain prints", async () => {
+Deno.test("the unit and the image run the bundle with exactly the flags --explain prints", async () => {
+  const explained = permissionFlags(
+    await explainedFlags(Deno.readTextFileSync(`${ROOT}pipeline.yaml`), ETC_PIPELINE),
+  );
   const exec = unitSettings().get("ExecStart")!.split(" ");
   assert.equal(exec[0], "/usr/bin/deno");
   assert.deepEqual(exec.slice(-3), [BUNDLE, "--pipeline", ETC_PIPELINE]);
-  const explained = await explainedFlags(
-    Deno.readTextFileSync(`${ROOT}pipeline.yaml`),
-    ETC_PIPELINE,
-  );
-  assert.deepEqual(permissionFlags(exec), permissionFlags(explained));
+  assert.deepEqual(permissionFlags(exec), explained, "the unit's ExecStart");
+
+  const text = Deno.readTextFileSync(CONTAINERFILE).replaceAll("\\\n", "");
+  const json = (instruction: string): string[] =>
+    JSON.parse(text.match(new RegExp(`^${instruction} (\\[.*\\])$`, "m"))![1]);
+  const entrypoint = [...json("ENTRYPOINT"), ...json("CMD")];
+  assert.deepEqual(entrypoint.slice(-3), [BUNDLE, "--pipeline", ETC_PIPELINE]);
+  assert.deepEqual(permissionFlags(entrypoint), explained, "the image's ENTRYPOINT");
 });
 
 Deno.test({
