@@ -21,6 +21,13 @@ const symbols = {
     result: "i32",
     nonblocking: true, // runs on a worker thread, so waiting never blocks the JS event loop
   },
+  // The same call on this thread, with a timeout of 0: after the worker's call fails, it tells
+  // the cause, since errno() here cannot see the worker thread's errno.
+  epoll_wait_now: {
+    name: "epoll_wait",
+    parameters: ["i32", "buffer", "i32", "i32"],
+    result: "i32",
+  },
   eventfd: { parameters: ["u32", "i32"], result: "i32" }, // int eventfd(unsigned initval, int flags)
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" }, // ssize_t write(int, const void *, size_t)
   close: { parameters: ["i32"], result: "i32" }, // int close(int fd)

@@ -171,7 +171,10 @@ export class RingBuffer implements Disposable {
       }
       // Level-triggered: returns at once if records arrived since the drain, so none is missed.
       const n = await libc().epoll_wait(this.#epollFd, events, 4, 1000);
-      if (n < 0 && errno() !== 4 /* EINTR */) {
+      // A signal (SIGSTOP/SIGCONT, SIGCHLD...) interrupts the wait with EINTR on the worker
+      // thread, whose errno cannot be read here. Ask again on this thread without waiting: a
+      // lasting fault (EBADF...) fails again, with its errno; an interruption does not.
+      if (n < 0 && libc().epoll_wait_now(this.#epollFd, events, 4, 0) < 0 && errno() !== 4) {
         throw new LibbpfError("epoll_wait", errno(), [], this.name);
       }
     }

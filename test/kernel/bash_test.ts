@@ -284,3 +284,39 @@ kernelTest(
     assert.ok(!collector.stderr.includes("    at "), "no stack trace");
   },
 );
+
+kernelTest(
+  "bash commands still arrive after the collector was stopped and continued (SIGSTOP, SIGCONT)",
+  NEEDS,
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    await rootShell(tmux);
+    // netflow's map walks end in ENOENT on the main thread, the errno the old reader misread.
+    const pipeline = tempPipeline(`version: 1
+probes:
+  shell: { type: bash }
+  flows: { type: netflow, poll: 100ms }
+  self: { type: collector, every: 100ms }
+outputs:
+  out: { type: stdout, inputs: [shell] }
+`);
+    await using collector = new Collector(["--pipeline", pipeline]);
+    await collector.attached();
+    // The ring reader waits in epoll_wait on a worker thread; the stop and continue interrupt
+    // it with EINTR, which must be a retry, not the end of reading.
+    for (let i = 0; i < 5; i++) {
+      collector.signal("SIGSTOP");
+      await new Promise((r) => setTimeout(r, 200));
+      collector.signal("SIGCONT");
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await new Promise((r) => setTimeout(r, 1200)); // beyond the reader's 1 s wait
+    await tmux.type("root", `echo after-continue-${nonce}`);
+    await collector.waitFor(
+      "the command typed after SIGCONT",
+      () => collector.records().some((r) => r.fields.cmd === `echo after-continue-${nonce}`),
+    );
+    assert.doesNotMatch(collector.stderr, /ring buffer reader stopped/);
+  },
+);
