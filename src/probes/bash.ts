@@ -94,6 +94,8 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
 export const bashProbe: StageDef<BashConfig> = {
   type: "bash",
   kind: "probe",
+  // CAP_SYS_ADMIN: a perf uprobe needs it again since Linux 6.16 (docs/capabilities.md).
+  capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"],
   describe: "Commands typed into interactive bash shells (uretprobe on readline).",
   schema: {
     binary: {

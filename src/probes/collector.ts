@@ -116,6 +116,7 @@ function addFillRatios(fields: Record["fields"]): void {
 export const collectorProbe: StageDef<CollectorConfig> = {
   type: "collector",
   kind: "probe",
+  capabilities: [], // reads no kernel
   describe: "The collector's own counters, memory and CPU, as ebpf_collector records.",
   schema: {
     every: { type: "duration", default: "60s", doc: "how often a report is emitted (aligned)" },

@@ -50,6 +50,8 @@ const SIDES = ["outgoing", "incoming"];
 export const dnsProbe: StageDef<DnsConfig> = {
   type: "dns",
   kind: "probe",
+  // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
+  capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
   describe: "DNS requests (UDP and TCP, IPv4 and IPv6): latency, rcode, name, asking process.",
   schema: {
     ports: {

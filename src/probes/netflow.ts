@@ -97,6 +97,8 @@ function parseCidrs(value: unknown, at: At): string[] | undefined {
 export const netflowProbe: StageDef<NetflowConfig> = {
   type: "netflow",
   kind: "probe",
+  // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
+  capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
   describe: "TCP and UDP flows per process: bytes, retransmits, RTT, connections (IPv4, IPv6).",
   schema: {
     poll: {
