@@ -41,3 +41,41 @@ globalThis.addEventListener("unload", () => {
     } catch { /* already gone */ }
   }
 });
+
+/**
+ * The command `--explain` prints for `pipeline` (`deno run <flags> <script> --pipeline <file>`),
+ * split into words; the script is given relative to the repository root.
+ */
+export async function explainedCommand(pipeline: string): Promise<string[]> {
+  const explained = await output(Deno.execPath(), [
+    ...runTaskArgs(),
+    "--pipeline",
+    pipeline,
+    "--explain",
+  ]);
+  if (explained.code !== 0) throw new Error(`--explain failed: ${explained.stderr}`);
+  const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
+  if (!line.startsWith("deno run ")) {
+    throw new Error(`--explain's last line is not a command: ${line}`);
+  }
+  return line.split(/\s+/);
+}
+
+/** Runs `command` to its end (in the repository root unless `cwd`), its output as text. */
+export async function output(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(command, {
+    args,
+    cwd: options.cwd ?? ROOT,
+    env: options.env,
+    clearEnv: options.clearEnv,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+}

@@ -2,7 +2,7 @@
  * Runs the real collector (`deno task run`'s command line, from deno.json) as a child
  * process, the way a user does, and collects what it writes.
  */
-import { ROOT, runTaskArgs } from "../_run_command.ts";
+import { explainedCommand, ROOT, runTaskArgs } from "../_run_command.ts";
 export { tempPipeline } from "../_run_command.ts";
 
 /** A running collector: its stdout lines and stderr text so far. */
@@ -13,9 +13,12 @@ export class Collector implements AsyncDisposable {
   readonly #done: Promise<Deno.CommandStatus>;
   readonly #pumps: Promise<void>[];
 
-  /** `extraFlags` are Deno flags added to `deno task run`'s (e.g. `--allow-write=FILE`). */
-  constructor(args: string[], extraFlags: string[] = []) {
-    const command = runTaskArgs();
+  /**
+   * `extraFlags` are Deno flags added to `deno task run`'s (e.g. `--allow-write=FILE`);
+   * `denoArgs` replaces that command line altogether (see {@linkcode Collector.explained}).
+   */
+  constructor(args: string[], extraFlags: string[] = [], denoArgs?: string[]) {
+    const command = denoArgs ?? runTaskArgs();
     command.splice(command.length - 1, 0, ...extraFlags); // before src/main.ts
     this.#child = new Deno.Command(Deno.execPath(), {
       args: [...command, ...args],
@@ -29,6 +32,21 @@ export class Collector implements AsyncDisposable {
     };
     this.#pumps = [pump(this.#child.stdout, "stdout"), pump(this.#child.stderr, "stderr")];
     this.#done = this.#child.status;
+  }
+
+  /**
+   * Starts the collector on `pipeline` with exactly the `deno run` command its `--explain`
+   * prints (no more permissions than that), and waits until it is collecting.
+   */
+  static async explained(pipeline: string, args: string[] = []): Promise<Collector> {
+    const words = await explainedCommand(pipeline);
+    const collector = new Collector(
+      [...words.slice(words.indexOf("--pipeline")), ...args],
+      [],
+      ["run", "--quiet", "--no-prompt", ...words.slice(2, words.indexOf("--pipeline"))],
+    );
+    await collector.attached();
+    return collector;
   }
 
   /** Waits until `predicate` holds (checked every 50 ms), or throws after `timeoutMs`. */

@@ -6,23 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { kernelTest } from "./_kernel.ts";
-import { ROOT } from "../_run_command.ts";
-
-async function output(
-  cmd: string,
-  args: string[],
-  opts: { cwd: string; env?: Record<string, string> },
-) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd,
-    env: opts.env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
-}
+import { output, ROOT } from "../_run_command.ts";
 
 kernelTest(
   "the bundle runs the default pipeline outside the source tree with the flags it prints",

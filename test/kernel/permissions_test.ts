@@ -5,40 +5,18 @@
  */
 import assert from "node:assert/strict";
 import { kernelTest } from "./_kernel.ts";
-import { ROOT } from "../_run_command.ts";
+import { explainedCommand, output } from "../_run_command.ts";
 
-/** The command `--explain` prints for the default pipeline, as argv words after `deno`. */
-async function explainedCommand(): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", "--no-prompt", "-P", "src/main.ts", "--explain"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  assert.equal(out.code, 0);
-  const text = new TextDecoder().decode(out.stdout);
-  const line = text.trimEnd().split("\n").at(-1)!.trim();
-  assert.match(line, /^deno run .* src\/main\.ts --pipeline pipeline\.yaml$/);
-  return line.split(" ").slice(1);
-}
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    // --no-prompt: a missing permission must fail, never wait on a terminal.
-    args: [args[0], "--quiet", "--no-prompt", ...args.slice(1)],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: out.code, stdout: d.decode(out.stdout), stderr: d.decode(out.stderr) };
+async function run(args: string[]) {
+  // --no-prompt: a missing permission must fail, never wait on a terminal.
+  return await output(Deno.execPath(), [args[0], "--quiet", "--no-prompt", ...args.slice(1)]);
 }
 
 kernelTest(
   "the collector runs the default pipeline with exactly the flags --explain prints",
   { objects: ["bash", "netflow", "dns"] },
   async () => {
-    const command = await explainedCommand();
+    const command = (await explainedCommand("pipeline.yaml")).slice(1);
     assert.ok(!command.includes("--allow-all") && !command.includes("-A"));
     assert.ok(command.includes("--deny-run"));
     const { code, stdout, stderr } = await run([...command, "--duration", "2s"]);
@@ -55,7 +33,7 @@ kernelTest(
 );
 
 Deno.test("with any one flag --explain prints removed, the collector names it and exits 2", async () => {
-  const command = await explainedCommand();
+  const command = (await explainedCommand("pipeline.yaml")).slice(1);
   const grants = command.filter((w) => w.startsWith("--allow-"));
   assert.ok(grants.length >= 4, `${command}`);
   for (const flag of grants) {

@@ -18,72 +18,12 @@
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { ROOT, runTaskArgs } from "../_run_command.ts";
+import { ROOT } from "../_run_command.ts";
 import { startStandin } from "../_http_standin.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 
 type Row = ReturnType<Collector["records"]>[number];
-
-/**
- * The collector started with the command `--explain` prints for a pipeline: `deno task run`
- * denies the network, which the http outputs need (the same as Collector otherwise).
- */
-class ExplainedCollector implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #pumps: Promise<void>[];
-  stdout = "";
-  stderr = "";
-
-  constructor(flags: string[], pipeline: string) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", ...flags, `${ROOT}src/main.ts`, "--pipeline", pipeline],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-      stdin: "null",
-    }).spawn();
-    const pump = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) this[into] += chunk;
-    };
-    this.#pumps = [pump(this.#child.stdout, "stdout"), pump(this.#child.stderr, "stderr")];
-  }
-
-  static async start(pipeline: string): Promise<ExplainedCollector> {
-    const explained = await new Deno.Command(Deno.execPath(), {
-      args: [...runTaskArgs(), "--pipeline", pipeline, "--explain"],
-      cwd: ROOT,
-      stdout: "piped",
-    }).output();
-    const words = new TextDecoder().decode(explained.stdout).trim().split("\n").at(-1)!.trim()
-      .split(/\s+/);
-    const collector = new ExplainedCollector(
-      words.slice(2, words.indexOf("src/main.ts")),
-      pipeline,
-    );
-    await collector.waitFor(
-      "the collector to attach",
-      () => collector.stderr.includes("collecting"),
-    );
-    return collector;
-  }
-
-  waitFor = Collector.prototype.waitFor;
-  records = Collector.prototype.records;
-
-  async stop(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
-    try {
-      this.#child.kill(signal);
-    } catch { /* already exited */ }
-    const status = await this.#child.status;
-    await Promise.all(this.#pumps);
-    return status;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop("SIGKILL");
-  }
-}
 
 /** The collector's reports for `stage`, oldest first. */
 function reports(rows: Row[], stage: string): Row[] {
@@ -318,7 +258,7 @@ outputs:
   spooling:${sender(down, `\n    spool_dir: ${spool}\n    spool_max_size: 64KiB`)}
 `);
     const started = Date.now();
-    await using collector = await ExplainedCollector.start(pipeline);
+    await using collector = await Collector.explained(pipeline);
     const client = dgram.createSocket("udp4");
     try {
       // 12,000 flows, one per destination port: 12,000 netflow records at the next poll.
