@@ -58,7 +58,10 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     return 0;
   }
   if (options.explain) {
-    const text = options.explain === "dot" ? explainDot(pipeline) : explainText(pipeline);
+    const text = options.explain === "dot" ? explainDot(pipeline) : explainText(pipeline, {
+      replay: options.replay,
+      record: options.record,
+    });
     await Deno.stdout.write(new TextEncoder().encode(text));
     return 0;
   }
@@ -71,16 +74,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   }
   // Before anything starts: a missing permission is one line naming the flag, not a failure
   // halfway through attaching.
-  checkPermissions(pipeline, { probes: !options.replay });
-  if (
-    options.record &&
-    Deno.permissions.querySync({ name: "write", path: options.record }).state !== "granted"
-  ) {
-    throw new UserError(
-      `--record needs --allow-write=${options.record}, which this process does not hold`,
-      2,
-    );
-  }
+  checkPermissions(pipeline, { replay: options.replay, record: options.record });
   const counters = new Counters();
   const host = Deno.hostname();
   if (options.replay) {

@@ -44,13 +44,15 @@ globalThis.addEventListener("unload", () => {
 
 /**
  * The command `--explain` prints for `pipeline` (`deno run <flags> <script> --pipeline <file>`),
- * split into words; the script is given relative to the repository root.
+ * split into words, for the mode `args` ask for (e.g. `--replay FILE`); the script is given
+ * relative to the repository root, where {@linkcode output} runs by default.
  */
-export async function explainedCommand(pipeline: string): Promise<string[]> {
+export async function explainedCommand(pipeline: string, args: string[] = []): Promise<string[]> {
   const explained = await output(Deno.execPath(), [
     ...runTaskArgs(),
     "--pipeline",
     pipeline,
+    ...args,
     "--explain",
   ]);
   if (explained.code !== 0) throw new Error(`--explain failed: ${explained.stderr}`);

@@ -9,7 +9,7 @@ import { httpOutput } from "../src/outputs/http.ts";
 import type { Record } from "../src/record.ts";
 import { influxTest, startInfluxdb } from "./_influxdb.ts";
 import { startStandin } from "./_http_standin.ts";
-import { ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { explainedCommand, output as runToEnd, tempPipeline } from "./_run_command.ts";
 
 const T0 = 1_795_622_018_000_000_000n;
 
@@ -280,31 +280,13 @@ outputs:
     url: ${influx.url}
     database: ebpf
 `);
-    // The command --explain prints, with its permissions: the network only to InfluxDB's port.
-    const explained = await new Deno.Command(Deno.execPath(), {
-      args: [...runTaskArgs(), "--pipeline", pipeline, "--explain"],
-      cwd: ROOT,
-      stdout: "piped",
-    }).output();
-    const command = new TextDecoder().decode(explained.stdout).trim().split("\n").at(-1)!.trim();
-    assert.match(command, new RegExp(`--allow-net=127\\.0\\.0\\.1:${influx.port}( |$)`));
-    const flags = command.split(/\s+/).slice(2, command.split(/\s+/).indexOf("src/main.ts"));
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--quiet",
-        ...flags,
-        `${ROOT}src/main.ts`,
-        "--pipeline",
-        pipeline,
-        "--replay",
-        recording,
-      ],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.equal(run.code, 0, new TextDecoder().decode(run.stderr));
+    // The command --explain prints for this replay, with its permissions: the network only to
+    // InfluxDB's port, reading only the pipeline and the recording.
+    const command = await explainedCommand(pipeline, ["--replay", recording]);
+    assert.ok(command.includes(`--allow-net=127.0.0.1:${influx.port}`), command.join(" "));
+    assert.ok(!command.includes("--allow-ffi"), "a replay loads no probe");
+    const run = await runToEnd(Deno.execPath(), command.slice(1));
+    assert.equal(run.code, 0, run.stderr);
     const rows = await influx.select("ebpf", "bash");
     assert.equal(rows.length, 300);
     assert.equal(rows[299].cmd, "cmd 299");

@@ -5,11 +5,11 @@
  */
 import type { Pipeline, StageNode } from "./load.ts";
 import { defaultOf, type KeySpec } from "./schema.ts";
-import { runCommand } from "./permissions.ts";
+import { runCommand, type RunMode } from "./permissions.ts";
 import { formatDuration, formatSize } from "../units.ts";
 
-/** `--explain`: a readable account of the pipeline. */
-export function explainText(pipeline: Pipeline): string {
+/** `--explain`: a readable account of the pipeline (run as `mode` says: --replay, --record). */
+export function explainText(pipeline: Pipeline, mode: RunMode = {}): string {
   const lines: string[] = [];
   const width = Math.max(...pipeline.stages.map((s) => s.name.length));
   lines.push(
@@ -43,7 +43,7 @@ export function explainText(pipeline: Pipeline): string {
   lines.push(
     "",
     "permissions this pipeline needs:",
-    `  ${runCommand(pipeline)}`,
+    `  ${runCommand(pipeline, mode)}`,
   );
   return lines.join("\n") + "\n";
 }

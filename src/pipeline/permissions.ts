@@ -28,9 +28,19 @@ interface Needs {
   env: string[];
 }
 
-function needsOf(pipeline: Pipeline): Needs {
+/** How the collector runs the pipeline: on the kernel (recording or not), or on a recording. */
+export interface RunMode {
+  /** `--replay FILE`: reads FILE, builds no probe (no FFI). */
+  replay?: string;
+  /** `--record FILE`: writes FILE. */
+  record?: string;
+}
+
+function needsOf(pipeline: Pipeline, mode: RunMode = {}): Needs {
   const reads = new Map([[pipeline.file, pipeline.file]]);
   const writes = new Map<string, string>(), net = new Set<string>();
+  if (mode.replay) reads.set(mode.replay, mode.replay);
+  if (mode.record) writes.set(mode.record, mode.record);
   for (const s of pipeline.stages) {
     const e = s.def.explain?.(s.config);
     e?.net?.forEach((h) => net.add(h));
@@ -47,7 +57,7 @@ function needsOf(pipeline: Pipeline): Needs {
     e?.writes?.forEach((p) => writes.set(p, asWritten(p)));
   }
   return {
-    ffi: pipeline.stages.some((s) => s.kind === "probe"),
+    ffi: !mode.replay && pipeline.stages.some((s) => s.kind === "probe"),
     reads,
     writes,
     net,
@@ -56,8 +66,8 @@ function needsOf(pipeline: Pipeline): Needs {
 }
 
 /** The Deno permission flags `pipeline` needs, as `deno run` arguments. */
-export function permissionFlags(pipeline: Pipeline): string[] {
-  const n = needsOf(pipeline);
+export function permissionFlags(pipeline: Pipeline, mode: RunMode = {}): string[] {
+  const n = needsOf(pipeline, mode);
   return [
     ...(n.ffi ? ["--allow-ffi"] : []),
     `--allow-read=${[...new Set(n.reads.values())].join(",")}`,
@@ -70,17 +80,19 @@ export function permissionFlags(pipeline: Pipeline): string[] {
 }
 
 /** The command that runs this program on `pipeline` with exactly the permissions it needs. */
-export function runCommand(pipeline: Pipeline): string {
+export function runCommand(pipeline: Pipeline, mode: RunMode = {}): string {
+  const args = `--pipeline ${pipeline.file}` + (mode.replay ? ` --replay ${mode.replay}` : "") +
+    (mode.record ? ` --record ${mode.record}` : "");
   const main = new URL(Deno.mainModule);
   // A compiled binary carries its flags (deno task compile); its main module is virtual.
   if (main.pathname.includes("/deno-compile-")) {
-    return `${Deno.execPath()} --pipeline ${pipeline.file}  (permissions built in: ` +
-      `${permissionFlags(pipeline).join(" ")})`;
+    return `${Deno.execPath()} ${args}  (permissions built in: ` +
+      `${permissionFlags(pipeline, mode).join(" ")})`;
   }
   let script = main.protocol === "file:" ? decodeURIComponent(main.pathname) : main.href;
   const cwd = Deno.cwd() + "/";
   if (script.startsWith(cwd)) script = script.slice(cwd.length);
-  return `deno run ${permissionFlags(pipeline).join(" ")} ${script} --pipeline ${pipeline.file}`;
+  return `deno run ${permissionFlags(pipeline, mode).join(" ")} ${script} ${args}`;
 }
 
 /**
@@ -89,16 +101,14 @@ export function runCommand(pipeline: Pipeline): string {
  */
 export function missingPermission(
   pipeline: Pipeline,
-  { probes = true, running = false, granted = isGranted }: {
-    /** false for a replay, which builds no probe (no FFI). */
-    probes?: boolean;
+  { replay, record, running = false, granted = isGranted }: RunMode & {
     /** true for a reload: what {@linkcode revokeStartupPermissions} gave up is not needed. */
     running?: boolean;
     granted?: (d: Deno.PermissionDescriptor) => boolean;
   } = {},
 ): string | undefined {
-  const n = needsOf(pipeline);
-  if (probes && n.ffi && !granted({ name: "ffi" })) return "--allow-ffi";
+  const n = needsOf(pipeline, { replay, record });
+  if (n.ffi && !granted({ name: "ffi" })) return "--allow-ffi";
   for (const path of n.reads.keys()) {
     if (!granted({ name: "read", path })) return `--allow-read=${path}`;
   }
@@ -122,7 +132,7 @@ function isGranted(d: Deno.PermissionDescriptor): boolean {
 /** Throws a UserError (exit 2) naming the first permission `pipeline` needs and lacks. */
 export function checkPermissions(
   pipeline: Pipeline,
-  options?: { probes?: boolean; running?: boolean },
+  options?: RunMode & { running?: boolean },
 ): void {
   const missing = missingPermission(pipeline, options);
   if (!missing) return;

@@ -35,10 +35,20 @@ Deno.test("missingPermission() names the exact flag for each kind of permission"
   }
 });
 
-Deno.test("missingPermission() skips FFI for a replay and the host name for a reload", () => {
+Deno.test("missingPermission() for a replay: its file, no FFI; for a reload: no host name", () => {
   assert.equal(
-    missingPermission(pipeline, { probes: false, granted: allBut((d) => d.name === "ffi") }),
+    missingPermission(pipeline, {
+      replay: "rec.ndjson",
+      granted: allBut((d) => d.name === "ffi"),
+    }),
     undefined,
+  );
+  assert.equal(
+    missingPermission(pipeline, {
+      replay: "rec.ndjson",
+      granted: allBut((d) => d.name === "read" && d.path === "rec.ndjson"),
+    }),
+    "--allow-read=rec.ndjson",
   );
   assert.equal(
     missingPermission(pipeline, { running: true, granted: allBut((d) => d.name === "sys") }),
@@ -51,4 +61,14 @@ Deno.test("runCommand() is a deno run line with the flags, the script and the pi
   assert.match(line, /^deno run --allow-ffi --allow-read=p\.yaml,\/bin\/bash,\/etc\/passwd /);
   assert.match(line, /--allow-write=\$\{EBPF_DIR:-\/var\/log\}\/b\.jsonl /);
   assert.match(line, /--allow-net=10\.1\.2\.3:8086 \S+ --pipeline p\.yaml$/);
+});
+
+Deno.test("runCommand() for --replay and --record adds their file and flag", () => {
+  const replay = runCommand(pipeline, { replay: "rec.ndjson" });
+  assert.ok(!replay.includes("--allow-ffi"), replay);
+  assert.match(replay, /--allow-read=p\.yaml,rec\.ndjson,/);
+  assert.match(replay, / --pipeline p\.yaml --replay rec\.ndjson$/);
+  const record = runCommand(pipeline, { record: "out.ndjson" });
+  assert.match(record, /--allow-write=out\.ndjson,/);
+  assert.match(record, / --pipeline p\.yaml --record out\.ndjson$/);
 });
