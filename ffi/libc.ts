@@ -160,6 +160,11 @@ const O_PATH = 0o10000000;
 const DT_DIR = 4;
 const FILEID_KERNFS = 0xfe;
 
+// Reused by every subdirectories() call: a walk lists thousands of directories.
+const direntBuffer = new Uint8Array(32 * 1024);
+const direntView = new DataView(direntBuffer.buffer);
+const direntNames = new TextDecoder();
+
 /**
  * A directory's subdirectories, each with its inode number (getdents64's d_ino), through libc:
  * for /sys/fs/cgroup, which Deno guards behind --allow-all. In cgroup v2 the inode number of a
@@ -172,9 +177,7 @@ export function subdirectories(path: string): { name: string; ino: bigint }[] {
   if (fd < 0) throw new LibbpfError("open", errno(), [], path);
   try {
     const out: { name: string; ino: bigint }[] = [];
-    const buf = new Uint8Array(32 * 1024);
-    const view = new DataView(buf.buffer);
-    const decoder = new TextDecoder();
+    const buf = direntBuffer, view = direntView, decoder = direntNames;
     for (;;) {
       const n = Number(c.getdents64(fd, buf, BigInt(buf.length)));
       if (n < 0) throw new LibbpfError("getdents64", errno(), [], path);

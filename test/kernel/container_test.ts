@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { cgroupV2Mount } from "../../src/system/cgroup.ts";
+import { ContainerResolver, KernelCgroups } from "../../src/system/containers.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { BASH, PROMPT, Tmux } from "./_tmux.ts";
@@ -185,5 +186,31 @@ outputs:
     );
     assert.ok(serverSide.length >= shells.length, JSON.stringify(serverSide));
     for (const r of serverSide) assert.equal(r.tags.container_id, undefined);
+  },
+);
+
+kernelTest(
+  "container: a walk of the cgroup2 mount and open_by_handle_at agree on each cgroup's id and path",
+  { objects: [] },
+  async () => {
+    const mount = cgroupV2Mount();
+    const id = hex64();
+    const path = `/ebpf-test-${Deno.pid}-walk.slice/libpod-${id}.scope`;
+    await using _cgroups = await testCgroups(mount, [path]);
+    const inode = BigInt((await Deno.stat(mount + path)).ino!);
+    const cgroups = new KernelCgroups(mount);
+    try {
+      // The directory's inode number is the cgroup id; both ways find its path from it.
+      assert.deepEqual([...cgroups.walk()].filter((d) => d.id === inode), [{ id: inode, path }]);
+      assert.equal(cgroups.pathOf(inode), path); // as root: CAP_DAC_READ_SEARCH
+      const resolver = new ContainerResolver(cgroups, {
+        maxEntries: 10,
+        rescanIntervalMs: 1000,
+        now: () => performance.now(),
+      });
+      assert.equal(resolver.lookup(inode), id);
+    } finally {
+      cgroups.close();
+    }
   },
 );
