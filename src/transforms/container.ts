@@ -174,7 +174,16 @@ export const containerTransform: StageDef<ContainerConfig> = {
   example: { keep_cgroup_id: false, max_entries: 10_000, rescan_interval: "1s" },
 
   build(config, ctx): Stage {
-    const mount = config.cgroup || cgroupV2Mount();
+    let mount = config.cgroup;
+    if (!mount) {
+      try {
+        mount = cgroupV2Mount();
+      } catch (e) {
+        // No cgroup v2 here (a replay elsewhere): records pass untagged; lookups count errors.
+        ctx.log.warn(`${ctx.name}: no container tags: ${describeError(e)}`);
+        mount = "/nonexistent-cgroup2";
+      }
+    }
     const resolver = new ContainerResolver(new KernelCgroups(mount), {
       maxEntries: config.max_entries,
       rescanIntervalMs: config.rescan_interval,

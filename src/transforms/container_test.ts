@@ -79,6 +79,14 @@ Deno.test("container keeps cgroup_id when asked, and passes records without one 
   await stage.close();
 });
 
+Deno.test("container without a cgroup tree passes records untagged, cgroup_id removed", async () => {
+  const { stage, emitted } = await buildStage(containerTransform, { cgroup: "/nonexistent-cg" });
+  await stage.push(record(42n));
+  assert.deepEqual(emitted[0].tags, { host: "web-1", source: "bash" });
+  assert.deepEqual(emitted[0].fields, { cmd: "ls" });
+  await stage.close();
+});
+
 Deno.test("container rejects a kubernetes_api that is not an http(s) URL", () => {
   const { errors } = configureStage(containerTransform, { kubernetes_api: "10.96.0.1:443" });
   assert.equal(errors.length, 1);
