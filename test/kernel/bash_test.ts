@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
+import { ROOT } from "../_run_command.ts";
 import { kernelTest } from "./_kernel.ts";
 import { BASH, createUser, PROMPT, rootShell, Tmux } from "./_tmux.ts";
 
@@ -243,11 +244,16 @@ outputs:
   },
 );
 
+// A binary that is not bash, inside the project folder that `deno task run` may read.
+const NOT_BASH = `${ROOT}build/tmp/ls`;
+Deno.mkdirSync(`${ROOT}build/tmp`, { recursive: true });
+Deno.copyFileSync("/bin/ls", NOT_BASH);
+
 const TWO_PROBES = (required: boolean) =>
   `version: 1
 probes:
   good: { type: bash }
-  broken: { type: bash, binary: /bin/ls, required: ${required} }
+  broken: { type: bash, binary: ${NOT_BASH}, required: ${required} }
 outputs:
   out: { type: stdout, inputs: [good, broken] }
 `;
@@ -266,7 +272,7 @@ kernelTest(
     assert.equal((await collector.stop()).code, 0);
     const warnings = collector.stderr.split("\n").filter((l) => l.startsWith("warning:"));
     assert.deepEqual(warnings, [
-      "warning: probe broken disabled: bash probe: /bin/ls neither defines readline nor links a " +
+      `warning: probe broken disabled: bash probe: ${NOT_BASH} neither defines readline nor links a ` +
       "libreadline.so that does (set probes.<name>.binary to an interactive bash)",
     ]);
     assert.match(collector.stderr, /probes_disabled\{stage=broken\}=1/);
@@ -280,7 +286,10 @@ kernelTest(
     const collector = new Collector(["--pipeline", tempPipeline(TWO_PROBES(true))]);
     const status = await collector.exited();
     assert.equal(status.code, 2);
-    assert.match(collector.stderr, /^error: bash probe: \/bin\/ls neither defines readline/m);
+    assert.ok(
+      collector.stderr.startsWith(`error: bash probe: ${NOT_BASH} neither defines readline`),
+      collector.stderr,
+    );
     assert.ok(!collector.stderr.includes("    at "), "no stack trace");
   },
 );
