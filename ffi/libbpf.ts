@@ -46,6 +46,9 @@ const symbols = {
   bpf_link__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_link *link
   bpf_iter_create: { parameters: ["i32"], result: "i32" }, // int link_fd
   bpf_program__set_autoload: { parameters: ["pointer", "bool"], result: "i32" }, // prog, bool autoload
+  // struct bpf_program *prog, enum bpf_attach_type type (before load; libbpf passes it to
+  // BPF_PROG_LOAD as expected_attach_type)
+  bpf_program__set_expected_attach_type: { parameters: ["pointer", "u32"], result: "i32" },
   bpf_program__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_program *prog
   bpf_prog_test_run_opts: {
     parameters: ["i32", "buffer"], // int prog_fd, struct bpf_test_run_opts *opts

@@ -43,6 +43,13 @@ const symbols = {
     result: "i32",
   },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" }, // ssize_t readlink(const char *path, char *buf, size_t size)
+  // long syscall(long number, ...): for bpf(2) commands libbpf 1.1 has no wrapper for. Variadic,
+  // but with integer arguments only the x86-64 and arm64 calls are the same as a fixed one.
+  syscall3: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "u64"],
+    result: "i64",
+  },
   vsnprintf: {
     // int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap); va_list is a pointer on x86-64
     parameters: ["buffer", "usize", "pointer", "pointer"],

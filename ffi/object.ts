@@ -10,6 +10,7 @@ import { RingBuffer, type RingBufferOptions, type RingRecordHandler } from "./ri
 import { warnLeak } from "./leak.ts";
 import { errno, libc } from "./libc.ts";
 import { LibbpfError } from "./errors.ts";
+import { createUprobeMultiLink, type UprobeMultiTarget } from "./uprobe_multi.ts";
 
 const leaks = new FinalizationRegistry<string>((what) => warnLeak("BpfObject", what));
 
@@ -149,6 +150,18 @@ export class BpfProgram {
     );
   }
 
+  /**
+   * The attach type the kernel is told at load (`expected_attach_type`), which some links
+   * require (BPF_TRACE_UPROBE_MULTI for {@linkcode attachUprobeMulti}). Call before load.
+   */
+  setExpectedAttachType(type: number): void {
+    checkRet(
+      libbpf().bpf_program__set_expected_attach_type(this.#ptr, type),
+      "bpf_program__set_expected_attach_type",
+      this.name,
+    );
+  }
+
   /** The program's file descriptor (valid after load). */
   get fd(): number {
     return checkRet(libbpf().bpf_program__fd(this.#ptr), "bpf_program__fd", this.name);
@@ -229,6 +242,17 @@ export class BpfProgram {
       what,
     );
     return new BpfLink(ptr, `${target.retprobe ? "uretprobe" : "uprobe"} ${what}`);
+  }
+
+  /**
+   * Attaches a uprobe or uretprobe at a file offset as a uprobe_multi link (Linux 6.6+), which
+   * needs no CAP_SYS_ADMIN (see uprobe_multi.ts). The program must have been loaded with
+   * {@linkcode setExpectedAttachType}(BPF_TRACE_UPROBE_MULTI).
+   */
+  attachUprobeMulti(target: UprobeMultiTarget & { func: string }): BpfLink {
+    const fd = createUprobeMultiLink(this.fd, target);
+    const kind = target.retprobe ? "uretprobe.multi" : "uprobe.multi";
+    return BpfLink.fromFd(fd, `${kind} ${target.binary}:${target.func}`);
   }
 }
 

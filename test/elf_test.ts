@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { UserError } from "../src/errors.ts";
 import { findReadline } from "../src/probes/bash.ts";
-import { definedFunctions, ElfError, neededLibraries } from "../src/system/elf.ts";
+import {
+  definedFunctions,
+  ElfError,
+  functionFileOffset,
+  neededLibraries,
+} from "../src/system/elf.ts";
 
 const bash = Deno.readFileSync("/bin/bash");
 const encoder = new TextEncoder();
@@ -94,6 +99,74 @@ Deno.test("definedFunctions() and neededLibraries() throw an ElfError for a file
     assert.throws(() => definedFunctions(bytes, ["readline"]), ElfError);
     assert.throws(() => neededLibraries(bytes), ElfError);
   }
+});
+
+/** `readelf -W <flag> path`'s lines, or undefined without binutils. */
+function readelf(flag: string, path: string): string[] | undefined {
+  try {
+    const out = new Deno.Command("readelf", { args: ["-W", flag, path] }).outputSync();
+    return out.success ? new TextDecoder().decode(out.stdout).split("\n") : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What readelf says `func`'s file offset is: its value, less its section's address, plus the section's offset. */
+function readelfFileOffset(path: string, func: string): number | undefined {
+  const symbols = readelf("-s", path), headers = readelf("-S", path);
+  if (!symbols || !headers) return undefined;
+  // "  2153: 00000000000c5800   304 FUNC    GLOBAL DEFAULT   15 readline_internal_teardown"
+  const sym = symbols.map((l) => l.trim().split(/\s+/)).find((f) =>
+    f[7] === func && f[3] === "FUNC"
+  );
+  if (!sym) return undefined;
+  // "  [15] .text   PROGBITS   000000000002fe20 02fe20 0bfd71 00  AX  0   0 16"
+  const header = headers.find((l) => l.trim().startsWith(`[${sym[6].padStart(2)}]`));
+  const [addr, offset] = header!.replace(/^\s*\[\s*\d+\]/, "").trim().split(/\s+/).slice(2, 4);
+  return parseInt(sym[1], 16) - parseInt(addr, 16) + parseInt(offset, 16);
+}
+
+const noReadelf = readelf("-h", "/bin/bash") === undefined;
+
+for (
+  const [path, func] of [["/bin/bash", "readline_internal_teardown"], [LIBREADLINE, "readline"]]
+) {
+  const missing = noReadelf ? "no readelf" : readIfPresent(path) ? "" : `no ${path}`;
+  Deno.test({
+    name: `functionFileOffset() of ${func} in ${path} is the one readelf's tables give` +
+      (missing ? ` (ignored: ${missing} here)` : ""),
+    ignore: missing !== "",
+    fn() {
+      const expected = readelfFileOffset(path, func);
+
+      assert.ok(expected !== undefined, `readelf lists no ${func} in ${path}`);
+      assert.equal(functionFileOffset(Deno.readFileSync(path), func), expected);
+    },
+  });
+}
+
+Deno.test("functionFileOffset() moves a symbol by its section's address less its file offset", () => {
+  // Debian's bash is linked with .text at the same address as its file offset, which would
+  // hide a mix-up of the two: lower every section's sh_addr by 0x1000, as if linked elsewhere.
+  const moved = bash.slice();
+  const view = new DataView(moved.buffer);
+  const shoff = Number(view.getBigUint64(0x28, true));
+  const shentsize = view.getUint16(0x3a, true), shnum = view.getUint16(0x3c, true);
+  for (let i = 0; i < shnum; i++) {
+    const at = shoff + i * shentsize + 0x10;
+    const addr = view.getBigUint64(at, true);
+    if (addr >= 0x1000n) view.setBigUint64(at, addr - 0x1000n, true);
+  }
+
+  assert.equal(
+    functionFileOffset(moved, "readline_internal_teardown"),
+    functionFileOffset(bash, "readline_internal_teardown") + 0x1000,
+  );
+});
+
+Deno.test("functionFileOffset() throws an ElfError for a function the file only imports", () => {
+  assert.throws(() => functionFileOffset(bash, "malloc"), ElfError);
+  assert.throws(() => functionFileOffset(bash.subarray(0, 63), "readline"), ElfError);
 });
 
 Deno.test("findReadline() probes /bin/bash's own readline_internal_teardown", () => {

@@ -1,6 +1,7 @@
 /**
  * Just enough ELF64 reading to decide where readline lives: which functions a binary defines
- * (in .dynsym or .symtab) and which shared libraries it needs (DT_NEEDED).
+ * (in .dynsym or .symtab), which shared libraries it needs (DT_NEEDED), and at which file
+ * offset a function starts (what a uprobe_multi link takes).
  */
 
 const SHT_SYMTAB = 2, SHT_DYNSYM = 11, SHT_DYNAMIC = 6;
@@ -13,6 +14,8 @@ export class ElfError extends Error {
 
 interface Section {
   type: number;
+  /** sh_addr: the virtual address the section is linked at. */
+  addr: number;
   offset: number;
   size: number;
   link: number;
@@ -33,6 +36,7 @@ function sections(bytes: Uint8Array): { view: DataView; list: Section[] } {
     const h = shoff + i * shentsize;
     list.push({
       type: view.getUint32(h + 4, true),
+      addr: Number(view.getBigUint64(h + 0x10, true)),
       offset: Number(view.getBigUint64(h + 0x18, true)),
       size: Number(view.getBigUint64(h + 0x20, true)),
       link: view.getUint32(h + 0x28, true),
@@ -66,6 +70,38 @@ export function definedFunctions(bytes: Uint8Array, names: readonly string[]): S
 /** The DT_NEEDED entries: sonames of the shared libraries the file links. */
 export function neededLibraries(bytes: Uint8Array): string[] {
   return guarded(() => neededLibrariesUnchecked(bytes));
+}
+
+/**
+ * The file offset where function `name` starts. A symbol's value is a virtual address (absolute
+ * in an executable, relative to the load base in a shared library); the kernel places uprobes
+ * by file offset, so it is moved by the difference between its section's address and file
+ * offset. Throws an ElfError when the file does not define `name`, or defines it at two places.
+ */
+export function functionFileOffset(bytes: Uint8Array, name: string): number {
+  return guarded(() => functionFileOffsetUnchecked(bytes, name));
+}
+
+function functionFileOffsetUnchecked(bytes: Uint8Array, name: string): number {
+  const { view, list } = sections(bytes);
+  const wanted = new TextEncoder().encode(name);
+  const offsets = new Set<number>();
+  for (const s of list) {
+    if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
+    const strtab = list[s.link];
+    for (let off = s.offset; off + 24 <= s.offset + s.size; off += s.entsize || 24) {
+      const shndx = view.getUint16(off + 6, true);
+      if ((bytes[off + 4] & 0xf) !== STT_FUNC || shndx === 0) continue;
+      if (!nameAt(bytes, strtab.offset + view.getUint32(off, true), wanted)) continue;
+      const section = list[shndx];
+      if (!section) throw new ElfError(`${name}: symbol in section ${shndx}, which does not exist`);
+      const value = Number(view.getBigUint64(off + 8, true));
+      offsets.add(value - section.addr + section.offset);
+    }
+  }
+  if (offsets.size === 0) throw new ElfError(`does not define function ${name}`);
+  if (offsets.size > 1) throw new ElfError(`defines function ${name} more than once`);
+  return [...offsets][0];
 }
 
 function definedFunctionsUnchecked(bytes: Uint8Array, names: readonly string[]): Set<string> {
