@@ -22,7 +22,9 @@
  * The first window (the collector starts within it) is left out; `--minutes` full windows are
  * measured. Prints per window and on average: records, samples (numeric fields), bytes of line
  * protocol and of gzip on the wire, per measurement and per branch; the series each branch made
- * in VictoriaMetrics; the collector's CPU and RSS; the load average before and after.
+ * in VictoriaMetrics; the netflow tags with the most values in each window; the collector's CPU,
+ * RSS, warnings, folded series and losses; the load average before and after. The collector sees
+ * the whole host: what else runs there during the measurement is in the figures too.
  */
 import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
@@ -82,12 +84,29 @@ function readLine(line: string): { measurement: string; series: string[]; ms: nu
   };
 }
 
+/** Window time (ms) → tag → the values it took in netflow lines of the main branch. */
+const tagValues = new Map<number, Map<string, Set<string>>>();
+
+/** Notes the tags of a netflow line (tag values here hold no commas or spaces). */
+function noteTags(line: string, ms: number): void {
+  if (!line.startsWith("netflow,")) return;
+  const byTag = tagValues.get(ms) ?? new Map<string, Set<string>>();
+  tagValues.set(ms, byTag);
+  for (const pair of line.slice(0, line.indexOf(" ")).split(",").slice(1)) {
+    const [tag, value] = pair.split("=");
+    const values = byTag.get(tag) ?? new Set<string>();
+    byTag.set(tag, values);
+    values.add(value);
+  }
+}
+
 function tally(db: string, body: string): void {
   const byTime = wire.get(db) ?? new Map<number, Map<string, Tally>>();
   wire.set(db, byTime);
   for (const line of body.split("\n")) {
     if (!line) continue;
     const { measurement, series, ms } = readLine(line);
+    if (db === "ebpf") noteTags(line, ms);
     const byMeasurement = byTime.get(ms) ?? new Map<string, Tally>();
     byTime.set(ms, byMeasurement);
     const t = byMeasurement.get(measurement) ??
@@ -148,10 +167,13 @@ const raw = (window: string, input: string, maxSeries?: number) => ({
   inputs: [input],
   ...(maxSeries ? { max_series: maxSeries } : {}),
 });
-doc.windows.netflow_raw_ports = raw("netflow_per_minute", "name_destinations");
-doc.windows.dnsflow_raw_ports = raw("dnsflow_per_minute", "dns");
-doc.windows.netflow_budget = raw("netflow_per_minute", "name_destinations", BUDGET);
-doc.windows.dnsflow_budget = raw("dnsflow_per_minute", "dns", BUDGET);
+// The comparison branches read what the ephemeral_port stages read.
+const [flows] = doc.transforms.merge_client_ports.inputs;
+const [requests] = doc.transforms.merge_dns_client_ports.inputs;
+doc.windows.netflow_raw_ports = raw("netflow_per_minute", flows);
+doc.windows.dnsflow_raw_ports = raw("dnsflow_per_minute", requests);
+doc.windows.netflow_budget = raw("netflow_per_minute", flows, BUDGET);
+doc.windows.dnsflow_budget = raw("dnsflow_per_minute", requests, BUDGET);
 const to = (database: string, inputs: string[]) => ({
   type: "http",
   inputs,
@@ -399,7 +421,11 @@ for (const [db, byTime] of wire) {
     `  all: ${perMinute(all.records)} records, ${perMinute(all.samples)} samples, ` +
       `${perMinute(all.bytes)} bytes; ${all.series} series over the run`,
   );
+  const totalOf = (m: Map<string, Tally>, key: "records" | "bytes") =>
+    [...m.values()].reduce((n, t) => n + t[key], 0);
   line(`  series a window: ${windows.map(seriesOf).join(", ")}`);
+  line(`  records a window: ${windows.map((m) => totalOf(m, "records")).join(", ")}`);
+  line(`  bytes a window: ${windows.map((m) => totalOf(m, "bytes")).join(", ")}`);
   line(
     `  requests over the whole run: ${b.requests}, ${b.plain} bytes of line protocol, ` +
       `${b.gzip} gzip: ratio ${(b.plain / b.gzip).toFixed(1)}`,
@@ -415,6 +441,15 @@ line(
     "no series folded"
   }`,
 );
+for (const [ms, byTag] of [...tagValues].filter(([ms]) => full(ms))) {
+  const most = [...byTag].sort((x, y) => y[1].size - x[1].size).slice(0, 5);
+  line(
+    `netflow tags with the most values in ebpf, window ${new Date(ms).toISOString()}: ` +
+      most.map(([tag, values]) => `${tag} ${values.size}`).join(", "),
+  );
+}
+const warnings = stderr.split("\n").filter((l) => l && !/^(summary|collecting with)/.test(l));
+for (const w of warnings.slice(0, 20)) line(`collector: ${w}`);
 const lost = [...stderr.matchAll(/(ring_lost|records_dropped[^=]*)\{[^}]*\}=([1-9]\d*)/g)];
 line(`loss: ${lost.map((m) => m[0]).join(" ") || "none"}`);
 if (workloadErr.trim()) {
