@@ -11,7 +11,7 @@ import { parsePipeline } from "../src/pipeline/load.ts";
 import { encodeRecorded } from "../src/pipeline/recording.ts";
 import { buildStage } from "../src/pipeline/testing.ts";
 import type { Record } from "../src/record.ts";
-import { ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { explainedCommand, output, ROOT, tempPipeline } from "./_run_command.ts";
 import {
   type ExportedSeries,
   labelKey,
@@ -288,18 +288,6 @@ outputs:
 `;
 }
 
-/** The `deno run` flags of the command `--explain` prints for `pipeline` (before src/main.ts). */
-async function explainedFlags(pipeline: string): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [...runTaskArgs(), "--pipeline", pipeline, "--explain"],
-    cwd: ROOT,
-    stdout: "piped",
-  }).output();
-  const words = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!.trim().split(/\s+/);
-  assert.deepEqual(words.slice(0, 2), ["deno", "run"], "--explain ends with a deno run command");
-  return words.slice(2, words.indexOf("src/main.ts"));
-}
-
 /** A stdout JSON line back to a record; `time` exact (ns beyond 2^53), fields as numbers. */
 function parseSent(line: string): Record {
   return JSON.parse(
@@ -337,20 +325,13 @@ victoriaTest(
     const hour = recordedHour();
     const recording = tempPipeline(hour.lines.join("\n") + "\n");
     const pipeline = tempPipeline(pipelineTo(vm.url));
-    // The flags --explain prints for a live run; a replay reads the recording as well.
-    const flags = (await explainedFlags(pipeline)).map((f) =>
-      f.startsWith("--allow-read=") ? `${f},${recording}` : f
-    );
-    assert.ok(flags.includes(`--allow-net=127.0.0.1:${vm.port}`), flags.join(" "));
-    const run = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags, `${ROOT}src/main.ts`, "--pipeline", pipeline, "--replay", recording],
-      cwd: ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(run.stderr);
+    // Exactly the command --explain prints for this replay (the recording's read included).
+    const command = await explainedCommand(pipeline, ["--replay", recording]);
+    assert.ok(command.includes(`--allow-net=127.0.0.1:${vm.port}`), command.join(" "));
+    const run = await output(Deno.execPath(), command.slice(1));
+    const stderr = run.stderr;
     assert.equal(run.code, 0, stderr);
-    const sent = new TextDecoder().decode(run.stdout).split("\n").filter(Boolean).map(parseSent);
+    const sent = run.stdout.split("\n").filter(Boolean).map(parseSent);
 
     // An hour of windows of both sets: 59 closed on the minute, the last one flushed at the end.
     const times = new Set(sent.map((r) => r.time));
