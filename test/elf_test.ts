@@ -174,6 +174,7 @@ Deno.test("findReadline() probes /bin/bash's own readline_internal_teardown", ()
     binary: "/bin/bash",
     func: "readline_internal_teardown",
     shared: false,
+    offset: functionFileOffset(bash, "readline_internal_teardown"),
   });
 });
 
@@ -189,6 +190,7 @@ Deno.test({
       binary: LIBREADLINE,
       func: "readline_internal_teardown",
       shared: true,
+      offset: functionFileOffset(libreadline!, "readline_internal_teardown"),
     });
     // It looked in /lib/x86_64-linux-gnu first and went on when the library was not there.
     assert.deepEqual(asked, ["/opt/bash", "/lib/x86_64-linux-gnu/libreadline.so.8", LIBREADLINE]);

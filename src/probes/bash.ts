@@ -6,12 +6,20 @@
  * tasks named `bash` (python and gdb link libreadline too). `readline_internal_teardown` is
  * preferred to `readline`: it returns the same line, and also for the readline call already
  * waiting at the prompt when we attach, which a probe on `readline` misses.
+ *
+ * The uretprobe is a uprobe_multi link where the kernel has them (6.6 and later): unlike the
+ * perf uprobe libbpf 1.1 creates, it needs no CAP_SYS_ADMIN (docs/capabilities.md). Older
+ * kernels get the perf uprobe.
  */
+import { LibbpfError } from "../../ffi/errors.ts";
 import { bootToRealtimeOffsetNs } from "../../ffi/libc.ts";
+import type { BpfLink } from "../../ffi/link.ts";
+import type { BpfObject } from "../../ffi/object.ts";
+import { BPF_TRACE_UPROBE_MULTI } from "../../ffi/uprobe_multi.ts";
 import { UserError, whyUnreadable } from "../errors.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
-import { definedFunctions, ElfError, neededLibraries } from "../system/elf.ts";
+import { definedFunctions, ElfError, functionFileOffset, neededLibraries } from "../system/elf.ts";
 import { systemUserNames } from "../system/users.ts";
 import {
   BASH_CMD_MAX,
@@ -46,6 +54,11 @@ export interface ReadlineTarget {
   func: string;
   /** The probe is on a shared library, so the kernel must keep only bash's calls. */
   shared: boolean;
+  /**
+   * The function's file offset, for a uprobe_multi link; undefined when the file defines it
+   * twice (the perf uprobe then lets libbpf decide).
+   */
+  offset?: number;
 }
 
 /** Finds the file and function to probe for `bash` (its own readline, or libreadline's). */
@@ -64,7 +77,7 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
     throw new UserError(`bash probe: ${bashPath} is not a bash executable (${e.message})`, 2);
   }
   const func = READLINE_FUNCS.find((f) => own.has(f));
-  if (func) return { binary: bashPath, func, shared: false };
+  if (func) return { binary: bashPath, func, shared: false, offset: fileOffset(bytes, func) };
   for (const soname of neededLibraries(bytes).filter((n) => n.startsWith("libreadline.so"))) {
     for (const dir of LIBRARY_DIRS) {
       const path = `${dir}/${soname}`;
@@ -81,7 +94,9 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
         continue; // not a usable library: keep looking
       }
       const libFunc = READLINE_FUNCS.find((f) => found.has(f));
-      if (libFunc) return { binary: path, func: libFunc, shared: true };
+      if (libFunc) {
+        return { binary: path, func: libFunc, shared: true, offset: fileOffset(lib, libFunc) };
+      }
     }
   }
   throw new UserError(
@@ -91,11 +106,22 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
   );
 }
 
+/** `func`'s file offset, or undefined when the file defines it at two places. */
+function fileOffset(bytes: Uint8Array, func: string): number | undefined {
+  try {
+    return functionFileOffset(bytes, func);
+  } catch (e) {
+    if (e instanceof ElfError) return undefined;
+    throw e;
+  }
+}
+
 export const bashProbe: StageDef<BashConfig> = {
   type: "bash",
   kind: "probe",
-  // CAP_SYS_ADMIN: a perf uprobe needs it again since Linux 6.16 (docs/capabilities.md).
-  capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN"],
+  // No CAP_SYS_ADMIN: the uprobe_multi link does without it. Only the perf uprobe used before
+  // Linux 6.6 needs it, on kernels with the 2025 backport (docs/capabilities.md).
+  capabilities: ["CAP_BPF", "CAP_PERFMON"],
   describe: "Commands typed into interactive bash shells (uretprobe on readline).",
   schema: {
     binary: {
@@ -118,7 +144,8 @@ export const bashProbe: StageDef<BashConfig> = {
     let where: string;
     try {
       const t = findReadline(config.binary);
-      where = `uretprobe ${t.binary}:${t.func}${t.shared ? " (only tasks named bash)" : ""}`;
+      where = `uretprobe ${t.binary}:${t.func}${t.shared ? " (only tasks named bash)" : ""}, ` +
+        `a uprobe_multi link (a perf uprobe before Linux 6.6)`;
     } catch (e) {
       where = `uretprobe on readline in ${config.binary} (not resolvable here: ${
         (e as Error).message
@@ -138,6 +165,62 @@ export const bashProbe: StageDef<BashConfig> = {
   },
 };
 
+/**
+ * The bash object, loaded, with its uretprobe attached: as a uprobe_multi link, or, when the
+ * kernel refuses that (before 6.6 the attach type does not exist), as a perf uprobe. A program
+ * loaded for uprobe_multi cannot take a perf uprobe, so the fallback loads the object again.
+ */
+function loadAndAttach(
+  target: ReadlineTarget,
+  ctx: StageContext,
+): { obj: BpfObject; link: BpfLink } {
+  let obj: BpfObject | undefined;
+  try {
+    const offset = target.offset;
+    if (offset === undefined) throw new ElfError(`no single ${target.func} in ${target.binary}`);
+    obj = openConfigured(target);
+    const program = obj.program("handle_readline");
+    program.setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+    obj.load();
+    const link = program.attachUprobeMulti({ ...target, offset, retprobe: true });
+    ctx.log.debug(`${ctx.name}: ${link.description} at file offset 0x${offset.toString(16)}`);
+    return { obj, link };
+  } catch (e) {
+    obj?.close();
+    if (!(e instanceof LibbpfError || e instanceof ElfError)) throw e;
+    ctx.log.debug(`${ctx.name}: no uprobe_multi link (${e.message}); using a perf uprobe`);
+  }
+  obj = openConfigured(target);
+  try {
+    obj.load();
+    const link = obj.program("handle_readline").attachUprobe({ ...target, retprobe: true });
+    ctx.log.debug(`${ctx.name}: ${link.description} (perf uprobe)`);
+    return { obj, link };
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
+/** The bash object opened, its settings written (not loaded). */
+function openConfigured(target: ReadlineTarget): BpfObject {
+  const obj = openBpfObject("bash");
+  try {
+    const settings = obj.map(".rodata").initialValue();
+    if (settings.length !== BASH_SETTINGS_LAYOUT.size) {
+      throw new Error(
+        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS_LAYOUT.size}: rebuild`,
+      );
+    }
+    new DataView(settings.buffer, settings.byteOffset)
+      .setUint32(BASH_SETTINGS_LAYOUT.require_bash_comm, target.shared ? 1 : 0, true);
+    return obj;
+  } catch (e) {
+    obj.close();
+    throw e;
+  }
+}
+
 /** Opens, configures, loads and attaches the bash object, then starts reading its ring. */
 function attach(config: BashConfig, ctx: StageContext): ProbeStage {
   const target = findReadline(config.binary);
@@ -151,23 +234,9 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
 
   const stack = new DisposableStack(); // closes ring, then link, then object
   try {
-    const obj = stack.use(openBpfObject("bash"));
-    const settings = obj.map(".rodata").initialValue();
-    if (settings.length !== BASH_SETTINGS_LAYOUT.size) {
-      throw new Error(
-        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS_LAYOUT.size}: rebuild`,
-      );
-    }
-    new DataView(settings.buffer, settings.byteOffset)
-      .setUint32(BASH_SETTINGS_LAYOUT.require_bash_comm, target.shared ? 1 : 0, true);
-    obj.load();
-    const link = stack.use(
-      obj.program("handle_readline").attachUprobe({
-        binary: target.binary,
-        func: target.func,
-        retprobe: true,
-      }),
-    );
+    const { obj, link } = loadAndAttach(target, ctx);
+    stack.use(obj);
+    stack.use(link);
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
       let record;
       try {

@@ -1,8 +1,8 @@
 /**
  * The collector without root: run as uid 65534 through `setpriv` with exactly the capabilities
  * docs/capabilities.md lists, it collects; with one of them removed, it stops with the one line
- * the doc quotes. This is what the systemd unit and the DaemonSet rely on. The CAP_SYS_ADMIN
- * cases hold on kernels with the 2025 uprobe change (6.16, and the stable kernels it reached).
+ * the doc quotes. This is what the systemd unit and the DaemonSet rely on. The bash probe's row
+ * (no CAP_SYS_ADMIN) needs Linux 6.6 or later, for its uprobe_multi link.
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
@@ -214,6 +214,8 @@ kernelTest(
     for (const probe of ["bash", "netflow", "dns"]) {
       assert.match(collector.stderr, new RegExp(`^attached ${probe}: `, "m"));
     }
+    // Not the perf uprobe, which would have needed CAP_SYS_ADMIN.
+    assert.match(collector.stderr, /^attached bash: uretprobe\.multi \S+:readline\w* /m);
     assert.doesNotMatch(collector.stderr, /disabled/);
 
     const cmd = `echo as-nobody-${nonce}`;
@@ -228,21 +230,26 @@ kernelTest(
 );
 
 kernelTest(
-  "default pipeline without CAP_SYS_ADMIN: bash is disabled in one line, the network probes run",
+  "bash alone as uid 65534 with CAP_BPF and CAP_PERFMON only: a uprobe_multi link, commands arrive",
   NEEDS,
   async () => {
-    const caps = capabilitiesOf("bash", "netflow", "dns").filter((c) => c !== "CAP_SYS_ADMIN");
-    await using collector = new NobodyCollector(caps, `${RUN_ROOT}pipeline.yaml`);
+    const caps = capabilitiesOf("bash");
+    assert.deepEqual(caps, ["CAP_BPF", "CAP_PERFMON"]);
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using tmux = new Tmux();
+    await tmux.start("root", BASH);
+    await tmux.waitForScreen("root", PROMPT);
+
+    await using collector = new NobodyCollector(caps, onePipeline("bash"));
     await collector.attached();
-    const warnings = collector.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-    assert.equal(warnings.length, 1, collector.stderr);
-    assert.match(
-      warnings[0],
-      /^warning: probe bash disabled: attach uretprobe \S+:readline\w*: EACCES \(Permission denied\)/,
-    );
-    assert.match(collector.stderr, /^attached netflow: /m);
-    assert.match(collector.stderr, /^attached dns: /m);
-    assert.equal((await collector.stop("SIGINT")).code, 0);
+    assert.equal(BigInt(`0x${procStatus(collector.pid, "CapEff")}`), mask(caps));
+    assert.match(collector.stderr, /^attached p: uretprobe\.multi \S+:readline\w* /m);
+
+    const cmd = `echo bpf-perfmon-only-${nonce}`;
+    await tmux.type("root", cmd);
+    await collector.waitFor("the typed command", () => collector.stdout.includes(nonce));
+    assert.equal((await collector.stop("SIGINT")).code, 0, collector.stderr);
+    assert.equal(collector.records().filter((r) => r.fields.cmd === cmd).length, 1);
   },
 );
 
@@ -253,7 +260,6 @@ const ERRORS: Record<string, RegExp> = {
   CAP_PERFMON:
     /^error: not allowed to load BPF programs: run as root, or grant CAP_BPF and CAP_PERFMON/,
   CAP_NET_ADMIN: /^error: bpf_object__load \S+: EPERM \(Operation not permitted\)/,
-  CAP_SYS_ADMIN: /^error: attach uretprobe \S+:readline\w*: EACCES \(Permission denied\)/,
 };
 
 for (
@@ -262,7 +268,7 @@ for (
     ["netflow", "CAP_PERFMON"],
     ["netflow", "CAP_NET_ADMIN"],
     ["dns", "CAP_NET_ADMIN"],
-    ["bash", "CAP_SYS_ADMIN"],
+    ["bash", "CAP_PERFMON"],
   ]
 ) {
   kernelTest(`${type} without ${missing}: one error line, exit code 1`, NEEDS, async () => {
