@@ -19,6 +19,7 @@ import { missingPermission } from "./pipeline/permissions.ts";
 import { LiveClock } from "./pipeline/clock.ts";
 import type { ProbeStage, StageContext } from "./pipeline/stage.ts";
 import { cgroupV2Mount } from "./system/cgroup.ts";
+import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
 import { findReadline } from "./probes/bash.ts";
 
@@ -31,44 +32,20 @@ export interface Check {
   fix?: string;
 }
 
-/** Capability numbers (linux/capability.h) of those probes may ask for. */
-const CAPABILITY_BITS: { [name: string]: bigint } = {
-  CAP_DAC_READ_SEARCH: 2n,
-  CAP_NET_ADMIN: 12n,
-  CAP_SYS_ADMIN: 21n,
-  CAP_SYS_RESOURCE: 24n,
-  CAP_PERFMON: 38n,
-  CAP_BPF: 39n,
-};
-
 /** The capabilities `probes` need and, of those, the ones missing from `held`. */
 export function capabilityCheck(probes: StageNode[], held: bigint): Check {
-  const needs = new Map<string, string[]>();
-  for (const p of probes) {
-    for (const cap of p.def.capabilities ?? []) needs.set(cap, [...needs.get(cap) ?? [], p.name]);
-  }
-  const names = [...needs.keys()];
-  const missing = names.filter((c) => (held >> CAPABILITY_BITS[c] & 1n) !== 1n);
-  const who = [...new Set(probes.filter((p) => p.def.capabilities?.length).map((p) => p.name))];
+  const needing = probes.map((p) => ({ name: p.name, capabilities: p.def.capabilities ?? [] }));
+  const names = [...neededCapabilities(needing).keys()];
+  const who = needing.filter((p) => p.capabilities.length).map((p) => p.name);
   if (names.length === 0) return { status: "ok", what: "privileges", detail: "none needed" };
-  if (missing.length === 0) {
-    return {
+  const lacking = missingCapabilities(needing, held);
+  return lacking
+    ? { status: "FAIL", what: "privileges", detail: `missing ${lacking.missing}`, fix: lacking.fix }
+    : {
       status: "ok",
       what: "privileges",
       detail: `holds ${names.join(", ")} (needed by ${who.join(", ")})`,
     };
-  }
-  const lacking = missing.map((c) => `${c} (${needs.get(c)!.join(", ")})`).join(", ");
-  const caps = names.map((c) => c.slice(4).toLowerCase());
-  return {
-    status: "FAIL",
-    what: "privileges",
-    detail: `missing ${lacking}`,
-    fix: `run as root, or with exactly these: setpriv --inh-caps=+${caps.join(",+")} ` +
-      `--ambient-caps=+${
-        caps.join(",+")
-      } ... (AmbientCapabilities= in systemd; docs/capabilities.md)`,
-  };
 }
 
 async function check(what: string, fn: () => Check | Promise<Check>): Promise<Check> {

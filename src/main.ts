@@ -86,7 +86,12 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     return 0;
   }
 
-  checkKernelAccess();
+  checkKernelAccess(
+    pipeline.stages.filter((s) => s.kind === "probe").map((s) => ({
+      name: s.name,
+      capabilities: s.def.capabilities ?? [],
+    })),
+  );
   setLibbpfLog(
     options.debug ? LIBBPF_DEBUG : LIBBPF_INFO,
     options.debug ? (_, line) => log.debug(line) : undefined, // lines start with "libbpf: ",

@@ -4,6 +4,7 @@
  */
 import { effectiveCapabilities, readable } from "../../ffi/libc.ts";
 import { UserError } from "../errors.ts";
+import { missingCapabilities, type NeedsCapabilities } from "./capabilities.ts";
 
 const CAP_SYS_ADMIN = 21n, CAP_PERFMON = 38n, CAP_BPF = 39n;
 
@@ -13,13 +14,17 @@ export function canLoadTracingBpf(caps: bigint): boolean {
   return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
 }
 
-/** Throws a UserError unless this process can load BPF programs that use CO-RE. */
-export function checkKernelAccess(): void {
+/**
+ * Throws a UserError unless this process holds the capabilities `probes` need (root holds them
+ * all) and the kernel has BTF for CO-RE. Probes that need none (the `collector`) need neither.
+ */
+export function checkKernelAccess(probes: NeedsCapabilities[]): void {
+  if (probes.every((p) => p.capabilities.length === 0)) return;
   // capget(2), not /proc/self/status: Deno guards /proc/self behind --allow-all.
-  if (!canLoadTracingBpf(effectiveCapabilities())) {
+  const lacking = missingCapabilities(probes, effectiveCapabilities());
+  if (lacking) {
     throw new UserError(
-      "not allowed to load BPF programs: run as root, or grant CAP_BPF and CAP_PERFMON " +
-        "(e.g. sudo deno task run)",
+      `not allowed to load the probes: missing ${lacking.missing}; ${lacking.fix}`,
     );
   }
   if (!readable("/sys/kernel/btf/vmlinux")) {

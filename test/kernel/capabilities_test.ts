@@ -256,10 +256,9 @@ kernelTest(
 /** What the collector prints when the one-probe pipeline lacks `missing` (docs/capabilities.md). */
 const ERRORS: Record<string, RegExp> = {
   CAP_BPF:
-    /^error: not allowed to load BPF programs: run as root, or grant CAP_BPF and CAP_PERFMON/,
-  CAP_PERFMON:
-    /^error: not allowed to load BPF programs: run as root, or grant CAP_BPF and CAP_PERFMON/,
-  CAP_NET_ADMIN: /^error: bpf_object__load \S+: EPERM \(Operation not permitted\)/,
+    /^error: not allowed to load the probes: missing CAP_BPF \(p\); run as root, or with exactly these: setpriv/,
+  CAP_PERFMON: /^error: not allowed to load the probes: missing CAP_PERFMON \(p\); run as root/,
+  CAP_NET_ADMIN: /^error: not allowed to load the probes: missing CAP_NET_ADMIN \(p\); run as root/,
 };
 
 for (
