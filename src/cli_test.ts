@@ -21,6 +21,7 @@ Deno.test("parseCli() with no flags runs pipeline.yaml until a signal", () => {
     check: false,
     explain: undefined,
     test: false,
+    doctor: false,
     record: undefined,
     replay: undefined,
     watch: false,

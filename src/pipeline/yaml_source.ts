@@ -52,7 +52,18 @@ export class YamlSource {
       });
       return { errors };
     }
-    const source = new YamlSource(file, doc.toJS(), lines);
+    let value: unknown;
+    try {
+      value = doc.toJS();
+    } catch (e) {
+      // Alias errors surface only here (e.g. `*name` before `&name`): point at the alias.
+      const message = (e as Error).message;
+      const alias = message.match(/: (\S+)$/)?.[1];
+      const at = alias === undefined ? -1 : text.indexOf(`*${alias}`);
+      const pos = lines.linePos(Math.max(at, 0));
+      return { errors: [new ConfigError({ file, line: pos.line, column: pos.col }, "", message)] };
+    }
+    const source = new YamlSource(file, value, lines);
     source.#text = text;
     source.#index(doc.contents, "");
     const errors: ConfigError[] = [];

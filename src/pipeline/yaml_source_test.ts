@@ -64,3 +64,11 @@ Deno.test("YamlSource.parse() reports one syntax error, not the follow-ons after
   assert.equal(errors.length, 1);
   assert.match(errors[0].message, /^p\.yaml:\d+:\d+: /);
 });
+
+Deno.test("YamlSource.parse() reports an alias used before its anchor at the alias", () => {
+  const text = "a: *every\nb: &every 60s\n";
+  const { source, errors } = YamlSource.parse("p.yaml", text);
+  assert.equal(source, undefined);
+  assert.equal(errors.length, 1);
+  assert.match(errors[0].message, /^p\.yaml:1:4: .*Unresolved alias.*: every$/);
+});
