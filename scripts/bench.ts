@@ -40,6 +40,7 @@ import {
 import { measureScaling, type ScalingResult } from "./bench/scaling.ts";
 import { shortConnections } from "./bench/short_tcp.ts";
 import { type ProfileSummary, summarizeProfile } from "./bench/cpu_profile.ts";
+import { inspectFlag, Profiler } from "./bench/inspector.ts";
 import { format, median, type Spread, spread, table } from "./bench/stats.ts";
 import type { Measurement } from "./bench/workload.ts";
 
@@ -78,8 +79,8 @@ interface WorkloadResult {
     eventsPerSecond: number;
     cpuPercent: number;
     programs: ProgramCost[];
-    /** Where the collector's CPU went (its V8 profile over the whole profiling run). */
-    cpu?: ProfileSummary;
+    /** Where the collector's CPU went during the workload (its V8 profile). */
+    cpu: ProfileSummary;
   };
 }
 
@@ -258,25 +259,25 @@ async function main(): Promise<number> {
   if (opts.profile) {
     using _stats = enableBpfStats();
     for (const r of results) {
-      const dir = `${ROOT}build/prof/${r.workload.id}`;
-      await Deno.remove(dir, { recursive: true }).catch(() => {}); // an earlier run's profile
       await sleep(SETTLE_MS);
+      const port = freePort();
       await using collector = await Collector.start(pipeline, {
-        denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
+        denoFlags: [inspectFlag(port)],
         expectProbes: PROBES,
       });
       await sleep(SETTLE_MS);
+      using profiler = await Profiler.start(port);
       const [[, used], programs] = await programCosts(
         collector.pid,
         () => withUsage(collector.pid, ticksPerSecond, () => r.workload.run(opts.seconds)),
       );
+      const cpu = summarizeProfile(await profiler.stop());
       await collector.stop();
-      const file = [...Deno.readDirSync(dir)].find((e) => e.name.endsWith(".cpuprofile"));
       r.profile = {
         eventsPerSecond: programs.reduce((sum, p) => sum + p.runsPerSecond, 0),
         cpuPercent: used.cpuPercent,
         programs,
-        cpu: file ? summarizeProfile(`${dir}/${file.name}`) : undefined,
+        cpu,
       };
     }
   }
@@ -411,13 +412,11 @@ function report(
         c.cpuPercent.toFixed(2),
       ]),
     ]));
-    if (p.cpu) {
-      console.log(`collector CPU profile: ${format(p.cpu.busyMs)} ms busy; most self time:`);
-      console.log(table([
-        ["function", "self ms", "total ms"],
-        ...p.cpu.bySelf.slice(0, 6).map((f) => [f.where, format(f.selfMs), format(f.totalMs)]),
-      ]));
-    }
+    console.log(`collector CPU profile: ${format(p.cpu.busyMs)} ms busy; most self time:`);
+    console.log(table([
+      ["function", "self ms", "total ms"],
+      ...p.cpu.bySelf.slice(0, 8).map((f) => [f.where, format(f.selfMs), format(f.totalMs)]),
+    ]));
   }
 
   if (scaling.length) {

@@ -1,6 +1,5 @@
 /**
- * Where the collector's own CPU goes: a V8 CPU profile (`deno run --cpu-prof`) summed by
- * function, self time (the function's own code, FFI calls and syscalls included) and total
+ * Where the collector's own CPU goes: a V8 CPU profile (inspector.ts) summed by function, self time (the function's own code, FFI calls and syscalls included) and total
  * time (with what it calls).
  */
 
@@ -10,6 +9,13 @@ export interface FunctionTime {
   where: string;
   selfMs: number;
   totalMs: number;
+}
+
+/** A V8 CPU profile, as the inspector's Profiler.stop returns it. */
+export interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
 }
 
 interface ProfileNode {
@@ -27,18 +33,16 @@ export interface ProfileSummary {
   byTotal: FunctionTime[];
 }
 
-/** Sums the profile at `path`, `top` functions in each list. */
-export function summarizeProfile(path: string, top = 10): ProfileSummary {
-  const profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] } = JSON.parse(
-    Deno.readTextFileSync(path),
-  );
+/** Sums `profile`, `top` functions in each list. */
+export function summarizeProfile(profile: CpuProfile, top = 10): ProfileSummary {
   const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // A regex's "function name" is its source: cut, it still says which one.
   const where = (n: ProfileNode) =>
-    `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.split("/").at(-1)}:${
-      n.callFrame.lineNumber + 1
-    }`;
+    `${(n.callFrame.functionName || "(anonymous)").slice(0, 50)} ${
+      n.callFrame.url.split("/").at(-1)
+    }:${n.callFrame.lineNumber + 1}`;
   const selfUs = new Map<string, number>(), totalUs = new Map<string, number>();
   const projectFiles = new Set(
     profile.nodes.filter((n) => /\/(src|ffi)\/[^/]+/.test(n.callFrame.url)).map(where),
