@@ -39,8 +39,12 @@ import {
 } from "./bench/proc.ts";
 import { measureScaling, type ScalingResult } from "./bench/scaling.ts";
 import { shortConnections } from "./bench/short_tcp.ts";
-import { type ProfileSummary, summarizeProfile } from "./bench/cpu_profile.ts";
-import { inspectFlag, Profiler } from "./bench/inspector.ts";
+import {
+  PERF_DENO_FLAGS,
+  perfAvailable,
+  perfProfile,
+  type PerfSummary,
+} from "./bench/perf_profile.ts";
 import { format, median, type Spread, spread, table } from "./bench/stats.ts";
 import type { Measurement } from "./bench/workload.ts";
 
@@ -79,8 +83,8 @@ interface WorkloadResult {
     eventsPerSecond: number;
     cpuPercent: number;
     programs: ProgramCost[];
-    /** Where the collector's CPU went during the workload (its V8 profile). */
-    cpu: ProfileSummary;
+    /** Where the collector's CPU went during the workload (perf), if perf is installed. */
+    cpu?: PerfSummary;
   };
 }
 
@@ -258,21 +262,22 @@ async function main(): Promise<number> {
 
   if (opts.profile) {
     using _stats = enableBpfStats();
+    const perf = await perfAvailable();
+    if (!perf) console.log("perf not found (apt-get install linux-perf): no CPU profile");
     for (const r of results) {
       await sleep(SETTLE_MS);
-      const port = freePort();
       await using collector = await Collector.start(pipeline, {
-        denoFlags: [inspectFlag(port)],
+        denoFlags: perf ? PERF_DENO_FLAGS : [],
         expectProbes: PROBES,
       });
       await sleep(SETTLE_MS);
-      using profiler = await Profiler.start(port);
-      const [[, used], programs] = await programCosts(
-        collector.pid,
-        () => withUsage(collector.pid, ticksPerSecond, () => r.workload.run(opts.seconds)),
-      );
-      const cpu = summarizeProfile(await profiler.stop());
+      const run = () =>
+        withUsage(collector.pid, ticksPerSecond, () => r.workload.run(opts.seconds));
+      const profiled = (): Promise<[[Measurement, Usage], PerfSummary | undefined]> =>
+        perf ? perfProfile(collector.pid, r.workload.id, run) : run().then((u) => [u, undefined]);
+      const [[[, used], cpu], programs] = await programCosts(collector.pid, profiled);
       await collector.stop();
+      await Deno.remove(`/tmp/perf-${collector.pid}.map`).catch(() => {});
       r.profile = {
         eventsPerSecond: programs.reduce((sum, p) => sum + p.runsPerSecond, 0),
         cpuPercent: used.cpuPercent,
@@ -412,11 +417,17 @@ function report(
         c.cpuPercent.toFixed(2),
       ]),
     ]));
-    console.log(`collector CPU profile: ${format(p.cpu.busyMs)} ms busy; most self time:`);
-    console.log(table([
-      ["function", "self ms", "total ms"],
-      ...p.cpu.bySelf.slice(0, 8).map((f) => [f.where, format(f.selfMs), format(f.totalMs)]),
-    ]));
+    if (p.cpu) {
+      console.log(`the collector's CPU (perf, ${p.cpu.samples} samples), by function and callees:`);
+      console.log(table([
+        ["function", "% total", "% self"],
+        ...p.cpu.byTotal.slice(0, 10).map((f) => [
+          f.where,
+          f.totalPercent.toFixed(1),
+          f.selfPercent.toFixed(1),
+        ]),
+      ]));
+    }
   }
 
   if (scaling.length) {
