@@ -152,6 +152,12 @@ async function main(): Promise<number> {
   Deno.mkdirSync(`${ROOT}build/tmp`, { recursive: true });
 
   await using stack = new AsyncDisposableStack();
+  // Ctrl-C or SIGTERM would otherwise leave the servers, tmux and a collector running.
+  const interrupted = () => {
+    void Promise.allSettled([Collector.stopAll(), stack.disposeAsync()]).then(() => Deno.exit(130));
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
+  Deno.addSignalListener("SIGTERM", interrupted);
   const iperf = await startIperfServer();
   stack.use(iperf.server);
   const dnsPort = freePort();
@@ -261,7 +267,7 @@ async function main(): Promise<number> {
   }
 
   if (opts.profile) {
-    using _stats = enableBpfStats();
+    using _stats = stack.use(enableBpfStats()); // the stack: also when interrupted
     const perf = await perfAvailable();
     if (!perf) console.log("perf not found (apt-get install linux-perf): no CPU profile");
     for (const r of results) {
@@ -277,7 +283,6 @@ async function main(): Promise<number> {
         perf ? perfProfile(collector.pid, r.workload.id, run) : run().then((u) => [u, undefined]);
       const [[[, used], cpu], programs] = await programCosts(collector.pid, profiled);
       await collector.stop();
-      await Deno.remove(`/tmp/perf-${collector.pid}.map`).catch(() => {});
       r.profile = {
         eventsPerSecond: programs.reduce((sum, p) => sum + p.runsPerSecond, 0),
         cpuPercent: used.cpuPercent,

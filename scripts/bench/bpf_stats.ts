@@ -7,13 +7,15 @@ import { bpfProgramNames, bpfProgramStats, type ProgramStats } from "./proc.ts";
 
 const SYSCTL = "/proc/sys/kernel/bpf_stats_enabled";
 
-/** Turns BPF statistics on; dispose to put the setting back as it was. */
+/** Turns BPF statistics on; dispose (once or more) to put the setting back as it was. */
 export function enableBpfStats(): Disposable {
   const before = Deno.readTextFileSync(SYSCTL).trim();
   Deno.writeTextFileSync(SYSCTL, "1");
+  let restored = false;
   return {
     [Symbol.dispose]() {
-      Deno.writeTextFileSync(SYSCTL, before);
+      if (!restored) Deno.writeTextFileSync(SYSCTL, before);
+      restored = true;
     },
   };
 }

@@ -49,8 +49,22 @@ export class Collector implements AsyncDisposable {
   /** The same per probe ("attached bash: ... (N ms)"). */
   probeAttachMs: { [probe: string]: number } = {};
 
+  /** Collectors started and not yet stopped: what `stopAll` ends. */
+  static readonly #running = new Set<Collector>();
+
   private constructor(child: Child) {
     this.child = child;
+    Collector.#running.add(this);
+    void child.finished().then(async () => {
+      Collector.#running.delete(this);
+      // What --perf-basic-prof wrote for perf (perf_profile.ts), if it ran with it.
+      await Deno.remove(`/tmp/perf-${child.pid}.map`).catch(() => {});
+    });
+  }
+
+  /** Kills every collector still running (the benchmark was interrupted). */
+  static async stopAll(): Promise<void> {
+    await Promise.all([...Collector.#running].map((c) => c.child.stop("SIGKILL")));
   }
 
   /**
