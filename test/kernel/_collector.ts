@@ -5,6 +5,14 @@
 import { explainedCommand, ROOT, runTaskArgs } from "../_run_command.ts";
 export { tempPipeline } from "../_run_command.ts";
 
+/** A command line that starts the collector, instead of `deno task run`'s. */
+export interface Launch {
+  command: string;
+  args: string[];
+  /** Default: the repository root. */
+  cwd?: string;
+}
+
 /** A running collector: its stdout lines and stderr text so far. */
 export class Collector implements AsyncDisposable {
   readonly #child: Deno.ChildProcess;
@@ -16,13 +24,20 @@ export class Collector implements AsyncDisposable {
   /**
    * `extraFlags` are Deno flags added to `deno task run`'s (e.g. `--allow-write=FILE`);
    * `denoArgs` replaces that command line altogether (see {@linkcode Collector.explained}).
+   * A {@linkcode Launch} instead of `args` starts another command line (e.g. through setpriv).
    */
-  constructor(args: string[], extraFlags: string[] = [], denoArgs?: string[]) {
-    const command = denoArgs ?? runTaskArgs();
-    command.splice(command.length - 1, 0, ...extraFlags); // before src/main.ts
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: [...command, ...args],
-      cwd: ROOT,
+  constructor(args: string[] | Launch, extraFlags: string[] = [], denoArgs?: string[]) {
+    let launch: Launch;
+    if (Array.isArray(args)) {
+      const command = denoArgs ?? runTaskArgs();
+      command.splice(command.length - 1, 0, ...extraFlags); // before src/main.ts
+      launch = { command: Deno.execPath(), args: [...command, ...args] };
+    } else {
+      launch = args;
+    }
+    this.#child = new Deno.Command(launch.command, {
+      args: launch.args,
+      cwd: launch.cwd ?? ROOT,
       stdout: "piped",
       stderr: "piped",
       stdin: "null",
@@ -65,6 +80,11 @@ export class Collector implements AsyncDisposable {
   /** Waits until the collector says it is collecting (probes attached). */
   attached(): Promise<void> {
     return this.waitFor("the collector to attach", () => this.stderr.includes("collecting with"));
+  }
+
+  /** The started process's pid (the collector's own when the launcher execs it). */
+  get pid(): number {
+    return this.#child.pid;
   }
 
   /** Sends `signal` and returns at once (e.g. SIGHUP to reload). */

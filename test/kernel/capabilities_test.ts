@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { tempPipeline } from "./_collector.ts";
+import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { BASH, PROMPT, Tmux } from "./_tmux.ts";
 import { ROOT, runTaskArgs } from "../_run_command.ts";
@@ -74,65 +74,13 @@ function asNobody(caps: string[]): string[] {
 }
 
 /** The collector started through setpriv as nobody with `caps`, and what it writes. */
-class NobodyCollector implements AsyncDisposable {
-  readonly #child: Deno.ChildProcess;
-  readonly #pumps: Promise<void>[];
-  stdout = "";
-  stderr = "";
-
-  constructor(caps: string[], pipeline: string, args: string[] = []) {
-    this.#child = new Deno.Command("setpriv", {
-      args: [...asNobody(caps), "--pipeline", pipeline, ...args],
-      cwd: RUN_ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const pump = async (stream: ReadableStream<Uint8Array>, into: "stdout" | "stderr") => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) this[into] += chunk;
-    };
-    this.#pumps = [pump(this.#child.stdout, "stdout"), pump(this.#child.stderr, "stderr")];
-  }
-
-  /** setpriv and env exec, so this is deno's pid. */
-  get pid(): number {
-    return this.#child.pid;
-  }
-
-  async waitFor(what: string, predicate: () => boolean, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > deadline) {
-        throw new Error(`timed out waiting for ${what}\nstderr:\n${this.stderr}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  attached(): Promise<void> {
-    return this.waitFor("the collector to attach", () => this.stderr.includes("collecting with"));
-  }
-
-  async exited(): Promise<Deno.CommandStatus> {
-    const status = await this.#child.status;
-    await Promise.all(this.#pumps);
-    return status;
-  }
-
-  stop(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
-    try {
-      this.#child.kill(signal);
-    } catch { /* already exited */ }
-    return this.exited();
-  }
-
-  records(): { measurement: string; fields: Record<string, unknown> }[] {
-    return this.stdout.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop("SIGKILL");
-  }
+function nobodyCollector(caps: string[], pipeline: string, args: string[] = []): Collector {
+  // setpriv and env exec, so the child's pid is deno's.
+  return new Collector({
+    command: "setpriv",
+    args: [...asNobody(caps), "--pipeline", pipeline, ...args],
+    cwd: RUN_ROOT,
+  });
 }
 
 /** A one-probe pipeline (that probe required) under RUN_ROOT, readable by uid 65534. */
@@ -206,7 +154,7 @@ kernelTest(
     await tmux.start("root", BASH);
     await tmux.waitForScreen("root", PROMPT);
 
-    await using collector = new NobodyCollector(caps, pipeline);
+    await using collector = nobodyCollector(caps, pipeline);
     await collector.attached();
     // The process really is nobody holding exactly that set (setpriv execs, so the pid is deno's).
     assert.equal(procStatus(collector.pid, "Uid"), `${NOBODY} ${NOBODY} ${NOBODY} ${NOBODY}`);
@@ -240,7 +188,7 @@ kernelTest(
     await tmux.start("root", BASH);
     await tmux.waitForScreen("root", PROMPT);
 
-    await using collector = new NobodyCollector(caps, onePipeline("bash"));
+    await using collector = nobodyCollector(caps, onePipeline("bash"));
     await collector.attached();
     assert.equal(BigInt(`0x${procStatus(collector.pid, "CapEff")}`), mask(caps));
     assert.match(collector.stderr, /^attached p: uretprobe\.multi \S+:readline\w* /m);
@@ -273,7 +221,7 @@ for (
   kernelTest(`${type} without ${missing}: one error line, exit code 1`, NEEDS, async () => {
     const caps = capabilitiesOf(type);
     assert.ok(caps.includes(missing), `docs/capabilities.md: ${type} should need ${missing}`);
-    await using collector = new NobodyCollector(
+    await using collector = nobodyCollector(
       caps.filter((c) => c !== missing),
       onePipeline(type),
       ["--duration", "2s"],
