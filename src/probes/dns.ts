@@ -171,6 +171,13 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     const emitRequests = (requests: ReturnType<DnsTracker["expire"]>, bootNs: bigint) => {
       for (const r of requests) ctx.emit(dnsflowRecord(r, ctx.host, bootNs + offset));
     };
+    // Counted once a drained batch (and at each report), not per packet: a counter update
+    // costs about what reading a packet does.
+    let cut = 0;
+    const countCut = () => {
+      if (cut > 0) ctx.counters.add("payloads_cut", cut);
+      cut = 0;
+    };
     const ring = stack.use(obj.ringBuffer("events", (view, at, length) => {
       let decoded;
       try {
@@ -181,14 +188,20 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
         ctx.log.debug(`${ctx.name}: ${e.message}`);
         return;
       }
-      if (decoded.cut) ctx.counters.add("payloads_cut");
+      if (decoded.cut) cut++;
       const { requests, answers } = tracker.add(decoded.segment);
       emitRequests(requests, decoded.segment.timeNs);
       const time = decoded.segment.timeNs + offset;
       for (const a of answers) ctx.emitSide(answerRecord(a, ctx.host, time));
-    }, { onBatchEnd: () => offset = bootToRealtimeOffsetNs() }));
+    }, {
+      onBatchEnd: () => {
+        offset = bootToRealtimeOffsetNs();
+        countCut();
+      },
+    }));
 
     const report = () => {
+      countCut();
       const s = tracker.stats;
       ctx.counters.set("malformed", BigInt(s.malformed));
       ctx.counters.set("unmatched_responses", BigInt(s.unmatchedResponses));

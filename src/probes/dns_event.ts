@@ -40,7 +40,37 @@ export class DnsDecodeError extends Error {
   override name = "DnsDecodeError";
 }
 
-const latin1 = new TextDecoder("latin1");
+/** Process names by pid, so a busy process's name is decoded once (checked against its bytes). */
+const comms = new Map<number, { bytes: Uint8Array; name: string }>();
+/** Pids remembered at most; then the cache starts afresh (a few KiB). */
+const COMMS_MAX = 1024;
+
+/** `comm` (16 bytes at `at`, NUL-padded, Latin-1 as the kernel keeps it) of `pid`, cached. */
+function commOf(pid: number, bytes: Uint8Array, at: number): string {
+  const cached = comms.get(pid);
+  if (cached !== undefined) {
+    let same = true;
+    for (let i = 0; i < 16 && same; i++) same = bytes[at + i] === cached.bytes[i];
+    if (same) return cached.name;
+  }
+  const raw = bytes.slice(at, at + 16);
+  const nul = raw.indexOf(0);
+  // Latin-1: each byte is the code point of the same value.
+  const name = String.fromCharCode.apply(
+    null,
+    (nul < 0 ? raw : raw.subarray(0, nul)) as unknown as number[],
+  );
+  if (comms.size >= COMMS_MAX) comms.clear();
+  comms.set(pid, { bytes: raw, name });
+  return name;
+}
+
+/** An address in `struct dns_event` (IPv4 in its last 4 bytes), as netflow records write it. */
+function addressAt(bytes: Uint8Array, at: number, ipv4: boolean): string {
+  // Formatted here for IPv4, without the subarray formatAddress takes: a view costs more.
+  if (ipv4) return `${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`;
+  return formatAddress(bytes.subarray(at, at + 16), false);
+}
 
 /**
  * Decodes one record of `length` bytes at `offset`. The segment's `timeNs` is the kernel's
@@ -75,26 +105,24 @@ export function decodeDnsEvent(
     throw new DnsDecodeError(`unknown side ${side}`);
   }
   const ipv4 = family === AF_INET;
-  const commBytes = bytes.subarray(L.comm, L.comm + 16);
-  const nul = commBytes.indexOf(0);
-  return {
-    segment: {
-      timeNs: view.getBigUint64(offset + L.boot_ns, true),
-      side: side === DNS_SIDE_CLIENT ? "client" : "server",
-      outbound: bytes[L.outbound] !== 0,
-      family: ipv4 ? "IPv4" : "IPv6",
-      transport: transport === IPPROTO_UDP ? "udp" : "tcp",
-      localIp: formatAddress(bytes.subarray(L.local_addr, L.local_addr + 16), ipv4),
-      localPort: view.getUint16(offset + L.local_port, true),
-      remoteIp: formatAddress(bytes.subarray(L.remote_addr, L.remote_addr + 16), ipv4),
-      remotePort: view.getUint16(offset + L.remote_port, true),
-      pid: view.getUint32(offset + L.pid, true),
-      cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
-      comm: latin1.decode(nul < 0 ? commBytes : commBytes.subarray(0, nul)),
-      payload: bytes.slice(L.payload, L.payload + captured),
-      // The whole length, so TCP framing stays in step when the kernel copied only the start.
-      ...(captured < payloadLen ? { payloadLength: payloadLen } : {}),
-    },
-    cut: captured < payloadLen,
+  const pid = view.getUint32(offset + L.pid, true);
+  const cut = captured < payloadLen;
+  const segment: DnsSegment = {
+    timeNs: view.getBigUint64(offset + L.boot_ns, true),
+    side: side === DNS_SIDE_CLIENT ? "client" : "server",
+    outbound: bytes[L.outbound] !== 0,
+    family: ipv4 ? "IPv4" : "IPv6",
+    transport: transport === IPPROTO_UDP ? "udp" : "tcp",
+    localIp: addressAt(bytes, L.local_addr, ipv4),
+    localPort: view.getUint16(offset + L.local_port, true),
+    remoteIp: addressAt(bytes, L.remote_addr, ipv4),
+    remotePort: view.getUint16(offset + L.remote_port, true),
+    pid,
+    cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
+    comm: commOf(pid, bytes, L.comm),
+    payload: bytes.slice(L.payload, L.payload + captured),
   };
+  // The whole length, so TCP framing stays in step when the kernel copied only the start.
+  if (cut) segment.payloadLength = payloadLen;
+  return { segment, cut };
 }

@@ -52,3 +52,10 @@ Deno.test("decodeDnsEvent() flags a payload the kernel cut and rejects a record 
   assert.equal(decodeDnsEvent(event(0, payload, 5000), 0, HEADER + 10).cut, true);
   assert.throws(() => decodeDnsEvent(event(0, payload), 0, HEADER - 1), DnsDecodeError);
 });
+
+Deno.test("decodeDnsEvent() gives a pid's new name once its comm changes (exec), not the remembered one", () => {
+  const view = event(0, new Uint8Array(0));
+  assert.equal(decodeDnsEvent(view, 0, HEADER).segment.comm, "dig");
+  new Uint8Array(view.buffer).set([...new TextEncoder().encode("curl"), 0], 68);
+  assert.equal(decodeDnsEvent(view, 0, HEADER).segment.comm, "curl");
+});

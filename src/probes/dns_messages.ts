@@ -167,7 +167,16 @@ interface Message {
   /** The first question's name (normalized) and type. */
   name: string;
   qtype: string;
-  answers: dnsPacket.Answer[];
+  /** IN-class A, AAAA (data in RFC 5952 form) and CNAME answers, names as the message has them. */
+  answers: RawAnswer[];
+}
+
+/** An answer the tracker uses: `type` 1 (A), 5 (CNAME) or 28 (AAAA). */
+interface RawAnswer {
+  type: number;
+  name: string;
+  data: string;
+  ttl: number;
 }
 
 /** The fewest bytes a question (root name, type, class) and a record (plus TTL, length) take. */
@@ -229,8 +238,8 @@ function salvage(bytes: Uint8Array): dnsPacket.DecodedPacket | undefined {
   return best;
 }
 
-/** Reads one DNS message; undefined when it has no readable header and question. */
-function decodeMessage(bytes: Uint8Array): Message | undefined {
+/** Reads one DNS message with dns-packet; undefined when it has no readable header and question. */
+function decodeWithDnsPacket(bytes: Uint8Array): Message | undefined {
   if (bytes.length < HEADER_SIZE) return undefined;
   const packet = tryDecode(bytes) ?? salvage(bytes);
   const question = packet?.questions?.[0];
@@ -241,6 +250,19 @@ function decodeMessage(bytes: Uint8Array): Message | undefined {
   for (const a of packet.additionals ?? []) {
     if (a.type === "OPT") rcode |= a.extendedRcode << 4;
   }
+  const answers: RawAnswer[] = [];
+  for (const a of packet.answers ?? []) {
+    if (a.type === "OPT") continue;
+    const raw = { name: a.name, ttl: a.ttl ?? 0 };
+    if (a.type === "A" && a.class === "IN") answers.push({ ...raw, type: TYPE_A, data: a.data });
+    if (a.type === "CNAME" && a.class === "IN") {
+      answers.push({ ...raw, type: TYPE_CNAME, data: a.data });
+    }
+    if (a.type === "AAAA" && a.class === "IN") {
+      const address = formatIpv6(a.data);
+      if (address !== undefined) answers.push({ ...raw, type: TYPE_AAAA, data: address });
+    }
+  }
   return {
     id: packet.id ?? 0,
     response: packet.type === "response",
@@ -248,8 +270,176 @@ function decodeMessage(bytes: Uint8Array): Message | undefined {
     rcode,
     name: normalizeName(question.name),
     qtype: typeName(String(question.type)),
-    answers: packet.answers ?? [],
+    answers,
   };
+}
+
+/*
+ * The hand-written reader below is the fast path (dns-packet decoding every message was the
+ * probe's biggest cost: docs/bench.md). It reads only what the tracker uses, and gives up,
+ * handing the message to dns-packet, wherever dns-packet might read it differently (a record
+ * whose data does not fill its length exactly, a message cut short): so both readers agree on
+ * every message the fast path takes.
+ */
+
+const TYPE_A = 1, TYPE_CNAME = 5, TYPE_AAAA = 28, TYPE_OPT = 41, CLASS_IN = 1;
+/** Gave up: let dns-packet read the message. */
+const GIVE_UP = -1;
+const utf8 = new TextDecoder();
+
+/**
+ * Reads the name at `at` as dns-packet does (its UTF-8 labels joined by dots, "." for the
+ * root; a pointer only to bytes before the name; at most 254 bytes), into `name.text` when
+ * `text`; returns the offset after it in the record, or GIVE_UP.
+ */
+function readName(bytes: Uint8Array, at: number, text: boolean, name: { text: string }): number {
+  let labels = "";
+  let offset = at, start = at, end = -1, total = 0, count = 0;
+  for (;;) {
+    if (offset >= bytes.length) return GIVE_UP;
+    const len = bytes[offset++];
+    if (len === 0) break;
+    if ((len & 0xc0) === 0) {
+      if (offset + len > bytes.length) return GIVE_UP;
+      total += len + 1;
+      if (total > 254) return GIVE_UP;
+      if (text) {
+        const label = asciiLabel(bytes, offset, len) ??
+          utf8.decode(bytes.subarray(offset, offset + len));
+        labels = count++ === 0 ? label : `${labels}.${label}`;
+      }
+      offset += len;
+    } else if ((len & 0xc0) === 0xc0) {
+      if (offset >= bytes.length) return GIVE_UP;
+      const jump = ((len & 0x3f) << 8) | bytes[offset];
+      if (jump >= start) return GIVE_UP; // only back to prior bytes: no loop
+      if (end < 0) end = offset + 1;
+      offset = start = jump;
+    } else {
+      return GIVE_UP;
+    }
+  }
+  if (text) name.text = total === 0 ? "." : labels;
+  return end < 0 ? offset : end;
+}
+
+/** An ASCII label (UTF-8 decodes it byte for byte) without a TextDecoder call; else undefined. */
+function asciiLabel(bytes: Uint8Array, at: number, len: number): string | undefined {
+  for (let i = at; i < at + len; i++) if (bytes[i] > 0x7f) return undefined;
+  return String.fromCharCode.apply(null, bytes.subarray(at, at + len) as unknown as number[]);
+}
+
+/** Type names dns-packet gives, asked once per number: a one-question message of that type. */
+const qtypeNames = new Map<number, string>();
+function qtypeName(type: number): string {
+  let name = qtypeNames.get(type);
+  if (name === undefined) {
+    const q = new Uint8Array([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, type >> 8, type & 0xff, 0, 1]);
+    name = typeName(String(dnsPacket.decode(Buffer.from(q)).questions![0].type));
+    qtypeNames.set(type, name);
+  }
+  return name;
+}
+
+/** The record data's length fits the type as dns-packet reads it (OPT: options tile it). */
+function optionsFit(bytes: Uint8Array, at: number, rdlength: number): boolean {
+  const end = at + rdlength;
+  while (at < end) {
+    if (at + 4 > end) return false;
+    const code = (bytes[at] << 8) | bytes[at + 1], len = (bytes[at + 2] << 8) | bytes[at + 3];
+    at += 4 + len;
+    // Options dns-packet reads into fields: only lengths it reads within them.
+    if (code === 8 && len < 4) return false;
+    if (code === 11 && len === 1) return false;
+    if (code === 14 && len % 2 === 1) return false;
+  }
+  return at === end;
+}
+
+const scratch = { text: "" };
+
+/** Reads one DNS message by hand; undefined when unreadable, GIVE_UP to ask dns-packet. */
+function readMessage(bytes: Uint8Array): Message | undefined | typeof GIVE_UP {
+  if (bytes.length < HEADER_SIZE) return undefined;
+  const flags = (bytes[2] << 8) | bytes[3];
+  const questions = (bytes[4] << 8) | bytes[5];
+  if (questions === 0) return undefined;
+  let at = HEADER_SIZE;
+  let name = "", qtype = 0;
+  for (let q = 0; q < questions; q++) {
+    at = readName(bytes, at, q === 0, scratch);
+    if (at === GIVE_UP || at + 4 > bytes.length) return undefined; // dns-packet cannot either
+    if (q === 0) [name, qtype] = [scratch.text, (bytes[at] << 8) | bytes[at + 1]];
+    at += 4;
+  }
+  const response = (flags & 0x8000) !== 0;
+  let rcode = flags & 0xf;
+  const answers: RawAnswer[] = [];
+  // A query's answers and records are never used, and it is read whole whenever its
+  // questions are: dns-packet would drop unreadable records and keep the question.
+  if (response) {
+    const answerCount = (bytes[6] << 8) | bytes[7];
+    const additionalsFrom = answerCount + ((bytes[8] << 8) | bytes[9]);
+    const records = additionalsFrom + ((bytes[10] << 8) | bytes[11]);
+    for (let r = 0; r < records; r++) {
+      const isAnswer = r < answerCount;
+      const owner = readName(bytes, at, isAnswer, scratch);
+      if (owner === GIVE_UP || owner + 10 > bytes.length) return GIVE_UP;
+      const type = (bytes[owner] << 8) | bytes[owner + 1];
+      const klass = ((bytes[owner + 2] << 8) | bytes[owner + 3]) & 0x7fff;
+      const rdlength = (bytes[owner + 8] << 8) | bytes[owner + 9];
+      const data = owner + 10;
+      if (data + rdlength > bytes.length) return GIVE_UP;
+      at = data + rdlength;
+      if (type === TYPE_OPT) {
+        if (!optionsFit(bytes, data, rdlength)) return GIVE_UP;
+        if (!isAnswer && r >= records - ((bytes[10] << 8) | bytes[11])) {
+          rcode |= bytes[owner + 4] << 4;
+        }
+        continue;
+      }
+      if (type === TYPE_A || type === TYPE_AAAA || type === TYPE_CNAME) {
+        // dns-packet reads these whatever their length says: only the exact one agrees.
+        if (type === TYPE_A && rdlength !== 4) return GIVE_UP;
+        if (type === TYPE_AAAA && rdlength !== 16) return GIVE_UP;
+        if (!isAnswer || klass !== CLASS_IN) {
+          if (type === TYPE_CNAME && readName(bytes, data, false, scratch) !== at) return GIVE_UP;
+          continue;
+        }
+        const ownerName = scratch.text;
+        const ttl = ((bytes[owner + 4] << 24) | (bytes[owner + 5] << 16) | (bytes[owner + 6] << 8) |
+          bytes[owner + 7]) >>> 0;
+        let value: string;
+        if (type === TYPE_A) {
+          value = `${bytes[data]}.${bytes[data + 1]}.${bytes[data + 2]}.${bytes[data + 3]}`;
+        } else if (type === TYPE_AAAA) {
+          value = ipaddr.fromByteArray(Array.from(bytes.subarray(data, at))).toString();
+        } else {
+          if (readName(bytes, data, true, scratch) !== at) return GIVE_UP;
+          value = scratch.text;
+        }
+        answers.push({ type, name: ownerName, data: value, ttl });
+        continue;
+      }
+      // Other types: framed by their length (dns-packet reads some of them its own way; a
+      // message where the two would differ is malformed either way).
+    }
+  }
+  return {
+    id: (bytes[0] << 8) | bytes[1],
+    response,
+    truncated: (flags & 0x0200) !== 0,
+    rcode,
+    name: normalizeName(name),
+    qtype: qtypeName(qtype),
+    answers,
+  };
+}
+
+/** Reads one DNS message; undefined when it has no readable header and question. */
+function decodeMessage(bytes: Uint8Array): Message | undefined {
+  const m = readMessage(bytes);
+  return m === GIVE_UP ? decodeWithDnsPacket(bytes) : m;
 }
 
 /** Text form of an AAAA address as the netflow probe writes addresses (RFC 5952). */
@@ -262,10 +452,11 @@ function formatIpv6(text: string): string | undefined {
 }
 
 /** A response's A and AAAA records, each named by the question it answers where CNAMEs lead back. */
-function answersOf(m: Message): DnsAnswer[] {
+function answersOf(m: Message, out: DnsAnswer[]): void {
+  if (m.answers.length === 0) return;
   const cnames = new Map<string, string>();
   for (const a of m.answers) {
-    if (a.type !== "CNAME" || a.class !== "IN") continue;
+    if (a.type !== TYPE_CNAME) continue;
     const owner = normalizeName(a.name);
     if (!cnames.has(owner)) cnames.set(owner, normalizeName(a.data));
   }
@@ -274,15 +465,11 @@ function answersOf(m: Message): DnsAnswer[] {
   for (let n = cnames.get(m.name); n !== undefined && !reached.has(n); n = cnames.get(n)) {
     reached.add(n);
   }
-  const out: DnsAnswer[] = [];
   for (const a of m.answers) {
-    if ((a.type !== "A" && a.type !== "AAAA") || a.class !== "IN") continue;
-    const address = a.type === "A" ? a.data : formatIpv6(a.data);
-    if (address === undefined) continue;
+    if (a.type === TYPE_CNAME) continue;
     const owner = normalizeName(a.name);
-    out.push({ name: reached.has(owner) ? m.name : owner, address, ttl: a.ttl ?? 0 });
+    out.push({ name: reached.has(owner) ? m.name : owner, address: a.data, ttl: a.ttl });
   }
-  return out;
 }
 
 interface Pending {
@@ -504,7 +691,7 @@ export class DnsTracker {
       this.#pending.set(key, { firstNs: seg.timeNs, segment, name: m.name, qtype: m.qtype });
       return;
     }
-    out.answers.push(...answersOf(m));
+    answersOf(m, out.answers);
     const p = seg.outbound === queryWay ? undefined : this.#pending.get(key);
     if (!p) {
       this.#stats.unmatchedResponses++;

@@ -19,7 +19,8 @@
  * not `10.1`, `0x0a000001` or `010.0.0.1`, which ipaddr.js would accept and inet_ntop never
  * writes), IPv6 in any RFC 4291 text form, with or without a `%zone`.
  *
- * Pure and allocation-light: called for every record, so nothing is cached.
+ * Called for every record with few distinct addresses: `ipType` remembers its answers
+ * (a bounded table), since parsing an address costs more than the rest of a dnsflow record.
  */
 import ipaddr from "ipaddr.js";
 
@@ -78,6 +79,21 @@ function inAny<A extends IPv4 | IPv6>(addr: A, ranges: [A, number][]): boolean {
  * ```
  */
 export function ipType(ip: string): IpType {
+  let type = ipTypes.get(ip);
+  if (type === undefined) {
+    type = classify(ip);
+    // Bounded: a host talking to very many addresses starts afresh rather than grow.
+    if (ipTypes.size >= IP_TYPES_MAX) ipTypes.clear();
+    ipTypes.set(ip, type);
+  }
+  return type;
+}
+
+/** Addresses whose class `ipType` remembers at most. */
+const IP_TYPES_MAX = 4096;
+const ipTypes = new Map<string, IpType>();
+
+function classify(ip: string): IpType {
   const addr = parse(ip);
   if (addr === undefined) return "other";
   if (addr.kind() === "ipv4") {

@@ -125,3 +125,10 @@ Deno.test("ipFamily() gives undefined for text that is not an address", () => {
     assert.equal(ipFamily(ip), undefined, ip);
   }
 });
+
+Deno.test("ipType() classifies an address the same after its remembered answers were dropped", () => {
+  assert.equal(ipType("10.1.2.3"), "private");
+  for (let i = 0; i < 5000; i++) ipType(`203.0.${i >> 8}.${i & 255}`); // beyond the table's bound
+  assert.equal(ipType("10.1.2.3"), "private");
+  assert.equal(ipType("203.0.19.135"), "other");
+});
