@@ -73,6 +73,31 @@ static __always_inline void map_v4(__u8 out[16], __be32 addr)
 	__builtin_memcpy(out + 12, &addr, 4);
 }
 
+/*
+ * True when the packet cannot be DNS, judged from its socket alone: a connected socket (TCP, or
+ * UDP after connect()) whose ports are both not DNS ports carries no DNS, so the headers need
+ * not be read (that cost ~140 ns a packet on egress, measured with bpf_stats). cgroup_skb runs
+ * with the full socket in skb->sk. Unconnected sockets (remote port 0: UDP sendto/recvfrom, a
+ * TCP listener) take the full path. One exception: sendto() with an address on a connected UDP
+ * socket sends there, so on egress a socket the sendmsg hook noted (it talked to a DNS port)
+ * takes the full path too.
+ */
+static __always_inline bool surely_not_dns(struct __sk_buff *skb, bool egress)
+{
+	__u32 remote = bpf_ntohl(skb->remote_port); /* network order in the high half */
+	struct bpf_sock *sk;
+
+	if (!remote || dns_port(remote) || dns_port(skb->local_port))
+		return false;
+	if (!egress)
+		return true;
+	sk = skb->sk;
+	if (!sk)
+		return false;
+	sk = bpf_sk_fullsock(sk);
+	return sk && !bpf_sk_storage_get(&owners, sk, 0, 0);
+}
+
 static __always_inline int capture(struct __sk_buff *skb, bool egress)
 {
 	__u32 zero = 0, l4_off, payload_off, payload_len, captured;
@@ -82,6 +107,8 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 	struct dns_owner *owner;
 	struct bpf_sock *sk;
 
+	if (surely_not_dns(skb, egress))
+		return 1;
 	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 1;
