@@ -436,6 +436,12 @@ function readMessage(bytes: Uint8Array): Message | undefined | typeof GIVE_UP {
   };
 }
 
+/**
+ * Both readers, for the test that holds them to agreeing wherever the hand-written one reads a
+ * message; the tracker uses only `decodeMessage`.
+ */
+export const messageReaders = { byHand: readMessage, withDnsPacket: decodeWithDnsPacket, GIVE_UP };
+
 /** Reads one DNS message; undefined when it has no readable header and question. */
 function decodeMessage(bytes: Uint8Array): Message | undefined {
   const m = readMessage(bytes);
