@@ -6,7 +6,9 @@
  * which the iter/tcp program reads each poll and the close tracepoint reads one last time.
  * The state tracepoint sees handshakes (direction, and tcp_established only for what it saw).
  * UDP has no such counters, so datagrams are counted at sendmsg/recvmsg (process context, so
- * the pid is right), per CPU. Unconnected UDP sockets carry no peer: the cgroup sendmsg/
+ * the pid is right). A connected socket used by one process counts into its own storage (read
+ * by the iter/udp program each poll and by the sock_release hook at close), other datagrams
+ * into a per-CPU hash by flow. Unconnected UDP sockets carry no peer: the cgroup sendmsg/
  * recvmsg address hooks hand it to the length tracepoint of the same thread.
  */
 #include "vmlinux.h"
@@ -30,7 +32,13 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* Which exclude maps hold entries; user space sets it, so empty maps cost no lookups. */
 enum { EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4 };
-volatile __u32 exclusions = 0;
+/* User space writes these (.bss: struct netflow_switches, netflow.h). */
+volatile struct netflow_switches switches;
+/*
+ * The network namespace (struct net *) the iter/udp program walks, noted by each of its passes:
+ * only sockets there may count into their own storage, or no poll would read them.
+ */
+volatile __u64 iter_netns SEC(".data.iter_netns") = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,8 +74,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct udp_peer);
-} udp_peers SEC(".maps");
+	__type(value, struct udp_sock_state);
+} udp_socks SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -168,7 +176,7 @@ static __always_inline bool address_excluded(const __u8 addr[16])
 
 static __always_inline bool excluded(const struct flow_key *k)
 {
-	__u32 on = exclusions;
+	__u32 on = switches.exclusions;
 
 	if (!on)
 		return false;
@@ -375,28 +383,90 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	return 0;
 }
 
+static __always_inline bool same_flow(const struct flow_key *a, const struct flow_key *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+
+	for (int i = 0; i < sizeof(*a) / 4; i++)
+		if (x[i] != y[i])
+			return false;
+	return true;
+}
+
+/*
+ * Whether this socket's datagrams may count into its own storage: user space turned it on (the
+ * sock_release hook is on the cgroup root, so every close is seen), the iterator walks the
+ * socket's namespace, and it is a process's socket (kernel sockets are not released through
+ * the hook).
+ */
+static __always_inline bool socket_counts_allowed(const struct sock *sk)
+{
+	__u64 netns = iter_netns;
+
+	return switches.socket_counters && netns &&
+	       (__u64)sk->__sk_common.skc_net.net == netns &&
+	       !BPF_CORE_READ_BITFIELD(sk, sk_kern_sock);
+}
+
+/*
+ * A connected socket's datagram, added to the socket's own counters: no hash lookup (the
+ * per-CPU flow hash cost ~100 ns of a datagram's ~200-250 ns per hook, bpf_stats). The first
+ * datagram binds the counters to its flow; one of another flow (another process, or the socket
+ * connected elsewhere since) returns false and goes to the hash. Two processes' first datagrams
+ * at the same instant may both bind: the key then names one of them for both.
+ */
+static __always_inline bool count_in_socket(struct udp_sock_state *st, const struct flow_key *k,
+					    struct sock *sk, int bytes, bool sent)
+{
+	if (!st->bound) {
+		if (st->closed)
+			return false;
+		__builtin_memcpy(&st->key, k, sizeof(*k));
+		current_process_name(st->comm);
+		st->cgroup_id = sock_cgroup_id(sk);
+		st->bound = 1;
+	} else if (!same_flow(&st->key, k)) {
+		return false;
+	}
+	if (sent)
+		__sync_fetch_and_add(&st->bytes_written, bytes);
+	else
+		__sync_fetch_and_add(&st->bytes_read, bytes);
+	return true;
+}
+
 static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 {
 	struct udp_counts zero = {}, *counts;
-	struct udp_peer *peer;
+	struct udp_sock_state *st;
 	struct flow_key k = {};
 	__u64 tid = bpf_get_current_pid_tgid();
+	bool connected;
 
 	if (!key_from_sock(&k, &sk->__sk_common))
 		return;
+	connected = k.remote_port != 0;
 	k.pid = tid >> 32;
 	k.transport = IPPROTO_UDP;
 	k.direction = udp_direction(sk);
-	/* An unconnected socket: its address hook just told us this datagram's peer. */
-	peer = bpf_sk_storage_get(&udp_peers, sk, 0, 0);
-	if (peer && peer->tid == tid) {
-		k.family = peer->family;
-		k.remote_port = peer->port;
-		__builtin_memcpy(k.remote_addr, peer->addr, 16);
-		peer->tid = 0; /* used: a later call without an address must not reuse it */
+	/* An unconnected call (or sendto on a connected socket): its address hook just told us this
+	 * datagram's peer. */
+	st = bpf_sk_storage_get(&udp_socks, sk, 0, 0);
+	if (st && st->peer.tid == tid) {
+		k.family = st->peer.family;
+		k.remote_port = st->peer.port;
+		__builtin_memcpy(k.remote_addr, st->peer.addr, 16);
+		st->peer.tid = 0; /* used: a later call without an address must not reuse it */
+		connected = false;
 	}
 	if (excluded(&k))
 		return;
+	if (connected && socket_counts_allowed(sk)) {
+		if (!st)
+			st = bpf_sk_storage_get(&udp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+		if (st && count_in_socket(st, &k, sk, bytes, sent))
+			return;
+	}
 	counts = bpf_map_lookup_elem(&udp_flows, &k);
 	if (!counts) {
 		current_process_name(zero.comm);
@@ -449,15 +519,17 @@ int BPF_PROG(on_recv, struct sock *sk, int ret, int flags)
 
 static __always_inline int remember_peer(struct bpf_sock_addr *ctx, bool v6)
 {
+	struct udp_sock_state *st;
 	struct udp_peer *p;
 	struct bpf_sock *sk = ctx->sk;
 	__u32 a[4];
 
 	if (ctx->type != SOCK_DGRAM || !sk)
 		return 1;
-	p = bpf_sk_storage_get(&udp_peers, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!p)
+	st = bpf_sk_storage_get(&udp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
 		return 1; /* out of memory: this datagram's peer stays unknown */
+	p = &st->peer;
 	p->tid = bpf_get_current_pid_tgid();
 	p->port = bpf_ntohs(ctx->user_port);
 	if (v6) {
@@ -496,4 +568,64 @@ SEC("cgroup/recvmsg6")
 int udp_recvmsg6(struct bpf_sock_addr *ctx)
 {
 	return remember_peer(ctx, true);
+}
+
+/* A UDP socket's own counters as a flow record (the TCP record's shape, transport UDP). */
+static __always_inline void fill_udp_event(struct tcp_flow_event *e,
+					   const struct udp_sock_state *st, __u64 cookie)
+{
+	__builtin_memcpy(&e->key, &st->key, sizeof(e->key));
+	e->cookie = cookie;
+	e->bytes_written = st->bytes_written;
+	e->bytes_read = st->bytes_read;
+	e->cgroup_id = st->cgroup_id;
+	__builtin_memcpy(e->comm, st->comm, sizeof(e->comm));
+}
+
+/* Each poll: every UDP socket counting into its own storage, written to the iterator's output. */
+SEC("iter/udp")
+int dump_udp(struct bpf_iter__udp *ctx)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct udp_sock *udp = ctx->udp_sk;
+	struct tcp_flow_event e = {};
+	struct udp_sock_state *st;
+	struct sock *sk;
+
+	/* The reader's namespace is the one walked (also run once with no socket at the end). */
+	iter_netns = (__u64)BPF_CORE_READ(task, nsproxy, net_ns);
+	if (!udp)
+		return 0;
+	sk = &udp->inet.sk;
+	st = bpf_sk_storage_get(&udp_socks, sk, 0, 0);
+	if (!st || !st->bound || st->closed)
+		return 0;
+	fill_udp_event(&e, st, bpf_get_socket_cookie(sk));
+	if (excluded(&e.key))
+		return 0;
+	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	return 0;
+}
+
+/*
+ * close() of a UDP socket counting into its own storage: its last counts, at once, as a closed
+ * record (the iterator lists it no more). Runs in the closing process, before the socket is
+ * unhashed.
+ */
+SEC("cgroup/sock_release")
+int udp_release(struct bpf_sock *ctx)
+{
+	struct tcp_flow_event e = {};
+	struct udp_sock_state *st;
+
+	if (ctx->type != SOCK_DGRAM)
+		return 1;
+	st = bpf_sk_storage_get(&udp_socks, ctx, 0, 0);
+	if (!st || !st->bound || st->closed)
+		return 1;
+	st->closed = 1;
+	fill_udp_event(&e, st, bpf_get_socket_cookie(ctx));
+	e.closed = 1;
+	send_close(&e);
+	return 1; /* never refuse: we only watch */
 }

@@ -89,6 +89,32 @@ struct udp_peer {
 	__u32 _pad1;
 };
 
+/*
+ * A UDP socket's storage (map udp_socks): the peer of its latest unconnected call, and, while
+ * it is connected and one process uses it, its own byte counters for `key`; user space reads
+ * them as tcp_flow_event records with transport UDP (iter/udp each poll, the ring at close).
+ */
+struct udp_sock_state {
+	struct udp_peer peer;
+	struct flow_key key;
+	__u64 bytes_read;
+	__u64 bytes_written;
+	__u64 cgroup_id;
+	char comm[NETFLOW_COMM_LEN];
+	__u8 bound;  /* key, comm and cgroup_id are set: datagrams of `key` count here */
+	__u8 closed; /* released: its last counts went to the ring buffer */
+	__u8 _pad[6];
+};
+
+/* The .bss section, written by user space (src/probes/netflow.ts). */
+struct netflow_switches {
+	__u32 exclusions;      /* which exclude maps hold entries (EXCLUDE_* bits) */
+	__u32 socket_counters; /* 1: connected UDP sockets may count in their own storage */
+};
+
+_Static_assert(sizeof(struct netflow_switches) == 8,
+	       "update NETFLOW_SWITCHES_SIZE in src/probes/netflow.ts");
+
 /* Key of the exclude_cidrs LPM trie: prefix length in bits over the 16-byte address. */
 struct cidr_key {
 	__u32 prefixlen;

@@ -3,9 +3,10 @@
  * (tracepoints, tp_btf, a BPF iterator, cgroup address hooks: no kprobes, no guessed offsets).
  *
  * Every `poll` it emits one record per flow that did something since the last poll, with the
- * deltas; a TCP connection that closes emits its last counts at once (through the ring buffer),
- * so a connection shorter than a poll is counted whole. How each number is obtained, and why,
- * is in bpf/netflow.bpf.c; turning totals into deltas is in netflow_flows.ts.
+ * deltas; a TCP connection (or a connected UDP socket) that closes emits its last counts at once
+ * (through the ring buffer), so a connection shorter than a poll is counted whole. How each
+ * number is obtained, and why, is in bpf/netflow.bpf.c; turning totals into deltas is in
+ * netflow_flows.ts.
  *
  * ```yaml
  * probes:
@@ -33,6 +34,8 @@ import {
   DecodeError,
   decodeFlowKey,
   decodeTcpEvent,
+  NETFLOW_SWITCHES_LAYOUT,
+  NETFLOW_SWITCHES_SIZE,
   sumUdpCounts,
   TCP_FLOW_EVENT_SIZE,
   type TcpSocketCounters,
@@ -168,6 +171,8 @@ export const netflowProbe: StageDef<NetflowConfig> = {
         "iter/tcp every poll: each socket's bytes_acked/bytes_received, srtt, mdev, total_retrans",
         "tp_btf/sock_send_length, sock_recv_length: UDP bytes per datagram, TCP server pids",
         `cgroup/sendmsg4,6 recvmsg4,6 on ${config.cgroup || "the cgroup v2 root"}: UDP peers`,
+        "iter/udp every poll and cgroup/sock_release on the cgroup v2 root: connected UDP " +
+        "sockets' own counters",
         `program objects: build/bpf/netflow.bpf.o; maps tcp_socks ${config.max_sockets}, ` +
         `udp_flows ${config.max_udp_flows}, ring buffer events ${config.ring_buffer_size} bytes`,
       ],
@@ -181,10 +186,27 @@ export const netflowProbe: StageDef<NetflowConfig> = {
 };
 
 /**
- * Fills the exclude maps and tells the kernel which ones to look at. On a reload the maps are
- * emptied first: a change takes effect at once, with no program reloaded.
+ * Writes the .bss section, `struct netflow_switches` (bpf/netflow.h): which exclude maps to
+ * look at, and whether connected UDP sockets count in their own storage.
  */
-function applyExclusions(obj: BpfObject, config: NetflowConfig): void {
+function writeSwitches(obj: BpfObject, exclusions: number, socketCounters: boolean): void {
+  const bss = obj.map(".bss");
+  if (bss.valueSize !== NETFLOW_SWITCHES_SIZE) {
+    throw new Error(
+      `netflow .bss is ${bss.valueSize} bytes, not ${NETFLOW_SWITCHES_SIZE}: rebuild`,
+    );
+  }
+  const L = NETFLOW_SWITCHES_LAYOUT, value = new DataView(new ArrayBuffer(NETFLOW_SWITCHES_SIZE));
+  value.setUint32(L.exclusions, exclusions, true);
+  value.setUint32(L.socket_counters, socketCounters ? 1 : 0, true);
+  bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
+}
+
+/**
+ * Fills the exclude maps; returns the bits telling the kernel which ones to look at. On a
+ * reload the maps are emptied first: a change takes effect at once, with no program reloaded.
+ */
+function applyExclusions(obj: BpfObject, config: NetflowConfig): number {
   for (const name of ["exclude_ports", "exclude_pids", "exclude_cidrs"]) {
     const map = obj.map(name);
     for (const key of map.keys()) map.delete(key);
@@ -197,11 +219,9 @@ function applyExclusions(obj: BpfObject, config: NetflowConfig): void {
     obj.map("exclude_pids").update(new Uint8Array(new Uint32Array([pid]).buffer), one);
   }
   for (const cidr of config.exclude_cidrs) obj.map("exclude_cidrs").update(cidrKey(cidr), one);
-  const bits = (config.exclude_ports.length ? EXCLUDE_PORTS : 0) |
+  return (config.exclude_ports.length ? EXCLUDE_PORTS : 0) |
     (config.exclude_pids.length ? EXCLUDE_PIDS : 0) |
     (config.exclude_cidrs.length ? EXCLUDE_CIDRS : 0);
-  // `exclusions` is the only variable in .bss: the section is its 4 bytes.
-  obj.map(".bss").update(new Uint8Array(4), new Uint8Array(new Uint32Array([bits]).buffer));
 }
 
 /** Opens, loads and attaches the netflow object, then polls it. */
@@ -215,15 +235,20 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
     obj.load();
-    applyExclusions(obj, config);
+    let exclusions = applyExclusions(obj, config), socketCounters = false;
+    writeSwitches(obj, exclusions, socketCounters);
 
     // The iterator first: it fills the listener ports that direction guesses need. Its first
     // output is dropped, so sockets already open report from zero at the first poll.
     const iterator = stack.use(obj.program("dump_tcp").attachIterator());
     readIterator(iterator);
-    const attached: string[] = [iterator.description];
+    const udpIterator = stack.use(obj.program("dump_udp").attachIterator());
+    readIterator(udpIterator); // notes the namespace it walks (nothing counted yet)
+    const attached: string[] = [iterator.description, udpIterator.description];
+    let cgroup = "", root = "";
     try {
-      const cgroup = config.cgroup || cgroupV2Mount();
+      root = cgroupV2Mount();
+      cgroup = config.cgroup || root;
       for (const name of ["udp_sendmsg4", "udp_sendmsg6", "udp_recvmsg4", "udp_recvmsg6"]) {
         attached.push(stack.use(obj.program(name).attachCgroup(cgroup)).description);
       }
@@ -232,6 +257,18 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
         `${ctx.name}: UDP peer addresses of unconnected sockets will be 0.0.0.0:0: ` +
           describeError(e),
       );
+      cgroup = "";
+    }
+    // A socket counting in its own storage must have its close seen: only with the hook on the
+    // cgroup root. Otherwise every datagram goes to the per-flow hash (slower, as exact).
+    if (cgroup && cgroup.replace(/\/+$/, "") === root.replace(/\/+$/, "")) {
+      try {
+        attached.push(stack.use(obj.program("udp_release").attachCgroup(cgroup)).description);
+        socketCounters = true;
+        writeSwitches(obj, exclusions, socketCounters);
+      } catch (e) {
+        ctx.log.debug(`${ctx.name}: connected UDP sockets counted per flow: ${describeError(e)}`);
+      }
     }
 
     // After the peer hooks: a datagram counted before them would have no peer.
@@ -248,7 +285,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       ctx.log.debug(`${ctx.name}: ${e.message}`);
     };
 
-    // A closed TCP socket: its last counts, at once.
+    // A closed TCP socket, or connected UDP socket: its last counts, at once.
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
       let s: TcpSocketCounters;
       try {
@@ -268,7 +305,12 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     const poll = () => {
       const started = performance.now();
       ring.drain(); // closes first: their sockets are no longer listed
-      emit(mergeDeltas([...readTcp(iterator, accounts, decodeFailed), ...readUdp(udpFlows)]));
+      emit(
+        mergeDeltas([
+          ...readSockets([iterator, udpIterator], accounts, decodeFailed),
+          ...readUdp(udpFlows),
+        ]),
+      );
       const size = accounts.size;
       ctx.counters.set("tracked_tcp_sockets", BigInt(size.tcpSockets));
       ctx.counters.set("tracked_udp_flows", BigInt(size.udpFlows));
@@ -300,7 +342,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       for (const key of idle) map.delete(key);
     };
 
-    // udp_peers is socket storage: no capacity, and not countable from user space.
+    // udp_socks is socket storage: no capacity, and not countable from user space.
     const reading = startReading(ring, obj.map("drops"), ctx, [
       hashMapFill(obj.map("tcp_socks")),
       { map: "udp_flows", capacity: udpFlows.maxEntries, entries: () => udpEntries },
@@ -330,7 +372,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
           [c.max_sockets, c.max_udp_flows, c.cgroup, c.ring_buffer_size].join();
         if (fixed(next) !== fixed(config)) return undefined;
         return () => {
-          applyExclusions(obj, next);
+          exclusions = applyExclusions(obj, next);
+          writeSwitches(obj, exclusions, socketCounters);
           if (next.poll !== config.poll) {
             clearInterval(timer);
             timer = setInterval(tick, next.poll);
@@ -350,27 +393,34 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
   }
 }
 
-/** One iterator pass: each open TCP socket's delta. */
-function* readTcp(
-  iterator: BpfLink,
+/**
+ * One pass of the socket iterators (TCP sockets, and UDP sockets counting in their own
+ * storage): each socket's delta.
+ */
+function* readSockets(
+  iterators: BpfLink[],
   accounts: FlowAccounts,
   decodeFailed: (e: unknown) => void,
 ): Generator<FlowDelta> {
-  const bytes = readIterator(iterator);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let at = 0; at + TCP_FLOW_EVENT_SIZE <= bytes.length; at += TCP_FLOW_EVENT_SIZE) {
-    let s: TcpSocketCounters;
-    try {
-      s = decodeTcpEvent(view, at);
-    } catch (e) {
-      decodeFailed(e);
-      continue;
+  for (const iterator of iterators) {
+    const bytes = readIterator(iterator);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let at = 0; at + TCP_FLOW_EVENT_SIZE <= bytes.length; at += TCP_FLOW_EVENT_SIZE) {
+      let s: TcpSocketCounters;
+      try {
+        s = decodeTcpEvent(view, at);
+      } catch (e) {
+        decodeFailed(e);
+        continue;
+      }
+      const delta = accounts.tcp(s);
+      if (delta) yield delta;
     }
-    const delta = accounts.tcp(s);
-    if (delta) yield delta;
-  }
-  if (bytes.length % TCP_FLOW_EVENT_SIZE) {
-    decodeFailed(new DecodeError(`iterator output of ${bytes.length} bytes is not whole records`));
+    if (bytes.length % TCP_FLOW_EVENT_SIZE) {
+      decodeFailed(
+        new DecodeError(`iterator output of ${bytes.length} bytes is not whole records`),
+      );
+    }
   }
   accounts.endTcpPass();
 }

@@ -48,6 +48,10 @@ export const UDP_COUNTS_SIZE = 40;
 /** `struct cidr_key` of the exclude_cidrs trie. */
 export const CIDR_KEY_SIZE = 20;
 
+/** `struct netflow_switches` (bpf/netflow.h): the .bss section, written by the probe. */
+export const NETFLOW_SWITCHES_LAYOUT = { exclusions: 0, socket_counters: 4 } as const;
+export const NETFLOW_SWITCHES_SIZE = 8;
+
 export const AF_INET = 2, AF_INET6 = 10;
 export const IPPROTO_TCP = 6, IPPROTO_UDP = 17;
 

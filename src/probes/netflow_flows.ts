@@ -2,9 +2,10 @@
  * Turns the kernel's cumulative counters into per-flow deltas, the netflow probe's records.
  *
  * The kernel keeps totals, never resets them: a TCP socket's own counters (read each poll by
- * the iterator, and once more when it closes), and per-flow UDP byte totals in a per-CPU map.
- * This side remembers the last total it reported for each TCP socket (by cookie, which is never
- * reused) and each UDP flow, and reports the difference. A socket first seen here reports from
+ * the iterator, and once more when it closes), a connected UDP socket's counters kept the same
+ * way, and per-flow UDP byte totals in a per-CPU map for the other datagrams. This side
+ * remembers the last total it reported for each socket (by cookie, which is never reused) and
+ * each UDP flow, and reports the difference. A socket first seen here reports from
  * zero, so a connection open before the collector started counts its bytes from its start;
  * `tcp_established` counts only handshakes the kernel side saw.
  *
@@ -38,6 +39,8 @@ interface TcpBaseline {
   established: boolean;
   /** The iterator pass that last listed the socket. */
   seen: number;
+  /** A UDP socket counting in its own storage (same shape, no TCP fields). */
+  udp: boolean;
 }
 
 interface UdpBaseline {
@@ -56,20 +59,31 @@ export function flowId(k: FlowKey): string {
 export class FlowAccounts {
   readonly #tcp = new Map<bigint, TcpBaseline>();
   readonly #udp = new Map<string, UdpBaseline>();
+  /** How many of #tcp are UDP sockets. */
+  #udpSockets = 0;
   #pass = 0;
 
-  /** Sockets and UDP flows remembered (for the `tracked_*` gauges). */
+  /** Sockets and UDP flows remembered (for the `tracked_*` gauges; a UDP socket is a flow). */
   get size(): { tcpSockets: number; udpFlows: number } {
-    return { tcpSockets: this.#tcp.size, udpFlows: this.#udp.size };
+    return {
+      tcpSockets: this.#tcp.size - this.#udpSockets,
+      udpFlows: this.#udp.size + this.#udpSockets,
+    };
+  }
+
+  #forget(cookie: bigint, base: TcpBaseline | undefined): void {
+    if (base && this.#tcp.delete(cookie) && base.udp) this.#udpSockets--;
   }
 
   /**
-   * One TCP socket's totals (from the iterator or its close); the delta since last time, or
-   * undefined when nothing changed. A closed socket is forgotten.
+   * One socket's totals (from an iterator or its close): a TCP socket, or a connected UDP socket
+   * counting in its own storage. The delta since last time, or undefined when nothing changed.
+   * A closed socket is forgotten.
    */
   tcp(s: TcpSocketCounters): FlowDelta | undefined {
-    const base = this.#tcp.get(s.cookie) ??
-      { written: 0n, read: 0n, retransmits: 0, established: false, seen: this.#pass };
+    const known = this.#tcp.get(s.cookie), udp = s.key.transport === "udp";
+    const base = known ??
+      { written: 0n, read: 0n, retransmits: 0, established: false, seen: this.#pass, udp };
     // The FIN adjustment can take one byte back when a close is seen after a poll counted it.
     const written = s.bytesWritten > base.written ? s.bytesWritten - base.written : 0n;
     const read = s.bytesRead > base.read ? s.bytesRead - base.read : 0n;
@@ -77,15 +91,27 @@ export class FlowAccounts {
     const established = s.handshakeSeen && !base.established ? 1n : 0n;
     const closed = s.closed ? 1n : 0n;
     if (s.closed) {
-      this.#tcp.delete(s.cookie);
+      this.#forget(s.cookie, known);
     } else {
+      if (!known && udp) this.#udpSockets++;
       this.#tcp.set(s.cookie, {
         written: s.bytesWritten > base.written ? s.bytesWritten : base.written,
         read: s.bytesRead > base.read ? s.bytesRead : base.read,
         retransmits: s.retransmits,
         established: base.established || s.handshakeSeen,
         seen: this.#pass,
+        udp,
       });
+    }
+    if (udp) {
+      if (!written && !read) return undefined;
+      return {
+        key: s.key,
+        comm: s.comm,
+        ...(s.cgroupId ? { cgroupId: s.cgroupId } : {}),
+        bytesRead: read,
+        bytesWritten: written,
+      };
     }
     if (!written && !read && !retransmits && !established && !closed) return undefined;
     return {
@@ -109,7 +135,7 @@ export class FlowAccounts {
    */
   endTcpPass(): void {
     for (const [cookie, base] of this.#tcp) {
-      if (this.#pass - base.seen >= 2) this.#tcp.delete(cookie);
+      if (this.#pass - base.seen >= 2) this.#forget(cookie, base);
     }
     this.#pass++;
   }

@@ -538,3 +538,32 @@ Deno.test("flowRecord() leaves a wildcard local address as it is when the peer i
   assert.equal(udpTags("127.0.0.2", "127.0.0.1", "IPv4").src_ip, "127.0.0.2");
   assert.equal(udpTags("10.0.0.5", "10.0.0.6", "IPv4").src_ip, "10.0.0.5");
 });
+
+Deno.test("FlowAccounts.tcp() takes a connected UDP socket's own counters: bytes only, counted as a UDP flow until it closes", () => {
+  const accounts = new FlowAccounts();
+  const udp = (s: Partial<TcpSocketCounters>) =>
+    sock({ key: UDP_KEY, cookie: 7n, rttUs: 0, rttVarUs: 0, cgroupId: 9n, ...s });
+
+  assert.deepEqual(accounts.tcp(udp({ bytesWritten: 100n, bytesRead: 40n })), {
+    key: UDP_KEY,
+    comm: "curl",
+    cgroupId: 9n,
+    bytesRead: 40n,
+    bytesWritten: 100n,
+  });
+  assert.deepEqual(accounts.size, { tcpSockets: 0, udpFlows: 1 });
+  accounts.endTcpPass();
+  assert.equal(accounts.tcp(udp({ bytesWritten: 100n, bytesRead: 40n })), undefined, "idle");
+  const last = accounts.tcp(udp({ bytesWritten: 164n, bytesRead: 40n, closed: true }));
+  assert.deepEqual([last?.bytesWritten, last?.bytesRead, last?.closed], [64n, 0n, undefined]);
+  assert.deepEqual(accounts.size, { tcpSockets: 0, udpFlows: 0 });
+});
+
+Deno.test("FlowAccounts forgets a UDP socket no pass lists, and the gauge follows", () => {
+  const accounts = new FlowAccounts();
+  accounts.tcp(sock({ key: UDP_KEY, cookie: 7n, bytesWritten: 1n }));
+  accounts.tcp(sock({ cookie: 8n, bytesWritten: 1n }));
+  assert.deepEqual(accounts.size, { tcpSockets: 1, udpFlows: 1 });
+  for (let i = 0; i < 3; i++) accounts.endTcpPass();
+  assert.deepEqual(accounts.size, { tcpSockets: 0, udpFlows: 0 });
+});

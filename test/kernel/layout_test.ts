@@ -12,6 +12,8 @@ import {
   CIDR_KEY_SIZE,
   FLOW_KEY_LAYOUT,
   FLOW_KEY_SIZE,
+  NETFLOW_SWITCHES_LAYOUT,
+  NETFLOW_SWITCHES_SIZE,
   TCP_FLOW_EVENT_LAYOUT,
   TCP_FLOW_EVENT_SIZE,
   UDP_COUNTS_LAYOUT,
@@ -67,7 +69,7 @@ kernelTest("struct bash_event and bash_settings match their TypeScript layouts",
 });
 
 kernelTest(
-  "struct flow_key, tcp_flow_event, udp_counts and cidr_key match their TypeScript layouts",
+  "struct flow_key, tcp_flow_event, udp_counts, cidr_key and netflow_switches match their TypeScript layouts",
   {
     objects: ["netflow"],
     tools: ["bpftool"],
@@ -101,6 +103,11 @@ kernelTest(
     const cidr = structLayout(types, "cidr_key");
     assert.equal(cidr.size, CIDR_KEY_SIZE);
     assert.deepEqual(cidr.offsets, { prefixlen: 0, addr: 4 });
+
+    // The .bss section the probe writes whole.
+    const switches = structLayout(types, "netflow_switches");
+    assert.deepEqual(switches.offsets, NETFLOW_SWITCHES_LAYOUT);
+    assert.equal(switches.size, NETFLOW_SWITCHES_SIZE);
   },
 );
 

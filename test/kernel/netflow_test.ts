@@ -308,6 +308,74 @@ for (const family of ["IPv4", "IPv6"] as const) {
   );
 }
 
+// Connected UDP sockets count in their own storage (no per-datagram hash): read by the iterator
+// each poll, and by the sock_release hook when one closes between polls. Reconnecting sends the
+// rest to the hash under the new peer. Python makes the sockets: Deno's node:dgram connect()
+// still sends with an address (sendto), which the kernel treats as unconnected.
+
+const CONNECTED_UDP = `
+import json, socket, sys
+def bound():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    return s
+a, b, c = bound(), bound(), bound()
+port = lambda s: s.getsockname()[1]
+c.connect(("127.0.0.1", port(a)))
+a.connect(("127.0.0.1", port(c)))
+for n in (1, 64, 500, 1400): c.send(bytes(n)); a.recv(2000)
+for n in (3, 77, 1000): a.send(bytes(n)); c.recv(2000)
+c.connect(("127.0.0.1", port(b)))
+for n in (10, 20): c.send(bytes(n)); b.recvfrom(2000)
+print(json.dumps({"client": port(c), "a": port(a), "b": port(b)}), flush=True)
+c.close()
+sys.stdin.readline()  # a and b stay open until the collector has stopped
+`;
+
+kernelTest(
+  "netflow: connected UDP sockets give exact byte counts, a socket closed between polls included",
+  { ...NEEDS, tools: ["python3"] },
+  async () => {
+    // A long poll: the only read is the one at shutdown, after the client closed.
+    await using collector = await startNetflow({ poll: "10m" });
+    const py = new Deno.Command("python3", {
+      args: ["-c", CONNECTED_UDP],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const reader = py.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let line = "";
+    while (!line.includes("\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      line += value;
+    }
+    const ports = JSON.parse(line) as { client: number; a: number; b: number };
+    const flows = await stopAndRead(collector);
+    const writer = py.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("\n"));
+    await writer.close();
+    await reader.cancel();
+    await py.status;
+
+    const total = (sizes: number[]) => sizes.reduce((a, b) => a + b, 0);
+    const udp = { pid: String(py.pid), transport: "udp", family: "IPv4" };
+    const [client, a, b] = [ports.client, ports.a, ports.b].map(String);
+    const clientToA = { ...udp, src_port: client, dst_port: a };
+    const aToClient = { ...udp, src_port: a, dst_port: client };
+    assert.equal(sum(flows, "bytes_written", clientToA), total([1, 64, 500, 1400]), "client");
+    assert.equal(sum(flows, "bytes_read", clientToA), total([3, 77, 1000]), "client, read");
+    assert.equal(sum(flows, "bytes_read", aToClient), total([1, 64, 500, 1400]), "server");
+    assert.equal(sum(flows, "bytes_written", aToClient), total([3, 77, 1000]), "server, sent");
+    assert.equal(sum(flows, "bytes_written", { ...udp, src_port: client, dst_port: b }), 30);
+    assert.equal(sum(flows, "bytes_read", { ...udp, src_port: b, dst_port: client }), 30);
+    for (const f of flows.filter((f) => f.tags.pid === udp.pid)) {
+      assert.equal(f.tags.process_name, "python3");
+      assert.deepEqual(Object.keys(f.fields).sort(), ["bytes_read", "bytes_written", "cgroup_id"]);
+    }
+  },
+);
+
 // ---------------------------------------------------------------------------------------------
 // RTT: the same socket's TCP_INFO, read by `ss -ti` while idle, right before the last poll.
 
