@@ -4,9 +4,15 @@
  * per-record callbacks reach 6M/s only synchronously and thread-safe ones 20k/s).
  *
  * Contract for handlers: `onRecord(view, offset, length)` gets a DataView over the mapped ring
- * and the record's byte offset and length in it. The bytes are valid only during the call
- * (the kernel reuses them once the consumer position moves): copy what you keep. After each
- * non-empty drain `onBatchEnd()` runs, so a probe can hand on one batch per drain.
+ * (or, for a record that wraps past the ring's end, over a copy of it) and the record's byte
+ * offset and length in it. The bytes are valid only during the call (the kernel reuses them
+ * once the consumer position moves): copy what you keep. After each non-empty drain
+ * `onBatchEnd()` runs, so a probe can hand on one batch per drain.
+ *
+ * Memory: the kernel offers the data pages mapped twice back to back, so that a wrapping record
+ * is contiguous; every mapped page counts in RSS, so that doubles the ring in the collector's
+ * RSS (2 MiB for a 1 MiB ring). The reader maps the data once and copies the rare record that
+ * wraps (one per pass over the ring) into a scratch buffer instead.
  *
  * Waiting: when the ring is empty the reader blocks in `epoll_wait` on a worker thread
  * (never the JS thread); after a non-empty drain it sleeps `batchMs` instead of waiting, which
@@ -60,6 +66,9 @@ export class RingBuffer implements Disposable {
   readonly #producerPos: BigUint64Array;
   readonly #headers: Int32Array;
   readonly #data: DataView;
+  readonly #bytes: Uint8Array;
+  /** Where a record that wraps is made contiguous; grown on demand, reused. */
+  #scratch = new DataView(new ArrayBuffer(0));
   #epollFd = -1;
   #wakeFd = -1;
   #running: Promise<void> | undefined;
@@ -75,17 +84,11 @@ export class RingBuffer implements Disposable {
     this.#mask = this.#size - 1;
     const fd = map.fd;
     const c = libc();
-    // The consumer page is ours to write; the producer page and the data are read-only. The
-    // data is mapped twice back to back, so a record that wraps is still contiguous.
+    // The consumer page is ours to write; the producer page and the data (once: see the
+    // module comment) are read-only.
     this.#consumerPage = mapOrThrow(fd, PAGE_SIZE, PROT_READ | PROT_WRITE, 0, this.name);
     try {
-      this.#producerPages = mapOrThrow(
-        fd,
-        PAGE_SIZE + 2 * this.#size,
-        PROT_READ,
-        PAGE_SIZE,
-        this.name,
-      );
+      this.#producerPages = mapOrThrow(fd, PAGE_SIZE + this.#size, PROT_READ, PAGE_SIZE, this.name);
     } catch (e) {
       c.munmap(this.#consumerPage, BigInt(PAGE_SIZE));
       throw e;
@@ -93,12 +96,13 @@ export class RingBuffer implements Disposable {
     const consumer = Deno.UnsafePointerView.getArrayBuffer(this.#consumerPage, PAGE_SIZE);
     const producer = Deno.UnsafePointerView.getArrayBuffer(
       this.#producerPages,
-      PAGE_SIZE + 2 * this.#size,
+      PAGE_SIZE + this.#size,
     );
     this.#consumerPos = new BigUint64Array(consumer, 0, 1);
     this.#producerPos = new BigUint64Array(producer, 0, 1);
     this.#headers = new Int32Array(producer, PAGE_SIZE);
     this.#data = new DataView(producer, PAGE_SIZE);
+    this.#bytes = new Uint8Array(producer, PAGE_SIZE);
 
     this.#epollFd = c.epoll_create1(EPOLL_CLOEXEC);
     this.#wakeFd = c.eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -137,7 +141,10 @@ export class RingBuffer implements Disposable {
       if (!(header & DISCARD_BIT)) {
         delivered++;
         try {
-          this.#onRecord(this.#data, offset + HEADER_SIZE, length);
+          // The 8-byte header never wraps (records are 8-aligned); the data may.
+          const at = (offset + HEADER_SIZE) & this.#mask;
+          if (at + length <= this.#size) this.#onRecord(this.#data, at, length);
+          else this.#onRecord(this.#unwrap(at, length), 0, length);
         } catch (e) {
           // A handler bug must not wedge the ring: release what was read, then report.
           Atomics.store(this.#consumerPos, 0, start + BigInt(consumed + step(length)));
@@ -151,6 +158,18 @@ export class RingBuffer implements Disposable {
     if (consumed > 0) Atomics.store(this.#consumerPos, 0, start + BigInt(consumed));
     this.records += delivered;
     return delivered;
+  }
+
+  /** A copy of the `length` bytes at `at` that run past the ring's end, made contiguous. */
+  #unwrap(at: number, length: number): DataView {
+    if (this.#scratch.byteLength < length) {
+      this.#scratch = new DataView(new ArrayBuffer(Math.max(length, 2 * this.#scratch.byteLength)));
+    }
+    const out = new Uint8Array(this.#scratch.buffer);
+    const head = Math.min(length, this.#size - at);
+    out.set(this.#bytes.subarray(at, at + head), 0);
+    out.set(this.#bytes.subarray(0, length - head), head);
+    return this.#scratch;
   }
 
   /**
@@ -202,7 +221,7 @@ export class RingBuffer implements Disposable {
   #release(): void {
     const c = libc();
     if (this.#consumerPage) c.munmap(this.#consumerPage, BigInt(PAGE_SIZE));
-    if (this.#producerPages) c.munmap(this.#producerPages, BigInt(PAGE_SIZE + 2 * this.#size));
+    if (this.#producerPages) c.munmap(this.#producerPages, BigInt(PAGE_SIZE + this.#size));
     if (this.#epollFd >= 0) c.close(this.#epollFd);
     if (this.#wakeFd >= 0) c.close(this.#wakeFd);
     this.#consumerPage = this.#producerPages = null;
