@@ -13,6 +13,7 @@ import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import { watchLosses } from "./loss_watch.ts";
+import { trimCHeap } from "../../ffi/malloc_trim.ts";
 import {
   type FlushReason,
   type ProbeStage,
@@ -303,6 +304,8 @@ export async function startPipeline(
       await closeAll(built.toReversed(), "shutdown");
       throw e;
     }
+    // Loading BPF objects leaves MiBs freed but resident in the C heap (see malloc_trim.ts).
+    if (options.probes !== "injected" && built.some((r) => r.node.kind === "probe")) trimCHeap();
     return built.toReversed(); // graph order
   };
 
@@ -342,6 +345,11 @@ export async function startPipeline(
     );
   }
   const losses = watchLosses(env.counters, env.log, env.clock);
+  // More is freed later (ArrayBuffers are malloc'd: the GC frees the first polls' buffers) and
+  // glibc keeps it resident until trimmed: 3.4 MiB 8 s after start. The first trim took 6 ms,
+  // later ones 0.1-0.8 ms.
+  const trimmer = options.probes === "injected" ? undefined : setInterval(trimCHeap, 10_000);
+  if (trimmer !== undefined) Deno.unrefTimer(trimmer);
 
   return {
     disabled,
@@ -419,6 +427,7 @@ export async function startPipeline(
       await closeAll(all, "shutdown");
       for (const r of all) r.sampleQueue(); // the exit summary shows what was left
       losses.stop();
+      clearInterval(trimmer);
     },
   };
 }
