@@ -298,6 +298,55 @@ kernelTest(
   },
 );
 
+// The kernel skips the headers of a connected socket's packets when neither of its ports is a
+// DNS port; sendto() with an address on such a socket still goes where the address says.
+const SENDTO_ON_CONNECTED = `
+import socket, struct, sys
+port = int(sys.argv[1])
+server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+server.bind(("127.0.0.1", port))  # reads nothing, answers nothing
+other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+other.bind(("127.0.0.1", 0))
+client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+client.connect(other.getsockname())
+name = b"".join(bytes([len(p)]) + p for p in (b"sendto", b"test")) + b"\\0"
+client.sendto(struct.pack("!HHHHHH", 4243, 0x0100, 1, 0, 0, 0) + name + struct.pack("!HH", 1, 1),
+              ("127.0.0.1", port))
+print("sent", flush=True)
+sys.stdin.readline()
+`;
+
+kernelTest(
+  "dns: a query sent with sendto() on a socket connected elsewhere is still seen",
+  { ...NEEDS, tools: ["python3"] },
+  async () => {
+    const port = DNS_PORT();
+    await using collector = new Collector(["--pipeline", pipeline(port)]);
+    await collector.attached();
+    const py = new Deno.Command("python3", {
+      args: ["-c", SENDTO_ON_CONNECTED, String(port)],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const reader = py.stdout.getReader();
+    await reader.read(); // "sent"
+    try {
+      await collector.waitFor("the timeout row", () => rows(collector, {}).length > 0, 5000);
+    } finally {
+      const stdin = py.stdin.getWriter();
+      await stdin.write(new Uint8Array([10]));
+      await stdin.close();
+      await reader.cancel();
+      await py.status;
+    }
+    const got = rows(collector, {});
+    assert.equal(got.length, 1, JSON.stringify(got));
+    assert.equal(got[0].tags.dst_domain, "sendto.test");
+    assert.equal(got[0].tags.rcode_name, "TIMEOUT");
+    assert.equal(got[0].tags.pid, String(py.pid));
+  },
+);
+
 kernelTest(
   "dns: netflow records carry dst_domain from the answers, until the TTL passes",
   NEEDS,
