@@ -11,7 +11,7 @@
  *
  * Counting a hash map is a walk with `bpf_map_lookup_batch` (the kernel has no entry count a
  * syscall returns): about 30 ms for 64k entries here (scripts/map_fill_bench.ts). Socket
- * storage maps (`BPF_MAP_TYPE_SK_STORAGE`: netflow's udp_peers, dns's owners) have no
+ * storage maps (`BPF_MAP_TYPE_SK_STORAGE`: netflow's udp_socks, dns's owners) have no
  * capacity and cannot be walked from user space: they grow and shrink with sockets, so they
  * are not reported.
  *
