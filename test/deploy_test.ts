@@ -173,9 +173,9 @@ async function explainedFlags(pipelineText: string, installedAt: string): Promis
   return m[1].replaceAll(path, installedAt).split(" ");
 }
 
-/** deno's permission flags among `words` (what --explain derives), sorted. */
+/** deno's permission and V8 flags among `words` (what --explain derives), sorted. */
 function permissionFlags(words: string[]): string[] {
-  return words.filter((w) => /^--(allow|deny)-/.test(w)).sort();
+  return words.filter((w) => /^--((allow|deny)-|v8-flags=)/.test(w)).sort();
 }
 
 Deno.test("docs/capabilities.md has a row for every probe type the default pipeline uses", () => {

@@ -58,7 +58,10 @@ Deno.test("missingPermission() for a replay: its file, no FFI; for a reload: no 
 
 Deno.test("runCommand() is a deno run line with the flags, the script and the pipeline", () => {
   const line = runCommand(pipeline);
-  assert.match(line, /^deno run --allow-ffi --allow-read=p\.yaml,\/bin\/bash,\/etc\/passwd /);
+  assert.match(
+    line,
+    /^deno run --v8-flags=--max-semi-space-size=1 --allow-ffi --allow-read=p\.yaml,\/bin\/bash,\/etc\/passwd /,
+  );
   assert.match(line, /--allow-write=\$\{EBPF_DIR:-\/var\/log\}\/b\.jsonl /);
   assert.match(line, /--allow-net=10\.1\.2\.3:8086 \S+ --pipeline p\.yaml$/);
 });
