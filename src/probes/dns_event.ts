@@ -65,13 +65,6 @@ function commOf(pid: number, bytes: Uint8Array, at: number): string {
   return name;
 }
 
-/** An address in `struct dns_event` (IPv4 in its last 4 bytes), as netflow records write it. */
-function addressAt(bytes: Uint8Array, at: number, ipv4: boolean): string {
-  // Formatted here for IPv4, without the subarray formatAddress takes: a view costs more.
-  if (ipv4) return `${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`;
-  return formatAddress(bytes.subarray(at, at + 16), false);
-}
-
 /**
  * Decodes one record of `length` bytes at `offset`. The segment's `timeNs` is the kernel's
  * boot-time clock (monotonic: latencies are differences of it, untouched by wall-clock steps
@@ -113,9 +106,9 @@ export function decodeDnsEvent(
     outbound: bytes[L.outbound] !== 0,
     family: ipv4 ? "IPv4" : "IPv6",
     transport: transport === IPPROTO_UDP ? "udp" : "tcp",
-    localIp: addressAt(bytes, L.local_addr, ipv4),
+    localIp: formatAddress(bytes, ipv4, L.local_addr),
     localPort: view.getUint16(offset + L.local_port, true),
-    remoteIp: addressAt(bytes, L.remote_addr, ipv4),
+    remoteIp: formatAddress(bytes, ipv4, L.remote_addr),
     remotePort: view.getUint16(offset + L.remote_port, true),
     pid,
     cgroupId: view.getBigUint64(offset + L.cgroup_id, true),

@@ -19,6 +19,7 @@ import dnsPacket from "dns-packet";
 import ipaddr from "ipaddr.js";
 import type { FieldValue, Record } from "../record.ts";
 import { ipType } from "../system/ip_type.ts";
+import { formatAddress } from "./netflow_event.ts";
 
 /** One DNS packet's payload as the probe saw it, with its socket. */
 export interface DnsSegment {
@@ -413,7 +414,7 @@ function readMessage(bytes: Uint8Array): Message | undefined | typeof GIVE_UP {
         if (type === TYPE_A) {
           value = `${bytes[data]}.${bytes[data + 1]}.${bytes[data + 2]}.${bytes[data + 3]}`;
         } else if (type === TYPE_AAAA) {
-          value = ipaddr.fromByteArray(Array.from(bytes.subarray(data, at))).toString();
+          value = formatAddress(bytes, false, data);
         } else {
           if (readName(bytes, data, true, scratch) !== at) return GIVE_UP;
           value = scratch.text;

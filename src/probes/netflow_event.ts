@@ -102,10 +102,13 @@ function comm(bytes: Uint8Array, at: number): string {
   return latin1.decode(end < 0 ? field : field.subarray(0, end));
 }
 
-/** Text form of a 16-byte address: dotted quad for IPv4 (stored mapped), RFC 5952 for IPv6. */
-export function formatAddress(bytes: Uint8Array, ipv4: boolean): string {
-  if (ipv4) return `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  return ipaddr.fromByteArray(Array.from(bytes)).toString();
+/**
+ * Text form of the 16-byte address at `at`: dotted quad for IPv4 (stored mapped), RFC 5952 for
+ * IPv6. Indexed in place: a subarray per address costs more than the formatting on hot paths.
+ */
+export function formatAddress(bytes: Uint8Array, ipv4: boolean, at = 0): string {
+  if (ipv4) return `${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`;
+  return ipaddr.fromByteArray(Array.from(bytes.subarray(at, at + 16))).toString();
 }
 
 /** Decodes a `struct flow_key` at `offset`. */
@@ -131,8 +134,8 @@ export function decodeFlowKey(view: DataView, offset: number): FlowKey {
     direction: DIRECTIONS[dir],
     localPort: view.getUint16(offset + L.local_port, true),
     remotePort: view.getUint16(offset + L.remote_port, true),
-    localIp: formatAddress(bytes.subarray(L.local_addr, L.local_addr + 16), ipv4),
-    remoteIp: formatAddress(bytes.subarray(L.remote_addr, L.remote_addr + 16), ipv4),
+    localIp: formatAddress(bytes, ipv4, L.local_addr),
+    remoteIp: formatAddress(bytes, ipv4, L.remote_addr),
   };
 }
 
