@@ -83,21 +83,12 @@ export function functionFileOffset(bytes: Uint8Array, name: string): number {
 }
 
 function functionFileOffsetUnchecked(bytes: Uint8Array, name: string): number {
-  const { view, list } = sections(bytes);
-  const wanted = new TextEncoder().encode(name);
+  const { list, found } = functionSymbols(bytes, [name]);
   const offsets = new Set<number>();
-  for (const s of list) {
-    if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
-    const strtab = list[s.link];
-    for (let off = s.offset; off + 24 <= s.offset + s.size; off += s.entsize || 24) {
-      const shndx = view.getUint16(off + 6, true);
-      if ((bytes[off + 4] & 0xf) !== STT_FUNC || shndx === 0) continue;
-      if (!nameAt(bytes, strtab.offset + view.getUint32(off, true), wanted)) continue;
-      const section = list[shndx];
-      if (!section) throw new ElfError(`${name}: symbol in section ${shndx}, which does not exist`);
-      const value = Number(view.getBigUint64(off + 8, true));
-      offsets.add(value - section.addr + section.offset);
-    }
+  for (const { shndx, value } of found.get(name) ?? []) {
+    const section = list[shndx];
+    if (!section) throw new ElfError(`${name}: symbol in section ${shndx}, which does not exist`);
+    offsets.add(value - section.addr + section.offset);
   }
   if (offsets.size === 0) throw new ElfError(`does not define function ${name}`);
   if (offsets.size > 1) throw new ElfError(`defines function ${name} more than once`);
@@ -105,10 +96,21 @@ function functionFileOffsetUnchecked(bytes: Uint8Array, name: string): number {
 }
 
 function definedFunctionsUnchecked(bytes: Uint8Array, names: readonly string[]): Set<string> {
+  return new Set(functionSymbols(bytes, names).found.keys());
+}
+
+/**
+ * The defined function symbols (in .symtab or .dynsym) named in `names`: each name found, with
+ * the section index and value of every symbol that defines it.
+ */
+function functionSymbols(bytes: Uint8Array, names: readonly string[]): {
+  list: Section[];
+  found: Map<string, { shndx: number; value: number }[]>;
+} {
   const { view, list } = sections(bytes);
   // Compare raw name bytes: decoding each of bash's ~2000 symbol names costs 20 ms.
   const wanted = names.map((name) => ({ name, bytes: new TextEncoder().encode(name) }));
-  const found = new Set<string>();
+  const found = new Map<string, { shndx: number; value: number }[]>();
   for (const s of list) {
     if (s.type !== SHT_SYMTAB && s.type !== SHT_DYNSYM) continue;
     const strtab = list[s.link];
@@ -117,11 +119,15 @@ function definedFunctionsUnchecked(bytes: Uint8Array, names: readonly string[]):
       if ((bytes[off + 4] & 0xf) !== STT_FUNC || shndx === 0) continue; // not a defined function
       const at = strtab.offset + view.getUint32(off, true);
       for (const w of wanted) {
-        if (nameAt(bytes, at, w.bytes)) found.add(w.name);
+        if (!nameAt(bytes, at, w.bytes)) continue;
+        const symbol = { shndx, value: Number(view.getBigUint64(off + 8, true)) };
+        const seen = found.get(w.name);
+        if (seen) seen.push(symbol);
+        else found.set(w.name, [symbol]);
       }
     }
   }
-  return found;
+  return { list, found };
 }
 
 /** Whether the NUL-terminated string at `at` is exactly `name`. */
