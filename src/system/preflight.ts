@@ -4,14 +4,11 @@
  */
 import { effectiveCapabilities, readable } from "../../ffi/libc.ts";
 import { UserError } from "../errors.ts";
-import { missingCapabilities, type NeedsCapabilities } from "./capabilities.ts";
-
-const CAP_SYS_ADMIN = 21n, CAP_PERFMON = 38n, CAP_BPF = 39n;
+import { holds, missingCapabilities, type NeedsCapabilities } from "./capabilities.ts";
 
 /** Whether these capabilities can load tracing BPF programs (CAP_BPF+CAP_PERFMON, or CAP_SYS_ADMIN). */
 export function canLoadTracingBpf(caps: bigint): boolean {
-  const has = (cap: bigint) => (caps >> cap & 1n) === 1n;
-  return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+  return holds(caps, "CAP_BPF") && holds(caps, "CAP_PERFMON");
 }
 
 /**
