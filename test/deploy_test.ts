@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } from "yaml";
 import { ROOT, tempPipeline } from "./_run_command.ts";
+import { documentedCapabilities } from "./_capabilities_doc.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
 const K8S = `${ROOT}deploy/kubernetes/`;
@@ -19,16 +20,6 @@ const CONTAINERFILE = `${ROOT}deploy/Containerfile`;
 /** Where the unit, the image and the DaemonSet put the pipeline and the bundle. */
 const ETC_PIPELINE = "/etc/ebpf-collector/pipeline.yaml";
 const BUNDLE = "/opt/ebpf-collector/ebpf-collector.js";
-
-/** The capabilities docs/capabilities.md lists per probe type, from its table. */
-function documentedCapabilities(): Map<string, string[]> {
-  const doc = Deno.readTextFileSync(`${ROOT}docs/capabilities.md`);
-  const rows = new Map<string, string[]>();
-  for (const m of doc.matchAll(/^\| `(\w+)`\s*\|\s*([A-Z_, ]+|none)\s*\|$/gm)) {
-    rows.set(m[1], m[2].trim() === "none" ? [] : m[2].split(",").map((c) => c.trim()));
-  }
-  return rows;
-}
 
 /** The union of the documented capabilities of the default pipeline's probes, sorted. */
 function defaultPipelineCapabilities(): string[] {

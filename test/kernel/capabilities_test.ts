@@ -10,23 +10,14 @@ import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { BASH, PROMPT, Tmux } from "./_tmux.ts";
 import { ROOT, runTaskArgs } from "../_run_command.ts";
+import { documentedCapabilities } from "../_capabilities_doc.ts";
 
 const NOBODY = 65534;
 const NEEDS = { objects: ["bash", "netflow", "dns"], tools: ["setpriv", "tmux"] };
 
-/** The capabilities docs/capabilities.md lists per probe type (its table). */
-function documented(): Map<string, string[]> {
-  const doc = Deno.readTextFileSync(`${ROOT}docs/capabilities.md`);
-  const rows = new Map<string, string[]>();
-  for (const m of doc.matchAll(/^\| `(\w+)`\s*\|\s*([A-Z_, ]+|none)\s*\|$/gm)) {
-    rows.set(m[1], m[2].trim() === "none" ? [] : m[2].split(",").map((c) => c.trim()));
-  }
-  return rows;
-}
-
 /** The documented capabilities of all of `probeTypes`, sorted. */
 function capabilitiesOf(...probeTypes: string[]): string[] {
-  const rows = documented();
+  const rows = documentedCapabilities();
   const caps = new Set<string>();
   for (const type of probeTypes) {
     const row = rows.get(type);
