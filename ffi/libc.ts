@@ -180,8 +180,7 @@ const direntNames = new TextDecoder();
  */
 export function subdirectories(path: string): { name: string; ino: bigint }[] {
   const c = libc();
-  const fd = c.open(new TextEncoder().encode(path + "\0"), O_RDONLY_CLOEXEC | O_DIRECTORY);
-  if (fd < 0) throw new LibbpfError("open", errno(), [], path);
+  const fd = openDirectory(path);
   try {
     const out: { name: string; ino: bigint }[] = [];
     const buf = direntBuffer, view = direntView, decoder = direntNames;
