@@ -18,7 +18,7 @@ let embedded: Map<string, Uint8Array<ArrayBuffer>> | undefined;
 /** Registers BPF objects built into this program (name → base64 of the `.bpf.o`). */
 export function embedBpfObjects(objects: { [name: string]: string }): void {
   embedded = new Map(
-    Object.entries(objects).map(([name, b64]) => [name, decodeBase64(b64)]),
+    Object.entries(objects).map(([name, b64]) => [name, Uint8Array.fromBase64(b64)]),
   );
 }
 
@@ -50,11 +50,4 @@ export function openBpfObject(name: string): BpfObject {
 
 function bpfObjectPath(name: string): string {
   return new URL(`../../build/bpf/${name}.bpf.o`, import.meta.url).pathname;
-}
-
-function decodeBase64(b64: string): Uint8Array<ArrayBuffer> {
-  const text = atob(b64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
 }
