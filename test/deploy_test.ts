@@ -10,7 +10,8 @@
  */
 import assert from "node:assert/strict";
 import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } from "yaml";
-import { ROOT, tempPipeline } from "./_run_command.ts";
+import { output, ROOT, tempPipeline } from "./_run_command.ts";
+import { findInPath } from "./_server_process.ts";
 import { documentedCapabilities } from "./_capabilities_doc.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
@@ -126,39 +127,23 @@ function unitSettings(): Map<string, string> {
   return settings;
 }
 
-function which(tool: string): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin:/bin").split(":")) {
-    try {
-      if (Deno.statSync(`${dir}/${tool}`).isFile) return `${dir}/${tool}`;
-    } catch { /* not here */ }
-  }
-  return undefined;
-}
-
 /** The flags `--explain` prints for the default pipeline installed at `installedAt`. */
 async function explainedFlags(pipelineText: string, installedAt: string): Promise<string[]> {
   const path = tempPipeline(pipelineText);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--no-prompt",
-      "-P",
-      // The cluster pipeline's ${NODE_NAME} (the DaemonSet sets it from spec.nodeName).
-      "--allow-env=LOG_TOKENS,LOG_STREAM,EBPF_*,NODE_NAME",
-      "src/main.ts",
-      "--explain",
-      "--pipeline",
-      path,
-    ],
-    env: { NODE_NAME: "node-a" },
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `--explain failed: ${stderr}`);
-  const last = new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!.trim();
+  const out = await output(Deno.execPath(), [
+    "run",
+    "--quiet",
+    "--no-prompt",
+    "-P",
+    // The cluster pipeline's ${NODE_NAME} (the DaemonSet sets it from spec.nodeName).
+    "--allow-env=LOG_TOKENS,LOG_STREAM,EBPF_*,NODE_NAME",
+    "src/main.ts",
+    "--explain",
+    "--pipeline",
+    path,
+  ], { env: { NODE_NAME: "node-a" } });
+  assert.equal(out.code, 0, `--explain failed: ${out.stderr}`);
+  const last = out.stdout.trim().split("\n").at(-1)!.trim();
   const m = last.match(/^deno run (.*) src\/main\.ts --pipeline (\S+)$/);
   assert.ok(m, `unexpected last line of --explain: ${last}`);
   return m[1].replaceAll(path, installedAt).split(" ");
@@ -224,16 +209,16 @@ Deno.test("the unit and the image run the bundle with exactly the flags --explai
 
 Deno.test({
   name: `systemd-analyze verify accepts the unit${
-    which("systemd-analyze") ? "" : " [skipped: systemd-analyze not installed]"
+    findInPath("systemd-analyze") ? "" : " [skipped: systemd-analyze not installed]"
   }`,
-  ignore: !which("systemd-analyze"),
+  ignore: !findInPath("systemd-analyze"),
   async fn() {
     // verify checks that ExecStart's program exists (the bundle is only its argument): where
     // deno is not at /usr/bin/deno, a copy of the unit names this test's deno instead.
     let unit = Deno.readTextFileSync(UNIT);
     const dir = Deno.makeTempDirSync({ prefix: "ebpf-unit-" });
     try {
-      if (!which("deno")?.startsWith("/usr/bin/")) {
+      if (!findInPath("deno")?.startsWith("/usr/bin/")) {
         unit = unit.replace("ExecStart=/usr/bin/deno", `ExecStart=${Deno.execPath()}`);
       }
       Deno.writeTextFileSync(`${dir}/ebpf-collector.service`, unit);
