@@ -5,20 +5,12 @@
 import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
-import { ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { output, runTaskArgs, tempPipeline } from "./_run_command.ts";
 import { Collector } from "./kernel/_collector.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
-async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: [...runTaskArgs(), ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return output(Deno.execPath(), [...runTaskArgs(), ...args]);
 }
 
 /** Asserts a failed run: `code`, nothing on stdout, and one `error:` line without a stack. */
