@@ -162,8 +162,14 @@ export class DomainCache {
 
   /** The name `address` had in a live answer at `nowNs`, or undefined. */
   lookup(address: string, nowNs: bigint): string | undefined {
-    const key = normalizeAddress(address);
-    const entry = key === undefined ? undefined : this.#entries.get(key);
+    // Text already in the one form (netflow's dst_ip is) finds its entry without a parse:
+    // normalizing is idempotent, so a key equal to `address` is the one its normal form finds.
+    // An IPv6 hit took 2.7 us through ipaddr.js.
+    let entry = this.#entries.get(address);
+    if (entry === undefined) {
+      const key = normalizeAddress(address);
+      if (key !== undefined && key !== address) entry = this.#entries.get(key);
+    }
     if (entry === undefined) {
       this.misses++;
       return undefined;
