@@ -32,6 +32,7 @@ import { parseDuration } from "../src/units.ts";
 import { ROOT, tempPipeline } from "../test/_run_command.ts";
 import { freePorts } from "../test/_server_process.ts";
 import { startVictoriametrics } from "../test/_victoriametrics.ts";
+import { cpuTicks, memoryKb } from "./bench/proc.ts";
 
 const { values } = parseArgs({
   options: {
@@ -331,13 +332,6 @@ const dnsmasq = new Deno.Command("dnsmasq", {
   stderr: "null",
 }).spawn();
 
-function procStat(pid: number): { ticks: number; rssKiB: number } {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const rss = /VmRSS:\s+(\d+)/.exec(Deno.readTextFileSync(`/proc/${pid}/status`))!;
-  return { ticks: Number(f[11]) + Number(f[12]), rssKiB: Number(rss[1]) };
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadBefore = Deno.readTextFileSync("/proc/loadavg").trim();
 
@@ -361,14 +355,14 @@ const workload = new Deno.Command("python3", {
   stdout: "null",
   stderr: "piped",
 }).spawn();
-const cpu0 = procStat(collector.pid);
+const ticks0 = cpuTicks(collector.pid);
 const t0 = Date.now();
 let rssMaxKiB = 0;
 while (Date.now() < lastTick + 3000) {
-  rssMaxKiB = Math.max(rssMaxKiB, procStat(collector.pid).rssKiB);
+  rssMaxKiB = Math.max(rssMaxKiB, memoryKb(collector.pid).rss);
   await sleep(1000);
 }
-const cpu = (procStat(collector.pid).ticks - cpu0.ticks) / ((Date.now() - t0) / 1000); // % of a core
+const cpu = (cpuTicks(collector.pid) - ticks0) / ((Date.now() - t0) / 1000); // % of a core (USER_HZ 100)
 const workloadErr = new TextDecoder().decode((await workload.output()).stderr);
 collector.kill("SIGINT");
 await collector.status;
