@@ -22,6 +22,7 @@ import { cgroupV2Mount } from "./system/cgroup.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
 import { findReadline } from "./probes/bash.ts";
+import { splitHostPort } from "./outputs/http.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -255,11 +256,6 @@ async function outputChecks(o: StageNode): Promise<Check[]> {
     );
   }
   return checks;
-}
-
-function splitHostPort(address: string): [string, number] {
-  const i = address.lastIndexOf(":");
-  return [address.slice(0, i).replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
 }
 
 async function connectWithin(hostname: string, port: number, ms: number): Promise<Deno.Conn> {

@@ -238,6 +238,12 @@ export function hostPort(url: string): string {
   return `${u.hostname}:${u.port || (u.protocol === "https:" ? "443" : "80")}`;
 }
 
+/** `host:port` (as {@linkcode hostPort} writes it, or a `listen:` key) → hostname and port. */
+export function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(":");
+  return [address.slice(0, i).replace(/^\[|\]$/g, ""), Number(address.slice(i + 1))];
+}
+
 /** Reads a `url` key: an http(s) URL, returned without trailing slashes. */
 export function parseUrl(
   value: unknown,

@@ -33,6 +33,7 @@ import { UserError } from "../errors.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
 import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
+import { splitHostPort } from "./http.ts";
 
 /** Options of a `prometheus` output. */
 export interface PrometheusConfig {
@@ -243,9 +244,7 @@ export const prometheusOutput: StageDef<PrometheusConfig> = {
 
 function serve(config: PrometheusConfig, ctx: StageContext): Stage {
   const store = new MetricsStore({ maxSeries: config.max_series, idleMs: config.idle_timeout });
-  const colon = config.listen.lastIndexOf(":");
-  const hostname = config.listen.slice(0, colon).replace(/^\[|\]$/g, "");
-  const port = Number(config.listen.slice(colon + 1));
+  const [hostname, port] = splitHostPort(config.listen);
   let server: Deno.HttpServer;
   try {
     server = Deno.serve({ hostname, port, onListen() {} }, (request) => {
