@@ -29,7 +29,7 @@
 import { parseArgs } from "node:util";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { parseDuration } from "../src/units.ts";
-import { ROOT, tempPipeline } from "../test/_run_command.ts";
+import { explainedCommand, ROOT, tempPipeline } from "../test/_run_command.ts";
 import { freePorts } from "../test/_server_process.ts";
 import { startVictoriametrics } from "../test/_victoriametrics.ts";
 import { cpuTicks, memoryKb } from "./bench/proc.ts";
@@ -189,13 +189,7 @@ const pipeline = tempPipeline(stringifyYaml(doc));
 
 /** Runs the collector with the flags `--explain` prints for the pipeline. */
 async function startCollector(): Promise<Deno.ChildProcess> {
-  const explained = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}src/main.ts`, "--pipeline", pipeline, "--explain"],
-    cwd: ROOT,
-    stdout: "piped",
-  }).output();
-  const words = new TextDecoder().decode(explained.stdout).trim().split("\n").at(-1)!.trim()
-    .split(/\s+/);
+  const words = await explainedCommand(pipeline);
   const flags = words.slice(2, words.indexOf("src/main.ts"));
   console.error(`collector: deno run ${flags.join(" ")} src/main.ts --pipeline ${pipeline}`);
   return new Deno.Command(Deno.execPath(), {
