@@ -12,7 +12,8 @@
  */
 import { parseArgs } from "node:util";
 import { tempPipeline } from "../test/_run_command.ts";
-import { freePort, sleep } from "./bench/child.ts";
+import { freePort } from "../test/_server_process.ts";
+import { sleep } from "./bench/child.ts";
 import { Collector } from "./bench/collector.ts";
 import { dnsQueries, startDnsmasq } from "./bench/dns.ts";
 import { clockTicksPerSecond, cpuTicks } from "./bench/proc.ts";

@@ -18,6 +18,11 @@ export function findInPath(tool: string): string | undefined {
   return undefined;
 }
 
+/** A TCP port free on 127.0.0.1 now. */
+export function freePort(): number {
+  return freePorts(1)[0];
+}
+
 /** `n` distinct free loopback ports (all held open while picking, so they differ). */
 export function freePorts(n: number): number[] {
   const listeners = Array.from(

@@ -120,11 +120,3 @@ export async function requireTool(command: string, args: string[], hint: string)
   } catch { /* not found */ }
   throw new Error(`${command} is needed: ${hint}`);
 }
-
-/** A TCP port free on 127.0.0.1 now. */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}

@@ -3,7 +3,8 @@
  * 64-byte UDP flood (`-u -l 64 -b 0`: one send and one receive event per datagram, the worst
  * case for per-datagram hooks).
  */
-import { Child, freePort } from "./child.ts";
+import { freePort } from "../../test/_server_process.ts";
+import { Child } from "./child.ts";
 import type { Measurement } from "./workload.ts";
 
 /** `iperf3 -s` for the whole benchmark, ready once it says it listens. */

@@ -20,6 +20,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { ROOT } from "../_run_command.ts";
 import { startStandin } from "../_http_standin.ts";
+import { freePort } from "../_server_process.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 
@@ -82,13 +83,6 @@ function dnsQuery(id: number): Uint8Array {
     0,
     1, // A, IN
   ]);
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function sendAll(socket: dgram.Socket, port: number, messages: Uint8Array[]) {
