@@ -188,8 +188,9 @@ export class ContainerResolver {
   }
 
   /** A copy of the running totals. */
-  get stats(): ContainerResolverStats {
-    return { ...this.#stats };
+  /** The running counts (live: the container transform reads them for every record). */
+  get stats(): Readonly<ContainerResolverStats> {
+    return this.#stats;
   }
 
   /** The container id of cgroup `id`, or undefined when it is in none (or cannot be told). */

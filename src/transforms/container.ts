@@ -197,7 +197,9 @@ export const containerTransform: StageDef<ContainerConfig> = {
     }
 
     const counters = ctx.counters;
-    let last = resolver.stats, entries = -1, warned = false;
+    // What was already added to the counters; updated in place (no allocation a record).
+    const last = { ...resolver.stats };
+    let entries = -1, warned = false;
     const sync = () => {
       const now = resolver.stats;
       if (now.hits !== last.hits) counters.add("container_cache_hits", now.hits - last.hits);
@@ -211,7 +213,7 @@ export const containerTransform: StageDef<ContainerConfig> = {
       if (now.deferred !== last.deferred) {
         counters.add("container_lookups_deferred", now.deferred - last.deferred);
       }
-      last = now;
+      Object.assign(last, now);
       if (resolver.size !== entries) {
         entries = resolver.size;
         counters.set("container_cache_entries", entries);
