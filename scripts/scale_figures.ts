@@ -32,6 +32,7 @@ import { parseDuration } from "../src/units.ts";
 import { explainedCommand, ROOT, tempPipeline } from "../test/_run_command.ts";
 import { freePorts } from "../test/_server_process.ts";
 import { startVictoriametrics } from "../test/_victoriametrics.ts";
+import { sleep } from "./bench/child.ts";
 import { cpuTicks, memoryKb } from "./bench/proc.ts";
 
 const { values } = parseArgs({
@@ -326,7 +327,6 @@ const dnsmasq = new Deno.Command("dnsmasq", {
   stderr: "null",
 }).spawn();
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const loadBefore = Deno.readTextFileSync("/proc/loadavg").trim();
 
 // Start a few seconds after a window boundary, so the first (left out) window is nearly whole
