@@ -7,7 +7,7 @@ const OUT = "build/dist";
 const objects: { [name: string]: string } = {};
 for (const entry of [...Deno.readDirSync("build/bpf")].sort((a, b) => a.name < b.name ? -1 : 1)) {
   const m = entry.name.match(/^(\w+)\.bpf\.o$/);
-  if (entry.isFile && m) objects[m[1]] = encodeBase64(Deno.readFileSync(`build/bpf/${entry.name}`));
+  if (entry.isFile && m) objects[m[1]] = Deno.readFileSync(`build/bpf/${entry.name}`).toBase64();
 }
 if (Object.keys(objects).length === 0) {
   console.error("embed: no build/bpf/*.bpf.o: run deno task build first");
@@ -30,13 +30,4 @@ embedBpfObjects(BPF_OBJECTS);
 Deno.exit(await main(Deno.args));
 `,
 );
-function encodeBase64(bytes: Uint8Array): string {
-  let text = "";
-  // In slices: String.fromCharCode(...all) overflows the call stack on a 100 KiB object.
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(text);
-}
-
 console.error(`embed: ${Object.keys(objects).join(", ")} → ${OUT}/entry.ts`);
