@@ -21,8 +21,11 @@ export type Aggregation = typeof AGGREGATIONS[number];
 
 /** Collects one output's values for one series during one window. */
 export interface Accumulator {
-  /** Takes a field value (undefined when the record lacks it); false when it cannot use it. */
-  add(value: FieldValue | undefined): boolean;
+  /**
+   * Takes a field value (undefined when the record lacks it); false when it cannot use it.
+   * `per` (a `mean` with `per`): the record's count of what `value` totals.
+   */
+  add(value: FieldValue | undefined, per?: FieldValue): boolean;
   /** The aggregate, or undefined when no value was taken. */
   result(): FieldValue | undefined;
 }
@@ -38,12 +41,12 @@ export interface Accumulator {
  * mean.result(); // 2n (1.5 rounded half away from zero)
  * ```
  */
-export function newAccumulator(agg: Exclude<Aggregation, "count">): Accumulator {
+export function newAccumulator(agg: Exclude<Aggregation, "count">, per = false): Accumulator {
   switch (agg) {
     case "sum":
       return new Sum();
     case "mean":
-      return new Mean();
+      return per ? new MeanPer() : new Mean();
     case "max":
       return new Extreme(true);
     case "min":
@@ -104,6 +107,32 @@ class Mean extends Sum {
     if (this.n === 0) return undefined;
     if (this.sawFloat) return (Number(this.ints) + this.floats) / this.n;
     return divideRounded(this.ints, BigInt(this.n));
+  }
+}
+
+/**
+ * The mean of totals: each record's `value` is a sum over `per` events (a probe's latency_sum
+ * over its count), so the mean is Σ value / Σ per, exact where a mean of the records' own
+ * means would weigh a row of 1,000 requests as one. Integers stay integers (rounded as `mean`).
+ */
+class MeanPer extends Sum {
+  readonly #per = new Sum();
+
+  override add(value: FieldValue | undefined, per?: FieldValue): boolean {
+    if (typeof per !== "bigint" && typeof per !== "number") return false;
+    if (typeof value !== "bigint" && typeof value !== "number") return false;
+    super.add(value);
+    this.#per.add(per);
+    return true;
+  }
+
+  override result(): FieldValue | undefined {
+    const total = super.result(), per = this.#per.result();
+    if (total === undefined || per === undefined) return undefined;
+    if (typeof total === "bigint" && typeof per === "bigint") {
+      return per > 0n ? divideRounded(total, per) : undefined;
+    }
+    return Number(per) > 0 ? Number(total) / Number(per) : undefined;
   }
 }
 

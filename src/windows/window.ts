@@ -26,6 +26,9 @@
  *   tag the series' records lacked is omitted (not written as ""); fields in the configured
  *   order, an output that took no value in the window is omitted (`count` always is present). A
  *   series whose outputs are all omitted emits nothing.
+ * - **Means of totals**: `{from: latency_sum, agg: mean, per: count}` is Σ latency_sum ÷ Σ count
+ *   over the window's records: the mean for records that each stand for several events (the
+ *   dns probe's rows); a record lacking either field is skipped.
  * - **Types**: see `aggregate.ts`. A value an output cannot use (missing, or a string or
  *   boolean for anything but `last`) is skipped and counted as `values_skipped`.
  * - **Cardinality budget**: at most `max_series` series per window. A record that would start a
@@ -49,11 +52,15 @@ import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { formatDuration } from "../units.ts";
 import { type Accumulator, type Aggregation, AGGREGATIONS, newAccumulator } from "./aggregate.ts";
 
-/** One configured output: `name: {from, agg}`; `from` is absent exactly when `agg` is count. */
+/**
+ * One configured output: `name: {from, agg}`; `from` is absent exactly when `agg` is count.
+ * `per` (only with mean): the field counting what `from` totals.
+ */
 export interface WindowOutput {
   name: string;
   agg: Aggregation;
   from?: string;
+  per?: string;
 }
 
 /** Options of a `window` stage, as the schema reads them. */
@@ -68,7 +75,7 @@ export interface WindowConfig {
 /** The `group_by` value of folded series. */
 export const OTHER = "~other";
 
-const OUTPUT_KEYS = ["from", "agg"];
+const OUTPUT_KEYS = ["from", "agg", "per"];
 const FIELDS_EXAMPLE = "e.g. {commands: {agg: count}, latency: {from: latency, agg: mean}}";
 
 /** Parses `fields`: a non-empty mapping of output names to `{from, agg}`. */
@@ -115,12 +122,18 @@ export function parseOutputs(value: unknown, at: At): WindowOutput[] {
     } else if (typeof from !== "string" || from === "") {
       here.child("from").report(`expected a field name, got ${describeValue(from)}`);
     }
+    const per = spec.per;
+    if (per !== undefined && agg !== "mean") {
+      here.child("per").reportKey(`per goes with agg: mean (a mean of totals); remove it`);
+    } else if (per !== undefined && (typeof per !== "string" || per === "")) {
+      here.child("per").report(`expected a field name, got ${describeValue(per)}`);
+    }
     if (here.reported > before) continue;
-    outputs.push(
-      agg === "count"
-        ? { name, agg: "count" }
-        : { name, agg: agg as Aggregation, from: from as string },
-    );
+    const output: WindowOutput = agg === "count"
+      ? { name, agg: "count" }
+      : { name, agg: agg as Aggregation, from: from as string };
+    if (typeof per === "string") output.per = per;
+    outputs.push(output);
   }
   return outputs;
 }
@@ -145,6 +158,7 @@ class WindowStage implements Stage {
   readonly #ctx: StageContext;
   readonly #outputs: WindowOutput[];
   readonly #froms: (string | undefined)[];
+  readonly #pers: (string | undefined)[];
   readonly #groupBy: string[];
   readonly #otherKey: string;
   readonly #maxSeries: number;
@@ -163,6 +177,7 @@ class WindowStage implements Stage {
     this.#ctx = ctx;
     this.#outputs = config.fields;
     this.#froms = config.fields.map((o) => o.from);
+    this.#pers = config.fields.map((o) => o.per);
     this.#groupBy = [...new Set(config.group_by)].filter((t) => t !== "host" && t !== "source");
     // The same encoding as a record whose group_by tags are all literally "~other", so such a
     // record and the folded ones share one series instead of emitting two with equal tags.
@@ -198,7 +213,12 @@ class WindowStage implements Stage {
     const accumulators = series.accumulators;
     for (let i = 0; i < accumulators.length; i++) {
       const acc = accumulators[i];
-      if (acc !== undefined && !acc.add(fields[this.#froms[i]!])) this.#skipped++;
+      if (acc === undefined) continue;
+      const per = this.#pers[i];
+      const ok = per === undefined
+        ? acc.add(fields[this.#froms[i]!])
+        : acc.add(fields[this.#froms[i]!], fields[per]);
+      if (!ok) this.#skipped++;
     }
   }
 
@@ -223,7 +243,9 @@ class WindowStage implements Stage {
       measurement: record.measurement,
       tags,
       count: 0,
-      accumulators: this.#outputs.map((o) => o.agg === "count" ? undefined : newAccumulator(o.agg)),
+      accumulators: this.#outputs.map((o) =>
+        o.agg === "count" ? undefined : newAccumulator(o.agg, o.per !== undefined)
+      ),
     };
     this.#series.set(key, series);
     return series;
@@ -279,7 +301,8 @@ export const windowStage: StageDef<WindowConfig> = {
     fields: {
       type: "custom",
       required: true,
-      doc: "outputs: name: {from: <field>, agg: sum|mean|max|min|last} or name: {agg: count}",
+      doc: "outputs: name: {from: <field>, agg: sum|mean|max|min|last} or name: {agg: count}; " +
+        "a mean of totals: {from: latency_sum, agg: mean, per: count}",
       parse: parseOutputs,
     },
     max_series: {
@@ -293,7 +316,9 @@ export const windowStage: StageDef<WindowConfig> = {
     return new WindowStage(config, ctx);
   },
   explain(config: WindowConfig) {
-    const outputs = config.fields.map((o) => `${o.name}=${o.agg}(${o.from ?? ""})`).join(", ");
+    const outputs = config.fields
+      .map((o) => `${o.name}=${o.agg}(${o.from ?? ""}${o.per ? ` per ${o.per}` : ""})`)
+      .join(", ");
     return {
       details: [
         `every ${formatDuration(config.every)} by [${config.group_by.join(", ")}] → ${outputs}; ` +

@@ -65,6 +65,32 @@ Deno.test("window() rounds an integer mean half away from zero", async () => {
   );
 });
 
+Deno.test("window() takes a mean of totals with per: the sum of a total over the sum of its counts", async () => {
+  const { stage, emitted } = await buildStage(windowStage, {
+    every: "60s",
+    fields: {
+      latency: { from: "latency_sum", agg: "mean", per: "count" },
+      naive: { from: "latency", agg: "mean" },
+    },
+  });
+  // One row of 1,000 requests at 10 each, one of a single request at 1,000.
+  stage.push(rec({}, { latency_sum: 10_000n, count: 1000n, latency: 10n }));
+  stage.push(rec({}, { latency_sum: 1000n, count: 1n, latency: 1000n }));
+  stage.push(rec({}, { latency_sum: 5n })); // no count: skipped, counted
+  await stage.flush("shutdown");
+  // 11,000 / 1,001 = 10.99 → 11; the mean of the two means would say 505.
+  assert.deepEqual(emitted[0].fields, { latency: 11n, naive: 505n });
+});
+
+Deno.test("window() refuses per with any aggregation but mean", () => {
+  const [e] = errorsOf({
+    every: "60s",
+    fields: { x: { from: "a", agg: "sum", per: "count" } },
+  });
+  assert.equal(e.path, "test.window.fields.x.per");
+  assert.match(e.message, /per goes with agg: mean/);
+});
+
 Deno.test("window() aggregates float fields as floats", async () => {
   const { stage, emitted } = await buildStage(windowStage, { every: "60s", fields: ALL_AGGS });
   for (const lat of [1.5, 2.5, 0.25]) stage.push(rec({}, { lat }));
@@ -307,7 +333,7 @@ Deno.test("window() reports every problem in fields at once", () => {
     ["test.window.fields.a", "needs from: the field to aggregate"],
     ["test.window.fields.b.from", "count counts records and reads no field; remove from"],
     // No "needs from" for c: the did-you-mean already says it.
-    ["test.window.fields.c.frm", 'unknown key "frm" (did you mean "from"?); known: from, agg'],
+    ["test.window.fields.c.frm", 'unknown key "frm" (did you mean "from"?); known: from, agg, per'],
     ["test.window.fields.d", 'expected {from: <field>, agg: <aggregation>}, got "sum"'],
     ["test.window.fields.e", "needs agg: one of count, sum, mean, max, min, last"],
   ]);
