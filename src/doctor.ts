@@ -187,6 +187,7 @@ async function tryProbe(p: StageNode): Promise<Check> {
     name: p.name,
     host: "doctor",
     clock: new LiveClock(),
+    pushdown: {},
     log,
     counters: counters.bound({ stage: p.name }),
     emit: () => {},

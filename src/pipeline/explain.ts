@@ -6,6 +6,7 @@
 import type { Pipeline, StageNode } from "./load.ts";
 import { defaultOf, type KeySpec } from "./schema.ts";
 import { runCommand, type RunMode } from "./permissions.ts";
+import { describePushdown, pushdownFor } from "./pushdown.ts";
 import { formatDuration, formatSize } from "../units.ts";
 
 /** `--explain`: a readable account of the pipeline (run as `mode` says: --replay, --record). */
@@ -38,6 +39,9 @@ export function explainText(pipeline: Pipeline, mode: RunMode = {}): string {
       lines.push(`  ${configLine(pipeline, s, key, spec)}`);
     }
     for (const d of s.def.explain?.(s.config).details ?? []) lines.push(`  = ${d}`);
+    if (s.kind === "probe") {
+      for (const d of describePushdown(pushdownFor(s, pipeline.stages))) lines.push(`  = ${d}`);
+    }
   }
   for (const w of pipeline.warnings) lines.push("", `warning: ${w.message}`);
   lines.push(

@@ -13,10 +13,12 @@ import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import { watchLosses } from "./loss_watch.ts";
+import { pushdownFor } from "./pushdown.ts";
 import { trimCHeap } from "../../ffi/malloc_trim.ts";
 import {
   type FlushReason,
   type ProbeStage,
+  type Pushdown,
   QUEUE_LIMIT,
   type Stage,
   type StageContext,
@@ -37,6 +39,8 @@ export interface RuntimeEnv {
 class Runner {
   node: StageNode;
   stage!: Stage;
+  /** What the stage was built with: a probe is rebuilt when a reload changes it. */
+  readonly pushdown: Pushdown;
   /** The runners that read this one's records; replaced on reload. */
   downstream: Runner[] = [];
   /** The runners that name this one in a side-input key, with the key; replaced on reload. */
@@ -53,8 +57,9 @@ class Runner {
   beforeSnapshot: () => void = () => {};
   #errorsLogged = 0;
 
-  constructor(node: StageNode, env: RuntimeEnv, tap?: Tap) {
+  constructor(node: StageNode, env: RuntimeEnv, pushdown: Pushdown, tap?: Tap) {
     this.node = node;
+    this.pushdown = pushdown;
     this.#env = env;
     if (node.kind === "probe") this.#tap = tap;
     this.#labels = { stage: node.name };
@@ -69,6 +74,7 @@ class Runner {
       name: this.node.name,
       host,
       clock,
+      pushdown: this.pushdown,
       log,
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),
@@ -224,10 +230,18 @@ export interface RunningPipeline {
   stop(): Promise<void>;
 }
 
-/** What makes two generations' stages the same stage: everything but their wiring. */
-function identity(node: StageNode): string {
+/**
+ * What makes two generations' stages the same stage: everything but their wiring, and for a
+ * probe what the stages after it let it do in the kernel.
+ */
+function identity(node: StageNode, pushdown: Pushdown): string {
   const { inputs: _inputs, ...settings } = node.raw;
-  return JSON.stringify([node.section, node.def.type, node.required, settings]);
+  return JSON.stringify([node.section, node.def.type, node.required, settings, pushdown]);
+}
+
+/** A probe's pushdown in `graph`; nothing for other stages. */
+function pushdownIn(node: StageNode, graph: readonly StageNode[]): Pushdown {
+  return node.kind === "probe" ? pushdownFor(node, graph) : {};
 }
 
 /** Whether two generations' nodes are one stage with (maybe) other settings. */
@@ -260,7 +274,9 @@ export async function startPipeline(
     graph: StageNode[],
     existing: Map<string, Runner>,
   ): Promise<Runner[]> => {
-    const created = new Map(nodes.map((n) => [n.name, new Runner(n, env, options.tap)]));
+    const created = new Map(
+      nodes.map((n) => [n.name, new Runner(n, env, pushdownIn(n, graph), options.tap)]),
+    );
     for (const runner of created.values()) {
       runner.beforeSnapshot = sampleQueues;
       runner.downstream = graph
@@ -373,12 +389,14 @@ export async function startPipeline(
       const applies = new Map<string, () => void>();
       for (const node of next.stages) {
         const current = old.get(node.name);
-        if (current && identity(current.node) === identity(node)) {
+        const pushdown = pushdownIn(node, next.stages);
+        if (current && identity(current.node, current.pushdown) === identity(node, pushdown)) {
           keep.set(node.name, current);
           continue;
         }
         // Same stage with other settings: in place when the stage can, else rebuilt.
-        const apply = current && sameStage(current.node, node)
+        const samePushdown = JSON.stringify(current?.pushdown) === JSON.stringify(pushdown);
+        const apply = current && samePushdown && sameStage(current.node, node)
           ? current.stage.reconfigure?.(node.config)
           : undefined;
         if (apply) {

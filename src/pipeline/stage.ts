@@ -67,6 +67,32 @@ export interface ProbeStage extends Stage {
   readonly attached?: readonly string[];
 }
 
+/** An inclusive range of ports, `low` <= `high`, both within 1..65535. */
+export interface PortRange {
+  readonly low: number;
+  readonly high: number;
+}
+
+/**
+ * What the stages after a probe let it do in the kernel on their behalf (src/pipeline/
+ * pushdown.ts works it out from the graph; `--explain` shows it). A probe may ignore it; what
+ * it does with it must give the records those stages would have made.
+ */
+export interface Pushdown {
+  /**
+   * The client's ephemeral port may be folded to `*` before summing: every path from the probe
+   * goes through an `ephemeral_port` stage with this range ("kernel": this host's
+   * ip_local_port_range), and no stage before it reads or writes ports or `direction`.
+   */
+  readonly clientPorts?: PortRange | "kernel";
+  /**
+   * Stages that read the probe's DNS answers as a side input (`dns_domain`) keep a name for its
+   * TTL clamped to [minMs, maxMs] (the tightest over them): an answer seen again within that
+   * time need not be sent again. Absent: no stage reads answers.
+   */
+  readonly answerTtl?: { readonly minMs: number; readonly maxMs: number };
+}
+
 /** Counters bound to one stage: labels `{stage: name}` plus any given here. */
 export type StageCounters = BoundCounters;
 
@@ -78,6 +104,8 @@ export interface StageContext {
   readonly host: string;
   /** The clock: real time when collecting, record time in replay and tests. */
   readonly clock: Clock;
+  /** Probes: what they may do in the kernel for the stages after them ({} for others). */
+  readonly pushdown: Pushdown;
   readonly counters: StageCounters;
   readonly log: Logger;
   /** Passes a record downstream (counted as `records_out`). */
@@ -125,6 +153,15 @@ export interface StageDef<C = any> {
   readonly capabilities?: readonly string[];
   /** A config that validates: the compliance test and the docs use it. */
   readonly example: { [key: string]: unknown };
+  /**
+   * Transforms: the tags it reads or writes. A probe may fold ports in the kernel only through
+   * stages that say they touch no port (see {@linkcode Pushdown}); absent: any tag.
+   */
+  tagsUsed?(config: C): readonly string[];
+  /** Transforms: the client ports it writes as `*` (what `ephemeral_port` does). */
+  foldsClientPorts?(config: C): PortRange | "kernel";
+  /** Side readers of DNS answers: how long they keep a name ({@linkcode Pushdown.answerTtl}). */
+  answerTtl?(config: C): { minMs: number; maxMs: number };
 }
 
 /** The most records a stage's queue holds while its `push` is pending. */

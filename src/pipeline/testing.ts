@@ -58,6 +58,7 @@ export async function buildStage(
     name: def.type,
     host: "test-host",
     clock,
+    pushdown: {},
     log,
     counters: counters.bound({ stage: def.type }),
     emit: (record) => emitted.push(record),

@@ -172,6 +172,8 @@ export const containerTransform: StageDef<ContainerConfig> = {
     ];
   },
   example: { keep_cgroup_id: false, max_entries: 10_000, rescan_interval: "1s" },
+  // Reads the cgroup_id field; writes only these tags.
+  tagsUsed: () => ["container_id", "k8s_namespace", "k8s_pod", "k8s_container"],
 
   build(config, ctx): Stage {
     let mount = config.cgroup;

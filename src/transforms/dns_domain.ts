@@ -168,4 +168,6 @@ export const dnsDomainTransform: StageDef<DnsDomainConfig> = {
     };
   },
   example: { answers_from: "dns", max_entries: 100_000, min_ttl: "10s", max_ttl: "1h" },
+  tagsUsed: (config) => [config.ip_tag, config.tag],
+  answerTtl: (config) => ({ minMs: config.min_ttl, maxMs: config.max_ttl }),
 };

@@ -26,25 +26,18 @@
  * peer's, not ours: Windows clients pick from 49152-65535, so a server with such clients may
  * want `range: "32768-65535"`.
  */
-import { readKernelFile } from "../../ffi/libc.ts";
+import { kernelPortRange } from "../system/port_range.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
-import type { StageDef } from "../pipeline/stage.ts";
+import type { PortRange, StageDef } from "../pipeline/stage.ts";
 
-/** An inclusive range of ports, `low` <= `high`, both within 1..65535. */
-export interface PortRange {
-  readonly low: number;
-  readonly high: number;
-}
+export type { PortRange };
+export { kernelPortRange };
 
 /** Options of an `ephemeral_port` transform. */
 export interface EphemeralPortConfig {
   /** The client ports to collapse; undefined: the kernel's, read when the stage starts. */
   range?: PortRange;
 }
-
-const KERNEL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
-// The kernel's default (Documentation/networking/ip-sysctl); used when the file cannot be read.
-const LINUX_DEFAULT_RANGE: PortRange = { low: 32768, high: 60999 };
 
 const FORM = `"low-high" (e.g. "32768-60999") or a list [low, high]`;
 
@@ -96,38 +89,6 @@ function parseRange(value: unknown, at: At): PortRange | undefined {
   }
   at.report(`expected ${FORM}, got ${describeValue(value)}`);
   return undefined;
-}
-
-/**
- * The kernel's local port range, read through `read` (libc, since Deno refuses /proc under the
- * collector's permissions); the Linux default and the reason when it cannot be read or parsed.
- */
-export function kernelPortRange(
-  read: (path: string) => string = readKernelFile,
-): { range: PortRange; problem?: string } {
-  let text: string;
-  try {
-    text = read(KERNEL_RANGE_FILE);
-  } catch (e) {
-    return { range: LINUX_DEFAULT_RANGE, problem: fallback((e as Error).message) };
-  }
-  // The file holds "low<TAB>high\n".
-  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(text);
-  const [low, high] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
-  if (!m || low < 1 || high > 65535 || low > high) {
-    return {
-      range: LINUX_DEFAULT_RANGE,
-      // JSON, so a stray newline in the file cannot split the log line.
-      problem: fallback(`unexpected content ${JSON.stringify(text.slice(0, 40))}`),
-    };
-  }
-  return { range: { low, high } };
-}
-
-function fallback(why: string): string {
-  const { low, high } = LINUX_DEFAULT_RANGE;
-  return `cannot read ${KERNEL_RANGE_FILE} (${why}); collapsing ports ${low}-${high}, ` +
-    `the Linux default; set range to choose them`;
 }
 
 // Ports as probes write them: plain decimal, no sign, no leading zero. Port 0 never matches
@@ -190,4 +151,5 @@ export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
     };
   },
   example: { range: "32768-60999" },
+  foldsClientPorts: (config) => config.range ?? "kernel",
 };

@@ -359,6 +359,7 @@ export const redactTransform: StageDef<RedactConfig> = {
     details.push("each changed field is counted as fields_redacted");
     return { details };
   },
+  tagsUsed: () => [], // fields only
   example: {
     fields: ["cmd", "message"],
     rules: [{ pattern: "(vault kv put \\S+ \\w+=)\\S+", replacement: "$1***" }],

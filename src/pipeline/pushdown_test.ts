@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { parsePipeline } from "./load.ts";
+import { pushdownFor } from "./pushdown.ts";
+
+/** The pushdown of probe `probe` in a pipeline of `transforms` (YAML) reading probes dns, flows. */
+function pushdown(transforms: string, outputs = "[tail]", probe = "dns") {
+  const text = `version: 1
+probes:
+  dns: { type: dns }
+  flows: { type: netflow }
+transforms:
+${transforms}
+outputs:
+  out: { type: stdout, inputs: ${outputs} }
+`;
+  const pipeline = parsePipeline("p.yaml", text, () => undefined);
+  const node = pipeline.stages.find((s) => s.name === probe)!;
+  return pushdownFor(node, pipeline.stages);
+}
+
+Deno.test("pushdownFor() lets the kernel fold client ports when every path reaches ephemeral_port first", () => {
+  assert.deepEqual(
+    pushdown(`
+  boxes: { type: container, inputs: [dns] }
+  tail: { type: ephemeral_port, inputs: [boxes], range: "40000-50000" }`),
+    { clientPorts: { low: 40000, high: 50000 } },
+  );
+  // Without a range: the host's, read by the probe.
+  assert.deepEqual(pushdown(`  tail: { type: ephemeral_port, inputs: [dns] }`), {
+    clientPorts: "kernel",
+  });
+});
+
+Deno.test("pushdownFor() folds nothing when a path may read ports first or the ranges differ", () => {
+  const cases = [
+    // A stage that does not say which tags it reads (a filter) comes first.
+    `  keep: { type: filter, inputs: [dns], drop: { tag: src_port, equals: "53" } }
+  tail: { type: ephemeral_port, inputs: [keep] }`,
+    // One path reaches the output with the ports as they are.
+    `  tail: { type: ephemeral_port, inputs: [dns] }
+  raw: { type: container, inputs: [dns] }`,
+    // Two folds, two ranges.
+    `  a: { type: ephemeral_port, inputs: [dns], range: "1-2" }
+  tail: { type: ephemeral_port, inputs: [dns], range: "3-4" }`,
+  ];
+  const outputs = ["[tail]", "[tail, raw]", "[a, tail]"];
+  cases.forEach((t, i) => assert.deepEqual(pushdown(t, outputs[i]), {}, t));
+});
+
+Deno.test("pushdownFor() gives the tightest TTL clamp of the stages reading the probe's answers", () => {
+  const got = pushdown(
+    `
+  a: { type: dns_domain, inputs: [flows], answers_from: dns, min_ttl: 5s, max_ttl: 10m }
+  tail: { type: dns_domain, inputs: [a], answers_from: dns, min_ttl: 30s, max_ttl: 1h }`,
+  );
+  assert.deepEqual(got, { answerTtl: { minMs: 5_000, maxMs: 600_000 } });
+  // netflow reads no answers; its path goes through dns_domain, which touches no port.
+  assert.deepEqual(
+    pushdown(`  tail: { type: dns_domain, inputs: [flows], answers_from: dns }`, "[tail]", "flows"),
+    {},
+  );
+});
