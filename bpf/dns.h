@@ -10,25 +10,38 @@
  * advertised size); longer ones are cut and flagged by captured < payload_len. */
 #define DNS_PAYLOAD_MAX 4096
 #define DNS_COMM_LEN 16
+/* A question name in wire form (length-prefixed labels, no final 0): at most 254 bytes, as
+ * user space's reader allows; longer ones take the ring. */
+#define DNS_NAME_MAX 254
+/* A/AAAA answers a response's hash covers (more are counted, not read). */
+#define DNS_ANSWERS_MAX 8
 
 enum dns_side {
 	DNS_SIDE_CLIENT = 1, /* a local process asked: the remote port is a DNS port */
 	DNS_SIDE_SERVER = 2, /* a local server answered: the local port is a DNS port */
 };
 
+/* What a ring buffer record is: its first byte. */
+enum dns_event_kind {
+	DNS_EVENT_MESSAGE = 1, /* a message the kernel did not count: user space reads it whole */
+	DNS_EVENT_ANSWERS = 2, /* counted in the kernel; sent for its A/AAAA answers only */
+	DNS_EVENT_ROW = 3,     /* a finished request that found no room in the flows map */
+};
+
 struct dns_event {
-	__u64 boot_ns;
-	__u64 cgroup_id;   /* the local socket's cgroup v2 id (0: no socket), for containers */
-	__u32 pid; /* the local socket's owner, 0 when not seen yet */
+	__u8 kind; /* enum dns_event_kind: DNS_EVENT_MESSAGE or DNS_EVENT_ANSWERS */
+	__u8 family;    /* AF_INET or AF_INET6 */
+	__u8 transport; /* IPPROTO_UDP or IPPROTO_TCP */
+	__u8 side;      /* enum dns_side */
+	__u8 outbound;  /* 1 egress (leaving the local socket), 0 ingress */
+	__u8 _pad;
+	__u16 captured;    /* bytes of the payload in payload[] */
+	__u32 pid;         /* the local socket's owner, 0 when not seen yet */
 	__u32 payload_len; /* the packet's L4 payload length */
-	__u16 captured;    /* bytes of it in payload[] */
-	__u8 family;       /* AF_INET or AF_INET6 */
-	__u8 transport;    /* IPPROTO_UDP or IPPROTO_TCP */
-	__u8 side;         /* enum dns_side */
-	__u8 outbound;     /* 1 egress (leaving the local socket), 0 ingress */
-	__u16 local_port;  /* host byte order */
+	__u64 boot_ns;
+	__u64 cgroup_id;  /* the local socket's cgroup v2 id (0: no socket), for containers */
+	__u16 local_port; /* host byte order */
 	__u16 remote_port;
-	__u8 _pad[2];
 	__u8 local_addr[16]; /* IPv4 as IPv4-mapped IPv6 */
 	__u8 remote_addr[16];
 	char comm[DNS_COMM_LEN];
@@ -38,6 +51,94 @@ struct dns_event {
 _Static_assert(__builtin_offsetof(struct dns_event, payload) == 84,
 	       "update DNS_EVENT_LAYOUT in src/probes/dns_event.ts");
 
+/*
+ * One dnsflow row: every tag of the record (after the client's ephemeral port is folded, when
+ * the pipeline lets the kernel do it) and the cgroup. The name is its hash; the name itself is
+ * in the `names` map.
+ */
+struct dns_flow_key {
+	__u64 name_hash;
+	__u64 cgroup_id;
+	__u32 pid;
+	__s16 rcode;       /* with EDNS's upper bits; -1 a timeout (user space only) */
+	__u16 qtype;
+	__u16 local_port;  /* host byte order; 0: the client's ephemeral port, folded */
+	__u16 remote_port;
+	__u8 family;
+	__u8 transport;
+	__u8 side;
+	__u8 truncated; /* the response had the TC bit */
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	char comm[DNS_COMM_LEN];
+};
+
+/* A row's sums since user space last took them. */
+struct dns_flow_stats {
+	__u64 count;
+	__u64 latency_sum; /* ns */
+	__u64 latency_max;
+	__u64 retransmits; /* queries sent again while the first awaited its answer */
+};
+
+/* A finished request through the ring buffer (the flows map was full). */
+struct dns_row_event {
+	__u8 kind; /* DNS_EVENT_ROW */
+	__u8 _pad[7];
+	struct dns_flow_key key;
+	struct dns_flow_stats stats;
+};
+
+_Static_assert(sizeof(struct dns_flow_key) == 80, "update DNS_FLOW_KEY_LAYOUT");
+_Static_assert(sizeof(struct dns_flow_stats) == 32, "update DNS_FLOW_STATS_LAYOUT");
+_Static_assert(sizeof(struct dns_row_event) == 120, "update DNS_ROW_EVENT_SIZE");
+
+/* A query awaiting its response: the socket pair, the DNS id and the question. */
+struct dns_pending_key {
+	__u64 name_hash;
+	__u16 id;
+	__u16 qtype;
+	__u16 local_port;
+	__u16 remote_port;
+	__u8 family;
+	__u8 side;
+	__u8 _pad[2];
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+	__u8 _pad1[4];
+};
+
+struct dns_pending {
+	__u64 first_ns; /* boot time the first copy of the query was seen */
+	__u64 cgroup_id;
+	__u32 pid;
+	__u32 retransmits;
+	char comm[DNS_COMM_LEN];
+};
+
+_Static_assert(sizeof(struct dns_pending_key) == 56, "update DNS_PENDING_KEY_LAYOUT");
+_Static_assert(sizeof(struct dns_pending) == 40, "update DNS_PENDING_LAYOUT");
+
+/* A question name in wire form, lower case: the value of `names`, keyed by its hash. */
+struct dns_name {
+	__u8 len;
+	__u8 wire[DNS_NAME_MAX + 1];
+};
+
+/* Counts the kernel keeps (per CPU); user space reports them by these names. */
+enum dns_count {
+	DNS_COUNT_FALLBACK = 0,   /* messages sent whole: TCP, odd, unmatched here */
+	DNS_COUNT_ANSWERS = 1,    /* counted messages sent for their answers */
+	DNS_COUNT_RETRANSMITS = 2,
+	DNS_COUNT_IGNORED = 3,    /* queries travelling the response's way for their side */
+	DNS_COUNT_PENDING_FULL = 4,
+	DNS_COUNT_FLOWS_FULL = 5, /* rows sent through the ring instead */
+	DNS_COUNT_NAMES_FULL = 6,
+	DNS_COUNT_NAME_COLLISIONS = 7,
+	DNS_COUNT_PORTS_COLLAPSED = 8,
+	DNS_COUNTS = 9,
+};
+
 /* Who owns a socket: set in process context (connect, sendmsg, recvmsg hooks). */
 struct dns_owner {
 	__u32 pid;
@@ -46,7 +147,20 @@ struct dns_owner {
 
 /* Read-only settings, set before load. */
 struct dns_settings {
-	__u32 sides; /* bit per enum dns_side to report */
+	__u32 sides;     /* bit per enum dns_side to report */
+	__u32 aggregate; /* 1: count UDP requests here; 0: send every message (per_request) */
+	__u32 answers;   /* 1: a dns_domain stage wants answers */
+	__u16 fold_low;  /* the client ports to fold to 0 (both 0: none) */
+	__u16 fold_high;
+	__u64 min_ttl_ns; /* an answer is sent again after its TTL clamped to these */
+	__u64 max_ttl_ns;
+};
+
+_Static_assert(sizeof(struct dns_settings) == 32, "update DNS_SETTINGS_LAYOUT");
+
+/* Written by user space while running (.bss). */
+struct dns_switches {
+	__u32 gen; /* which flows map requests are summed into: user space reads the other */
 };
 
 #endif /* DNS_H */

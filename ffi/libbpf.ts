@@ -77,6 +77,11 @@ const symbols = {
     parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "pointer"],
     result: "i32",
   },
+  bpf_map_lookup_and_delete_batch: {
+    // the same as bpf_map_lookup_batch; the entries returned are deleted
+    parameters: ["i32", "buffer", "buffer", "buffer", "buffer", "buffer", "pointer"],
+    result: "i32",
+  },
   libbpf_num_possible_cpus: { parameters: [], result: "i32" }, // int (void)
 } as const satisfies Deno.ForeignLibraryInterface;
 

@@ -101,6 +101,23 @@ export class BpfMap {
     batchSize = 4096,
     perCpu = false,
   ): Generator<{ key: Uint8Array; value: Uint8Array }> {
+    yield* this.#batches("bpf_map_lookup_batch", batchSize, perCpu);
+  }
+
+  /**
+   * Reads and deletes every entry with `bpf_map_lookup_and_delete_batch` (hash maps). A BPF
+   * program's write to an entry between its copy and its delete is lost: use it on a map no
+   * program writes at the time (a generation the programs have moved off).
+   */
+  *takeBatch(batchSize = 4096): Generator<{ key: Uint8Array; value: Uint8Array }> {
+    yield* this.#batches("bpf_map_lookup_and_delete_batch", batchSize, false);
+  }
+
+  *#batches(
+    op: "bpf_map_lookup_batch" | "bpf_map_lookup_and_delete_batch",
+    batchSize: number,
+    perCpu: boolean,
+  ): Generator<{ key: Uint8Array; value: Uint8Array }> {
     const fd = this.fd, ks = this.keySize;
     const vs = perCpu ? this.#valueStride() * libbpf().libbpf_num_possible_cpus() : this.valueSize;
     const keys = new Uint8Array(ks * batchSize), values = new Uint8Array(vs * batchSize);
@@ -109,7 +126,7 @@ export class BpfMap {
     const countBytes = new Uint8Array(count.buffer);
     for (let first = true;; first = false) {
       count[0] = batchSize;
-      const ret = libbpf().bpf_map_lookup_batch(
+      const ret = libbpf()[op](
         fd,
         first ? null : inBatch,
         outBatch,
@@ -118,7 +135,7 @@ export class BpfMap {
         countBytes,
         null,
       );
-      if (ret < 0 && ret !== -ENOENT) checkRet(ret, "bpf_map_lookup_batch", this.name);
+      if (ret < 0 && ret !== -ENOENT) checkRet(ret, op, this.name);
       for (let i = 0; i < count[0]; i++) {
         yield {
           key: keys.subarray(i * ks, (i + 1) * ks),

@@ -237,7 +237,7 @@ function dnsRequest(
     },
     fields: latency === undefined
       ? { count: 1n, rcode: BigInt(rcode) }
-      : { count: 1n, latency, latency_max: latency, rcode: BigInt(rcode) },
+      : { count: 1n, latency, latency_sum: latency, latency_max: latency, rcode: BigInt(rcode) },
     time,
   };
 }
@@ -273,7 +273,7 @@ windows:
       qtype, rcode_name, src_ip, src_ip_type, src_port, transport, truncated]
     fields:
       count: { from: count, agg: sum }
-      latency: { from: latency, agg: mean }
+      latency: { from: latency_sum, agg: mean, per: count }
       latency_max: { from: latency_max, agg: max }
       rcode: { from: rcode, agg: last }
 outputs:

@@ -10,7 +10,8 @@
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
 import { decodeDnsEvent, DNS_EVENT_HEADER, DNS_EVENT_LAYOUT as L } from "./dns_event.ts";
-import { answerRecord, dnsflowRecord, DnsTracker } from "./dns_messages.ts";
+import { answerRecord, DnsTracker } from "./dns_messages.ts";
+import { dnsflowRecord } from "./dns_rows.ts";
 
 const IDS = 4096, BATCH = 256;
 
@@ -23,7 +24,7 @@ function event(payload: Uint8Array, outbound: boolean, timeNs: bigint): DataView
   view.setUint32(L.pid, 1234, true);
   view.setUint32(L.payload_len, payload.length, true);
   view.setUint16(L.captured, payload.length, true);
-  bytes.set([2, 17, 1, outbound ? 1 : 0], L.family); // AF_INET, UDP, client side
+  bytes.set([1, 2, 17, 1, outbound ? 1 : 0], L.kind); // a message, AF_INET, UDP, client side
   view.setUint16(L.local_port, 40000, true);
   view.setUint16(L.remote_port, 53, true);
   bytes.set([127, 0, 0, 1], L.local_addr + 12);

@@ -1,25 +1,28 @@
 /**
- * The dns probe's kernel record (`struct dns_event`, bpf/dns.h), decoded into a
- * {@linkcode DnsSegment}. Pure: tested on hand-built bytes; test/kernel/layout_test.ts checks
- * these offsets against the object's BTF.
+ * The dns probe's kernel records (bpf/dns.h), decoded: the ring buffer's messages
+ * (`struct dns_event`) into {@linkcode DnsSegment}s, and the kernel's rows (`struct
+ * dns_flow_key` + `dns_flow_stats`, from the flows maps or a `dns_row_event`) and pending
+ * queries. Pure: tested on hand-built bytes; test/kernel/layout_test.ts checks these offsets
+ * against the object's BTF.
  */
 import { formatAddress } from "./netflow_event.ts";
 import type { DnsSegment } from "./dns_messages.ts";
 
 /** `struct dns_event`: member → byte offset. */
 export const DNS_EVENT_LAYOUT = {
-  boot_ns: 0,
-  cgroup_id: 8,
-  pid: 16,
-  payload_len: 20,
-  captured: 24,
-  family: 26,
-  transport: 27,
-  side: 28,
-  outbound: 29,
-  local_port: 30,
-  remote_port: 32,
-  _pad: 34,
+  kind: 0,
+  family: 1,
+  transport: 2,
+  side: 3,
+  outbound: 4,
+  _pad: 5,
+  captured: 6,
+  pid: 8,
+  payload_len: 12,
+  boot_ns: 16,
+  cgroup_id: 24,
+  local_port: 32,
+  remote_port: 34,
   local_addr: 36,
   remote_addr: 52,
   comm: 68,
@@ -28,8 +31,99 @@ export const DNS_EVENT_LAYOUT = {
 export const DNS_EVENT_HEADER = DNS_EVENT_LAYOUT.payload;
 export const DNS_PAYLOAD_MAX = 4096;
 
+/** `enum dns_event_kind`: the first byte of every ring record. */
+export const DNS_EVENT_MESSAGE = 1, DNS_EVENT_ANSWERS = 2, DNS_EVENT_ROW = 3;
+
+/** `struct dns_flow_key`: member → byte offset. */
+export const DNS_FLOW_KEY_LAYOUT = {
+  name_hash: 0,
+  cgroup_id: 8,
+  pid: 16,
+  rcode: 20,
+  qtype: 22,
+  local_port: 24,
+  remote_port: 26,
+  family: 28,
+  transport: 29,
+  side: 30,
+  truncated: 31,
+  local_addr: 32,
+  remote_addr: 48,
+  comm: 64,
+} as const;
+export const DNS_FLOW_KEY_SIZE = 80;
+
+/** `struct dns_flow_stats`. */
+export const DNS_FLOW_STATS_LAYOUT = {
+  count: 0,
+  latency_sum: 8,
+  latency_max: 16,
+  retransmits: 24,
+} as const;
+export const DNS_FLOW_STATS_SIZE = 32;
+
+/** `struct dns_row_event`: a kind byte, then a key and its stats. */
+export const DNS_ROW_EVENT_LAYOUT = { kind: 0, _pad: 1, key: 8, stats: 88 } as const;
+export const DNS_ROW_EVENT_SIZE = 120;
+
+/** `struct dns_pending_key`. */
+export const DNS_PENDING_KEY_LAYOUT = {
+  name_hash: 0,
+  id: 8,
+  qtype: 10,
+  local_port: 12,
+  remote_port: 14,
+  family: 16,
+  side: 17,
+  _pad: 18,
+  local_addr: 20,
+  remote_addr: 36,
+  _pad1: 52,
+} as const;
+export const DNS_PENDING_KEY_SIZE = 56;
+
+/** `struct dns_pending`. */
+export const DNS_PENDING_LAYOUT = {
+  first_ns: 0,
+  cgroup_id: 8,
+  pid: 16,
+  retransmits: 20,
+  comm: 24,
+} as const;
+export const DNS_PENDING_SIZE = 40;
+
+/** `struct dns_name`: a length byte, then the name in wire form (lower case). */
+export const DNS_NAME_LAYOUT = { len: 0, wire: 1 } as const;
+export const DNS_NAME_SIZE = 256;
+export const DNS_NAME_MAX = 254;
+
 /** `struct dns_settings` (.rodata). */
-export const DNS_SETTINGS_LAYOUT = { sides: 0, size: 4 } as const;
+export const DNS_SETTINGS_LAYOUT = {
+  sides: 0,
+  aggregate: 4,
+  answers: 8,
+  fold_low: 12,
+  fold_high: 14,
+  min_ttl_ns: 16,
+  max_ttl_ns: 24,
+  size: 32,
+} as const;
+/** `struct dns_switches` (.bss). */
+export const DNS_SWITCHES_LAYOUT = { gen: 0, size: 4 } as const;
+
+/** `enum dns_count`: counter names by index, as the probe reports them. */
+export const DNS_COUNTS = [
+  "fallback_messages",
+  "answer_messages",
+  "kernel_retransmits",
+  "kernel_ignored",
+  "pending_full",
+  "flows_full",
+  "names_full",
+  "name_collisions",
+  "ports_collapsed",
+] as const;
+
 /** `enum dns_side`. */
 export const DNS_SIDE_CLIENT = 1, DNS_SIDE_SERVER = 2;
 
@@ -65,47 +159,66 @@ function commOf(pid: number, bytes: Uint8Array, at: number): string {
   return name;
 }
 
+function familyOf(family: number): "IPv4" | "IPv6" {
+  if (family !== AF_INET && family !== AF_INET6) {
+    throw new DnsDecodeError(`unknown address family ${family}`);
+  }
+  return family === AF_INET ? "IPv4" : "IPv6";
+}
+
+function transportOf(transport: number): "udp" | "tcp" {
+  if (transport !== IPPROTO_UDP && transport !== IPPROTO_TCP) {
+    throw new DnsDecodeError(`unknown transport ${transport}`);
+  }
+  return transport === IPPROTO_UDP ? "udp" : "tcp";
+}
+
+function sideOf(side: number): "client" | "server" {
+  if (side !== DNS_SIDE_CLIENT && side !== DNS_SIDE_SERVER) {
+    throw new DnsDecodeError(`unknown side ${side}`);
+  }
+  return side === DNS_SIDE_CLIENT ? "client" : "server";
+}
+
 /**
- * Decodes one record of `length` bytes at `offset`. The segment's `timeNs` is the kernel's
- * boot-time clock (monotonic: latencies are differences of it, untouched by wall-clock steps
- * or by the error of converting); add bootToRealtimeOffsetNs() for wall-clock time. The
- * payload is copied (the ring's memory is reused). `cut` says the packet carried more than
- * was captured.
+ * Decodes one message record of `length` bytes at `offset`. The segment's `timeNs` is the
+ * kernel's boot-time clock (monotonic: latencies are differences of it, untouched by wall-clock
+ * steps or by the error of converting); add bootToRealtimeOffsetNs() for wall-clock time. The
+ * payload is copied (the ring's memory is reused). `cut` says the packet carried more than was
+ * captured; `answersOnly` that the kernel counted the request and sent the message for its
+ * answers alone.
  */
 export function decodeDnsEvent(
   view: DataView,
   offset: number,
   length: number,
-): { segment: DnsSegment; cut: boolean } {
+): { segment: DnsSegment; cut: boolean; answersOnly: boolean } {
   const L = DNS_EVENT_LAYOUT;
   if (length < DNS_EVENT_HEADER) {
     throw new DnsDecodeError(`DNS record of ${length} bytes, shorter than its header`);
   }
   const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, length);
+  const kind = bytes[L.kind];
+  if (kind !== DNS_EVENT_MESSAGE && kind !== DNS_EVENT_ANSWERS) {
+    throw new DnsDecodeError(`unknown DNS record kind ${kind}`);
+  }
   const captured = view.getUint16(offset + L.captured, true);
   const payloadLen = view.getUint32(offset + L.payload_len, true);
   if (captured > DNS_PAYLOAD_MAX || DNS_EVENT_HEADER + captured > length) {
     throw new DnsDecodeError(`DNS record claims ${captured} payload bytes in ${length}`);
   }
-  const family = bytes[L.family], transport = bytes[L.transport], side = bytes[L.side];
-  if (family !== AF_INET && family !== AF_INET6) {
-    throw new DnsDecodeError(`unknown address family ${family}`);
-  }
-  if (transport !== IPPROTO_UDP && transport !== IPPROTO_TCP) {
-    throw new DnsDecodeError(`unknown transport ${transport}`);
-  }
-  if (side !== DNS_SIDE_CLIENT && side !== DNS_SIDE_SERVER) {
-    throw new DnsDecodeError(`unknown side ${side}`);
-  }
-  const ipv4 = family === AF_INET;
+  const family = familyOf(bytes[L.family]);
+  const transport = transportOf(bytes[L.transport]);
+  const side = sideOf(bytes[L.side]);
+  const ipv4 = family === "IPv4";
   const pid = view.getUint32(offset + L.pid, true);
   const cut = captured < payloadLen;
   const segment: DnsSegment = {
     timeNs: view.getBigUint64(offset + L.boot_ns, true),
-    side: side === DNS_SIDE_CLIENT ? "client" : "server",
+    side,
     outbound: bytes[L.outbound] !== 0,
-    family: ipv4 ? "IPv4" : "IPv6",
-    transport: transport === IPPROTO_UDP ? "udp" : "tcp",
+    family,
+    transport,
     localIp: formatAddress(bytes, ipv4, L.local_addr),
     localPort: view.getUint16(offset + L.local_port, true),
     remoteIp: formatAddress(bytes, ipv4, L.remote_addr),
@@ -117,5 +230,199 @@ export function decodeDnsEvent(
   };
   // The whole length, so TCP framing stays in step when the kernel copied only the start.
   if (cut) segment.payloadLength = payloadLen;
-  return { segment, cut };
+  return { segment, cut, answersOnly: kind === DNS_EVENT_ANSWERS };
+}
+
+/** A row the kernel summed: what one `struct dns_flow_key` says. */
+export interface DnsRowKey {
+  nameHash: bigint;
+  cgroupId: bigint;
+  pid: number;
+  /** With EDNS's upper bits; -1 a timeout. */
+  rcode: number;
+  qtype: number;
+  side: "client" | "server";
+  family: "IPv4" | "IPv6";
+  transport: "udp" | "tcp";
+  truncated: boolean;
+  localIp: string;
+  /** 0: the client's ephemeral port, folded in the kernel (`*`). */
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+  comm: string;
+}
+
+/** A row's sums (`struct dns_flow_stats`). */
+export interface DnsRowStats {
+  count: bigint;
+  latencySum: bigint;
+  latencyMax: bigint;
+  retransmits: bigint;
+}
+
+/** Decodes a `struct dns_flow_key` at `offset` of `bytes`. */
+export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
+  if (offset + DNS_FLOW_KEY_SIZE > bytes.length) {
+    throw new DnsDecodeError(`DNS row key cut short: ${bytes.length - offset} bytes`);
+  }
+  const L = DNS_FLOW_KEY_LAYOUT;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, DNS_FLOW_KEY_SIZE);
+  const key = bytes.subarray(offset, offset + DNS_FLOW_KEY_SIZE);
+  const family = familyOf(key[L.family]);
+  const ipv4 = family === "IPv4";
+  const pid = view.getUint32(L.pid, true);
+  return {
+    nameHash: view.getBigUint64(L.name_hash, true),
+    cgroupId: view.getBigUint64(L.cgroup_id, true),
+    pid,
+    rcode: view.getInt16(L.rcode, true),
+    qtype: view.getUint16(L.qtype, true),
+    side: sideOf(key[L.side]),
+    family,
+    transport: transportOf(key[L.transport]),
+    truncated: key[L.truncated] !== 0,
+    localIp: formatAddress(key, ipv4, L.local_addr),
+    localPort: view.getUint16(L.local_port, true),
+    remoteIp: formatAddress(key, ipv4, L.remote_addr),
+    remotePort: view.getUint16(L.remote_port, true),
+    comm: commOf(pid, key, L.comm),
+  };
+}
+
+/** Decodes a `struct dns_flow_stats` at `offset` of `bytes`. */
+export function decodeRowStats(bytes: Uint8Array, offset = 0): DnsRowStats {
+  if (offset + DNS_FLOW_STATS_SIZE > bytes.length) {
+    throw new DnsDecodeError(`DNS row stats cut short: ${bytes.length - offset} bytes`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, DNS_FLOW_STATS_SIZE);
+  const L = DNS_FLOW_STATS_LAYOUT;
+  return {
+    count: view.getBigUint64(L.count, true),
+    latencySum: view.getBigUint64(L.latency_sum, true),
+    latencyMax: view.getBigUint64(L.latency_max, true),
+    retransmits: view.getBigUint64(L.retransmits, true),
+  };
+}
+
+/** Decodes a `struct dns_row_event` (a row the flows map had no room for). */
+export function decodeRowEvent(
+  view: DataView,
+  offset: number,
+  length: number,
+): { key: DnsRowKey; stats: DnsRowStats } {
+  if (length < DNS_ROW_EVENT_SIZE) {
+    throw new DnsDecodeError(`DNS row record of ${length} bytes, not ${DNS_ROW_EVENT_SIZE}`);
+  }
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, DNS_ROW_EVENT_SIZE);
+  return {
+    key: decodeRowKey(bytes, DNS_ROW_EVENT_LAYOUT.key),
+    stats: decodeRowStats(bytes, DNS_ROW_EVENT_LAYOUT.stats),
+  };
+}
+
+/** A query awaiting its response in the kernel: its key's and value's fields. */
+export interface DnsPendingQuery {
+  nameHash: bigint;
+  qtype: number;
+  side: "client" | "server";
+  family: "IPv4" | "IPv6";
+  localIp: string;
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+  firstNs: bigint;
+  cgroupId: bigint;
+  pid: number;
+  retransmits: number;
+  comm: string;
+}
+
+/** Decodes a pending query from its `struct dns_pending_key` and `struct dns_pending`. */
+export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQuery {
+  if (key.length < DNS_PENDING_KEY_SIZE || value.length < DNS_PENDING_SIZE) {
+    throw new DnsDecodeError(`DNS pending entry cut short: ${key.length}+${value.length} bytes`);
+  }
+  const K = DNS_PENDING_KEY_LAYOUT, V = DNS_PENDING_LAYOUT;
+  const k = new DataView(key.buffer, key.byteOffset, DNS_PENDING_KEY_SIZE);
+  const v = new DataView(value.buffer, value.byteOffset, DNS_PENDING_SIZE);
+  const family = familyOf(key[K.family]);
+  const ipv4 = family === "IPv4";
+  const pid = v.getUint32(V.pid, true);
+  return {
+    nameHash: k.getBigUint64(K.name_hash, true),
+    qtype: k.getUint16(K.qtype, true),
+    side: sideOf(key[K.side]),
+    family,
+    localIp: formatAddress(key, ipv4, K.local_addr),
+    localPort: k.getUint16(K.local_port, true),
+    remoteIp: formatAddress(key, ipv4, K.remote_addr),
+    remotePort: k.getUint16(K.remote_port, true),
+    firstNs: v.getBigUint64(V.first_ns, true),
+    cgroupId: v.getBigUint64(V.cgroup_id, true),
+    pid,
+    retransmits: v.getUint32(V.retransmits, true),
+    comm: commOf(pid, value, V.comm),
+  };
+}
+
+/**
+ * The `struct dns_pending_key` the kernel would have made for a message it did not read: how
+ * user space finds (and takes) the kernel's pending query for a response it reads itself.
+ */
+export function pendingKeyBytes(
+  q: {
+    nameHash: bigint;
+    id: number;
+    qtype: number;
+    side: "client" | "server";
+    family: "IPv4" | "IPv6";
+    localPort: number;
+    remotePort: number;
+  },
+  localAddr: Uint8Array,
+  remoteAddr: Uint8Array,
+): Uint8Array<ArrayBuffer> {
+  const K = DNS_PENDING_KEY_LAYOUT;
+  const key = new Uint8Array(DNS_PENDING_KEY_SIZE);
+  const view = new DataView(key.buffer);
+  view.setBigUint64(K.name_hash, q.nameHash, true);
+  view.setUint16(K.id, q.id, true);
+  view.setUint16(K.qtype, q.qtype, true);
+  view.setUint16(K.local_port, q.localPort, true);
+  view.setUint16(K.remote_port, q.remotePort, true);
+  key[K.family] = q.family === "IPv4" ? AF_INET : AF_INET6;
+  key[K.side] = q.side === "client" ? DNS_SIDE_CLIENT : DNS_SIDE_SERVER;
+  key.set(localAddr, K.local_addr);
+  key.set(remoteAddr, K.remote_addr);
+  return key;
+}
+
+/** A `struct dns_name` value: its wire bytes (without the final 0). */
+export function decodeName(value: Uint8Array): Uint8Array {
+  const len = value[DNS_NAME_LAYOUT.len];
+  if (len > DNS_NAME_MAX || value.length < DNS_NAME_LAYOUT.wire + len) {
+    throw new DnsDecodeError(`DNS name of ${len} bytes in a ${value.length}-byte value`);
+  }
+  return value.slice(DNS_NAME_LAYOUT.wire, DNS_NAME_LAYOUT.wire + len);
+}
+
+/**
+ * The kernel's name hash: 64-bit FNV-1a over the question name in wire form, ASCII letters in
+ * lower case (bpf/dns.bpf.c question_step).
+ */
+export function nameHash(wire: Uint8Array): bigint {
+  // Two 32-bit halves instead of BigInt per byte: FNV's prime is 2^40 + 0x1b3.
+  let hi = 0xcbf29ce4, lo = 0x84222325;
+  for (const b of wire) {
+    lo ^= b;
+    // (hi, lo) * (2^40 + 0x1b3) mod 2^64, with 16-bit limbs for lo's product.
+    const loLo = (lo & 0xffff) * 0x1b3, loHi = (lo >>> 16) * 0x1b3;
+    const newLo = loLo + (loHi & 0xffff) * 0x10000;
+    const carry = Math.floor(newLo / 0x100000000) + (loHi >>> 16);
+    const newHi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) >>> 0;
+    lo = newLo >>> 0;
+    hi = newHi;
+  }
+  return (BigInt(hi) << 32n) | BigInt(lo);
 }

@@ -17,8 +17,7 @@ import { Buffer } from "node:buffer";
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
 import ipaddr from "ipaddr.js";
-import type { FieldValue, Record } from "../record.ts";
-import { ipType } from "../system/ip_type.ts";
+import type { Record } from "../record.ts";
 import { formatAddress } from "./netflow_event.ts";
 
 /** One DNS packet's payload as the probe saw it, with its socket. */
@@ -74,6 +73,20 @@ export interface DnsRequest extends
   latencyNs?: bigint;
   /** The response had the TC bit (the client will likely retry over TCP). */
   truncated: boolean;
+  /** Copies of the query sent again while the first awaited its response. */
+  retransmits: number;
+}
+
+/**
+ * A query awaiting its response elsewhere than in the tracker (the kernel), found by the
+ * tracker's `claim` for a response it reads with no query of its own.
+ */
+export interface ClaimedQuery {
+  firstNs: bigint;
+  pid: number;
+  comm: string;
+  cgroupId: bigint;
+  retransmits: number;
 }
 
 /**
@@ -330,9 +343,45 @@ function asciiLabel(bytes: Uint8Array, at: number, len: number): string | undefi
   return String.fromCharCode.apply(null, bytes.subarray(at, at + len) as unknown as number[]);
 }
 
+/**
+ * A question name in wire form (length-prefixed labels, no final 0) as records carry it: the
+ * same text the message reader gives (UTF-8 labels joined by dots, ASCII lower case, no final
+ * dot); undefined when it is not a name the reader would take.
+ */
+export function nameOfWire(wire: Uint8Array): string | undefined {
+  const bytes = new Uint8Array(wire.length + 1);
+  bytes.set(wire);
+  const name = { text: "" };
+  return readName(bytes, 0, true, name) === bytes.length ? normalizeName(name.text) : undefined;
+}
+
+/**
+ * A message's question as the kernel keys it (bpf/dns.bpf.c): the name in wire form with ASCII
+ * letters in lower case, the DNS id and the type; undefined when the kernel could not have read
+ * it (a pointer, over 254 bytes, cut short, not exactly one question).
+ */
+export function questionKey(
+  bytes: Uint8Array,
+): { wire: Uint8Array; id: number; qtype: number } | undefined {
+  if (bytes.length < HEADER_SIZE || ((bytes[4] << 8) | bytes[5]) !== 1) return undefined;
+  let at = HEADER_SIZE;
+  for (;;) {
+    if (at >= bytes.length) return undefined;
+    const len = bytes[at];
+    if (len === 0) break;
+    if (len & 0xc0 || at + 1 + len > bytes.length) return undefined;
+    at += 1 + len;
+  }
+  if (at - HEADER_SIZE > 254 || at + 5 > bytes.length) return undefined;
+  const wire = bytes.slice(HEADER_SIZE, at);
+  for (let i = 0; i < wire.length; i++) if (wire[i] >= 0x41 && wire[i] <= 0x5a) wire[i] += 0x20;
+  return { wire, id: (bytes[0] << 8) | bytes[1], qtype: (bytes[at + 1] << 8) | bytes[at + 2] };
+}
+
 /** Type names dns-packet gives, asked once per number: a one-question message of that type. */
 const qtypeNames = new Map<number, string>();
-function qtypeName(type: number): string {
+/** The name of a query type as records carry it (`A`, `AAAA`, `HTTPS`, `TYPE65280`...). */
+export function qtypeName(type: number): string {
   let name = qtypeNames.get(type);
   if (name === undefined) {
     const q = new Uint8Array([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, type >> 8, type & 0xff, 0, 1]);
@@ -485,6 +534,7 @@ interface Pending {
   segment: DnsSegment;
   name: string;
   qtype: string;
+  retransmits: number;
 }
 
 /** One direction of one TCP connection. */
@@ -523,17 +573,25 @@ export class DnsTracker {
     ignored: 0,
   };
 
+  readonly #claim?: (segment: DnsSegment, message: Uint8Array) => ClaimedQuery | undefined;
+
   /**
    * `timeoutNs`: how long a query waits for its response. `maxPending`: queries waiting at
-   * most, and TCP directions holding a partial message at most.
+   * most, and TCP directions holding a partial message at most. `claim`: for a response with
+   * no query here, the query if another tracker (the kernel) holds it, taken from there.
    */
-  constructor(options: { timeoutNs: bigint; maxPending: number }) {
+  constructor(options: {
+    timeoutNs: bigint;
+    maxPending: number;
+    claim?: (segment: DnsSegment, message: Uint8Array) => ClaimedQuery | undefined;
+  }) {
     if (options.timeoutNs < 0n) throw new RangeError(`timeoutNs ${options.timeoutNs} < 0`);
     if (!Number.isInteger(options.maxPending) || options.maxPending < 1) {
       throw new RangeError(`maxPending ${options.maxPending} is not a positive integer`);
     }
     this.#timeoutNs = options.timeoutNs;
     this.#maxPending = options.maxPending;
+    this.#claim = options.claim;
   }
 
   /** Queries waiting for their response. */
@@ -555,6 +613,17 @@ export class DnsTracker {
    * One packet; returns the requests it completed and the answers it carried (those of every
    * response it held, matched or not). Never throws on bad payloads: counts them as malformed.
    */
+  /**
+   * The answers of one message the kernel already counted (sent for its answers only): read,
+   * nothing matched or counted.
+   */
+  answers(segment: DnsSegment): DnsAnswer[] {
+    const out: DnsAnswer[] = [];
+    const m = segment.transport === "udp" ? decodeMessage(segment.payload) : undefined;
+    if (m?.response) answersOf(m, out);
+    return out;
+  }
+
   add(segment: DnsSegment): { requests: DnsRequest[]; answers: DnsAnswer[] } {
     const out = { requests: [] as DnsRequest[], answers: [] as DnsAnswer[] };
     if (segment.transport === "udp") {
@@ -686,7 +755,9 @@ export class DnsTracker {
         this.#stats.ignored++;
         return;
       }
-      if (this.#pending.has(key)) {
+      const first = this.#pending.get(key);
+      if (first) {
+        first.retransmits++;
         this.#stats.retransmits++;
         return;
       }
@@ -695,16 +766,32 @@ export class DnsTracker {
         this.#stats.pendingDropped++;
       }
       const segment = { ...seg, payload: EMPTY };
-      this.#pending.set(key, { firstNs: seg.timeNs, segment, name: m.name, qtype: m.qtype });
+      this.#pending.set(key, {
+        firstNs: seg.timeNs,
+        segment,
+        name: m.name,
+        qtype: m.qtype,
+        retransmits: 0,
+      });
       return;
     }
     answersOf(m, out.answers);
-    const p = seg.outbound === queryWay ? undefined : this.#pending.get(key);
-    if (!p) {
+    if (seg.outbound === queryWay) {
       this.#stats.unmatchedResponses++;
       return;
     }
-    this.#pending.delete(key);
+    let p = this.#pending.get(key);
+    if (p) {
+      this.#pending.delete(key);
+    } else {
+      const claimed = this.#claim?.(seg, bytes);
+      if (!claimed) {
+        this.#stats.unmatchedResponses++;
+        return;
+      }
+      const { firstNs, retransmits, ...owner } = claimed;
+      p = { firstNs, segment: { ...seg, ...owner }, name: m.name, qtype: m.qtype, retransmits };
+    }
     const latency = seg.timeNs - p.firstNs;
     out.requests.push(request(p, seg, m.rcode, m.truncated, latency > 0n ? latency : 0n));
   }
@@ -735,43 +822,12 @@ function request(
     qtype: p.qtype,
     rcode,
     truncated,
+    retransmits: p.retransmits,
   };
   if (latencyNs !== undefined) r.latencyNs = latencyNs;
   const cgroupId = q.cgroupId || end.cgroupId;
   if (cgroupId) r.cgroupId = cgroupId;
   return r;
-}
-
-/**
- * A request as a `dnsflow` record (tags and fields of ../shared/reference/measurements.md,
- * plus `pid`, `process_name`, `qtype`, `rcode_name` and `truncated`). `src_*` is this host's
- * end, `dst_*` the peer's, whichever side asked. The local socket's cgroup id is the integer
- * field `cgroup_id` (for the `container` transform), when known.
- */
-export function dnsflowRecord(r: DnsRequest, host: string, timeNs: bigint): Record {
-  const tags: { [key: string]: string } = {
-    host,
-    source: "dnsflow",
-    direction: r.side === "client" ? "outgoing" : "incoming",
-    dst_domain: r.name,
-    dst_ip: r.remoteIp,
-    dst_ip_type: ipType(r.remoteIp),
-    dst_port: String(r.remotePort),
-    family: r.family,
-    pid: String(r.pid),
-    process_name: r.comm,
-    qtype: r.qtype,
-    rcode_name: rcodeName(r.rcode),
-    src_ip: r.localIp,
-    src_ip_type: ipType(r.localIp),
-    src_port: String(r.localPort),
-    transport: r.transport,
-  };
-  if (r.truncated) tags.truncated = "true";
-  const fields: { [name: string]: FieldValue } = { count: 1n, rcode: BigInt(r.rcode) };
-  if (r.latencyNs !== undefined) fields.latency = fields.latency_max = r.latencyNs;
-  if (r.cgroupId) fields.cgroup_id = r.cgroupId;
-  return { measurement: "dnsflow", tags, fields, time: timeNs };
 }
 
 /** An answer as a `dns_answer` record, the side input of `dns_domain` stages. */

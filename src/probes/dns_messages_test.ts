@@ -5,13 +5,15 @@ import dnsPacket from "dns-packet";
 import {
   answerRecord,
   type DnsAnswer,
-  dnsflowRecord,
   type DnsRequest,
   type DnsSegment,
   DnsTracker,
   messageReaders,
+  nameOfWire,
+  questionKey,
   rcodeName,
 } from "./dns_messages.ts";
+import { dnsflowRecord } from "./dns_rows.ts";
 
 const SECOND = 1_000_000_000n;
 const T0 = 1_764_085_464_000_000_000n;
@@ -137,6 +139,7 @@ Deno.test("DnsTracker matches a UDP query to its response: one request with the 
     rcode: 0,
     latencyNs: 12_345_678n,
     truncated: false,
+    retransmits: 0,
   }]);
   assert.equal(t.pending, 0);
   assert.deepEqual(trouble(t), NO_TROUBLE);
@@ -165,6 +168,7 @@ Deno.test("DnsTracker counts a retransmitted query once and measures latency fro
 
   assert.equal(requests.length, 1);
   assert.equal(requests[0].latencyNs, 1_500_000_000n);
+  assert.equal(requests[0].retransmits, 1);
   assert.equal(t.stats.retransmits, 1);
   assert.equal(t.pending, 0);
 });
@@ -182,6 +186,7 @@ Deno.test("DnsTracker.expire() reports an unanswered query as rcode -1 once olde
     qtype: "AAAA",
     rcode: -1,
     truncated: false,
+    retransmits: 0,
   }]);
   assert.ok(!("latencyNs" in expired[0]));
   assert.equal(t.pending, 0);
@@ -227,6 +232,75 @@ Deno.test("DnsTracker ignores a query going the response's way, and counts such 
   assert.deepEqual(t.stats, { ...NO_TROUBLE, unmatchedResponses: 1, ignored: 1 });
 });
 
+Deno.test("DnsTracker takes a response's query from its claim when it holds none, and counts it unmatched otherwise", () => {
+  const claimed: string[] = [];
+  const t = new DnsTracker({
+    timeoutNs: 5n * SECOND,
+    maxPending: 10,
+    claim(segment, bytes) {
+      claimed.push(`${segment.localPort}:${bytes.length}`);
+      if (segment.localPort !== CLIENT.localPort) return undefined;
+      return { firstNs: T0 - 2000n, pid: 77, comm: "held", cgroupId: 5n, retransmits: 3 };
+    },
+  });
+
+  const { requests } = t.add(seg(CLIENT, false, T0, response("held.example")));
+  const stray = t.add(seg({ ...CLIENT, localPort: 1 }, false, T0, response("held.example")));
+
+  assert.deepEqual(requests, [{
+    ...CLIENT,
+    pid: 77,
+    comm: "held",
+    cgroupId: 5n,
+    name: "held.example",
+    qtype: "A",
+    rcode: 0,
+    latencyNs: 2000n,
+    truncated: false,
+    retransmits: 3,
+  }]);
+  assert.deepEqual(stray.requests, []);
+  assert.equal(claimed.length, 2);
+  assert.equal(t.stats.unmatchedResponses, 1);
+});
+
+Deno.test("DnsTracker.answers() reads a counted response's answers and counts nothing", () => {
+  const t = tracker();
+  const answers = t.answers(seg(
+    CLIENT,
+    false,
+    T0,
+    response("www.example.com", {
+      answers: [{ type: "A", name: "www.example.com", ttl: 30, data: "192.0.2.1" }],
+    }),
+  ));
+  assert.deepEqual(answers, [{ name: "www.example.com", address: "192.0.2.1", ttl: 30 }]);
+  assert.equal(t.pending, 0);
+  assert.deepEqual(trouble(t), NO_TROUBLE);
+});
+
+Deno.test("questionKey() gives the kernel's view of a question, nameOfWire() its text", () => {
+  const q = questionKey(query("WwW.Example.COM", "AAAA", 0x1234))!;
+  assert.deepEqual(
+    [...q.wire],
+    [
+      3,
+      ...new TextEncoder().encode("www"),
+      7,
+      ...new TextEncoder().encode("example"),
+      3,
+      99,
+      111,
+      109,
+    ],
+  );
+  assert.equal(q.id, 0x1234);
+  assert.equal(q.qtype, 28);
+  assert.equal(nameOfWire(q.wire), "www.example.com");
+  assert.equal(nameOfWire(new Uint8Array(0)), ""); // the root
+  assert.equal(questionKey(query("a.example").subarray(0, 14)), undefined); // cut in the name
+});
+
 Deno.test("DnsTracker matches a local server's inbound query to its outbound response", () => {
   const t = tracker();
 
@@ -240,6 +314,7 @@ Deno.test("DnsTracker matches a local server's inbound query to its outbound res
     rcode: 0,
     latencyNs: 250_000n,
     truncated: false,
+    retransmits: 0,
   }]);
   assert.equal(dnsflowRecord(requests[0], "h", T0).tags.direction, "incoming");
 });
@@ -583,6 +658,7 @@ const SUCCESS: DnsRequest = {
   rcode: 0,
   latencyNs: 2_500_000n,
   truncated: true,
+  retransmits: 2,
 };
 
 Deno.test("dnsflowRecord() writes a successful request's tags and fields", () => {
@@ -607,7 +683,14 @@ Deno.test("dnsflowRecord() writes a successful request's tags and fields", () =>
       transport: "udp",
       truncated: "true",
     },
-    fields: { count: 1n, rcode: 0n, latency: 2_500_000n, latency_max: 2_500_000n },
+    fields: {
+      count: 1n,
+      rcode: 0n,
+      latency: 2_500_000n,
+      latency_sum: 2_500_000n,
+      latency_max: 2_500_000n,
+      retransmits: 2n,
+    },
     time: T0,
   });
 });
@@ -623,6 +706,7 @@ Deno.test("dnsflowRecord() writes a timeout without latency or truncated", () =>
     qtype: "NS",
     rcode: -1,
     truncated: false,
+    retransmits: 0,
   };
 
   assert.deepEqual(dnsflowRecord(timeout, "ns-1", T0 + 1n), {
@@ -645,7 +729,7 @@ Deno.test("dnsflowRecord() writes a timeout without latency or truncated", () =>
       src_port: "53",
       transport: "tcp",
     },
-    fields: { count: 1n, rcode: -1n },
+    fields: { count: 1n, rcode: -1n, retransmits: 0n },
     time: T0 + 1n,
   });
 });

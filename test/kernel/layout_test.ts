@@ -21,8 +21,21 @@ import {
 } from "../../src/probes/netflow_event.ts";
 import {
   DNS_EVENT_LAYOUT,
+  DNS_FLOW_KEY_LAYOUT,
+  DNS_FLOW_KEY_SIZE,
+  DNS_FLOW_STATS_LAYOUT,
+  DNS_FLOW_STATS_SIZE,
+  DNS_NAME_LAYOUT,
+  DNS_NAME_SIZE,
   DNS_PAYLOAD_MAX,
+  DNS_PENDING_KEY_LAYOUT,
+  DNS_PENDING_KEY_SIZE,
+  DNS_PENDING_LAYOUT,
+  DNS_PENDING_SIZE,
+  DNS_ROW_EVENT_LAYOUT,
+  DNS_ROW_EVENT_SIZE,
   DNS_SETTINGS_LAYOUT,
+  DNS_SWITCHES_LAYOUT,
 } from "../../src/probes/dns_event.ts";
 import { kernelTest, objectPath } from "./_kernel.ts";
 
@@ -111,16 +124,38 @@ kernelTest(
   },
 );
 
-kernelTest("struct dns_event and dns_settings match their TypeScript layouts", {
-  objects: ["dns"],
-  tools: ["bpftool"],
-}, async () => {
-  const types = await btfTypes("dns");
-  const event = structLayout(types, "dns_event");
-  assert.deepEqual(event.offsets, DNS_EVENT_LAYOUT);
-  assert.equal(event.member("payload").nr_elems, DNS_PAYLOAD_MAX);
-  assert.equal(event.member("comm").nr_elems, 16);
-  const settings = structLayout(types, "dns_settings");
-  assert.equal(settings.size, DNS_SETTINGS_LAYOUT.size);
-  assert.equal(settings.offsets.sides, DNS_SETTINGS_LAYOUT.sides);
-});
+kernelTest(
+  "the dns structs (event, row, pending query, name, settings) match their TypeScript layouts",
+  {
+    objects: ["dns"],
+    tools: ["bpftool"],
+  },
+  async () => {
+    const types = await btfTypes("dns");
+    const event = structLayout(types, "dns_event");
+    assert.deepEqual(event.offsets, DNS_EVENT_LAYOUT);
+    assert.equal(event.member("payload").nr_elems, DNS_PAYLOAD_MAX);
+    assert.equal(event.member("comm").nr_elems, 16);
+    const sized = [
+      ["dns_flow_key", DNS_FLOW_KEY_LAYOUT, DNS_FLOW_KEY_SIZE],
+      ["dns_flow_stats", DNS_FLOW_STATS_LAYOUT, DNS_FLOW_STATS_SIZE],
+      ["dns_row_event", DNS_ROW_EVENT_LAYOUT, DNS_ROW_EVENT_SIZE],
+      ["dns_pending_key", DNS_PENDING_KEY_LAYOUT, DNS_PENDING_KEY_SIZE],
+      ["dns_pending", DNS_PENDING_LAYOUT, DNS_PENDING_SIZE],
+      ["dns_name", DNS_NAME_LAYOUT, DNS_NAME_SIZE],
+    ] as const;
+    for (const [name, layout, size] of sized) {
+      const struct = structLayout(types, name);
+      assert.deepEqual(struct.offsets, layout, name);
+      assert.equal(struct.size, size, name);
+    }
+    const { size: settingsSize, ...settingsLayout } = DNS_SETTINGS_LAYOUT;
+    const settings = structLayout(types, "dns_settings");
+    assert.equal(settings.size, settingsSize);
+    assert.deepEqual(settings.offsets, settingsLayout);
+    const { size: switchesSize, ...switchesLayout } = DNS_SWITCHES_LAYOUT;
+    const switches = structLayout(types, "dns_switches");
+    assert.equal(switches.size, switchesSize);
+    assert.deepEqual(switches.offsets, switchesLayout);
+  },
+);
