@@ -188,6 +188,7 @@ async function tryProbe(p: StageNode): Promise<Check> {
     host: "doctor",
     clock: new LiveClock(),
     pushdown: {},
+    inputSpanMs: 0,
     log,
     counters: counters.bound({ stage: p.name }),
     emit: () => {},

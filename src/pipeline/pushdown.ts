@@ -72,6 +72,25 @@ function foldRanges(from: string, readers: Map<string, StageNode[]>): Set<string
   return ranges;
 }
 
+/**
+ * The longest span one record reaching `node` may sum: the longest `intervalMs` of the probes
+ * upstream of it (see StageContext.inputSpanMs).
+ */
+export function inputSpanMs(node: StageNode, graph: readonly StageNode[]): number {
+  const byName = new Map(graph.map((n) => [n.name, n]));
+  const seen = new Set<string>();
+  const stack = [...node.inputs];
+  let span = 0;
+  while (stack.length > 0) {
+    const n = byName.get(stack.pop()!);
+    if (n === undefined || seen.has(n.name)) continue;
+    seen.add(n.name);
+    if (n.kind === "probe") span = Math.max(span, n.def.intervalMs?.(n.config) ?? 0);
+    else stack.push(...n.inputs);
+  }
+  return span;
+}
+
 /** The pushdown as `--explain` shows it, one line each; none when there is nothing. */
 export function describePushdown(p: Pushdown): string[] {
   const lines: string[] = [];

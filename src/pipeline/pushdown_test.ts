@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parsePipeline } from "./load.ts";
-import { pushdownFor } from "./pushdown.ts";
+import { inputSpanMs, pushdownFor } from "./pushdown.ts";
 
 /** The pushdown of probe `probe` in a pipeline of `transforms` (YAML) reading probes dns, flows. */
 function pushdown(transforms: string, outputs = "[tail]", probe = "dns") {
@@ -59,4 +59,26 @@ Deno.test("pushdownFor() gives the tightest TTL clamp of the stages reading the 
     pushdown(`  tail: { type: dns_domain, inputs: [flows], answers_from: dns }`, "[tail]", "flows"),
     {},
   );
+});
+
+Deno.test("inputSpanMs() is the longest poll of the probes upstream, through any stages", () => {
+  const text = `version: 1
+probes:
+  dns: { type: dns, poll: 5s }
+  flows: { type: netflow, poll: 30s }
+  sh: { type: bash }
+transforms:
+  named: { type: dns_domain, inputs: [flows], answers_from: dns }
+  both: { type: container, inputs: [named, dns] }
+  typed: { type: container, inputs: [sh] }
+outputs:
+  out: { type: stdout, inputs: [both, typed] }
+`;
+  const pipeline = parsePipeline("p.yaml", text, () => undefined);
+  const span = (name: string) =>
+    inputSpanMs(pipeline.stages.find((s) => s.name === name)!, pipeline.stages);
+  assert.equal(span("named"), 30_000); // the side input (answers) is not a record it sums
+  assert.equal(span("both"), 30_000);
+  assert.equal(span("typed"), 0); // bash: one command, one record
+  assert.equal(span("out"), 30_000);
 });

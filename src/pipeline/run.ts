@@ -13,7 +13,7 @@ import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import { watchLosses } from "./loss_watch.ts";
-import { pushdownFor } from "./pushdown.ts";
+import { inputSpanMs, pushdownFor } from "./pushdown.ts";
 import { trimCHeap } from "../../ffi/malloc_trim.ts";
 import {
   type FlushReason,
@@ -39,8 +39,11 @@ export interface RuntimeEnv {
 class Runner {
   node: StageNode;
   stage!: Stage;
-  /** What the stage was built with: a probe is rebuilt when a reload changes it. */
+  /** The graph the stage was built in (what it tells the stage: see identity()). */
+  graph: readonly StageNode[];
+  /** What the graph tells the stage: it is rebuilt when a reload changes it. */
   readonly pushdown: Pushdown;
+  readonly inputSpanMs: number;
   /** The runners that read this one's records; replaced on reload. */
   downstream: Runner[] = [];
   /** The runners that name this one in a side-input key, with the key; replaced on reload. */
@@ -57,9 +60,11 @@ class Runner {
   beforeSnapshot: () => void = () => {};
   #errorsLogged = 0;
 
-  constructor(node: StageNode, env: RuntimeEnv, pushdown: Pushdown, tap?: Tap) {
+  constructor(node: StageNode, env: RuntimeEnv, graph: readonly StageNode[], tap?: Tap) {
     this.node = node;
-    this.pushdown = pushdown;
+    this.graph = graph;
+    this.pushdown = pushdownIn(node, graph);
+    this.inputSpanMs = inputSpanMs(node, graph);
     this.#env = env;
     if (node.kind === "probe") this.#tap = tap;
     this.#labels = { stage: node.name };
@@ -75,6 +80,7 @@ class Runner {
       host,
       clock,
       pushdown: this.pushdown,
+      inputSpanMs: this.inputSpanMs,
       log,
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),
@@ -231,12 +237,17 @@ export interface RunningPipeline {
 }
 
 /**
- * What makes two generations' stages the same stage: everything but their wiring, and for a
- * probe what the stages after it let it do in the kernel.
+ * What makes two generations' stages the same stage: everything but their wiring, and what the
+ * graph tells the stage (what a probe may do in the kernel, the span a record may sum).
  */
-function identity(node: StageNode, pushdown: Pushdown): string {
+function identity(node: StageNode, graph: readonly StageNode[]): string {
   const { inputs: _inputs, ...settings } = node.raw;
-  return JSON.stringify([node.section, node.def.type, node.required, settings, pushdown]);
+  return JSON.stringify([node.section, node.def.type, node.required, settings, facts(node, graph)]);
+}
+
+/** What the graph tells a stage, as one value to compare. */
+function facts(node: StageNode, graph: readonly StageNode[]) {
+  return [pushdownIn(node, graph), inputSpanMs(node, graph)];
 }
 
 /** A probe's pushdown in `graph`; nothing for other stages. */
@@ -274,9 +285,7 @@ export async function startPipeline(
     graph: StageNode[],
     existing: Map<string, Runner>,
   ): Promise<Runner[]> => {
-    const created = new Map(
-      nodes.map((n) => [n.name, new Runner(n, env, pushdownIn(n, graph), options.tap)]),
-    );
+    const created = new Map(nodes.map((n) => [n.name, new Runner(n, env, graph, options.tap)]));
     for (const runner of created.values()) {
       runner.beforeSnapshot = sampleQueues;
       runner.downstream = graph
@@ -389,14 +398,15 @@ export async function startPipeline(
       const applies = new Map<string, () => void>();
       for (const node of next.stages) {
         const current = old.get(node.name);
-        const pushdown = pushdownIn(node, next.stages);
-        if (current && identity(current.node, current.pushdown) === identity(node, pushdown)) {
+        if (current && identity(current.node, current.graph) === identity(node, next.stages)) {
           keep.set(node.name, current);
           continue;
         }
         // Same stage with other settings: in place when the stage can, else rebuilt.
-        const samePushdown = JSON.stringify(current?.pushdown) === JSON.stringify(pushdown);
-        const apply = current && samePushdown && sameStage(current.node, node)
+        const sameFacts = current !== undefined &&
+          JSON.stringify(facts(current.node, current.graph)) ===
+            JSON.stringify(facts(node, next.stages));
+        const apply = current && sameFacts && sameStage(current.node, node)
           ? current.stage.reconfigure?.(node.config)
           : undefined;
         if (apply) {
@@ -415,7 +425,8 @@ export async function startPipeline(
       for (const node of next.stages) {
         const kept = keep.get(node.name);
         if (kept) {
-          kept.node = node; // new wiring, same stage
+          kept.node = node; // new wiring, same stage (and the same facts from the graph)
+          kept.graph = next.stages;
           live.set(node.name, kept);
         }
       }

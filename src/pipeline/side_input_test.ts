@@ -170,7 +170,8 @@ Deno.test("dns_domain fills dst_domain from answers that reach it as side record
   running.inject("dns_raw", answer("example.com", "93.184.216.34", 60n));
   running.inject("netflow", flow("93.184.216.34"));
   running.inject("netflow", flow("198.51.100.1"));
-  clock.advance(T + 60n * S);
+  // The 60 s TTL, and the 10 s a netflow record may sum (its poll), have passed.
+  clock.advance(T + 70n * S);
   running.inject("netflow", flow("93.184.216.34"));
   await running.stop();
   assert.deepEqual(captured.get("out")!.map((r) => r.tags.dst_domain), ["example.com", "", ""]);

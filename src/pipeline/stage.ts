@@ -106,6 +106,13 @@ export interface StageContext {
   readonly clock: Clock;
   /** Probes: what they may do in the kernel for the stages after them ({} for others). */
   readonly pushdown: Pushdown;
+  /**
+   * Stages after probes: the longest span of time one record reaching this stage may sum (the
+   * longest `intervalMs` of the probes upstream; 0 when every record is one event at its time).
+   * A record stamped `t` stands for what happened in (t - span, t]: dns_domain looks a name up
+   * over that span, so a connection counted at the end of a poll keeps the name it had.
+   */
+  readonly inputSpanMs: number;
   readonly counters: StageCounters;
   readonly log: Logger;
   /** Passes a record downstream (counted as `records_out`). */
@@ -158,6 +165,8 @@ export interface StageDef<C = any> {
    * stages that say they touch no port (see {@linkcode Pushdown}); absent: any tag.
    */
   tagsUsed?(config: C): readonly string[];
+  /** Probes: the longest span of time one record sums (a poll), 0 or absent: one event. */
+  intervalMs?(config: C): number;
   /** Transforms: the client ports it writes as `*` (what `ephemeral_port` does). */
   foldsClientPorts?(config: C): PortRange | "kernel";
   /** Side readers of DNS answers: how long they keep a name ({@linkcode Pushdown.answerTtl}). */

@@ -10,7 +10,7 @@ import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
 import { At, readWithSchema } from "./schema.ts";
-import type { Stage, StageDef } from "./stage.ts";
+import type { Pushdown, Stage, StageDef } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
 
 /** Configures `def` from `options` the way the loader does; the stage sits at `test.<type>`. */
@@ -38,11 +38,15 @@ export interface StageUnderTest {
   logs: string[];
 }
 
-/** Configures and builds `def`; throws if the options do not validate. */
+/**
+ * Configures and builds `def`; throws if the options do not validate. `graph`: what the graph
+ * would tell the stage (ctx.pushdown, ctx.inputSpanMs), none by default.
+ */
 export async function buildStage(
   def: StageDef,
   options: { [key: string]: unknown },
   clock = new ManualClock(1_764_000_000_000_000_000n),
+  graph: { pushdown?: Pushdown; inputSpanMs?: number } = {},
 ): Promise<StageUnderTest> {
   const { config, errors } = configureStage(def, options);
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));
@@ -58,7 +62,8 @@ export async function buildStage(
     name: def.type,
     host: "test-host",
     clock,
-    pushdown: {},
+    pushdown: graph.pushdown ?? {},
+    inputSpanMs: graph.inputSpanMs ?? 0,
     log,
     counters: counters.bound({ stage: def.type }),
     emit: (record) => emitted.push(record),

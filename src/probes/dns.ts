@@ -138,7 +138,7 @@ export const dnsProbe: StageDef<DnsConfig> = {
       default: 16384,
       min: 16,
       max: 1 << 22,
-      doc: "rows the kernel sums between polls; beyond, rows go through the ring (flows_full)",
+      doc: "rows the kernel sums between polls; beyond, rows go through the ring (rows_via_ring)",
     },
     max_names: {
       type: "integer",
@@ -193,6 +193,8 @@ export const dnsProbe: StageDef<DnsConfig> = {
       reads: [],
     };
   },
+
+  intervalMs: (config) => (config.per_request ? 0 : config.poll),
 
   build(config, ctx) {
     return attach(config, ctx);

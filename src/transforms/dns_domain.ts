@@ -20,9 +20,11 @@
  * clamped to [min_ttl, max_ttl]. `min_ttl` matters for TTL-0 answers: dnsmasq gives its local
  * records TTL 0, yet the connection that follows the answer still belongs to that name.
  *
- * A record whose `ip_tag` is set and whose `tag` is missing or empty is looked up at the
- * clock's now; on a hit it goes on as a copy with the tag set (another branch of the pipeline
- * may hold the input), its fields shared. Any other record goes on unchanged (the same object),
+ * A record whose `ip_tag` is set and whose `tag` is missing or empty is looked up: a name that
+ * was live at any time in the span the record sums (ctx.inputSpanMs: netflow's records sum a
+ * poll, so a connection closed early in it still gets the name it was made with) names it; on a
+ * hit it goes on as a copy with the tag set (another branch of the pipeline may hold the
+ * input), its fields shared. Any other record goes on unchanged (the same object),
  * whatever its measurement. A name already there is left alone.
  *
  * The collector itself never sends a DNS query (no reverse lookups): names come only from
@@ -106,6 +108,7 @@ export const dnsDomainTransform: StageDef<DnsDomainConfig> = {
   },
   build(config, ctx): Stage {
     const { tag, ip_tag: ipTag } = config;
+    const span = BigInt(ctx.inputSpanMs) * 1_000_000n;
     const cache = new DomainCache({
       maxEntries: config.max_entries,
       minTtlMs: config.min_ttl,
@@ -135,7 +138,8 @@ export const dnsDomainTransform: StageDef<DnsDomainConfig> = {
         const tags = record.tags;
         const ip = tags[ipTag];
         if (!ip || tags[tag]) return ctx.emit(record);
-        const name = cache.lookup(ip, ctx.clock.now());
+        // Any time in the span the record sums: a name may have expired since it named the flow.
+        const name = cache.lookup(ip, ctx.clock.now() - span);
         if (name === undefined) misses.inc();
         else hits.inc();
         sync();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { ManualClock } from "../pipeline/clock.ts";
 import { buildStage, configureStage } from "../pipeline/testing.ts";
 import type { Record } from "../record.ts";
 import { type DnsDomainConfig, dnsDomainTransform } from "./dns_domain.ts";
@@ -94,6 +95,21 @@ Deno.test("dns_domain passes records without the ip tag and ignores other side r
     undefined,
   ]);
   assert.equal(counters.get("domain_cache_entries", { stage: "dns_domain" }), 1n);
+});
+
+Deno.test("dns_domain names a record that sums a span (a poll) if the name was live in it", async () => {
+  const { stage, emitted, clock } = await buildStage(
+    dnsDomainTransform,
+    { answers_from: "dns", min_ttl: "10s" },
+    new ManualClock(T),
+    { inputSpanMs: 60_000 }, // records sum a minute
+  );
+  stage.side!("answers_from", answer("router.lan", "192.168.1.1", 0n)); // live until T + 10 s
+  clock.advance(T + 69n * S); // a poll covering (T + 9 s, T + 69 s]: it was live then
+  stage.push(flow("192.168.1.1", ""));
+  clock.advance(T + 70n * S); // covering (T + 10 s, T + 70 s]: it was not
+  stage.push(flow("192.168.1.1", ""));
+  assert.deepEqual(emitted.map((r) => r.tags.dst_domain), ["router.lan", ""]);
 });
 
 Deno.test("dns_domain stops naming an address once its TTL is up", async () => {
