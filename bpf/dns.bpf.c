@@ -73,7 +73,6 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 10000);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct dns_pending_key);
 	__type(value, struct dns_pending);
 } pending SEC(".maps");
@@ -85,18 +84,16 @@ struct {
 struct dns_flows {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct dns_flow_key);
 	__type(value, struct dns_flow_stats);
 };
 struct dns_flows flows0 SEC(".maps");
 struct dns_flows flows1 SEC(".maps");
 
-/* Question names by hash; user space removes those no row used for a while. */
+/* Question names by hash, looked up by every new query: the least recently used go first. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
 	__type(key, __u64);
 	__type(value, struct dns_name);
 } names SEC(".maps");
@@ -159,28 +156,45 @@ static __always_inline void map_v4(__u8 out[16], __be32 addr)
 }
 
 /*
- * True when the packet cannot be DNS, judged from its socket alone: a connected socket (TCP, or
- * UDP after connect()) whose ports are both not DNS ports carries no DNS, so the headers need
- * not be read (that cost ~140 ns a packet on egress, measured with bpf_stats). cgroup_skb runs
- * with the full socket in skb->sk. Unconnected sockets (remote port 0: UDP sendto/recvfrom, a
- * TCP listener) take the full path. One exception: sendto() with an address on a connected UDP
- * socket sends there, so on egress a socket the sendmsg hook noted (it talked to a DNS port)
- * takes the full path too.
+ * True when the packet cannot be DNS, judged from its socket: a connected socket (TCP, or UDP
+ * after connect()) whose ports are both not DNS ports carries no DNS, so the headers need not
+ * be copied (that cost ~140 ns a packet, measured with bpf_stats). Unconnected sockets (remote
+ * port 0: UDP sendto/recvfrom, a TCP listener) take the full path. One exception: sendto() with
+ * an address on a connected UDP socket sends there, so an egress UDP packet's destination port
+ * is read in place (direct packet access: a few ns, where a socket storage lookup cost ~50).
  */
 static __always_inline bool surely_not_dns(struct __sk_buff *skb, bool egress)
 {
 	__u32 remote = bpf_ntohl(skb->remote_port); /* network order in the high half */
-	struct bpf_sock *sk;
+	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+	__u8 *l4;
 
 	if (!remote || dns_port(remote) || dns_port(skb->local_port))
 		return false;
 	if (!egress)
 		return true;
-	sk = skb->sk;
-	if (!sk)
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = data;
+
+		if ((void *)(ip + 1) > end)
+			return false;
+		if (ip->protocol != IPPROTO_UDP) /* a connected TCP socket sends only to its peer */
+			return true;
+		l4 = data + ip->ihl * 4;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+
+		if ((void *)(ip6 + 1) > end)
+			return false;
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return true;
+		l4 = (void *)(ip6 + 1);
+	} else {
+		return true;
+	}
+	if ((void *)(l4 + 4) > end) /* headers not in the linear part: take the full path */
 		return false;
-	sk = bpf_sk_fullsock(sk);
-	return sk && !bpf_sk_storage_get(&owners, sk, 0, 0);
+	return !dns_port((__u32)l4[2] << 8 | l4[3]);
 }
 
 static __always_inline struct dns_scratch *scratch_slot(__u32 slot)
@@ -198,49 +212,60 @@ static __always_inline __u16 u16_at(const struct dns_event *e, __u32 at)
 	return (__u16)byte_at(e, at) << 8 | byte_at(e, at + 1);
 }
 
-/* The question name, read byte by byte into `name` (lower case) and hashed (FNV-1a). */
+/*
+ * The question name: its labels walked (no pointer: a question never needs one) to find its
+ * end. Names are kept as the message spells them: a response repeats its query's question
+ * byte for byte, and user space writes names in lower case.
+ */
 struct question_walk {
 	__u32 slot;
 	__u32 pos; /* in the payload */
 	__u32 end; /* bytes captured */
-	__u32 out; /* bytes written to name.wire */
-	__u32 left; /* bytes left of the current label */
 	__s32 status; /* 0 walking, 1 done, -1 cannot (pointer, too long, cut) */
-	__u64 hash;
 };
 
 static long question_step(__u32 i, struct question_walk *q)
 {
 	struct dns_scratch *s = scratch_slot(q->slot);
-	__u8 b;
+	__u8 len;
 
 	if (!s || q->pos >= q->end)
 		goto cannot;
-	b = byte_at(&s->event, q->pos);
-	if (q->left == 0) {
-		if (b == 0) {
-			q->pos++;
-			q->status = 1;
-			return 1;
-		}
-		if (b & 0xc0) /* a pointer (never needed in a question) or a reserved label type */
-			goto cannot;
-		q->left = b;
-	} else {
-		if (b >= 'A' && b <= 'Z')
-			b += 'a' - 'A';
-		q->left--;
+	len = byte_at(&s->event, q->pos);
+	if (len == 0) {
+		q->pos++;
+		q->status = 1;
+		return 1;
 	}
-	if (q->out >= DNS_NAME_MAX) /* user space's reader gives up past 254 bytes too */
+	if (len & 0xc0) /* a pointer or a reserved label type */
 		goto cannot;
-	s->name.wire[q->out & 0xff] = b;
-	q->out++;
-	q->pos++;
-	q->hash = (q->hash ^ b) * FNV_PRIME;
+	q->pos += 1 + len;
 	return 0;
 cannot:
 	q->status = -1;
 	return 1;
+}
+
+/*
+ * The name's hash, over its wire bytes as little-endian 64-bit words, the last one zero-padded
+ * (src/probes/dns_event.ts nameHash computes the same). Leaves the padding zeroed in `name`.
+ */
+static __always_inline __u64 hash_name(struct dns_name *name)
+{
+	__u64 *words = (__u64 *)name->wire, h = FNV_OFFSET ^ name->len, w;
+	__u32 n = (name->len + 7) / 8, tail = name->len % 8;
+	int i;
+
+	if (tail) /* the padding is hashed as zeros, and compared as zeros later */
+		words[(n - 1) & 31] &= (1ULL << (tail * 8)) - 1;
+	for (i = 0; i < 32; i++) {
+		if (i >= n)
+			break;
+		w = words[i];
+		h = (h ^ w) * FNV_PRIME;
+		h ^= h >> 29;
+	}
+	return h;
 }
 
 /* A response's records walked to the end: its EDNS rcode bits and its A/AAAA answers. */
@@ -413,7 +438,7 @@ static __always_inline void count_request(struct dns_scratch *s, const struct dn
 		added = add_row(&flows0, k, latency, p->retransmits);
 	if (added)
 		return;
-	count(DNS_COUNT_FLOWS_FULL);
+	count(DNS_COUNT_ROWS_VIA_RING);
 	row->kind = DNS_EVENT_ROW;
 	add_stats(&row->stats, latency, p->retransmits);
 	if (bpf_ringbuf_output(&events, row, sizeof(*row), 0))
@@ -425,26 +450,30 @@ static __always_inline bool name_known(struct dns_scratch *s, __u64 hash)
 {
 	struct dns_name *stored = bpf_map_lookup_elem(&names, &hash);
 	const __u64 *a, *b;
+	__u32 n;
 	int i;
 
 	if (!stored) {
-		/* EEXIST: another CPU stored it first; compared by the next query. */
-		if (bpf_map_update_elem(&names, &hash, &s->name, BPF_NOEXIST) == -E2BIG) {
-			count(DNS_COUNT_NAMES_FULL);
-			return false;
-		}
+		/* An LRU: never full. EEXIST: another CPU stored it first. */
+		bpf_map_update_elem(&names, &hash, &s->name, BPF_NOEXIST);
 		return true;
 	}
-	/* Both are zero past their length, so whole words compare. */
-	a = (const __u64 *)stored;
-	b = (const __u64 *)&s->name;
-	for (i = 0; i < sizeof(struct dns_name) / 8; i++) {
-		if (a[i] != b[i]) {
-			count(DNS_COUNT_NAME_COLLISIONS);
-			return false;
-		}
+	/* Both are zero from their length to the end of its last word: whole words compare. */
+	if (stored->len != s->name.len)
+		goto collision;
+	a = (const __u64 *)stored->wire;
+	b = (const __u64 *)s->name.wire;
+	n = (s->name.len + 7) / 8;
+	for (i = 0; i < 32; i++) {
+		if (i >= n)
+			break;
+		if (a[i] != b[i])
+			goto collision;
 	}
 	return true;
+collision:
+	count(DNS_COUNT_NAME_COLLISIONS);
+	return false;
 }
 
 /* A query: remembered until its response, or counted as sent again. False: user space's. */
@@ -511,12 +540,12 @@ static __always_inline void offer_answers(struct dns_scratch *s, const struct re
 static __always_inline bool count_here(struct dns_scratch *s, __u32 slot)
 {
 	struct dns_event *e = &s->event;
-	struct question_walk q = { .slot = slot, .pos = DNS_HEADER, .end = e->captured,
-				   .hash = FNV_OFFSET };
+	struct question_walk q = { .slot = slot, .pos = DNS_HEADER, .end = e->captured };
 	struct record_walk w = { .slot = slot, .end = e->captured, .in_name = 1,
 				 .min_ttl = 0xffffffff };
 	struct dns_pending p, *found;
 	__u16 flags, questions;
+	__u32 len;
 	bool response, query_way;
 
 	if (e->captured < DNS_HEADER)
@@ -525,14 +554,18 @@ static __always_inline bool count_here(struct dns_scratch *s, __u32 slot)
 	questions = u16_at(e, 4);
 	if (questions != 1) /* none is malformed; several: user space takes the first as we would */
 		return false;
-	__builtin_memset(&s->name, 0, sizeof(s->name));
-	bpf_loop(DNS_NAME_MAX + 1, question_step, &q, 0);
-	if (q.status != 1 || q.pos + 4 > e->captured)
+	bpf_loop(DNS_NAME_MAX / 2 + 1, question_step, &q, 0);
+	/* The name is at most 254 bytes, as user space's reader allows. */
+	len = q.pos - 1 - DNS_HEADER;
+	if (q.status != 1 || len > DNS_NAME_MAX || q.pos + 4 > e->captured)
 		return false;
-	s->name.len = q.out;
+	s->name.len = len;
+	barrier_var(len); /* else the compiler drops the mask the verifier needs, as len <= 254 */
+	if (bpf_probe_read_kernel(s->name.wire, len & 0xff, e->payload + DNS_HEADER))
+		return false;
 
 	__builtin_memset(&s->pkey, 0, sizeof(s->pkey));
-	s->pkey.name_hash = q.hash;
+	s->pkey.name_hash = hash_name(&s->name);
 	s->pkey.id = u16_at(e, 0);
 	s->pkey.qtype = u16_at(e, q.pos);
 	s->pkey.local_port = e->local_port;
@@ -713,14 +746,19 @@ static __always_inline int note_owner(struct bpf_sock_addr *ctx)
 {
 	struct bpf_sock *sk = ctx->sk;
 	struct dns_owner *owner;
+	__u32 pid;
 
 	if (!sk)
 		return 1;
-	if (!dns_port(bpf_ntohs(ctx->user_port)) && !dns_port(sk->src_port))
+	/* A client's socket talks to a DNS port; a server's is bound to one (if servers count). */
+	if (!dns_port(bpf_ntohs(ctx->user_port)) &&
+	    !((settings.sides & DNS_SIDE_SERVER) && dns_port(sk->src_port)))
 		return 1;
 	owner = bpf_sk_storage_get(&owners, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (owner) {
-		owner->pid = bpf_get_current_pid_tgid() >> 32;
+	pid = bpf_get_current_pid_tgid() >> 32;
+	/* Noted already: a socket's calls are its process's (the name read costs most). */
+	if (owner && owner->pid != pid) {
+		owner->pid = pid;
 		current_process_name(owner->comm);
 	}
 	return 1; /* never refuse: we only watch */

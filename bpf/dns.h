@@ -119,10 +119,14 @@ struct dns_pending {
 _Static_assert(sizeof(struct dns_pending_key) == 56, "update DNS_PENDING_KEY_LAYOUT");
 _Static_assert(sizeof(struct dns_pending) == 40, "update DNS_PENDING_LAYOUT");
 
-/* A question name in wire form, lower case: the value of `names`, keyed by its hash. */
+/*
+ * A question name in wire form, as the message spells it: the value of `names`, keyed by its
+ * hash. Hashed and compared as 64-bit words, zero past `len` to the end of the last one.
+ */
 struct dns_name {
-	__u8 len;
-	__u8 wire[DNS_NAME_MAX + 1];
+	__u8 wire[256];
+	__u32 len;
+	__u32 _pad;
 };
 
 /* Counts the kernel keeps (per CPU); user space reports them by these names. */
@@ -131,12 +135,11 @@ enum dns_count {
 	DNS_COUNT_ANSWERS = 1,    /* counted messages sent for their answers */
 	DNS_COUNT_RETRANSMITS = 2,
 	DNS_COUNT_IGNORED = 3,    /* queries travelling the response's way for their side */
-	DNS_COUNT_PENDING_FULL = 4,
-	DNS_COUNT_FLOWS_FULL = 5, /* rows sent through the ring instead */
-	DNS_COUNT_NAMES_FULL = 6,
-	DNS_COUNT_NAME_COLLISIONS = 7,
-	DNS_COUNT_PORTS_COLLAPSED = 8,
-	DNS_COUNTS = 9,
+	DNS_COUNT_PENDING_FULL = 4, /* queries user space matches instead */
+	DNS_COUNT_ROWS_VIA_RING = 5, /* the flows map was full: rows sent through the ring */
+	DNS_COUNT_NAME_COLLISIONS = 6,
+	DNS_COUNT_PORTS_COLLAPSED = 7,
+	DNS_COUNTS = 8,
 };
 
 /* Who owns a socket: set in process context (connect, sendmsg, recvmsg hooks). */

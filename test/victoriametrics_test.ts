@@ -129,8 +129,7 @@ function recordedHour(): { lines: string[]; bytesWritten: bigint; requests: bigi
           retransmits: BigInt(rnd(10) === 0 ? 1 : 0),
           tcp_established: 1n,
           tcp_closed: 1n,
-          rtt: BigInt(400 + rnd(600)),
-          rtt_var: BigInt(100 + rnd(200)),
+          ...rtt(BigInt(400 + rnd(600)), BigInt(100 + rnd(200))),
         }),
       );
     }
@@ -144,8 +143,7 @@ function recordedHour(): { lines: string[]; bytesWritten: bigint; requests: bigi
           retransmits: 0n,
           tcp_established: m === 0n && s === 5n ? 1n : 0n,
           tcp_closed: 0n,
-          rtt: BigInt(150 + rnd(100)),
-          rtt_var: BigInt(40 + rnd(40)),
+          ...rtt(BigInt(150 + rnd(100)), BigInt(40 + rnd(40))),
         }),
       );
     }
@@ -167,8 +165,7 @@ function recordedHour(): { lines: string[]; bytesWritten: bigint; requests: bigi
           retransmits: 0n,
           tcp_established: 1n,
           tcp_closed: 1n,
-          rtt: BigInt(20_000 + rnd(30_000)),
-          rtt_var: BigInt(5000 + rnd(5000)),
+          ...rtt(BigInt(20_000 + rnd(30_000)), BigInt(5000 + rnd(5000))),
         }),
       );
     }
@@ -198,6 +195,11 @@ function recordedHour(): { lines: string[]; bytesWritten: bigint; requests: bigi
     }),
   );
   return { lines, bytesWritten, requests };
+}
+
+/** A socket's RTT fields as the netflow probe reports them: one sample. */
+function rtt(rtt: bigint, rttVar: bigint) {
+  return { rtt, rtt_var: rttVar, rtt_sum: rtt, rtt_var_sum: rttVar, rtt_samples: 1n };
 }
 
 /** A request as the dns probe reports it (count 1; no latency when it timed out). */
@@ -264,8 +266,8 @@ windows:
       retransmits: { from: retransmits, agg: sum }
       tcp_established: { from: tcp_established, agg: sum }
       tcp_closed: { from: tcp_closed, agg: sum }
-      rtt: { from: rtt, agg: mean }
-      rtt_var: { from: rtt_var, agg: mean }
+      rtt: { from: rtt_sum, agg: mean, per: rtt_samples }
+      rtt_var: { from: rtt_var_sum, agg: mean, per: rtt_samples }
   dnsflow_per_minute:
     inputs: [requests]
     every: 60s

@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * const watch = watchLosses(counters, log, clock);
- * // ... warning: flows: 37 events lost (TCP socket map full: ...; raise max_sockets)
+ * // ... warning: flows: 37 events lost (UDP flow map full: ...; raise max_udp_flows)
  * watch.stop();
  * ```
  *
@@ -35,7 +35,7 @@ const KINDS: { [counter: string]: { what: string; why?: string } } = {
   read_failed: { what: "events lost", why: "could not read user memory" },
   sockets_full: {
     what: "events lost",
-    why: "TCP socket map full: pid and direction of new sockets unknown; raise max_sockets",
+    why: "no kernel memory for TCP socket storage: pid and direction of new sockets unknown",
   },
   flows_full: {
     what: "events lost",

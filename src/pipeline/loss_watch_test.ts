@@ -19,8 +19,8 @@ Deno.test("watchLosses() warns at the first loss, then at most once per 10 s wit
   counters.set("sockets_full", 5n, { stage: "flows" });
   clock.advance(T + 1n * S);
   assert.deepEqual(warnings, [
-    "flows: 5 events lost (TCP socket map full: pid and direction of new sockets unknown; " +
-    "raise max_sockets)",
+    "flows: 5 events lost (no kernel memory for TCP socket storage: pid and direction of new " +
+    "sockets unknown)",
   ]);
   for (let s = 2n; s <= 10n; s++) {
     counters.set("sockets_full", 5n + s, { stage: "flows" }); // grows every second
@@ -30,7 +30,10 @@ Deno.test("watchLosses() warns at the first loss, then at most once per 10 s wit
   counters.set("sockets_full", 20n, { stage: "flows" });
   clock.advance(T + 11n * S);
   assert.equal(warnings.length, 2);
-  assert.match(warnings[1], /^flows: 15 events lost \(TCP socket map full.*\); 20 in all$/);
+  assert.match(
+    warnings[1],
+    /^flows: 15 events lost \(no kernel memory for TCP socket.*\); 20 in all$/,
+  );
   watch.stop();
 });
 

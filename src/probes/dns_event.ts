@@ -92,9 +92,9 @@ export const DNS_PENDING_LAYOUT = {
 } as const;
 export const DNS_PENDING_SIZE = 40;
 
-/** `struct dns_name`: a length byte, then the name in wire form (lower case). */
-export const DNS_NAME_LAYOUT = { len: 0, wire: 1 } as const;
-export const DNS_NAME_SIZE = 256;
+/** `struct dns_name`: the name in wire form as the message spells it, then its length. */
+export const DNS_NAME_LAYOUT = { wire: 0, len: 256, _pad: 260 } as const;
+export const DNS_NAME_SIZE = 264;
 export const DNS_NAME_MAX = 254;
 
 /** `struct dns_settings` (.rodata). */
@@ -118,8 +118,7 @@ export const DNS_COUNTS = [
   "kernel_retransmits",
   "kernel_ignored",
   "pending_full",
-  "flows_full",
-  "names_full",
+  "rows_via_ring",
   "name_collisions",
   "ports_collapsed",
 ] as const;
@@ -400,29 +399,32 @@ export function pendingKeyBytes(
 
 /** A `struct dns_name` value: its wire bytes (without the final 0). */
 export function decodeName(value: Uint8Array): Uint8Array {
-  const len = value[DNS_NAME_LAYOUT.len];
-  if (len > DNS_NAME_MAX || value.length < DNS_NAME_LAYOUT.wire + len) {
+  if (value.length < DNS_NAME_SIZE) {
+    throw new DnsDecodeError(`DNS name value of ${value.length} bytes, not ${DNS_NAME_SIZE}`);
+  }
+  const len = new DataView(value.buffer, value.byteOffset).getUint32(DNS_NAME_LAYOUT.len, true);
+  if (len > DNS_NAME_MAX) {
     throw new DnsDecodeError(`DNS name of ${len} bytes in a ${value.length}-byte value`);
   }
   return value.slice(DNS_NAME_LAYOUT.wire, DNS_NAME_LAYOUT.wire + len);
 }
 
+const FNV_OFFSET = 0xcbf29ce484222325n, FNV_PRIME = 0x100000001b3n;
+
 /**
- * The kernel's name hash: 64-bit FNV-1a over the question name in wire form, ASCII letters in
- * lower case (bpf/dns.bpf.c question_step).
+ * The kernel's name hash (bpf/dns.bpf.c hash_name): over the question name in wire form, as
+ * the message spells it, taken as little-endian 64-bit words with the last one zero-padded;
+ * each word multiplied in as FNV does a byte, then its high bits folded down. Used only for
+ * the rare response user space reads itself, so BigInt's cost does not matter.
  */
 export function nameHash(wire: Uint8Array): bigint {
-  // Two 32-bit halves instead of BigInt per byte: FNV's prime is 2^40 + 0x1b3.
-  let hi = 0xcbf29ce4, lo = 0x84222325;
-  for (const b of wire) {
-    lo ^= b;
-    // (hi, lo) * (2^40 + 0x1b3) mod 2^64, with 16-bit limbs for lo's product.
-    const loLo = (lo & 0xffff) * 0x1b3, loHi = (lo >>> 16) * 0x1b3;
-    const newLo = loLo + (loHi & 0xffff) * 0x10000;
-    const carry = Math.floor(newLo / 0x100000000) + (loHi >>> 16);
-    const newHi = (Math.imul(hi, 0x1b3) + carry + (lo << 8)) >>> 0;
-    lo = newLo >>> 0;
-    hi = newHi;
+  const padded = new Uint8Array(Math.ceil(wire.length / 8) * 8);
+  padded.set(wire);
+  const words = new DataView(padded.buffer);
+  let h = FNV_OFFSET ^ BigInt(wire.length);
+  for (let at = 0; at < padded.length; at += 8) {
+    h = BigInt.asUintN(64, (h ^ words.getBigUint64(at, true)) * FNV_PRIME);
+    h ^= h >> 29n;
   }
-  return (BigInt(hi) << 32n) | BigInt(lo);
+  return h;
 }

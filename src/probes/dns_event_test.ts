@@ -170,24 +170,25 @@ Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
   });
 });
 
-Deno.test("nameHash() is 64-bit FNV-1a, as the kernel computes it", () => {
-  const fnv = (bytes: Uint8Array) => {
-    let h = 0xcbf29ce484222325n;
-    for (const b of bytes) h = BigInt.asUintN(64, (h ^ BigInt(b)) * 0x100000001b3n);
-    return h;
-  };
-  // FNV-1a's published vector: "a" → af63dc4c8601ec8c.
-  assert.equal(nameHash(new TextEncoder().encode("a")), 0xaf63dc4c8601ec8cn);
-  for (let n = 0; n < 2000; n++) {
-    const bytes = crypto.getRandomValues(new Uint8Array(n % 255));
-    assert.equal(nameHash(bytes), fnv(bytes), `bytes ${bytes}`);
-  }
+Deno.test("nameHash() hashes the name's words as the kernel does: its length and every byte count", () => {
+  const wire = (text: string) => new TextEncoder().encode(text);
+  // Written out for "\x01a" (2 bytes: one zero-padded word 0x6101).
+  let h = 0xcbf29ce484222325n ^ 2n;
+  h = BigInt.asUintN(64, (h ^ 0x6101n) * 0x100000001b3n);
+  h ^= h >> 29n;
+  assert.equal(nameHash(wire("\x01a")), h);
+  // Zero padding is not a zero byte of the name: the length tells them apart.
+  assert.notEqual(nameHash(wire("\x01a")), nameHash(wire("\x01a\x00")));
+  const seen = new Set<bigint>();
+  for (let i = 0; i < 5000; i++) seen.add(nameHash(wire(`\x04n${i}`)));
+  assert.equal(seen.size, 5000);
 });
 
 Deno.test("decodeName() takes a stored name's wire bytes and refuses a length past the value", () => {
-  const value = new Uint8Array(256);
-  value.set([5, 3, 0x77, 0x77, 0x77, 0], 0); // len 5: "\x03www\x00"... only 5 bytes count
-  assert.deepEqual(decodeName(value), new Uint8Array([3, 0x77, 0x77, 0x77, 0]));
-  value[0] = 255;
+  const value = new Uint8Array(264);
+  value.set([3, 0x77, 0x77, 0x77, 0], 0);
+  new DataView(value.buffer).setUint32(256, 4, true); // "\x03www" only: 4 bytes count
+  assert.deepEqual(decodeName(value), new Uint8Array([3, 0x77, 0x77, 0x77]));
+  new DataView(value.buffer).setUint32(256, 255, true);
   assert.throws(() => decodeName(value), DnsDecodeError);
 });

@@ -356,9 +356,9 @@ export function nameOfWire(wire: Uint8Array): string | undefined {
 }
 
 /**
- * A message's question as the kernel keys it (bpf/dns.bpf.c): the name in wire form with ASCII
- * letters in lower case, the DNS id and the type; undefined when the kernel could not have read
- * it (a pointer, over 254 bytes, cut short, not exactly one question).
+ * A message's question as the kernel keys it (bpf/dns.bpf.c): the name in wire form as the
+ * message spells it, the DNS id and the type; undefined when the kernel could not have read it
+ * (a pointer, over 254 bytes, cut short, not exactly one question).
  */
 export function questionKey(
   bytes: Uint8Array,
@@ -374,7 +374,6 @@ export function questionKey(
   }
   if (at - HEADER_SIZE > 254 || at + 5 > bytes.length) return undefined;
   const wire = bytes.slice(HEADER_SIZE, at);
-  for (let i = 0; i < wire.length; i++) if (wire[i] >= 0x41 && wire[i] <= 0x5a) wire[i] += 0x20;
   return { wire, id: (bytes[0] << 8) | bytes[1], qtype: (bytes[at + 1] << 8) | bytes[at + 2] };
 }
 

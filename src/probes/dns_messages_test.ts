@@ -285,13 +285,13 @@ Deno.test("questionKey() gives the kernel's view of a question, nameOfWire() its
     [...q.wire],
     [
       3,
-      ...new TextEncoder().encode("www"),
+      ...new TextEncoder().encode("WwW"),
       7,
-      ...new TextEncoder().encode("example"),
+      ...new TextEncoder().encode("Example"),
       3,
-      99,
-      111,
-      109,
+      67,
+      79,
+      77,
     ],
   );
   assert.equal(q.id, 0x1234);

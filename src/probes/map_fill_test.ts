@@ -52,19 +52,19 @@ Deno.test("watchMapFill() logs a map it cannot count once and keeps counting the
   assert.equal(counters.get("map_entries", { stage: "flows", map: "ok" }), 2n);
 });
 
-kernelTest("countEntries() counts a real BPF hash map (netflow's tcp_socks), full or not", {
+kernelTest("countEntries() counts a real BPF hash map (netflow's closed0), full or not", {
   objects: ["netflow"],
 }, () => {
   using obj = BpfObject.open(objectPath("netflow"));
-  obj.map("tcp_socks").setMaxEntries(1000);
+  obj.map("closed0").setMaxEntries(1000);
   obj.load(); // loaded, not attached: only this test writes the map
-  const map = obj.map("tcp_socks");
+  const map = obj.map("closed0");
   assert.equal(countEntries(map), 0);
-  const key = new BigUint64Array(1), value = new Uint8Array(map.valueSize);
+  const key = new Uint8Array(map.keySize), value = new Uint8Array(map.valueSize);
   for (let i = 0; i < 1000; i++) {
-    key[0] = BigInt(i + 1);
-    map.update(new Uint8Array(key.buffer), value);
+    new DataView(key.buffer).setUint32(0, i + 1, true); // the flow key's pid
+    map.update(key, value);
   }
   const fill = hashMapFill(map);
-  assert.deepEqual([fill.map, fill.capacity, fill.entries()], ["tcp_socks", 1000, 1000]);
+  assert.deepEqual([fill.map, fill.capacity, fill.entries()], ["closed0", 1000, 1000]);
 });

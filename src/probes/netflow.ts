@@ -1,12 +1,13 @@
 /**
  * The `netflow` probe: TCP and UDP flows, IPv4 and IPv6, per process, from stable hooks only
- * (tracepoints, tp_btf, a BPF iterator, cgroup address hooks: no kprobes, no guessed offsets).
+ * (tracepoints, tp_btf, BPF iterators, cgroup address hooks: no kprobes, no guessed offsets).
  *
- * Every `poll` it emits one record per flow that did something since the last poll, with the
- * deltas; a TCP connection (or a connected UDP socket) that closes emits its last counts at once
- * (through the ring buffer), so a connection shorter than a poll is counted whole. How each
- * number is obtained, and why, is in bpf/netflow.bpf.c; turning totals into deltas is in
- * netflow_flows.ts.
+ * Every `poll` (aligned to the clock; records stamped just inside the interval they cover) it
+ * emits one record per flow that did something since the last poll, with the deltas: the
+ * iterators write only sockets whose counters moved, and closed sockets come summed by flow,
+ * so a connection shorter than a poll is counted whole and 10,000 short connections to one
+ * service are a handful of records. How each number is obtained, and why, is in
+ * bpf/netflow.bpf.c; the records are made in netflow_flows.ts.
  *
  * ```yaml
  * probes:
@@ -24,31 +25,45 @@ import type { BpfLink } from "../../ffi/link.ts";
 import type { BpfMap } from "../../ffi/map.ts";
 import { describeError } from "../errors.ts";
 import { type At, describeValue, integerList } from "../pipeline/schema.ts";
-import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
+import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
+import { kernelPortRange } from "../system/port_range.ts";
 import { startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import {
   cidrKey,
+  decodeClosedFlow,
   DecodeError,
+  decodeFlowDelta,
   decodeFlowKey,
-  decodeTcpEvent,
+  FLOW_DELTA_SIZE,
+  ITER_WALKED_LAYOUT,
+  NETFLOW_COUNTS,
+  NETFLOW_SETTINGS_LAYOUT,
+  NETFLOW_SETTINGS_SIZE,
   NETFLOW_SWITCHES_LAYOUT,
   NETFLOW_SWITCHES_SIZE,
   sumUdpCounts,
-  TCP_FLOW_EVENT_SIZE,
-  type TcpSocketCounters,
 } from "./netflow_event.ts";
-import { FlowAccounts, type FlowDelta, flowId, flowRecord, mergeDeltas } from "./netflow_flows.ts";
+import {
+  FlowAccounts,
+  type FlowDelta,
+  flowId,
+  flowRecord,
+  foldClientPort,
+  mergeDeltas,
+} from "./netflow_flows.ts";
 
 /** Options of a `netflow` probe. */
 export interface NetflowConfig {
   /** Milliseconds between reads of the kernel's counters. */
   poll: number;
-  /** Size of the kernel's TCP socket map and UDP flow map. */
-  max_sockets: number;
+  /** Deprecated: TCP sockets are tracked in their own storage, with no cap. */
+  max_sockets?: number;
   max_udp_flows: number;
+  /** Flows the kernel sums closes of between polls. */
+  max_closed_flows: number;
   exclude_ports: number[];
   exclude_pids: number[];
   /** Normalised networks ("10.0.0.0/8"); a bare address is its /32 or /128. */
@@ -111,10 +126,9 @@ export const netflowProbe: StageDef<NetflowConfig> = {
     },
     max_sockets: {
       type: "integer",
-      default: 65536,
       min: 16,
       max: 1 << 22,
-      doc: "TCP sockets the kernel tracks (pid, direction); beyond, counted as sockets_full",
+      doc: "deprecated, ignored: TCP sockets are tracked in their own storage, with no cap",
     },
     max_udp_flows: {
       type: "integer",
@@ -122,6 +136,14 @@ export const netflowProbe: StageDef<NetflowConfig> = {
       min: 16,
       max: 1 << 22,
       doc: "UDP flows the kernel counts between polls; beyond, counted as flows_full",
+    },
+    max_closed_flows: {
+      type: "integer",
+      default: 16384,
+      min: 16,
+      max: 1 << 22,
+      doc: "flows the kernel sums closed sockets into between polls; beyond, closes go " +
+        "through the ring buffer (closes_via_ring)",
     },
     exclude_ports: {
       type: "custom",
@@ -148,9 +170,9 @@ export const netflowProbe: StageDef<NetflowConfig> = {
     },
     ring_buffer_size: {
       type: "size",
-      default: "256KiB",
-      doc:
-        "ring buffer for closed connections (a power of two, 4KiB or more); overflow is ring_lost",
+      default: "64KiB",
+      doc: "ring buffer for closes max_closed_flows has no room for (a power of two, 4KiB or " +
+        "more); overflow is ring_lost",
     },
   },
   validate(config, at) {
@@ -167,29 +189,38 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   explain(config) {
     return {
       details: [
-        "tp_btf/inet_sock_set_state: handshakes (direction, tcp_established) and closes",
-        "iter/tcp every poll: each socket's bytes_acked/bytes_received, srtt, mdev, total_retrans",
+        "tp_btf/inet_sock_set_state: handshakes (direction, tcp_established) and closes, " +
+        "summed by flow in the kernel",
+        "iter/tcp every poll: the sockets whose bytes_acked/bytes_received/total_retrans moved, " +
+        "with srtt and mdev",
         "tp_btf/sock_send_length, sock_recv_length: UDP bytes per datagram, TCP server pids",
         `cgroup/sendmsg4,6 recvmsg4,6 on ${config.cgroup || "the cgroup v2 root"}: UDP peers`,
         "iter/udp every poll and cgroup/sock_release on the cgroup v2 root: connected UDP " +
         "sockets' own counters",
-        `program objects: build/bpf/netflow.bpf.o; maps tcp_socks ${config.max_sockets}, ` +
-        `udp_flows ${config.max_udp_flows}, ring buffer events ${config.ring_buffer_size} bytes`,
+        `program objects: build/bpf/netflow.bpf.o; maps udp_flows ${config.max_udp_flows}, ` +
+        `closed flows ${config.max_closed_flows}, ring buffer events ${config.ring_buffer_size} ` +
+        "bytes",
       ],
       reads: [],
     };
   },
+
+  intervalMs: (config) => config.poll,
 
   build(config, ctx) {
     return attach(config, ctx);
   },
 };
 
-/**
- * Writes the .bss section, `struct netflow_switches` (bpf/netflow.h): which exclude maps to
- * look at, and whether connected UDP sockets count in their own storage.
- */
-function writeSwitches(obj: BpfObject, exclusions: number, socketCounters: boolean): void {
+/** What user space writes into the .bss section, `struct netflow_switches` (bpf/netflow.h). */
+interface Switches {
+  exclusions: number;
+  socketCounters: boolean;
+  epoch: number;
+  gen: number;
+}
+
+function writeSwitches(obj: BpfObject, s: Switches): void {
   const bss = obj.map(".bss");
   if (bss.valueSize !== NETFLOW_SWITCHES_SIZE) {
     throw new Error(
@@ -197,9 +228,31 @@ function writeSwitches(obj: BpfObject, exclusions: number, socketCounters: boole
     );
   }
   const L = NETFLOW_SWITCHES_LAYOUT, value = new DataView(new ArrayBuffer(NETFLOW_SWITCHES_SIZE));
-  value.setUint32(L.exclusions, exclusions, true);
-  value.setUint32(L.socket_counters, socketCounters ? 1 : 0, true);
+  value.setUint32(L.exclusions, s.exclusions, true);
+  value.setUint32(L.socket_counters, s.socketCounters ? 1 : 0, true);
+  value.setUint32(L.epoch, s.epoch, true);
+  value.setUint32(L.gen, s.gen, true);
   bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
+}
+
+/** Writes `struct netflow_settings` (.rodata) before load: the client ports closes fold. */
+function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
+  const rodata = obj.map(".rodata").initialValue();
+  if (rodata.length !== NETFLOW_SETTINGS_SIZE) {
+    throw new Error(`netflow .rodata is ${rodata.length} bytes, not ${NETFLOW_SETTINGS_SIZE}`);
+  }
+  const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
+  view.setUint16(NETFLOW_SETTINGS_LAYOUT.fold_low, fold?.low ?? 0, true);
+  view.setUint16(NETFLOW_SETTINGS_LAYOUT.fold_high, fold?.high ?? 0, true);
+}
+
+/** The client-port fold the pipeline allows, resolved to a range (undefined: none). */
+function foldRange(ctx: StageContext): PortRange | undefined {
+  const ports = ctx.pushdown.clientPorts;
+  if (ports === undefined || ports !== "kernel") return ports;
+  const kernel = kernelPortRange();
+  if (kernel.problem !== undefined) ctx.log.warn(`${ctx.name}: ${kernel.problem}`);
+  return kernel.range;
 }
 
 /**
@@ -230,20 +283,35 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
   const accounts = new FlowAccounts();
   const stack = new DisposableStack(); // closes ring and links, then the object
   try {
+    if (config.max_sockets !== undefined) {
+      ctx.log.warn(
+        `${ctx.name}: max_sockets is deprecated and ignored: TCP sockets are tracked in ` +
+          "their own storage, with no cap",
+      );
+    }
     const obj = stack.use(openBpfObject("netflow"));
-    obj.map("tcp_socks").setMaxEntries(config.max_sockets);
+    const fold = foldRange(ctx);
+    writeSettings(obj, fold);
     obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
+    obj.map("closed0").setMaxEntries(config.max_closed_flows);
+    obj.map("closed1").setMaxEntries(config.max_closed_flows);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
     obj.load();
-    let exclusions = applyExclusions(obj, config), socketCounters = false;
-    writeSwitches(obj, exclusions, socketCounters);
+    const switches: Switches = {
+      exclusions: applyExclusions(obj, config),
+      socketCounters: false,
+      epoch: 0,
+      gen: 0,
+    };
+    writeSwitches(obj, switches);
 
-    // The iterator first: it fills the listener ports that direction guesses need. Its first
-    // output is dropped, so sockets already open report from zero at the first poll.
+    // The iterators first, in a warm-up pass (epoch 0): it fills the listener ports that
+    // direction guesses need, and notes the namespace it walks; nothing is staged, so sockets
+    // already open report from their start at the first poll.
     const iterator = stack.use(obj.program("dump_tcp").attachIterator());
     readIterator(iterator);
     const udpIterator = stack.use(obj.program("dump_udp").attachIterator());
-    readIterator(udpIterator); // notes the namespace it walks (nothing counted yet)
+    readIterator(udpIterator);
     const attached: string[] = [iterator.description, udpIterator.description];
     let cgroup = "", root = "";
     try {
@@ -264,8 +332,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     if (cgroup && cgroup.replace(/\/+$/, "") === root.replace(/\/+$/, "")) {
       try {
         attached.push(stack.use(obj.program("udp_release").attachCgroup(cgroup)).description);
-        socketCounters = true;
-        writeSwitches(obj, exclusions, socketCounters);
+        switches.socketCounters = true;
+        writeSwitches(obj, switches);
       } catch (e) {
         ctx.log.debug(`${ctx.name}: connected UDP sockets counted per flow: ${describeError(e)}`);
       }
@@ -275,49 +343,31 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     for (const name of ["on_tcp_state", "on_send", "on_recv"]) {
       attached.push(stack.use(obj.program(name).attach()).description);
     }
-    const emit = (deltas: Iterable<FlowDelta>) => {
-      const time = ctx.clock.now();
-      for (const d of deltas) ctx.emit(flowRecord(d, ctx.host, time));
-    };
     const decodeFailed = (e: unknown) => {
       if (!(e instanceof DecodeError)) throw e;
       ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
       ctx.log.debug(`${ctx.name}: ${e.message}`);
     };
 
-    // A closed TCP socket, or connected UDP socket: its last counts, at once.
+    // Closes closed_flows had no room for: summed in with the next poll.
+    let ringDeltas: FlowDelta[] = [];
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
-      let s: TcpSocketCounters;
       try {
-        if (length < TCP_FLOW_EVENT_SIZE) {
-          throw new DecodeError(`close record of ${length} bytes, not ${TCP_FLOW_EVENT_SIZE}`);
+        if (length < FLOW_DELTA_SIZE) {
+          throw new DecodeError(`close record of ${length} bytes, not ${FLOW_DELTA_SIZE}`);
         }
-        s = decodeTcpEvent(view, offset);
+        const d = decodeFlowDelta(view, offset);
+        // Folded in the kernel like every close (see readClosed).
+        ringDeltas.push((fold && foldClientPort(d, fold, true)) || d);
       } catch (e) {
-        return decodeFailed(e);
+        decodeFailed(e);
       }
-      const delta = accounts.tcp(s);
-      if (delta) emit([delta]);
     }));
 
     const udpFlows = obj.map("udp_flows");
-    let udpEntries = 0; // each poll's read counts the map: its fill, without a second walk
-    const poll = () => {
-      const started = performance.now();
-      ring.drain(); // closes first: their sockets are no longer listed
-      emit(
-        mergeDeltas([
-          ...readSockets([iterator, udpIterator], accounts, decodeFailed),
-          ...readUdp(udpFlows),
-        ]),
-      );
-      const size = accounts.size;
-      ctx.counters.set("tracked_tcp_sockets", BigInt(size.tcpSockets));
-      ctx.counters.set("tracked_udp_flows", BigInt(size.udpFlows));
-      // How a poll's cost grows with open sockets (scripts/bench.ts reads these two).
-      ctx.counters.add("polls");
-      ctx.counters.add("poll_time_us", Math.round((performance.now() - started) * 1000));
-    };
+    const closed = [obj.map("closed0"), obj.map("closed1")];
+    const walked = obj.map(".data.walked"), kernelCounts = obj.map("counts");
+    let udpEntries = 0, closedEntries = 0, collapsed = 0;
     const readUdp = function* (map: BpfMap): Generator<FlowDelta> {
       const idle: Uint8Array<ArrayBuffer>[] = [];
       udpEntries = 0;
@@ -341,48 +391,112 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       }
       for (const key of idle) map.delete(key);
     };
+    /** Closes of the generation the programs just moved off, taken from the kernel. */
+    const readClosed = function* (map: BpfMap): Generator<FlowDelta> {
+      closedEntries = 0;
+      for (const { key, value } of map.takeBatch(1024)) {
+        closedEntries++;
+        let d;
+        try {
+          d = decodeClosedFlow(key, value);
+        } catch (e) {
+          decodeFailed(e);
+          continue;
+        }
+        // The kernel folded the client port to 0 (counted there): `*` here.
+        yield (fold && foldClientPort(d, fold, true)) || d;
+      }
+    };
+    const folded = (deltas: Iterable<FlowDelta>) => {
+      if (!fold) return deltas;
+      return [...deltas].map((d) => {
+        const f = foldClientPort(d, fold);
+        if (f === undefined) return d;
+        collapsed++;
+        return f;
+      });
+    };
+    const poll = (time: bigint) => {
+      const started = performance.now();
+      ring.drain();
+      // A new epoch (what the last pass staged is taken) and the other generation of closes.
+      const old = switches.gen;
+      switches.epoch = (switches.epoch % 0xffffffff) + 1;
+      switches.gen ^= 1;
+      writeSwitches(obj, switches);
+      const fromRing = ringDeltas;
+      ringDeltas = [];
+      const deltas = mergeDeltas(folded([
+        ...readSockets([iterator, udpIterator], decodeFailed),
+        ...readClosed(closed[old]),
+        ...readUdp(udpFlows),
+        ...fromRing,
+      ]));
+      for (const d of deltas) ctx.emit(flowRecord(d, ctx.host, time));
+      const count = new Uint8Array(walked.valueSize);
+      walked.lookup(new Uint8Array(4), count);
+      const w = new DataView(count.buffer);
+      ctx.counters.set("tracked_tcp_sockets", w.getUint32(ITER_WALKED_LAYOUT.tcp, true));
+      ctx.counters.set(
+        "tracked_udp_flows",
+        accounts.udpFlows + w.getUint32(ITER_WALKED_LAYOUT.udp, true),
+      );
+      ctx.counters.set(
+        "ports_collapsed",
+        kernelCounts.sumPerCpuU64(NETFLOW_COUNTS.indexOf("ports_collapsed")) + BigInt(collapsed),
+      );
+      ctx.counters.set(
+        "closes_via_ring",
+        kernelCounts.sumPerCpuU64(NETFLOW_COUNTS.indexOf("closes_via_ring")),
+      );
+      // How a poll's cost grows with open sockets (scripts/bench.ts reads these two).
+      ctx.counters.add("polls");
+      ctx.counters.add("poll_time_us", Math.round((performance.now() - started) * 1000));
+    };
 
-    // udp_socks is socket storage: no capacity, and not countable from user space.
+    // udp_socks and tcp_socks are socket storage: no capacity, not countable from user space.
     const reading = startReading(ring, obj.map("drops"), ctx, [
-      hashMapFill(obj.map("tcp_socks")),
       { map: "udp_flows", capacity: udpFlows.maxEntries, entries: () => udpEntries },
+      { map: "closed_flows", capacity: closed[0].maxEntries, entries: () => closedEntries },
       hashMapFill(obj.map("tcp_listen_ports")),
     ]);
-    const tick = () => {
+    const tick = (time: bigint) => {
       try {
-        poll();
+        poll(time);
       } catch (e) {
         ctx.counters.add("poll_errors");
         ctx.log.warn(`${ctx.name}: poll failed: ${describeError(e)}`);
       }
     };
-    let timer = setInterval(tick, config.poll);
+    // At the tick, before windows that close then: the records are stamped just before it.
+    const every = (ms: number) => ctx.clock.every(ms, (t) => tick(t - 1n), { first: true });
+    let timer = every(config.poll);
 
     return {
       attached,
       push() {}, // a probe has no inputs
       async flush(reason) {
         // What happened since the last poll is not lost at shutdown or reload.
-        poll();
+        tick(ctx.clock.now());
         if (reason === "shutdown") await ring.stop();
       },
       reconfigure(next: NetflowConfig) {
         // Map sizes and the cgroup are fixed at load; exclusions and the poll are not.
         const fixed = (c: NetflowConfig) =>
-          [c.max_sockets, c.max_udp_flows, c.cgroup, c.ring_buffer_size].join();
+          [c.max_closed_flows, c.max_udp_flows, c.cgroup, c.ring_buffer_size].join();
         if (fixed(next) !== fixed(config)) return undefined;
         return () => {
-          exclusions = applyExclusions(obj, next);
-          writeSwitches(obj, exclusions, socketCounters);
+          switches.exclusions = applyExclusions(obj, next);
+          writeSwitches(obj, switches);
           if (next.poll !== config.poll) {
-            clearInterval(timer);
-            timer = setInterval(tick, next.poll);
+            timer.cancel();
+            timer = every(next.poll);
           }
           config = next;
         };
       },
       async close() {
-        clearInterval(timer);
+        timer.cancel();
         await reading.stop();
         stack.dispose();
       },
@@ -395,32 +509,26 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
 
 /**
  * One pass of the socket iterators (TCP sockets, and UDP sockets counting in their own
- * storage): each socket's delta.
+ * storage): the delta of each socket whose counters moved.
  */
 function* readSockets(
   iterators: BpfLink[],
-  accounts: FlowAccounts,
   decodeFailed: (e: unknown) => void,
 ): Generator<FlowDelta> {
   for (const iterator of iterators) {
     const bytes = readIterator(iterator);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let at = 0; at + TCP_FLOW_EVENT_SIZE <= bytes.length; at += TCP_FLOW_EVENT_SIZE) {
-      let s: TcpSocketCounters;
+    for (let at = 0; at + FLOW_DELTA_SIZE <= bytes.length; at += FLOW_DELTA_SIZE) {
       try {
-        s = decodeTcpEvent(view, at);
+        yield decodeFlowDelta(view, at);
       } catch (e) {
         decodeFailed(e);
-        continue;
       }
-      const delta = accounts.tcp(s);
-      if (delta) yield delta;
     }
-    if (bytes.length % TCP_FLOW_EVENT_SIZE) {
+    if (bytes.length % FLOW_DELTA_SIZE) {
       decodeFailed(
         new DecodeError(`iterator output of ${bytes.length} bytes is not whole records`),
       );
     }
   }
-  accounts.endTcpPass();
 }

@@ -19,22 +19,27 @@ export const FLOW_KEY_LAYOUT = {
 } as const;
 export const FLOW_KEY_SIZE = 48;
 
-/** `struct tcp_flow_event`: member → byte offset. */
-export const TCP_FLOW_EVENT_LAYOUT = {
-  key: 0,
-  cookie: 48,
-  bytes_written: 56,
-  bytes_read: 64,
-  retransmits: 72,
-  rtt_us: 76,
-  rtt_var_us: 80,
-  handshake_seen: 84,
-  closed: 85,
-  _pad: 86,
-  comm: 88,
-  cgroup_id: 104,
+/** `struct flow_id`: a flow key and its cgroup. */
+export const FLOW_ID_LAYOUT = { key: 0, cgroup_id: 48 } as const;
+export const FLOW_ID_SIZE = 56;
+
+/** `struct flow_counts`: what a flow did. */
+export const FLOW_COUNTS_LAYOUT = {
+  bytes_written: 0,
+  bytes_read: 8,
+  rtt_sum_us: 16,
+  rtt_var_sum_us: 24,
+  retransmits: 32,
+  established: 36,
+  closed: 40,
+  rtt_samples: 44,
+  comm: 48,
 } as const;
-export const TCP_FLOW_EVENT_SIZE = 112;
+export const FLOW_COUNTS_SIZE = 64;
+
+/** `struct flow_delta`: the iterators' records, and closes through the ring buffer. */
+export const FLOW_DELTA_LAYOUT = { id: 0, counts: 56 } as const;
+export const FLOW_DELTA_SIZE = 120;
 
 /** `struct udp_counts`: member → byte offset (one per CPU in the per-CPU map). */
 export const UDP_COUNTS_LAYOUT = {
@@ -49,8 +54,24 @@ export const UDP_COUNTS_SIZE = 40;
 export const CIDR_KEY_SIZE = 20;
 
 /** `struct netflow_switches` (bpf/netflow.h): the .bss section, written by the probe. */
-export const NETFLOW_SWITCHES_LAYOUT = { exclusions: 0, socket_counters: 4 } as const;
-export const NETFLOW_SWITCHES_SIZE = 8;
+export const NETFLOW_SWITCHES_LAYOUT = {
+  exclusions: 0,
+  socket_counters: 4,
+  epoch: 8,
+  gen: 12,
+} as const;
+export const NETFLOW_SWITCHES_SIZE = 16;
+
+/** `struct netflow_settings` (.rodata). */
+export const NETFLOW_SETTINGS_LAYOUT = { fold_low: 0, fold_high: 2 } as const;
+export const NETFLOW_SETTINGS_SIZE = 4;
+
+/** `struct iter_walked` (section .data.walked): sockets the iterators' last pass walked. */
+export const ITER_WALKED_LAYOUT = { epoch: 0, tcp: 4, udp: 8 } as const;
+export const ITER_WALKED_SIZE = 12;
+
+/** `enum netflow_count`: the kernel's per-CPU counts, by index. */
+export const NETFLOW_COUNTS = ["ports_collapsed", "closes_via_ring"] as const;
 
 export const AF_INET = 2, AF_INET6 = 10;
 export const IPPROTO_TCP = 6, IPPROTO_UDP = 17;
@@ -71,21 +92,25 @@ export interface FlowKey {
   remoteIp: string;
 }
 
-/** One TCP socket's cumulative counters (application bytes). */
-export interface TcpSocketCounters {
+/**
+ * What one flow did since it was last reported: a socket's delta, or the sum of several (a
+ * flow's closed sockets; deltas merged in a poll).
+ */
+export interface FlowDelta {
   key: FlowKey;
-  /** Unique per socket for the life of the system. */
-  cookie: bigint;
-  bytesWritten: bigint;
-  bytesRead: bigint;
-  retransmits: number;
-  rttUs: number;
-  rttVarUs: number;
-  handshakeSeen: boolean;
-  closed: boolean;
   comm: string;
-  /** The socket's cgroup v2 id (0: unknown). */
-  cgroupId: bigint;
+  /** The socket's cgroup v2 id, for the `container` transform (0 or absent: unknown). */
+  cgroupId?: bigint;
+  bytesRead: bigint;
+  bytesWritten: bigint;
+  /** TCP only, as are the rest. */
+  retransmits?: bigint;
+  established?: bigint;
+  closed?: bigint;
+  /** Smoothed RTTs and their variations, µs, summed over `rttSamples` sockets. */
+  rttSumUs?: bigint;
+  rttVarSumUs?: bigint;
+  rttSamples?: bigint;
 }
 
 /** Bytes the kernel could not have written. */
@@ -139,28 +164,44 @@ export function decodeFlowKey(view: DataView, offset: number): FlowKey {
   };
 }
 
-/** Decodes one `struct tcp_flow_event` at `offset`. */
-export function decodeTcpEvent(view: DataView, offset: number): TcpSocketCounters {
-  if (offset + TCP_FLOW_EVENT_SIZE > view.byteLength) {
+/**
+ * Decodes one `struct flow_delta` at `offset` (an iterator's record, or a close through the
+ * ring buffer): UDP deltas carry bytes only.
+ */
+export function decodeFlowDelta(view: DataView, offset: number): FlowDelta {
+  if (offset + FLOW_DELTA_SIZE > view.byteLength) {
     throw new DecodeError(
-      `TCP record cut short: ${view.byteLength - offset} of ${TCP_FLOW_EVENT_SIZE} bytes`,
+      `flow record cut short: ${view.byteLength - offset} of ${FLOW_DELTA_SIZE} bytes`,
     );
   }
-  const L = TCP_FLOW_EVENT_LAYOUT;
+  const key = decodeFlowKey(view, offset + FLOW_ID_LAYOUT.key);
+  const at = offset + FLOW_DELTA_LAYOUT.counts, C = FLOW_COUNTS_LAYOUT;
   const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-  return {
-    key: decodeFlowKey(view, offset + L.key),
-    cookie: view.getBigUint64(offset + L.cookie, true),
-    bytesWritten: view.getBigUint64(offset + L.bytes_written, true),
-    bytesRead: view.getBigUint64(offset + L.bytes_read, true),
-    retransmits: view.getUint32(offset + L.retransmits, true),
-    rttUs: view.getUint32(offset + L.rtt_us, true),
-    rttVarUs: view.getUint32(offset + L.rtt_var_us, true),
-    handshakeSeen: bytes[offset + L.handshake_seen] !== 0,
-    closed: bytes[offset + L.closed] !== 0,
-    comm: comm(bytes, offset + L.comm),
-    cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
+  const delta: FlowDelta = {
+    key,
+    comm: comm(bytes, at + C.comm),
+    bytesWritten: view.getBigUint64(at + C.bytes_written, true),
+    bytesRead: view.getBigUint64(at + C.bytes_read, true),
   };
+  const cgroupId = view.getBigUint64(offset + FLOW_ID_LAYOUT.cgroup_id, true);
+  if (cgroupId) delta.cgroupId = cgroupId;
+  if (key.transport === "tcp") {
+    delta.retransmits = BigInt(view.getUint32(at + C.retransmits, true));
+    delta.established = BigInt(view.getUint32(at + C.established, true));
+    delta.closed = BigInt(view.getUint32(at + C.closed, true));
+    delta.rttSumUs = view.getBigUint64(at + C.rtt_sum_us, true);
+    delta.rttVarSumUs = view.getBigUint64(at + C.rtt_var_sum_us, true);
+    delta.rttSamples = BigInt(view.getUint32(at + C.rtt_samples, true));
+  }
+  return delta;
+}
+
+/** Decodes a closed_flows entry: its `struct flow_id` key and `struct flow_counts` value. */
+export function decodeClosedFlow(key: Uint8Array, value: Uint8Array): FlowDelta {
+  const bytes = new Uint8Array(FLOW_DELTA_SIZE);
+  bytes.set(key.subarray(0, FLOW_ID_SIZE), FLOW_DELTA_LAYOUT.id);
+  bytes.set(value.subarray(0, FLOW_COUNTS_SIZE), FLOW_DELTA_LAYOUT.counts);
+  return decodeFlowDelta(new DataView(bytes.buffer), 0);
 }
 
 /**

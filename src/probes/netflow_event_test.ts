@@ -4,17 +4,21 @@ import {
   AF_INET6,
   CIDR_KEY_SIZE,
   cidrKey,
+  decodeClosedFlow,
   DecodeError,
+  decodeFlowDelta,
   decodeFlowKey,
-  decodeTcpEvent,
+  FLOW_COUNTS_LAYOUT,
+  FLOW_DELTA_LAYOUT,
+  FLOW_DELTA_SIZE,
+  FLOW_ID_LAYOUT,
+  FLOW_ID_SIZE,
   FLOW_KEY_LAYOUT,
   FLOW_KEY_SIZE,
   formatAddress,
   IPPROTO_TCP,
   IPPROTO_UDP,
   sumUdpCounts,
-  TCP_FLOW_EVENT_LAYOUT,
-  TCP_FLOW_EVENT_SIZE,
   UDP_COUNTS_LAYOUT,
   UDP_COUNTS_SIZE,
 } from "./netflow_event.ts";
@@ -97,33 +101,33 @@ function keyView(k: Partial<KeyFixture> = {}, at = 0): DataView {
   return view;
 }
 
-interface TcpFixture {
+interface DeltaFixture {
   key: KeyFixture;
-  cookie: bigint;
+  cgroupId: bigint;
   bytesWritten: bigint;
   bytesRead: bigint;
+  rttSumUs: bigint;
+  rttVarSumUs: bigint;
   retransmits: number;
-  rttUs: number;
-  rttVarUs: number;
-  handshakeSeen: number;
+  established: number;
   closed: number;
+  rttSamples: number;
   comm: Uint8Array;
-  cgroupId: bigint;
 }
 
-function writeTcpEvent(view: DataView, at: number, e: TcpFixture): void {
-  const L = TCP_FLOW_EVENT_LAYOUT;
-  writeKey(view, at + L.key, e.key);
-  view.setBigUint64(at + L.cookie, e.cookie, true);
-  view.setBigUint64(at + L.bytes_written, e.bytesWritten, true);
-  view.setBigUint64(at + L.bytes_read, e.bytesRead, true);
-  view.setUint32(at + L.retransmits, e.retransmits, true);
-  view.setUint32(at + L.rtt_us, e.rttUs, true);
-  view.setUint32(at + L.rtt_var_us, e.rttVarUs, true);
-  view.setUint8(at + L.handshake_seen, e.handshakeSeen);
-  view.setUint8(at + L.closed, e.closed);
-  new Uint8Array(view.buffer, view.byteOffset + at + L.comm, e.comm.length).set(e.comm);
-  view.setBigUint64(at + L.cgroup_id, e.cgroupId, true);
+function writeDelta(view: DataView, at: number, e: DeltaFixture): void {
+  writeKey(view, at + FLOW_DELTA_LAYOUT.id + FLOW_ID_LAYOUT.key, e.key);
+  view.setBigUint64(at + FLOW_DELTA_LAYOUT.id + FLOW_ID_LAYOUT.cgroup_id, e.cgroupId, true);
+  const c = at + FLOW_DELTA_LAYOUT.counts, L = FLOW_COUNTS_LAYOUT;
+  view.setBigUint64(c + L.bytes_written, e.bytesWritten, true);
+  view.setBigUint64(c + L.bytes_read, e.bytesRead, true);
+  view.setBigUint64(c + L.rtt_sum_us, e.rttSumUs, true);
+  view.setBigUint64(c + L.rtt_var_sum_us, e.rttVarSumUs, true);
+  view.setUint32(c + L.retransmits, e.retransmits, true);
+  view.setUint32(c + L.established, e.established, true);
+  view.setUint32(c + L.closed, e.closed, true);
+  view.setUint32(c + L.rtt_samples, e.rttSamples, true);
+  new Uint8Array(view.buffer, view.byteOffset + c + L.comm, e.comm.length).set(e.comm);
 }
 
 const encoder = new TextEncoder();
@@ -137,18 +141,18 @@ function comm(name: string): Uint8Array {
   return field;
 }
 
-const TCP: TcpFixture = {
+const DELTA: DeltaFixture = {
   key: KEY,
-  cookie: 0x8000_0000_0000_0001n, // needs all 64 unsigned bits
+  cgroupId: 0x8000_0000_0000_1234n, // needs all 64 unsigned bits
   bytesWritten: 0x1_0000_0001n, // above 2^32
   bytesRead: 123_456n,
+  rttSumUs: 3000n,
+  rttVarSumUs: 500n,
   retransmits: 4_000_000_000, // above 2^31: must be read unsigned
-  rttUs: 1500,
-  rttVarUs: 250,
-  handshakeSeen: 1,
-  closed: 0,
+  established: 2,
+  closed: 1,
+  rttSamples: 2,
   comm: comm("curl"),
-  cgroupId: 0x8000_0000_0000_1234n,
 };
 
 Deno.test("decodeFlowKey() reads an IPv4 key stored as IPv4-mapped addresses at a non-zero offset", () => {
@@ -225,54 +229,70 @@ Deno.test("decodeFlowKey() rejects an unknown family, transport or direction wit
   rejects({ direction: 255 }, /unknown direction 255/);
 });
 
-Deno.test("decodeTcpEvent() reads every field of an event at a non-zero offset in a larger view", () => {
-  const view = garbage(16 + TCP_FLOW_EVENT_SIZE + 32);
-  writeTcpEvent(view, 16, TCP);
+Deno.test("decodeFlowDelta() reads every field of a TCP delta at a non-zero offset in a larger view", () => {
+  const view = garbage(16 + FLOW_DELTA_SIZE + 32);
+  writeDelta(view, 16, DELTA);
 
-  assert.deepEqual(decodeTcpEvent(view, 16), {
+  assert.deepEqual(decodeFlowDelta(view, 16), {
     key: KEY_DECODED,
-    cookie: 0x8000_0000_0000_0001n,
-    bytesWritten: 0x1_0000_0001n,
-    bytesRead: 123_456n,
-    retransmits: 4_000_000_000,
-    rttUs: 1500,
-    rttVarUs: 250,
-    handshakeSeen: true,
-    closed: false,
     comm: "curl",
     cgroupId: 0x8000_0000_0000_1234n,
+    bytesWritten: 0x1_0000_0001n,
+    bytesRead: 123_456n,
+    retransmits: 4_000_000_000n,
+    established: 2n,
+    closed: 1n,
+    rttSumUs: 3000n,
+    rttVarSumUs: 500n,
+    rttSamples: 2n,
   });
 });
 
-Deno.test("decodeTcpEvent() reads the closed and handshake flags and a comm of a full 16 bytes", () => {
-  const view = garbage(2 * TCP_FLOW_EVENT_SIZE);
-  writeTcpEvent(view, 0, { ...TCP, closed: 1, handshakeSeen: 0, comm: comm("abcdefghijklmnop") });
-  writeTcpEvent(view, TCP_FLOW_EVENT_SIZE, { ...TCP, cookie: 7n, comm: comm("") });
+Deno.test("decodeFlowDelta() gives a UDP delta bytes only, and a comm of a full 16 bytes", () => {
+  const view = garbage(2 * FLOW_DELTA_SIZE);
+  writeDelta(view, 0, {
+    ...DELTA,
+    key: { ...KEY, transport: IPPROTO_UDP },
+    comm: comm("abcdefghijklmnop"),
+  });
+  writeDelta(view, FLOW_DELTA_SIZE, { ...DELTA, comm: comm(""), cgroupId: 0n });
 
-  const first = decodeTcpEvent(view, 0);
-  assert.equal(first.closed, true);
-  assert.equal(first.handshakeSeen, false);
-  assert.equal(first.comm, "abcdefghijklmnop"); // no NUL: all 16, nothing of the next record
-  const second = decodeTcpEvent(view, TCP_FLOW_EVENT_SIZE);
-  assert.equal(second.cookie, 7n);
+  assert.deepEqual(decodeFlowDelta(view, 0), {
+    key: { ...KEY_DECODED, transport: "udp" },
+    comm: "abcdefghijklmnop", // no NUL: all 16, nothing of the next record
+    cgroupId: 0x8000_0000_0000_1234n,
+    bytesWritten: 0x1_0000_0001n,
+    bytesRead: 123_456n,
+  });
+  const second = decodeFlowDelta(view, FLOW_DELTA_SIZE);
   assert.equal(second.comm, "");
-  assert.equal(second.closed, false);
+  assert.equal(second.cgroupId, undefined); // unknown: none
 });
 
-Deno.test("decodeTcpEvent() rejects a record cut short, or a bad key in it, with a DecodeError", () => {
-  const view = garbage(TCP_FLOW_EVENT_SIZE);
-  writeTcpEvent(view, 0, TCP);
-  const short = new DataView(view.buffer, view.byteOffset, TCP_FLOW_EVENT_SIZE - 1);
+Deno.test("decodeClosedFlow() reads a closed-flows entry, its key and value apart", () => {
+  const view = garbage(FLOW_DELTA_SIZE);
+  writeDelta(view, 0, DELTA);
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, FLOW_DELTA_SIZE);
+  assert.deepEqual(
+    decodeClosedFlow(bytes.slice(0, FLOW_ID_SIZE), bytes.slice(FLOW_ID_SIZE)),
+    decodeFlowDelta(view, 0),
+  );
+});
 
-  assert.throws(() => decodeTcpEvent(short, 0), (e) => {
+Deno.test("decodeFlowDelta() rejects a record cut short, or a bad key in it, with a DecodeError", () => {
+  const view = garbage(FLOW_DELTA_SIZE);
+  writeDelta(view, 0, DELTA);
+  const short = new DataView(view.buffer, view.byteOffset, FLOW_DELTA_SIZE - 1);
+
+  assert.throws(() => decodeFlowDelta(short, 0), (e) => {
     assert.ok(e instanceof DecodeError);
-    assert.match(e.message, /cut short: 111 of 112 bytes/);
+    assert.match(e.message, /cut short: 119 of 120 bytes/);
     return true;
   });
-  assert.throws(() => decodeTcpEvent(view, 8), DecodeError);
+  assert.throws(() => decodeFlowDelta(view, 8), DecodeError);
 
-  writeTcpEvent(view, 0, { ...TCP, key: { ...KEY, transport: 132 } }); // SCTP
-  assert.throws(() => decodeTcpEvent(view, 0), /unknown transport 132/);
+  writeDelta(view, 0, { ...DELTA, key: { ...KEY, transport: 132 } }); // SCTP
+  assert.throws(() => decodeFlowDelta(view, 0), /unknown transport 132/);
 });
 
 /** A per-CPU value: one 40-byte `struct udp_counts` per CPU, inside a larger buffer. */

@@ -1,47 +1,23 @@
 /**
- * Turns the kernel's cumulative counters into per-flow deltas, the netflow probe's records.
+ * The netflow probe's records from what the kernel reports.
  *
- * The kernel keeps totals, never resets them: a TCP socket's own counters (read each poll by
- * the iterator, and once more when it closes), a connected UDP socket's counters kept the same
- * way, and per-flow UDP byte totals in a per-CPU map for the other datagrams. This side
- * remembers the last total it reported for each socket (by cookie, which is never reused) and
- * each UDP flow, and reports the difference. A socket first seen here reports from
- * zero, so a connection open before the collector started counts its bytes from its start;
- * `tcp_established` counts only handshakes the kernel side saw.
+ * The kernel reports TCP sockets and connected UDP sockets as deltas already (each socket's
+ * storage remembers what user space took: bpf/netflow.h struct sock_report), and closed
+ * sockets summed by flow. Unconnected UDP datagrams are counted per flow in a per-CPU map of
+ * cumulative totals, which {@linkcode FlowAccounts} turns into deltas: it remembers the last
+ * total it reported for each UDP flow. Deltas of one flow in a poll are merged
+ * ({@linkcode mergeDeltas}); the client's ephemeral port may be folded to `*` first
+ * ({@linkcode foldClientPort}) when the pipeline lets the probe do what its ephemeral_port
+ * stage would.
  *
  * Pure and clock-free: the probe stage feeds it and stamps the records.
  */
 import type { FieldValue, Record } from "../record.ts";
+import type { PortRange } from "../pipeline/stage.ts";
 import { ipType } from "../system/ip_type.ts";
-import type { FlowKey, TcpSocketCounters } from "./netflow_event.ts";
+import type { FlowDelta, FlowKey } from "./netflow_event.ts";
 
-/** What one flow did since it was last reported. */
-export interface FlowDelta {
-  key: FlowKey;
-  comm: string;
-  /** The socket's cgroup v2 id, for the `container` transform (0 or absent: unknown). */
-  cgroupId?: bigint;
-  bytesRead: bigint;
-  bytesWritten: bigint;
-  /** TCP only, as are the rest. */
-  retransmits?: bigint;
-  established?: bigint;
-  closed?: bigint;
-  /** The socket's latest smoothed RTT and its variation, in µs. */
-  rttUs?: bigint;
-  rttVarUs?: bigint;
-}
-
-interface TcpBaseline {
-  written: bigint;
-  read: bigint;
-  retransmits: number;
-  established: boolean;
-  /** The iterator pass that last listed the socket. */
-  seen: number;
-  /** A UDP socket counting in its own storage (same shape, no TCP fields). */
-  udp: boolean;
-}
+export type { FlowDelta };
 
 interface UdpBaseline {
   read: bigint;
@@ -55,89 +31,37 @@ export function flowId(k: FlowKey): string {
   return `${k.transport}|${k.family}|${k.pid}|${k.direction}|${k.localIp}|${k.localPort}|${k.remoteIp}|${k.remotePort}`;
 }
 
-/** Remembers reported totals; see the module doc. */
+/** A port folded to `*` (records write it so, as ephemeral_port does). */
+export const ANY_PORT = -1;
+
+/**
+ * The delta with its client port as {@linkcode ANY_PORT} when it is in `range`: the local port
+ * of an outgoing flow, the remote one of an incoming flow (as ephemeral_port does); undefined
+ * when nothing changes. `folded`: the kernel folded it already, to 0.
+ */
+export function foldClientPort(
+  d: FlowDelta,
+  range: PortRange,
+  folded = false,
+): FlowDelta | undefined {
+  const k = d.key;
+  const local = k.direction === "outgoing", remote = k.direction === "incoming";
+  const port = local ? k.localPort : remote ? k.remotePort : ANY_PORT;
+  if (folded ? port !== 0 : port < range.low || port > range.high) return undefined;
+  return { ...d, key: local ? { ...k, localPort: ANY_PORT } : { ...k, remotePort: ANY_PORT } };
+}
+
+function portText(port: number): string {
+  return port === ANY_PORT ? "*" : String(port);
+}
+
+/** Remembers the UDP flows' reported totals; see the module doc. */
 export class FlowAccounts {
-  readonly #tcp = new Map<bigint, TcpBaseline>();
   readonly #udp = new Map<string, UdpBaseline>();
-  /** How many of #tcp are UDP sockets. */
-  #udpSockets = 0;
-  #pass = 0;
 
-  /** Sockets and UDP flows remembered (for the `tracked_*` gauges; a UDP socket is a flow). */
-  get size(): { tcpSockets: number; udpFlows: number } {
-    return {
-      tcpSockets: this.#tcp.size - this.#udpSockets,
-      udpFlows: this.#udp.size + this.#udpSockets,
-    };
-  }
-
-  #forget(cookie: bigint, base: TcpBaseline | undefined): void {
-    if (base && this.#tcp.delete(cookie) && base.udp) this.#udpSockets--;
-  }
-
-  /**
-   * One socket's totals (from an iterator or its close): a TCP socket, or a connected UDP socket
-   * counting in its own storage. The delta since last time, or undefined when nothing changed.
-   * A closed socket is forgotten.
-   */
-  tcp(s: TcpSocketCounters): FlowDelta | undefined {
-    const known = this.#tcp.get(s.cookie), udp = s.key.transport === "udp";
-    const base = known ??
-      { written: 0n, read: 0n, retransmits: 0, established: false, seen: this.#pass, udp };
-    // The FIN adjustment can take one byte back when a close is seen after a poll counted it.
-    const written = s.bytesWritten > base.written ? s.bytesWritten - base.written : 0n;
-    const read = s.bytesRead > base.read ? s.bytesRead - base.read : 0n;
-    const retransmits = BigInt((s.retransmits - base.retransmits) >>> 0);
-    const established = s.handshakeSeen && !base.established ? 1n : 0n;
-    const closed = s.closed ? 1n : 0n;
-    if (s.closed) {
-      this.#forget(s.cookie, known);
-    } else {
-      if (!known && udp) this.#udpSockets++;
-      this.#tcp.set(s.cookie, {
-        written: s.bytesWritten > base.written ? s.bytesWritten : base.written,
-        read: s.bytesRead > base.read ? s.bytesRead : base.read,
-        retransmits: s.retransmits,
-        established: base.established || s.handshakeSeen,
-        seen: this.#pass,
-        udp,
-      });
-    }
-    if (udp) {
-      if (!written && !read) return undefined;
-      return {
-        key: s.key,
-        comm: s.comm,
-        ...(s.cgroupId ? { cgroupId: s.cgroupId } : {}),
-        bytesRead: read,
-        bytesWritten: written,
-      };
-    }
-    if (!written && !read && !retransmits && !established && !closed) return undefined;
-    return {
-      key: s.key,
-      comm: s.comm,
-      cgroupId: s.cgroupId,
-      bytesRead: read,
-      bytesWritten: written,
-      retransmits,
-      established,
-      closed,
-      rttUs: BigInt(s.rttUs),
-      rttVarUs: BigInt(s.rttVarUs),
-    };
-  }
-
-  /**
-   * Ends an iterator pass: forgets sockets the last two passes did not list (gone without a
-   * close we read, e.g. a lost ring record). Two, not one: a socket closing during a pass has
-   * its close record still on the way, and it needs the baseline.
-   */
-  endTcpPass(): void {
-    for (const [cookie, base] of this.#tcp) {
-      if (this.#pass - base.seen >= 2) this.#forget(cookie, base);
-    }
-    this.#pass++;
+  /** UDP flows remembered (for the `tracked_udp_flows` gauge). */
+  get udpFlows(): number {
+    return this.#udp.size;
   }
 
   /**
@@ -193,10 +117,14 @@ export function mergeDeltas(deltas: Iterable<FlowDelta>): FlowDelta[] {
     }
     seen.bytesRead += d.bytesRead;
     seen.bytesWritten += d.bytesWritten;
-    if (d.retransmits !== undefined) seen.retransmits = (seen.retransmits ?? 0n) + d.retransmits;
-    if (d.established !== undefined) seen.established = (seen.established ?? 0n) + d.established;
-    if (d.closed !== undefined) seen.closed = (seen.closed ?? 0n) + d.closed;
-    if (d.rttUs !== undefined) [seen.rttUs, seen.rttVarUs] = [d.rttUs, d.rttVarUs];
+    const add = (a: bigint | undefined, b: bigint | undefined) =>
+      b === undefined ? a : (a ?? 0n) + b;
+    seen.retransmits = add(seen.retransmits, d.retransmits);
+    seen.established = add(seen.established, d.established);
+    seen.closed = add(seen.closed, d.closed);
+    seen.rttSumUs = add(seen.rttSumUs, d.rttSumUs);
+    seen.rttVarSumUs = add(seen.rttVarSumUs, d.rttVarSumUs);
+    seen.rttSamples = add(seen.rttSamples, d.rttSamples);
   }
   return [...byId.values()];
 }
@@ -241,8 +169,15 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
     fields.retransmits = d.retransmits ?? 0n;
     fields.tcp_established = d.established ?? 0n;
     fields.tcp_closed = d.closed ?? 0n;
-    if (d.rttUs !== undefined) fields.rtt = d.rttUs;
-    if (d.rttVarUs !== undefined) fields.rtt_var = d.rttVarUs;
+    const samples = d.rttSamples ?? 0n;
+    if (samples > 0n) {
+      // The mean for whoever reads the record; the sums for windows ({agg: mean, per}).
+      fields.rtt = ((d.rttSumUs ?? 0n) + samples / 2n) / samples;
+      fields.rtt_var = ((d.rttVarSumUs ?? 0n) + samples / 2n) / samples;
+      fields.rtt_sum = d.rttSumUs ?? 0n;
+      fields.rtt_var_sum = d.rttVarSumUs ?? 0n;
+      fields.rtt_samples = samples;
+    }
   }
   if (d.cgroupId) fields.cgroup_id = d.cgroupId;
   return {
@@ -254,13 +189,13 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
       dst_domain: "",
       dst_ip: k.remoteIp,
       dst_ip_type: cachedIpType(k.remoteIp),
-      dst_port: String(k.remotePort),
+      dst_port: portText(k.remotePort),
       family: k.family,
       pid: String(k.pid),
       process_name: d.comm,
       src_ip: src,
       src_ip_type: cachedIpType(src),
-      src_port: String(k.localPort),
+      src_port: portText(k.localPort),
       transport: k.transport,
     },
     fields,

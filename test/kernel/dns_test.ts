@@ -391,7 +391,7 @@ probes:
     ports: [${port}]
   flows:
     type: netflow
-    poll: 10m
+    poll: 1s
 transforms:
   named:
     type: dns_domain
@@ -411,7 +411,8 @@ outputs:
     const first = await Deno.connect({ hostname: "127.0.0.9", port: svcPort });
     await first.write(new Uint8Array(10));
     first.close();
-    await new Promise((r) => setTimeout(r, 1500)); // the 1 s TTL passes
+    // The 1 s TTL passes, and the 1 s span of a netflow record (its poll) after it.
+    await new Promise((r) => setTimeout(r, 3000));
     const second = await Deno.connect({ hostname: "127.0.0.9", port: svcPort });
     const secondPort = String(second.localAddr.port);
     await second.write(new Uint8Array(10));

@@ -10,12 +10,20 @@ import {
 } from "../../src/probes/bash_event.ts";
 import {
   CIDR_KEY_SIZE,
+  FLOW_COUNTS_LAYOUT,
+  FLOW_COUNTS_SIZE,
+  FLOW_DELTA_LAYOUT,
+  FLOW_DELTA_SIZE,
+  FLOW_ID_LAYOUT,
+  FLOW_ID_SIZE,
   FLOW_KEY_LAYOUT,
   FLOW_KEY_SIZE,
+  ITER_WALKED_LAYOUT,
+  ITER_WALKED_SIZE,
+  NETFLOW_SETTINGS_LAYOUT,
+  NETFLOW_SETTINGS_SIZE,
   NETFLOW_SWITCHES_LAYOUT,
   NETFLOW_SWITCHES_SIZE,
-  TCP_FLOW_EVENT_LAYOUT,
-  TCP_FLOW_EVENT_SIZE,
   UDP_COUNTS_LAYOUT,
   UDP_COUNTS_SIZE,
 } from "../../src/probes/netflow_event.ts";
@@ -82,7 +90,7 @@ kernelTest("struct bash_event and bash_settings match their TypeScript layouts",
 });
 
 kernelTest(
-  "struct flow_key, tcp_flow_event, udp_counts, cidr_key and netflow_switches match their TypeScript layouts",
+  "the netflow structs (flow key, id, counts, delta, udp_counts, cidr_key, settings, switches, walked) match their TypeScript layouts",
   {
     objects: ["netflow"],
     tools: ["bpftool"],
@@ -96,17 +104,24 @@ kernelTest(
     assert.equal(key.member("remote_addr").nr_elems, 16);
 
     // Only a type the object's code or maps use is in its BTF: a struct built on the stack and
-    // sent through the ring buffer needs an anchor (here, a non-inlined function taking it).
+    // written out needs an anchor (here, a non-inlined function taking it).
     assert.ok(
-      types.some((t) => t.kind === "STRUCT" && t.name === "tcp_flow_event"),
-      "struct tcp_flow_event is not in build/bpf/netflow.bpf.o's BTF: a function taking it " +
-        "must stay out of line (send_close in bpf/netflow.bpf.c)",
+      types.some((t) => t.kind === "STRUCT" && t.name === "flow_delta"),
+      "struct flow_delta is not in build/bpf/netflow.bpf.o's BTF: a function taking it " +
+        "must stay out of line (add_closed in bpf/netflow.bpf.c)",
     );
-    const event = structLayout(types, "tcp_flow_event");
-    assert.deepEqual(event.offsets, TCP_FLOW_EVENT_LAYOUT);
-    assert.equal(event.size, TCP_FLOW_EVENT_SIZE);
-    assert.equal(event.member("key").size, FLOW_KEY_SIZE);
-    assert.equal(event.member("comm").nr_elems, 16);
+    const sized = [
+      ["flow_id", FLOW_ID_LAYOUT, FLOW_ID_SIZE],
+      ["flow_counts", FLOW_COUNTS_LAYOUT, FLOW_COUNTS_SIZE],
+      ["flow_delta", FLOW_DELTA_LAYOUT, FLOW_DELTA_SIZE],
+      ["netflow_settings", NETFLOW_SETTINGS_LAYOUT, NETFLOW_SETTINGS_SIZE],
+      ["iter_walked", ITER_WALKED_LAYOUT, ITER_WALKED_SIZE],
+    ] as const;
+    for (const [name, layout, size] of sized) {
+      const struct = structLayout(types, name);
+      assert.deepEqual(struct.offsets, layout, name);
+      assert.equal(struct.size, size, name);
+    }
 
     const udp = structLayout(types, "udp_counts");
     assert.deepEqual(udp.offsets, UDP_COUNTS_LAYOUT);

@@ -252,6 +252,95 @@ kernelTest(
   },
 );
 
+kernelTest(
+  "netflow: closes summed in the kernel with the client port folded give the windows of one record per close",
+  NEEDS,
+  async () => {
+    const { listener, port } = listenLoopback();
+    const served = (async () => {
+      for await (const conn of listener) {
+        const n = await conn.read(new Uint8Array(64));
+        if (n) await conn.write(new Uint8Array(n * 10));
+        conn.close();
+      }
+    })();
+    // (The windows leave out the pid: a poll can find an accepted socket before the server
+    // touched it, pid unknown, in one probe and not the other.)
+    // Two probes on the same connections: `folded`'s path lets the kernel fold the client port
+    // (ephemeral_port first); `each`'s does not (a filter first may read ports), so its closes
+    // come one per socket and ephemeral_port folds them after.
+    const window = (name: string) => `
+  ${name}_window:
+    inputs: [${name}_ports]
+    every: 1h
+    group_by: [direction, dst_ip, dst_port, family, src_ip, src_port, transport]
+    fields:
+      bytes_read: { from: bytes_read, agg: sum }
+      bytes_written: { from: bytes_written, agg: sum }
+      tcp_established: { from: tcp_established, agg: sum }
+      tcp_closed: { from: tcp_closed, agg: sum }
+      rtt: { from: rtt_sum, agg: mean, per: rtt_samples }
+      rtt_var: { from: rtt_var_sum, agg: mean, per: rtt_samples }`;
+    await using collector = new Collector([
+      "--pipeline",
+      tempPipeline(`version: 1
+probes:
+  folded: { type: netflow, poll: 1s }
+  each: { type: netflow, poll: 1s }
+transforms:
+  folded_ports: { type: ephemeral_port, inputs: [folded] }
+  each_all: { type: filter, inputs: [each], keep: { tag: transport, in: [tcp, udp] } }
+  each_ports: { type: ephemeral_port, inputs: [each_all] }
+  folded_via: { type: tags, inputs: [folded_window], add: { via: kernel } }
+  each_via: { type: tags, inputs: [each_window], add: { via: records } }
+  folded_raw: { type: tags, inputs: [folded_ports], add: { raw: kernel } }
+  each_raw: { type: tags, inputs: [each_ports], add: { raw: records } }
+windows:${window("folded")}${window("each")}
+outputs:
+  out: { type: stdout, inputs: [folded_raw, each_raw, folded_via, each_via], format: json }
+`),
+    ]);
+    await collector.attached();
+    for (let i = 0; i < 300; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new Uint8Array(1 + (i % 7)));
+      await conn.read(new Uint8Array(128));
+      conn.close();
+    }
+    await new Promise((r) => setTimeout(r, 1500)); // the last closes reach a poll
+    await collector.stop("SIGINT");
+    listener.close();
+    await served.catch(() => {});
+
+    const ours = (via: string) =>
+      collector.records()
+        .filter((r) =>
+          r.tags.via === via && r.tags.dst_ip === "127.0.0.1" &&
+          (r.tags.dst_port === String(port) || r.tags.src_port === String(port))
+        )
+        .map((r) => {
+          const { via: _via, ...tags } = r.tags;
+          return JSON.stringify([tags, r.fields]);
+        })
+        .sort();
+    const folded = ours("kernel"), each = ours("records");
+    assert.equal(folded.length, 2, folded.join("\n")); // the client's row and the server's
+    assert.deepEqual(folded, each);
+    const [client] = folded.filter((r) => r.includes(`"dst_port":"${port}"`));
+    assert.match(client, /"tcp_established":300,"tcp_closed":300/);
+    // What the probes emitted: the kernel's sums, against a record per closing socket.
+    const emitted = (raw: string) =>
+      collector.records().filter((r) =>
+        r.tags.raw === raw && (r.tags.dst_port === String(port) || r.tags.src_port === String(port))
+      ).length;
+    assert.ok(
+      emitted("kernel") * 20 < emitted("records"),
+      `${emitted("kernel")} vs ${emitted("records")}`,
+    );
+    assert.match(collector.stderr, /ports_collapsed\{stage=folded\}=(6\d\d|[7-9]\d\d)\b/);
+  },
+);
+
 // ---------------------------------------------------------------------------------------------
 // UDP: exact bytes for datagrams of known sizes, peers from unconnected sockets.
 
@@ -479,7 +568,7 @@ kernelTest(
 // Full maps: counted, reported, and the collector goes on.
 
 kernelTest(
-  "netflow: more sockets and UDP flows than the maps hold are counted as dropped, not fatal",
+  "netflow: UDP flows beyond the map are counted as dropped, not fatal; TCP sockets have no cap",
   NEEDS,
   async () => {
     const { listener, port } = listenLoopback();
@@ -487,6 +576,7 @@ kernelTest(
     const accepting = (async () => {
       for await (const c of listener) accepted.push(c);
     })();
+    // max_sockets is deprecated: TCP sockets live in socket storage, which has no cap.
     await using collector = await startNetflow({
       probe: "    max_sockets: 16\n    max_udp_flows: 16",
     });
@@ -507,9 +597,19 @@ kernelTest(
     listener.close();
     await accepting.catch(() => {});
 
-    assert.ok(summaryCounter(collector, "sockets_full") > 0, "sockets_full counted");
+    assert.equal(summaryCounter(collector, "sockets_full"), 0);
+    assert.ok(summaryCounter(collector, "tracked_tcp_sockets") >= 80, "40 connections, 2 ends");
+    const pid = String(Deno.pid);
+    assert.equal(
+      new Set(
+        flows.filter((f) => f.tags.pid === pid && f.tags.dst_port === String(port))
+          .map((f) => f.tags.src_port),
+      ).size,
+      40,
+      "every connection reported",
+    );
+    assert.match(collector.stderr, /max_sockets is deprecated and ignored/);
     assert.ok(summaryCounter(collector, "flows_full") > 0, "flows_full counted");
-    assert.match(collector.stderr, /events lost \(TCP socket map full/);
     assert.ok(flows.some((f) => f.tags.transport === "udp"), "the flows that fit are reported");
   },
 );
@@ -708,18 +808,19 @@ outputs:
 );
 
 kernelTest(
-  "netflow: closes the ring buffer cannot hold are counted as ring_lost, none vanish",
+  "netflow: closes neither the closed-flows map nor the ring buffer can hold are counted as ring_lost, none vanish",
   NEEDS,
   async () => {
     const { listener, port } = listenLoopback();
     const served = (async () => {
       for await (const conn of listener) conn.close();
     })();
-    // The smallest ring (4 KiB: 36 close records), and a reader that is frozen while 150
+    // 16 flows summed in the kernel (each connection is a flow: no port folded here), the
+    // smallest ring (4 KiB: 32 close records), and a reader that is frozen while 150
     // connections (300 closing sockets) come and go.
     await using collector = await startNetflow({
       poll: "10m",
-      probe: "    ring_buffer_size: 4KiB",
+      probe: "    max_closed_flows: 16\n    ring_buffer_size: 4KiB",
     });
     collector.signal("SIGSTOP");
     try {
@@ -741,6 +842,7 @@ kernelTest(
       sum(flows, "tcp_closed", { pid, src_port: String(port) });
     const lost = summaryCounter(collector, "ring_lost");
     figure("closes delivered + ring_lost vs closing sockets", closed + lost, 300);
+    assert.ok(summaryCounter(collector, "closes_via_ring") > 0, "closed_flows overflowed");
     assert.ok(lost > 0, "the ring overflowed");
     assert.ok(closed < 300 && closed > 0, `${closed} closes delivered`);
     // Every close is either delivered or counted (other processes' closes may add to lost).
