@@ -31,17 +31,21 @@
  * - `--compare DIR`: that tree's collector as well (off, on, on DIR, off, on DIR, on, ...):
  *   both ratios side by side, and scaling for each tree.
  *
- * Writes the figures as JSON (--json; its shape: scripts/bench/results.ts).
+ * Writes the figures as JSON (--json; its shape: scripts/bench/results.ts) and a chart beside
+ * it (--svg, build/bench.svg by default: on/off per workload with its spread and target, poll
+ * time against open connections, CPU per event); scripts/bench_chart.ts draws it again from a
+ * saved JSON.
  *
  * Run as root (noise on this shared 2-core machine is about ±10% a run: keep --pairs ≥ 10):
  *
  *   deno task bench [--pairs 10] [--seconds 3] [--only iperf3,udp,...] [--json build/bench.json]
- *                   [--scale 1000,10000,50000] [--no-profile]
+ *                   [--svg build/bench.svg] [--scale 1000,10000,50000] [--no-profile]
  *                   [--profile-runs 1] [--probes] [--collector-root DIR | --compare DIR]
  */
 import { parseArgs } from "node:util";
 import { bashCommands, startBash } from "./bench/bash_pty.ts";
 import { enableBpfStats, programCosts } from "./bench/bpf_stats.ts";
+import { renderChart } from "./bench/chart.ts";
 import { ROOT } from "../test/_run_command.ts";
 import { freePort } from "../test/_server_process.ts";
 import { Child, requireTool, sleep, StartError } from "./bench/child.ts";
@@ -131,6 +135,7 @@ function options() {
       seconds: { type: "string", default: "3" },
       only: { type: "string" },
       json: { type: "string", default: "build/bench.json" },
+      svg: { type: "string" },
       scale: { type: "string", default: "1000,10000,50000" },
       "no-profile": { type: "boolean", default: false },
       "profile-runs": { type: "string", default: "1" },
@@ -158,6 +163,7 @@ function options() {
     seconds,
     only: values.only?.split(","),
     json: values.json,
+    svg: values.svg ?? values.json.replace(/\.json$/, ".svg"),
     scale,
     profile: !values["no-profile"],
     profileRuns,
@@ -169,11 +175,12 @@ function options() {
 
 const USAGE =
   `usage (as root): deno task bench [--pairs N] [--seconds S] [--only LIST] [--json FILE]
-                       [--scale N,N,...] [--no-profile] [--profile-runs N]
+                       [--svg FILE] [--scale N,N,...] [--no-profile] [--profile-runs N]
                        [--probes] [--collector-root DIR | --compare DIR]
 
   --only LIST            iperf3,udp,short_tcp,dns,bash,scaling (default: all)
-  --json FILE            the figures (default build/bench.json)
+  --json FILE            the figures (default build/bench.json); the chart goes beside it
+  --svg FILE             the chart (default: the JSON's name with .svg)
   --profile-runs N       bpf_stats runs per workload and variant (CPU per event: their medians)
   --probes               also run each probe alone (bash, netflow, dns) with what the
                          pipeline puts after it, beside the all-probes run
@@ -473,10 +480,9 @@ async function main(): Promise<number> {
     scaling,
   };
   report(json);
-  const path = opts.json.startsWith("/") ? opts.json : `${ROOT}${opts.json}`;
-  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-  Deno.writeTextFileSync(path, JSON.stringify(json, null, 2) + "\n");
-  console.log(`\nwritten: ${opts.json}`);
+  writeFile(opts.json, JSON.stringify(json, null, 2) + "\n");
+  writeFile(opts.svg, renderChart(json));
+  console.log(`\nwritten: ${opts.json}, ${opts.svg}`);
   return 0;
 }
 
@@ -525,6 +531,13 @@ async function profile(
       runs,
     },
   };
+}
+
+/** Writes `text` to `file` (relative to the checkout's root), making its directory. */
+function writeFile(file: string, text: string): void {
+  const path = file.startsWith("/") ? file : `${ROOT}${file}`;
+  Deno.mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  Deno.writeTextFileSync(path, text);
 }
 
 function collectorJson(runs: OnRun[]): CollectorJson {

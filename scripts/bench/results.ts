@@ -1,6 +1,6 @@
 /**
- * The shape of the JSON `deno task bench` writes (build/bench.json), which report.ts prints.
- * Older files (before --probes, --compare and per-event costs) have only the
+ * The shape of the JSON `deno task bench` writes (build/bench.json), which report.ts prints and
+ * chart.ts draws. Older files (before --probes, --compare and per-event costs) have only the
  * fields not marked "since"; readers must take both.
  */
 import type { ProgramCost } from "./bpf_stats.ts";
