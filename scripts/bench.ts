@@ -6,8 +6,8 @@
  * Workloads (`--only` takes these names): `iperf3` (TCP throughput, one stream, 127.0.0.1),
  * `udp` (a 64-byte UDP flood: iperf3 -u -l 64 -b 0), `short_tcp` (short TCP connections a
  * second), `dns` (queries a second against a local dnsmasq), `bash` (commands a second typed
- * into bash on a pty) and `scaling` (1k, 10k, 50k idle connections: netflow poll time, CPU
- * per poll, RSS).
+ * into bash on a pty), `scaling` (1k, 10k, 50k idle connections: netflow poll time, CPU per
+ * poll, RSS) and `memory` (where the collector's RSS above an empty `deno run` goes).
  *
  * The collector is started as `deno task run` starts it, with the default pipeline.yaml (its
  * `dns` probe also watching the benchmark dnsmasq's port), stdout to /dev/null, and stopped
@@ -29,7 +29,7 @@
  *   older commit, built: `deno install && deno task build`), with that tree's own deno.json task,
  *   pipeline.yaml and BPF objects, instead of this one's.
  * - `--compare DIR`: that tree's collector as well (off, on, on DIR, off, on DIR, on, ...):
- *   both ratios side by side, and scaling for each tree.
+ *   both ratios side by side, and scaling and memory for each tree.
  *
  * Writes the figures as JSON (--json; its shape: scripts/bench/results.ts) and a chart beside
  * it (--svg, build/bench.svg by default: on/off per workload with its spread and target, poll
@@ -48,10 +48,11 @@ import { enableBpfStats, programCosts } from "./bench/bpf_stats.ts";
 import { renderChart } from "./bench/chart.ts";
 import { ROOT } from "../test/_run_command.ts";
 import { freePort } from "../test/_server_process.ts";
-import { Child, requireTool, sleep, StartError } from "./bench/child.ts";
+import { requireTool, sleep, StartError } from "./bench/child.ts";
 import { Collector, LOSS_COUNTERS } from "./bench/collector.ts";
-import { dnsRate, startDnsmasq } from "./bench/dns.ts";
+import { dnsQueries, dnsRate, startDnsmasq } from "./bench/dns.ts";
 import { iperfThroughput, startIperfServer, udpFlood } from "./bench/iperf.ts";
+import { memoryStages, waitingDeno } from "./bench/memory.ts";
 import { probeAlone } from "./bench/probe_alone.ts";
 import {
   bpfMapMemlock,
@@ -86,6 +87,8 @@ import type { Measurement } from "./bench/workload.ts";
 const SETTLE_MS = 1000;
 /** The probes whose records_out count as events the collector saw (and --probes runs alone). */
 const PROBES = ["bash", "netflow", "dns"];
+/** Light load for the memory breakdown: DNS queries a second (every probe's path, few records). */
+const LIGHT_DNS_RATE = 200;
 const MiB = 1024;
 
 interface Workload {
@@ -178,7 +181,7 @@ const USAGE =
                        [--svg FILE] [--scale N,N,...] [--no-profile] [--profile-runs N]
                        [--probes] [--collector-root DIR | --compare DIR]
 
-  --only LIST            iperf3,udp,short_tcp,dns,bash,scaling (default: all)
+  --only LIST            iperf3,udp,short_tcp,dns,bash,scaling,memory (default: all)
   --json FILE            the figures (default build/bench.json); the chart goes beside it
   --svg FILE             the chart (default: the JSON's name with .svg)
   --profile-runs N       bpf_stats runs per workload and variant (CPU per event: their medians)
@@ -189,20 +192,9 @@ const USAGE =
 
 /** An empty `deno run` with the collector's flags of `tree`: its RSS after a second, and its peak. */
 async function emptyDenoKb(tree: Tree): Promise<{ rss: number; hwm: number }> {
-  Deno.mkdirSync(`${tree.root}build/tmp`, { recursive: true });
-  const script = Deno.makeTempFileSync({ dir: `${tree.root}build/tmp`, suffix: ".ts" });
-  Deno.writeTextFileSync(script, "setTimeout(() => {}, 1500);\n");
-  try {
-    const flags = tree.runArgs().slice(0, -1);
-    await using child = new Child(Deno.execPath(), [...flags, script], {
-      discardStdout: true,
-      cwd: tree.root,
-    });
-    await sleep(1000);
-    return memoryKb(child.pid);
-  } finally {
-    Deno.removeSync(script);
-  }
+  await using child = waitingDeno(tree, "");
+  await sleep(1000);
+  return memoryKb(child.pid);
 }
 
 /** The on runs of each tree: all probes, and each alone with --probes. */
@@ -327,7 +319,9 @@ async function main(): Promise<number> {
     },
   ];
   const selected = (id: string) => !opts.only || opts.only.includes(id);
-  const unknown = opts.only?.filter((id) => id !== "scaling" && !all.some((w) => w.id === id));
+  const unknown = opts.only?.filter((id) =>
+    id !== "scaling" && id !== "memory" && !all.some((w) => w.id === id)
+  );
   if (unknown?.length) throw new Error(`--only: unknown workload(s) ${unknown.join(", ")}`);
   const results: WorkloadResult[] = all.filter((w) => selected(w.id)).map((workload) => ({
     workload,
@@ -440,6 +434,23 @@ async function main(): Promise<number> {
     }
   }
 
+  const memory: BenchJson["memory"] = [];
+  if (selected("memory")) {
+    const seconds = Math.max(opts.seconds, 3);
+    for (const tree of trees) {
+      const stages = await memoryStages(
+        tree,
+        withDnsPort(tree.defaultPipelineText(), dnsPort),
+        PROBES,
+        {
+          light: () => dnsQueries({ port: dnsPort, rate: LIGHT_DNS_RATE, seconds }),
+          heavy: () => dnsRate(dnsPort, seconds),
+        },
+      );
+      memory.push({ tree: tree.label, stages });
+    }
+  }
+
   const json: BenchJson = {
     date: new Date().toISOString(),
     load_at_start: load,
@@ -478,6 +489,7 @@ async function main(): Promise<number> {
       };
     }),
     scaling,
+    memory,
   };
   report(json);
   writeFile(opts.json, JSON.stringify(json, null, 2) + "\n");

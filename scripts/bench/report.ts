@@ -1,9 +1,10 @@
 /**
  * The bench's text summary, printed from its JSON (results.ts): on/off against targets, the
- * collector's use, BPF and CPU cost per event, scaling, and the overall targets. With
+ * collector's use, BPF and CPU cost per event, scaling, memory, and the overall targets. With
  * one variant (no --probes, no --compare) the tables are those the bench always printed, with
  * the per-event columns added.
  */
+import type { MemoryStage } from "./memory.ts";
 import {
   type BenchJson,
   type CostPerEvent,
@@ -13,6 +14,7 @@ import {
   variantsOf,
   type WorkloadJson,
 } from "./results.ts";
+import { KIND_NAMES, type MemoryKinds } from "./smaps.ts";
 import { format, median, type Spread, table } from "./stats.ts";
 
 const MiB = 1024;
@@ -171,6 +173,8 @@ export function report(json: BenchJson): void {
     ]));
   }
 
+  for (const m of json.memory ?? []) memoryReport(m.tree, m.stages);
+
   targets(json, many);
 }
 
@@ -183,6 +187,33 @@ function costLine(c: CostPerEvent): string {
   return `per ${c.event}: BPF ${format(c.bpf_ns)} ns + collector ${format(c.collector_ns)} ns = ${
     format(c.total_ns)
   } ns (median of ${c.runs} run(s))`;
+}
+
+/** The memory stages side by side, each kind's KiB as MiB, and the last column minus the first. */
+function memoryReport(tree: string, stages: MemoryStage[]): void {
+  if (stages.length === 0) return;
+  const mib = (kib: number) => (kib / MiB).toFixed(1);
+  const first = stages[0], light = stages.find((s) => s.id === "light") ?? stages.at(-1)!;
+  console.log(
+    `\nmemory of ${tree} (MiB resident, /proc/<pid>/smaps; V8 from Deno.memoryUsage()):\n`,
+  );
+  const kinds = Object.keys(KIND_NAMES) as (keyof MemoryKinds)[];
+  const v8 = (s: MemoryStage, key: "heapTotal" | "heapUsed" | "external") => {
+    const bytes = s.v8?.[key];
+    return bytes === undefined ? "-" : (bytes / 2 ** 20).toFixed(1);
+  };
+  console.log(table([
+    ["", ...stages.map((s) => s.label), "light - empty"],
+    ["RSS", ...stages.map((s) => mib(s.rssKib)), mib(light.rssKib - first.rssKib)],
+    ...kinds.map((k) => [
+      `  ${KIND_NAMES[k]}`,
+      ...stages.map((s) => mib(s.kinds[k])),
+      mib(light.kinds[k] - first.kinds[k]),
+    ]),
+    ["V8 heap used", ...stages.map((s) => v8(s, "heapUsed")), ""],
+    ["V8 heap committed", ...stages.map((s) => v8(s, "heapTotal")), ""],
+    ["V8 external (ArrayBuffers)", ...stages.map((s) => v8(s, "external")), ""],
+  ]));
 }
 
 /** The overall targets, for each tree's full collector (the first variant of it). */

@@ -4,6 +4,7 @@
  * fields not marked "since"; readers must take both.
  */
 import type { ProgramCost } from "./bpf_stats.ts";
+import type { MemoryStage } from "./memory.ts";
 import type { PerfSummary } from "./perf_profile.ts";
 import type { ScalingResult } from "./scaling.ts";
 import type { Spread } from "./stats.ts";
@@ -24,6 +25,8 @@ export interface BenchJson {
   workloads: WorkloadJson[];
   /** Every tree's, each row naming its tree (since --compare). */
   scaling: ScalingResult[];
+  /** Since the memory breakdown: one entry per tree. */
+  memory?: { tree: string; stages: MemoryStage[] }[];
 }
 
 export interface TreeJson {
