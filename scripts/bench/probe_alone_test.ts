@@ -12,15 +12,15 @@ function graph(text: string): Map<string, string[]> {
   return new Map(pipeline.stages.map((s) => [s.name, s.inputs]));
 }
 
+/** The stages' names, sorted, in one line. */
+const names = (stages: Map<string, string[]>) => [...stages.keys()].sort().join(" ");
+
 Deno.test("probeAlone() keeps netflow and its chain, without the stage that needs dns", () => {
   const stages = graph(probeAlone(DEFAULT, "netflow"));
-  assert.deepEqual([...stages.keys()].sort(), [
-    "console",
-    "merge_client_ports",
-    "netflow",
-    "netflow_containers",
-    "netflow_per_minute",
-  ]);
+  assert.equal(
+    names(stages),
+    "console merge_client_ports netflow netflow_containers netflow_per_minute",
+  );
   // name_destinations (dns_domain, answers_from: dns) is left out; its reader reads its input.
   assert.deepEqual(stages.get("merge_client_ports"), ["netflow_containers"]);
   assert.deepEqual(stages.get("console"), ["netflow_per_minute"]);
@@ -29,13 +29,10 @@ Deno.test("probeAlone() keeps netflow and its chain, without the stage that need
 Deno.test("probeAlone() keeps dns with what the default pipeline puts after it", () => {
   const text = probeAlone(DEFAULT, "dns");
   const stages = graph(text);
-  assert.deepEqual([...stages.keys()].sort(), [
-    "console",
-    "dns",
-    "dns_containers",
-    "dnsflow_per_minute",
-    "merge_dns_client_ports",
-  ]);
+  assert.equal(
+    names(stages),
+    "console dns dns_containers dnsflow_per_minute merge_dns_client_ports",
+  );
   assert.deepEqual(stages.get("console"), ["dnsflow_per_minute"]);
   // Settings of kept stages are kept as written.
   assert.equal(parse(text).windows.dnsflow_per_minute.every, "60s");
@@ -43,12 +40,7 @@ Deno.test("probeAlone() keeps dns with what the default pipeline puts after it",
 
 Deno.test("probeAlone() keeps bash's redaction and leaves out the other probes", () => {
   const stages = graph(probeAlone(DEFAULT, "bash"));
-  assert.deepEqual([...stages.keys()].sort(), [
-    "bash",
-    "bash_containers",
-    "console",
-    "redact_secrets",
-  ]);
+  assert.equal(names(stages), "bash bash_containers console redact_secrets");
   assert.deepEqual(stages.get("console"), ["redact_secrets"]);
 });
 
