@@ -44,49 +44,7 @@ export function report(json: BenchJson): void {
   const col = (v: VariantJson) => many ? [v.label] : [];
   const head = (name: string) => many ? [name, "variant"] : [name];
 
-  console.log(`\non/off, median [quartiles] (min-max) of ${json.pairs} pair(s):\n`);
-  console.log(table([
-    [...head("workload"), "off (median)", "on (median)", "on/off", "target", ""],
-    ...rows(json).map(([w, v]) => [
-      `${w.name} (${w.unit})`,
-      ...col(v),
-      format(median(w.off), digits(w)),
-      format(median(v.on), digits(w)),
-      ratioText(v.ratio),
-      w.target ? `≥ ${w.target.toFixed(2)}` : "-",
-      w.target && !v.probe ? passFail(v.ratio.median >= w.target) : "",
-    ]),
-  ]));
-
-  console.log("\nthe collector during the on runs (medians; peak RSS: the highest VmHWM):\n");
-  console.log(table([
-    [
-      ...head("workload"),
-      "CPU %",
-      "RSS MiB",
-      "peak MiB",
-      "maps MiB",
-      "attach ms",
-      "records/s",
-      "CPU ns/event",
-      "lost",
-    ],
-    ...rows(json).map(([w, v]) => {
-      const c = v.collector;
-      return [
-        w.name,
-        ...col(v),
-        c.cpu_percent.median.toFixed(1),
-        (c.rss_kib.median / MiB).toFixed(1),
-        (c.peak_rss_kib / MiB).toFixed(1),
-        (c.bpf_map_bytes / 2 ** 20).toFixed(1),
-        c.attach_ms.median.toFixed(0),
-        format(c.records_per_second),
-        c.cpu_ns_per_event === undefined ? "-" : format(c.cpu_ns_per_event),
-        lostText(c.lost) || "0",
-      ];
-    }),
-  ]));
+  if (json.workloads.length) workloadTables(json, col, head);
 
   for (const [w, v] of rows(json)) {
     const p = v.profile;
@@ -176,6 +134,57 @@ export function report(json: BenchJson): void {
   for (const m of json.memory ?? []) memoryReport(m.tree, m.stages);
 
   targets(json, many);
+}
+
+/** The ratios against their targets, and the collector's use during the on runs. */
+function workloadTables(
+  json: BenchJson,
+  col: (v: VariantJson) => string[],
+  head: (name: string) => string[],
+): void {
+  console.log(`\non/off, median [quartiles] (min-max) of ${json.pairs} pair(s):\n`);
+  console.log(table([
+    [...head("workload"), "off (median)", "on (median)", "on/off", "target", ""],
+    ...rows(json).map(([w, v]) => [
+      `${w.name} (${w.unit})`,
+      ...col(v),
+      format(median(w.off), digits(w)),
+      format(median(v.on), digits(w)),
+      ratioText(v.ratio),
+      w.target ? `≥ ${w.target.toFixed(2)}` : "-",
+      w.target && !v.probe ? passFail(v.ratio.median >= w.target) : "",
+    ]),
+  ]));
+
+  console.log("\nthe collector during the on runs (medians; peak RSS: the highest VmHWM):\n");
+  console.log(table([
+    [
+      ...head("workload"),
+      "CPU %",
+      "RSS MiB",
+      "peak MiB",
+      "maps MiB",
+      "attach ms",
+      "records/s",
+      "CPU ns/event",
+      "lost",
+    ],
+    ...rows(json).map(([w, v]) => {
+      const c = v.collector;
+      return [
+        w.name,
+        ...col(v),
+        c.cpu_percent.median.toFixed(1),
+        (c.rss_kib.median / MiB).toFixed(1),
+        (c.peak_rss_kib / MiB).toFixed(1),
+        (c.bpf_map_bytes / 2 ** 20).toFixed(1),
+        c.attach_ms.median.toFixed(0),
+        format(c.records_per_second),
+        c.cpu_ns_per_event === undefined ? "-" : format(c.cpu_ns_per_event),
+        lostText(c.lost) || "0",
+      ];
+    }),
+  ]));
 }
 
 /** Decimals for a workload's rates: two for small numbers (Gbit/s), none for counts a second. */
