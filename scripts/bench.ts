@@ -33,8 +33,8 @@
  *
  * Writes the figures as JSON (--json; its shape: scripts/bench/results.ts) and a chart beside
  * it (--svg, build/bench.svg by default: on/off per workload with its spread and target, poll
- * time against open connections, CPU per event); scripts/bench_chart.ts draws it again from a
- * saved JSON.
+ * time against open connections, CPU per event, memory by kind); scripts/bench_chart.ts draws it
+ * again from a saved JSON.
  *
  * Run as root (noise on this shared 2-core machine is about ±10% a run: keep --pairs ≥ 10):
  *

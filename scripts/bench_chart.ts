@@ -1,7 +1,7 @@
 /**
  * Draws (again) the chart `deno task bench` writes beside its JSON, from a saved JSON file:
  * on/off per workload with its spread, netflow poll time against open connections, CPU per
- * event (see scripts/bench/chart.ts). Also reads JSON from before the chart existed.
+ * event, memory by kind (see scripts/bench/chart.ts). Also reads JSON from before the chart existed.
  *
  *   deno run --allow-read --allow-write scripts/bench_chart.ts build/bench.json [--out FILE.svg]
  *

@@ -9,11 +9,15 @@
  *    issue 17's target (80 ms at 50k) dashed.
  * 3. CPU per workload event (bpf_stats runs): BPF programs and the collector's own, stacked, a
  *    row a variant, the target where the workload has one.
+ * 4. Memory (the `memory` runs): each stage's RSS split by what backs it, a bar a stage, with
+ *    issue 17's budget at light load (empty deno run + 25 MiB).
  *
- * Older JSON files (one `on` a workload, no costs) draw what they have.
+ * Older JSON files (one `on` a workload, no costs, no memory) draw what they have.
  */
+import type { MemoryStage } from "./memory.ts";
 import { type BenchJson, targetedNs, variantsOf, type WorkloadJson } from "./results.ts";
 import type { ScalingResult } from "./scaling.ts";
+import { KIND_NAMES, type MemoryKinds } from "./smaps.ts";
 
 const WIDTH = 960;
 const LEFT = 70;
@@ -63,6 +67,7 @@ export function renderChart(json: BenchJson): string {
   if (json.workloads.some((w) => variantsOf(w).some((v) => v.profile?.cost_per_event))) {
     y = costPanel(parts, json.workloads, color, y);
   }
+  for (const m of json.memory ?? []) y = memoryPanel(parts, m.tree, m.stages, y);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${
     y + 10
   }" viewBox="0 0 ${WIDTH} ${y + 10}" ${FONT}>\n<rect width="100%" height="100%" fill="white"/>\n${
@@ -85,8 +90,6 @@ function ratioPanel(
   ]).filter(Number.isFinite);
   const lo = Math.floor(Math.min(0.6, ...values) * 10) / 10;
   const hi = Math.ceil(Math.max(1.2, ...values) * 10) / 10;
-  const plotTop = top + 36;
-  const yOf = (v: number) => plotTop + (hi - v) / (hi - lo) * height;
   parts.push(
     text(
       LEFT,
@@ -95,7 +98,8 @@ function ratioPanel(
       'font-weight="bold"',
     ),
   );
-  legend(parts, labels.map((l) => [l, color(l)]), top + 28);
+  const plotTop = legend(parts, labels.map((l) => [l, color(l)]), top + 28) + 8;
+  const yOf = (v: number) => plotTop + (hi - v) / (hi - lo) * height;
 
   const step = hi - lo > 1.5 ? 0.2 : 0.1;
   for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + 1e-9; k++) {
@@ -158,9 +162,6 @@ function scalingPanel(parts: string[], scaling: ScalingResult[], top: number): n
   const xLo = Math.log10(Math.min(...connections) / 1.6),
     xHi = Math.log10(Math.max(...connections) * 1.6);
   const yHi = Math.max(POLL_TARGET.ms, ...scaling.map((s) => s.pollMs)) * 1.15;
-  const plotTop = top + (trees.length > 1 || trees[0] ? 36 : 22);
-  const xOf = (c: number) => LEFT + (Math.log10(c) - xLo) / (xHi - xLo) * PLOT_WIDTH;
-  const yOf = (ms: number) => plotTop + (1 - ms / yHi) * height;
   parts.push(
     text(
       LEFT,
@@ -169,7 +170,11 @@ function scalingPanel(parts: string[], scaling: ScalingResult[], top: number): n
       'font-weight="bold"',
     ),
   );
-  if (trees.length > 1 || trees[0]) legend(parts, trees.map((t) => [t, color(t)]), top + 28);
+  const plotTop = trees.length > 1 || trees[0]
+    ? legend(parts, trees.map((t) => [t, color(t)]), top + 28) + 8
+    : top + 22;
+  const xOf = (c: number) => LEFT + (Math.log10(c) - xLo) / (xHi - xLo) * PLOT_WIDTH;
+  const yOf = (ms: number) => plotTop + (1 - ms / yHi) * height;
   for (const ms of niceSteps(yHi)) {
     parts.push(line(LEFT, yOf(ms), LEFT + PLOT_WIDTH, yOf(ms), "#e5e5e5", 1));
     parts.push(text(LEFT - 8, yOf(ms) + 4, String(ms), 'text-anchor="end"'));
@@ -298,17 +303,72 @@ function costPanel(
   return y + 10;
 }
 
-function legend(parts: string[], entries: [string, string][], y: number): void {
+/** Issue 17: RSS at light load at most an empty `deno run` + 25 MiB. */
+export const RSS_BUDGET_MIB = 25;
+
+/** Panel 4: one tree's memory stages, stacked by kind; returns the y below it. */
+function memoryPanel(parts: string[], tree: string, stages: MemoryStage[], top: number): number {
+  if (stages.length === 0) return top;
+  const rowHeight = 20, labelWidth = 170, barLeft = LEFT + labelWidth;
+  const barWidth = PLOT_WIDTH - labelWidth - 60;
+  const kinds = Object.keys(KIND_NAMES) as (keyof MemoryKinds)[];
+  const budget = stages[0].rssKib / 1024 + RSS_BUDGET_MIB;
+  const max = Math.max(budget, ...stages.map((s) => s.rssKib / 1024));
+  const xOf = (mib: number) => barLeft + mib / max * barWidth;
+  parts.push(
+    text(LEFT, top + 14, `memory of ${tree}: RSS (MiB) by what backs it`, 'font-weight="bold"'),
+  );
+  const legendEnd = legend(
+    parts,
+    kinds.map((k, i) => [KIND_NAMES[k], COLORS[i % COLORS.length]]),
+    top + 30,
+  );
+  let y = legendEnd + 8;
+  for (const stage of stages) {
+    parts.push(text(barLeft - 6, y + 13, stage.label, 'text-anchor="end"'));
+    let at = 0;
+    kinds.forEach((k, i) => {
+      const mib = stage.kinds[k] / 1024;
+      parts.push(
+        `<rect x="${n(xOf(at))}" y="${y + 2}" width="${n(xOf(at + mib) - xOf(at))}" height="${
+          rowHeight - 5
+        }" fill="${COLORS[i % COLORS.length]}"><title>${
+          esc(`${stage.label}: ${KIND_NAMES[k]} ${mib.toFixed(1)} MiB`)
+        }</title></rect>`,
+      );
+      at += mib;
+    });
+    parts.push(text(xOf(stage.rssKib / 1024) + 6, y + 13, `${(stage.rssKib / 1024).toFixed(1)}`));
+    y += rowHeight;
+  }
+  const bx = xOf(budget);
+  parts.push(line(bx, legendEnd + 6, bx, y + 2, TARGET, 1.5, "6 3"));
+  parts.push(
+    text(
+      bx,
+      y + 14,
+      `budget at light load: empty + ${RSS_BUDGET_MIB} MiB`,
+      `text-anchor="middle" fill="${TARGET}"`,
+    ),
+  );
+  return y + 30;
+}
+
+/** Coloured squares with their labels from `y` on, wrapped at the right edge; the last row's y. */
+function legend(parts: string[], entries: [string, string][], y: number): number {
   let x = LEFT;
   for (const [label, color] of entries) {
+    const width = 28 + label.length * 7;
+    if (x > LEFT && x + width > WIDTH - RIGHT) [x, y] = [LEFT, y + 16];
     parts.push(
       `<rect x="${x}" y="${
         y - 9
       }" width="12" height="10" fill="${color}" fill-opacity="0.6" stroke="${color}"/>`,
     );
     parts.push(text(x + 16, y, label));
-    x += 28 + label.length * 7;
+    x += width;
   }
+  return y;
 }
 
 /** Round gridline values from 0 up to `max`. */

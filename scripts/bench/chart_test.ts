@@ -178,3 +178,45 @@ Deno.test("renderChart() draws a file from before variants and costs", () => {
   assert.match(svg, />on</);
   assert.doesNotMatch(svg, /CPU per workload event/);
 });
+
+Deno.test("renderChart() stacks each memory stage's kinds up to its RSS, with the budget", () => {
+  const kinds = (mib: number) => ({
+    deno_binary: mib * 1024,
+    other_files: 0,
+    v8_heap: 1024,
+    c_heap: 1024,
+    stacks: 0,
+    bpf_maps: 0,
+    other_anonymous: 0,
+  });
+  const svg = renderChart({
+    ...JSON_NOW,
+    memory: [{
+      tree: "new",
+      stages: [
+        { id: "empty", label: "empty deno run", rssKib: 10 * 1024, kinds: kinds(8) },
+        { id: "light", label: "collector, light load", rssKib: 40 * 1024, kinds: kinds(38) },
+      ],
+    }],
+  });
+  assertBalanced(svg);
+  const bars = (label: string) =>
+    [...svg.matchAll(
+      new RegExp(`<rect x="([\\d.]+)" y="[\\d.]+" width="([\\d.]+)"[^>]*><title>${label}: `, "g"),
+    )]
+      .map((m) => [Number(m[1]), Number(m[2])]);
+  const empty = bars("empty deno run"), light = bars("collector, light load");
+  assert.equal(empty.length, 7);
+  // Widths in proportion to MiB: the light stage's bar is 4 times the empty one's.
+  const end = (b: number[][]) => b.at(-1)![0] + b.at(-1)![1] - b[0][0];
+  assert.ok(Math.abs(end(light) / end(empty) - 4) < 0.01);
+  // The budget (empty + 25 MiB = 35 MiB) sits at 35/40 of the light bar.
+  // (the last red upright line: the cost panel's targets come before it)
+  const budget = [
+    ...svg.matchAll(/<line x1="([\d.]+)" y1="[\d.]+" x2="\1" y2="[\d.]+" stroke="#d62728"/g),
+  ]
+    .at(-1);
+  assert.ok(budget);
+  assert.ok(Math.abs((Number(budget[1]) - light[0][0]) / end(light) - 35 / 40) < 0.01);
+  assert.match(svg, />budget at light load: empty \+ 25 MiB</);
+});
