@@ -24,7 +24,8 @@
  * Variants, each an on run beside every off run (their order turns each pair):
  * - `--probes`: besides all of them, each probe alone (bash, netflow, dns), with what the
  *   pipeline puts after it (its transforms, windows and the stdout output; a stage that needs
- *   another probe, like dns_domain's answers, left out): scripts/bench/probe_alone.ts.
+ *   another probe, like dns_domain's answers, left out): scripts/bench/probe_alone.ts. The
+ *   memory breakdown then also reads the collector with no BPF probe and with each alone.
  * - `--collector-root DIR`: the collector of another checkout of this project (a worktree of an
  *   older commit, built: `deno install && deno task build`), with that tree's own deno.json task,
  *   pipeline.yaml and BPF objects, instead of this one's.
@@ -89,6 +90,13 @@ const SETTLE_MS = 1000;
 const PROBES = ["bash", "netflow", "dns"];
 /** Light load for the memory breakdown: DNS queries a second (every probe's path, few records). */
 const LIGHT_DNS_RATE = 200;
+/** The runtime with no kernel probe (--probes' memory stage): only the collector's self-report. */
+const SELF_ONLY = `version: 1
+probes:
+  self: { type: collector }
+outputs:
+  console: { type: stdout, inputs: [self], format: json }
+`;
 const MiB = 1024;
 
 interface Workload {
@@ -186,7 +194,7 @@ const USAGE =
   --svg FILE             the chart (default: the JSON's name with .svg)
   --profile-runs N       bpf_stats runs per workload and variant (CPU per event: their medians)
   --probes               also run each probe alone (bash, netflow, dns) with what the
-                         pipeline puts after it, beside the all-probes run
+                         pipeline puts after it, beside the all-probes run (and in memory)
   --collector-root DIR   run the collector of another checkout (built) instead of this one
   --compare DIR          run this one's and DIR's collector against the same off runs`;
 
@@ -438,14 +446,25 @@ async function main(): Promise<number> {
   if (selected("memory")) {
     const seconds = Math.max(opts.seconds, 3);
     for (const tree of trees) {
+      const text = withDnsPort(tree.defaultPipelineText(), dnsPort);
+      const parts = opts.probes
+        ? [
+          { label: "no BPF probe, light load", text: SELF_ONLY, expectProbes: [] },
+          ...PROBES.map((probe) => ({
+            label: `${probe} alone, light load`,
+            text: probeAlone(text, probe, `${tree.root}pipeline.yaml`),
+            expectProbes: [probe],
+          })),
+        ]
+        : [];
       const stages = await memoryStages(
         tree,
-        withDnsPort(tree.defaultPipelineText(), dnsPort),
-        PROBES,
+        { label: "all probes", text, expectProbes: PROBES },
         {
           light: () => dnsQueries({ port: dnsPort, rate: LIGHT_DNS_RATE, seconds }),
           heavy: () => dnsRate(dnsPort, seconds),
         },
+        parts,
       );
       memory.push({ tree: tree.label, stages });
     }

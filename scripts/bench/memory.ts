@@ -9,6 +9,9 @@
  * 4. `light`: the collector itself on the tree's pipeline.yaml, after some light load;
  * 5. `loaded`: the same collector after the heavy load (the DNS flood).
  *
+ * With `parts` (--probes), between 3 and 4 one `part` stage each: the collector on a part of the
+ * pipeline (no BPF probe at all, or one probe alone), after the same light load.
+ *
  * The step from one to the next is what that layer costs: the packages' code and Deno's npm
  * loader, the collector's own code, then what running adds (V8 heap of live objects, C heap of
  * libbpf and buffers, the BPF rings it maps).
@@ -34,7 +37,7 @@ export interface V8Usage {
 
 /** One process's memory at the moment it was read. */
 export interface MemoryStage {
-  id: "empty" | "npm" | "modules" | "light" | "loaded";
+  id: "empty" | "npm" | "modules" | "part" | "light" | "loaded";
   label: string;
   rssKib: number;
   kinds: MemoryKinds;
@@ -47,12 +50,19 @@ export interface MemoryLoad {
   heavy: () => Promise<unknown>;
 }
 
+/** A pipeline for the collector to run: its text, and the probes that must attach. */
+export interface MemoryPipeline {
+  label: string;
+  text: string;
+  expectProbes: string[];
+}
+
 /** What the collector of `tree` uses at each stage; see the module's doc. */
 export async function memoryStages(
   tree: Tree,
-  pipelineText: string,
-  expectProbes: string[],
+  full: MemoryPipeline,
   load: MemoryLoad,
+  parts: MemoryPipeline[] = [],
 ): Promise<MemoryStage[]> {
   const scripts: [MemoryStage["id"], string, string][] = [
     ["empty", "empty deno run", ""],
@@ -69,11 +79,14 @@ export async function memoryStages(
     stages.push({ ...stage, v8: JSON.parse(child.stdout) });
   }
 
-  await using collector = await Collector.start(tree.pipeline(reportingEverySecond(pipelineText)), {
-    readStdout: true,
-    expectProbes,
-    tree,
-  });
+  for (const part of parts) {
+    await using collector = await startReporting(tree, part);
+    await load.light();
+    stages.push(await collectorStage("part", part.label, collector));
+    await collector.stop();
+  }
+
+  await using collector = await startReporting(tree, full);
   await load.light();
   stages.push(await collectorStage("light", "collector, light load", collector));
   await load.heavy();
@@ -124,6 +137,15 @@ function npmPackages(tree: Tree): string[] {
   };
   walk(`${tree.root}src`);
   return [...used].sort();
+}
+
+/** The collector on `pipeline`, its `collector` probe (if any) reporting every second. */
+function startReporting(tree: Tree, pipeline: MemoryPipeline): Promise<Collector> {
+  return Collector.start(tree.pipeline(reportingEverySecond(pipeline.text)), {
+    readStdout: true,
+    expectProbes: pipeline.expectProbes,
+    tree,
+  });
 }
 
 /** `text` with its `collector` probe (if any) reporting every second, for `heap_used_bytes`. */
