@@ -6,24 +6,27 @@
 /** Repository root (absolute path, with trailing slash). */
 export const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts`. */
-export function runTaskArgs(): string[] {
-  const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
+/**
+ * Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts`; `root` (with
+ * a trailing slash) another checkout of the project, whose own deno.json is read.
+ */
+export function runTaskArgs(root = ROOT): string[] {
+  const config = JSON.parse(Deno.readTextFileSync(`${root}deno.json`));
   const words: string[] = config.tasks.run.split(/\s+/);
   if (words[0] !== "deno" || words.at(-1) !== "src/main.ts") {
     throw new Error(`deno.json tasks.run is not "deno run ... src/main.ts": ${config.tasks.run}`);
   }
-  return [...words.slice(1, -1), `${ROOT}src/main.ts`];
+  return [...words.slice(1, -1), `${root}src/main.ts`];
 }
 
 /**
- * Writes a pipeline file under build/tmp/ (inside the folder `deno task run` may read) and
- * returns its path.
+ * Writes a pipeline file under build/tmp/ (inside the folder `deno task run` may read) of this
+ * checkout or of `root`, and returns its path.
  */
-export function tempPipeline(yaml: string): string {
-  Deno.mkdirSync(`${ROOT}build/tmp`, { recursive: true });
+export function tempPipeline(yaml: string, root = ROOT): string {
+  Deno.mkdirSync(`${root}build/tmp`, { recursive: true });
   const path = Deno.makeTempFileSync({
-    dir: `${ROOT}build/tmp`,
+    dir: `${root}build/tmp`,
     prefix: "pipeline-",
     suffix: ".yaml",
   });

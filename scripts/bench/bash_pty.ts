@@ -32,5 +32,5 @@ export async function bashCommands(tmux: Tmux, seconds: number): Promise<Measure
   }
   const rate = commands / ((performance.now() - start) / 1000);
   await tmux.type("bench", "clear"); // a short screen for the next run's rendering
-  return { value: rate };
+  return { value: rate, events: commands };
 }

@@ -29,11 +29,24 @@ export interface ProgramCost {
   cpuPercent: number;
 }
 
-/** Runs `work` and returns what each of `pid`'s programs did meanwhile, costliest first. */
+/** What a process's BPF programs did over a measured stretch. */
+export interface BpfCost {
+  /** The programs that ran, costliest first. */
+  programs: ProgramCost[];
+  /** The run time of all its programs together, ns. */
+  totalNs: number;
+  seconds: number;
+}
+
+/**
+ * Runs `work` and returns what each of `pid`'s programs did meanwhile. The sum counts every
+ * program the process holds: hooks that run in other processes (sendmsg, tracepoints, cgroup
+ * skb) and the iterators its own poll runs (whose time is also in its stime).
+ */
 export async function programCosts<T>(
   pid: number,
   work: () => Promise<T>,
-): Promise<[T, ProgramCost[]]> {
+): Promise<[T, BpfCost]> {
   const before = new Map(bpfProgramStats(pid).map((p) => [p.id, p]));
   const t0 = performance.now();
   const result = await work();
@@ -41,9 +54,11 @@ export async function programCosts<T>(
   const after = bpfProgramStats(pid);
   const names = await bpfProgramNames();
   const zero: ProgramStats = { id: 0, runs: 0, ns: 0 };
+  let totalNs = 0;
   const costs = after.map((p) => {
     const b = before.get(p.id) ?? zero;
     const runs = p.runs - b.runs, ns = p.ns - b.ns;
+    totalNs += ns;
     return {
       name: names.get(p.id) ?? `prog ${p.id}`,
       runsPerSecond: runs / seconds,
@@ -51,8 +66,7 @@ export async function programCosts<T>(
       cpuPercent: ns / 1e9 / seconds * 100,
     };
   });
-  return [
-    result,
-    costs.filter((c) => c.runsPerSecond > 0).sort((a, b) => b.cpuPercent - a.cpuPercent),
-  ];
+  const programs = costs.filter((c) => c.runsPerSecond > 0)
+    .sort((a, b) => b.cpuPercent - a.cpuPercent);
+  return [result, { programs, totalNs, seconds }];
 }

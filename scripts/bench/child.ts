@@ -15,15 +15,18 @@ export class Child implements AsyncDisposable {
   readonly #status: Promise<Deno.CommandStatus>;
   #exited = false;
 
-  /** `discardStdout` sends stdout to /dev/null; `stdin: "piped"` keeps a pipe to close later. */
+  /**
+   * `discardStdout` sends stdout to /dev/null; `stdin: "piped"` keeps a pipe to close later;
+   * `cwd` is this checkout's root unless given.
+   */
   constructor(
     command: string,
     args: string[],
-    options: { discardStdout?: boolean; stdin?: "null" | "piped" } = {},
+    options: { discardStdout?: boolean; stdin?: "null" | "piped"; cwd?: string } = {},
   ) {
     this.#child = new Deno.Command(command, {
       args,
-      cwd: ROOT,
+      cwd: options.cwd ?? ROOT,
       stdin: options.stdin ?? "null",
       stdout: options.discardStdout ? "null" : "piped",
       stderr: "piped",

@@ -3,20 +3,9 @@
  * benchmark writes: started, waited for until it says it is attached, stopped with SIGINT, and
  * its stderr read for the attach time and the counters of its exit summary.
  */
-import { parse, stringify } from "yaml";
-import { ROOT, runTaskArgs, tempPipeline } from "../../test/_run_command.ts";
+import { ROOT, runTaskArgs } from "../../test/_run_command.ts";
 import { Child, StartError } from "./child.ts";
-
-/**
- * The default pipeline.yaml with `dns` also watching `dnsPort` (the benchmark's dnsmasq does
- * not take port 53 from the machine's own resolver).
- */
-export function defaultPipelineWithDnsPort(dnsPort: number): string {
-  const pipeline = parse(Deno.readTextFileSync(`${ROOT}pipeline.yaml`));
-  const dns = pipeline.probes.dns;
-  dns.ports = [...(dns.ports ?? [53]), dnsPort];
-  return tempPipeline(stringify(pipeline));
-}
+import type { Tree } from "./tree.ts";
 
 /** The counters of the collector's exit summary (`name{stage=x}=n ...`). */
 export class Summary {
@@ -68,17 +57,26 @@ export class Collector implements AsyncDisposable {
   }
 
   /**
-   * Starts the collector and waits for its "collecting with" line; `stdout` piped or not,
-   * `denoFlags` added to `deno run`'s (e.g. --cpu-prof); fails unless every one of
-   * `expectProbes` attached.
+   * Starts the collector of `tree` (this checkout if none) and waits for its "collecting with"
+   * line; `stdout` piped or not, `denoFlags` added to `deno run`'s (e.g. --cpu-prof); fails
+   * unless every one of `expectProbes` attached. `pipeline` must be where that tree's collector
+   * may read it (`tree.pipeline()`).
    */
   static async start(
     pipeline: string,
-    options: { readStdout?: boolean; denoFlags?: string[]; expectProbes?: string[] } = {},
+    options: {
+      readStdout?: boolean;
+      denoFlags?: string[];
+      expectProbes?: string[];
+      tree?: Tree;
+    } = {},
   ): Promise<Collector> {
-    const [run, ...rest] = runTaskArgs();
+    const [run, ...rest] = options.tree?.runArgs() ?? runTaskArgs();
     const args = [run, ...options.denoFlags ?? [], ...rest, "--pipeline", pipeline];
-    const child = new Child(Deno.execPath(), args, { discardStdout: !options.readStdout });
+    const child = new Child(Deno.execPath(), args, {
+      discardStdout: !options.readStdout,
+      cwd: options.tree?.root ?? ROOT,
+    });
     const collector = new Collector(child);
     try {
       await child.waitFor("the collector", () => child.stderr.includes("collecting with"));

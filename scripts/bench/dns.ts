@@ -88,8 +88,8 @@ export async function dnsQueries(load: DnsLoad): Promise<{ answered: number; sec
   return { answered, seconds };
 }
 
-/** Queries answered a second over `seconds`. */
+/** Queries answered a second over `seconds`; events: answers. */
 export async function dnsRate(port: number, seconds: number): Promise<Measurement> {
   const { answered, seconds: took } = await dnsQueries({ port, seconds });
-  return { value: answered / took };
+  return { value: answered / took, events: answered };
 }

@@ -9,8 +9,11 @@
 import { ROOT } from "../../test/_run_command.ts";
 import { output } from "./child.ts";
 
-/** `deno run` flags that let perf name JIT-compiled functions. */
-export const PERF_DENO_FLAGS = ["--v8-flags=--perf-basic-prof"];
+/**
+ * `deno run` flags that let perf name JIT-compiled functions; without --logfile, V8 also writes
+ * an isolate-*-v8.log into the checkout on every profiling run.
+ */
+export const PERF_DENO_FLAGS = ["--v8-flags=--perf-basic-prof,--logfile=/dev/null"];
 
 /** One function's share of the collector's samples. */
 export interface FunctionShare {

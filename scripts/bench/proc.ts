@@ -80,6 +80,8 @@ export async function bpfProgramNames(): Promise<Map<number, string>> {
 export interface Usage {
   /** % of one core. */
   cpuPercent: number;
+  /** utime + stime over the run, seconds. */
+  cpuSeconds: number;
   /** VmRSS at the end of the run, KiB. */
   rssKb: number;
   /** VmHWM at the end of the run (the peak since the process started), KiB. */
@@ -98,6 +100,7 @@ export async function withUsage<T>(
   const memory = memoryKb(pid);
   return [result, {
     cpuPercent: ticks / ticksPerSecond / seconds * 100,
+    cpuSeconds: ticks / ticksPerSecond,
     rssKb: memory.rss,
     hwmKb: memory.hwm,
   }];

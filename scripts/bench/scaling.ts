@@ -4,10 +4,10 @@
  * opened and held; from its reports, once the new sockets are absorbed, the mean poll time, the
  * collector's CPU per poll and its RSS.
  */
-import { tempPipeline } from "../../test/_run_command.ts";
 import { sleep } from "./child.ts";
 import { Collector } from "./collector.ts";
 import { holdIdleConnections } from "./idle_conns.ts";
+import type { Tree } from "./tree.ts";
 
 const PIPELINE = `version: 1
 probes:
@@ -21,6 +21,8 @@ outputs:
 const SETTLE_REPORTS = 3;
 
 export interface ScalingResult {
+  /** The checkout whose collector ran (`Tree.label`). */
+  tree: string;
   connections: number;
   /** Sockets the probe follows in user space (both ends of each connection, and the rest). */
   trackedSockets: number;
@@ -88,14 +90,19 @@ class ReportReader {
   }
 }
 
-/** Opens `connections` idle connections under a running collector and measures `seconds` of polls. */
+/**
+ * Opens `connections` idle connections under a running collector of `tree` and measures
+ * `seconds` of polls.
+ */
 export async function measureScaling(
   connections: number,
   seconds: number,
+  tree: Tree,
 ): Promise<ScalingResult> {
-  await using collector = await Collector.start(tempPipeline(PIPELINE), {
+  await using collector = await Collector.start(tree.pipeline(PIPELINE), {
     readStdout: true,
     expectProbes: ["netflow"],
+    tree,
   });
   await using holder = await holdIdleConnections(connections);
   const reader = new ReportReader(collector);
@@ -106,6 +113,7 @@ export async function measureScaling(
   const polls = last.polls - first.polls;
   const summary = await collector.stop();
   return {
+    tree: tree.label,
     connections,
     trackedSockets: last.trackedSockets,
     pollMs: (last.pollTimeUs - first.pollTimeUs) / polls / 1000,

@@ -66,6 +66,7 @@ export async function shortConnections(seconds: number): Promise<Measurement> {
   await accepting;
   return {
     value: done / elapsed,
+    events: done,
     note: failed ? `${failed} failed, first: ${firstError}` : undefined,
   };
 }
