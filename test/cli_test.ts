@@ -70,6 +70,16 @@ Deno.test("the collector exits 2 on a bad --duration with one error line quoting
   assert.match(line, /^error: --duration: invalid duration "forever"/);
 });
 
+Deno.test("the collector exits 2 on a --duration a timer cannot hold instead of stopping at once", async () => {
+  const line = assertOneLineError(await run("--duration", "1000h"), 2);
+
+  assert.equal(
+    line,
+    'error: --duration: invalid duration "1000h": ' +
+      "longer than 596h31m23.647s, the longest a timer can wait",
+  );
+});
+
 Deno.test("the collector exits 2 on a missing pipeline file with one line naming it", async () => {
   const line = assertOneLineError(await run("--pipeline", "no-such-pipeline.yaml"), 2);
 
