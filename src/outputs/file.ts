@@ -132,7 +132,7 @@ class FileStage implements Stage {
     this.#size = size;
     this.#maxSize = config.max_size;
     this.#keep = config.keep;
-    this.#encode = encoderFor(config.format);
+    this.#encode = encoderFor(config.format, ctx.counters);
     this.#limit = config.buffer;
     this.#initialCapacity = Math.min(config.buffer, INITIAL_CAPACITY) + 1024;
     this.#buf = new Uint8Array(this.#initialCapacity);
