@@ -122,6 +122,24 @@ Deno.test("the collector reports every pipeline error, one per line, and exits 2
   }
 });
 
+Deno.test("a ${VAR} expansion too large for a string exits 2 with one positioned line", async () => {
+  // 6,000 copies of 100 KB: 600 MB, past V8's longest string (a bare RangeError before).
+  const file = tempPipeline(
+    `version: 1\nprobes:\n  self: { type: collector }\noutputs:\n  out:\n` +
+      `    type: file\n    inputs: [self]\n    path: "${"${EBPF_BIG}".repeat(6000)}"\n`,
+  );
+  const result = await output(Deno.execPath(), [...runTaskArgs(), "--pipeline", file, "--check"], {
+    env: { EBPF_BIG: "x".repeat(100_000) },
+  });
+  const line = assertOneLineError(result, 2);
+
+  assert.equal(
+    line,
+    `error: ${file}:8:11: outputs.out.path: \${...} in this file expand to more than 4MiB; ` +
+      "pass large values as files",
+  );
+});
+
 Deno.test("a pipeline outside what --allow-read grants is refused in one line naming the flag", async () => {
   const file = await Deno.makeTempFile({ suffix: ".yaml" }); // in /tmp: outside the grant
   try {

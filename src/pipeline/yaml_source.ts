@@ -3,15 +3,23 @@
  * can name `file:line:column` for any value it rejects.
  *
  * String values may use `${VAR}` and `${VAR:-default}`: they are replaced from the environment
- * (only the names the file uses are read; `$${` writes a literal `${`). The original text is
- * kept, so `--explain` shows `${VAR}` by name and never its value.
+ * (only the names the file uses are read; `$${` writes a literal `${`). A default is text: a
+ * `${...}` inside one is refused. All of a file's `${VAR}`s expand to at most 4 MiB. The
+ * original text is kept, so `--explain` shows `${VAR}` by name and never its value.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Node } from "yaml";
 import { ConfigError, type SourcePosition } from "../errors.ts";
+import { formatSize } from "../units.ts";
 
 // `$${` (escape), or `${NAME}` / `${NAME:-default}`.
 const VARIABLE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * The most text all `${VAR}`s of one file may expand to: past it a value is an error, not a
+ * string too long for V8 (a bare RangeError) or gigabytes built from a small file.
+ */
+export const MAX_EXPANSION = 4 * 1024 * 1024;
 
 /** A parsed YAML file: its plain value plus positions by key path. */
 export class YamlSource {
@@ -24,6 +32,8 @@ export class YamlSource {
   /** The source text of every number, so `5` (integer) and `5.0` (float) stay apart. */
   readonly #numbers = new Map<string, string>();
   #text = "";
+  /** Characters the `${VAR}`s expanded to so far; past MAX_EXPANSION nothing more is read. */
+  #expanded = 0;
 
   private constructor(file: string, value: unknown, lines: LineCounter) {
     this.file = file;
@@ -108,25 +118,28 @@ export class YamlSource {
         VARIABLE,
         (whole, name: string | undefined, fallback: string | undefined) => {
           if (name === undefined) return "${"; // `$${` escapes
-          let found: string | undefined;
-          try {
-            found = env(name);
-          } catch (e) {
-            const why = e instanceof Deno.errors.NotCapable
-              ? `reading \${${name}} needs --allow-env=${name} (deno task run allows EBPF_* names)`
-              : (e as Error).message;
-            errors.push(this.error(path, why));
+          if (this.#expanded > MAX_EXPANSION) return ""; // reported once, below
+          if (fallback?.includes("${")) {
+            // `[^}]*` would end the default at the inner `}`, keeping `${B` as its text.
+            errors.push(
+              this.error(
+                path,
+                `a \${...} cannot hold another \${...} (${whole}); give the default as text`,
+              ),
+            );
             return whole;
           }
-          if (found !== undefined && found !== "") return found;
-          if (fallback !== undefined) return fallback;
+          const expanded = this.#lookUp(path, whole, name, fallback, env, errors);
+          this.#expanded += expanded.length;
+          if (this.#expanded <= MAX_EXPANSION) return expanded;
           errors.push(
             this.error(
               path,
-              `environment variable ${name} is not set (give a default: \${${name}:-value})`,
+              `\${...} in this file expand to more than ${formatSize(MAX_EXPANSION)}; ` +
+                "pass large values as files",
             ),
           );
-          return whole;
+          return "";
         },
       );
     }
@@ -141,6 +154,36 @@ export class YamlSource {
       return out;
     }
     return value;
+  }
+
+  /** The text one `${NAME}` or `${NAME:-fallback}` (`whole`) stands for; problems to `errors`. */
+  #lookUp(
+    path: string,
+    whole: string,
+    name: string,
+    fallback: string | undefined,
+    env: (name: string) => string | undefined,
+    errors: ConfigError[],
+  ): string {
+    let found: string | undefined;
+    try {
+      found = env(name);
+    } catch (e) {
+      const why = e instanceof Deno.errors.NotCapable
+        ? `reading \${${name}} needs --allow-env=${name} (deno task run allows EBPF_* names)`
+        : (e as Error).message;
+      errors.push(this.error(path, why));
+      return whole;
+    }
+    if (found !== undefined && found !== "") return found;
+    if (fallback !== undefined) return fallback;
+    errors.push(
+      this.error(
+        path,
+        `environment variable ${name} is not set (give a default: \${${name}:-value})`,
+      ),
+    );
+    return whole;
   }
 
   /** Position of the value at `path` (or of its nearest ancestor), for an error about it. */
