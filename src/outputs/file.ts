@@ -320,6 +320,7 @@ export const fileOutput: StageDef<FileConfig> = {
       type: "integer",
       default: 5,
       min: 1,
+      max: 100, // each rotation renames them all, and --explain grants each by name
       doc: "rotated files kept with max_size: path.1 (newest) to path.<keep>",
     },
   },

@@ -433,6 +433,6 @@ Deno.test("file() rejects a zero max_size and a keep below 1", () => {
   ]);
   const none = configureStage(fileOutput, { path: "x", max_size: "1KiB", keep: 0 });
   assert.deepEqual(none.errors.map((e) => [e.path, e.reason]), [
-    ["test.file.keep", "expected an integer of at least 1, got 0"],
+    ["test.file.keep", "expected an integer from 1 to 100, got 0"],
   ]);
 });

@@ -4,7 +4,8 @@
  *
  * String values may use `${VAR}` and `${VAR:-default}`: they are replaced from the environment
  * (only the names the file uses are read; `$${` writes a literal `${`). A default is text: a
- * `${...}` inside one is refused. All of a file's `${VAR}`s expand to at most 4 MiB. The
+ * `${...}` inside one is refused. All of a file's `${VAR}`s expand to at most 4 MiB. A list
+ * holds at most 10,000 items. The
  * original text is kept, so `--explain` shows `${VAR}` by name and never its value.
  */
 import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
@@ -20,6 +21,9 @@ const VARIABLE = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * string too long for V8 (a bare RangeError) or gigabytes built from a small file.
  */
 export const MAX_EXPANSION = 4 * 1024 * 1024;
+
+/** The most items a list may have (inputs, `in:`, rules, test records...). */
+export const MAX_LIST_ITEMS = 10_000;
 
 /** A parsed YAML file: its plain value plus positions by key path. */
 export class YamlSource {
@@ -75,8 +79,8 @@ export class YamlSource {
     }
     const source = new YamlSource(file, value, lines);
     source.#text = text;
-    source.#index(doc.contents, "");
     const errors: ConfigError[] = [];
+    source.#index(doc.contents, "", errors);
     source.value = source.#substitute(source.value, "", env, errors);
     return { source, errors };
   }
@@ -212,7 +216,7 @@ export class YamlSource {
     }
   }
 
-  #index(node: Node | null | undefined, path: string): void {
+  #index(node: Node | null | undefined, path: string, errors: ConfigError[]): void {
     if (!node) return;
     if (node.range) this.#values.set(path, node.range[0]);
     if (isScalar(node) && typeof node.value === "number" && node.range) {
@@ -223,10 +227,15 @@ export class YamlSource {
         const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
         const child = path ? `${path}.${key}` : key;
         if (isScalar(pair.key) && pair.key.range) this.#keys.set(child, pair.key.range[0]);
-        this.#index(pair.value as Node, child);
+        this.#index(pair.value as Node, child, errors);
       }
     } else if (isSeq(node)) {
-      node.items.forEach((item, i) => this.#index(item as Node, `${path}[${i}]`));
+      if (node.items.length > MAX_LIST_ITEMS) {
+        errors.push(
+          this.error(path, `a list of at most ${MAX_LIST_ITEMS} items, got ${node.items.length}`),
+        );
+      }
+      node.items.forEach((item, i) => this.#index(item as Node, `${path}[${i}]`, errors));
     }
   }
 }
