@@ -192,3 +192,23 @@ Deno.test("a queue's length is a gauge when counters are read; its overflow is o
   ]);
   assert.equal(counters.get("queue_length", { stage: "out" }), 0n, "drained by the stop");
 });
+
+Deno.test("a chain of 998 transforms hands each record on without recursion, in order", async () => {
+  const chain = Array.from(
+    { length: 998 },
+    (_, i) =>
+      `  t${i}: { type: filter, inputs: [${
+        i ? `t${i - 1}` : "bash"
+      }], drop: { field: x, exists: true } }`,
+  );
+  const text = `version: 1\nprobes:\n  bash: { type: bash }\ntransforms:\n${chain.join("\n")}\n` +
+    "outputs:\n  out: { type: capture, inputs: [t997] }\n";
+  const { running, counters } = await start(text);
+  // Called from deep in a stack, as a probe's poll callback may be: no room for 998 stages.
+  const deep = (n: number): void => n === 0 ? running.inject("bash", cmd("a", T)) : deep(n - 1);
+  deep(9_000);
+  running.inject("bash", cmd("b", T + S));
+  await running.stop();
+  assert.deepEqual(captured.get("out")!.map((r) => r.fields.cmd), ["a", "b"]);
+  assert.equal(counters.get("records_dropped", { stage: "t500", reason: "error" }), 0n);
+});
