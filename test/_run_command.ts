@@ -57,10 +57,36 @@ export async function explainedCommand(pipeline: string, args: string[] = []): P
   ]);
   if (explained.code !== 0) throw new Error(`--explain failed: ${explained.stderr}`);
   const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
-  if (!line.startsWith("deno run ")) {
+  const words = await shellWords(line);
+  // Environment assignments before the command (NAME=value deno run ...) are not its words.
+  const start = words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+  if (words[start] !== "deno" || words[start + 1] !== "run") {
     throw new Error(`--explain's last line is not a command: ${line}`);
   }
-  return line.split(/\s+/);
+  return words.slice(start);
+}
+
+/**
+ * The words bash makes of `line`, as a user pasting it into a shell would run them: quotes
+ * removed, `${VAR}` expanded from `env` (nothing else in the environment), run in `cwd`.
+ */
+export async function shellWords(
+  line: string,
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<string[]> {
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `printf '%s\\0' ${line}`],
+    cwd,
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`bash cannot read ${line}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout).split("\0").slice(0, -1);
 }
 
 /** Runs `command` to its end (in the repository root unless `cwd`), its output as text. */

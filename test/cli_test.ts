@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
-import { output, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { output, runTaskArgs, shellWords, tempPipeline } from "./_run_command.ts";
 import { Collector } from "./kernel/_collector.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
@@ -138,6 +138,47 @@ Deno.test("a ${VAR} expansion too large for a string exits 2 with one positioned
     `error: ${file}:8:11: outputs.out.path: \${...} in this file expand to more than 4MiB; ` +
       "pass large values as files",
   );
+});
+
+Deno.test("--explain's command, pasted into bash, runs the collector and nothing else", async () => {
+  const file = tempPipeline(`version: 1
+probes:
+  self: { type: collector }
+outputs:
+  a: { type: file, inputs: [self], path: "build/tmp/a b;touch PWNED;x" }
+  b: { type: file, inputs: [self], path: "\${EBPF_D:-$(touch PWNED2)}/\`touch PWNED3\`.jsonl" }
+`);
+  assert.equal((await run("--pipeline", file, "--check")).code, 0);
+  const explained = await run("--pipeline", file, "--explain");
+  assert.equal(explained.code, 0, explained.stderr);
+  const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
+  const dir = await Deno.makeTempDir({ prefix: "explain_paste_" });
+  try {
+    const unset = await shellWords(line, {}, dir);
+    const set = await shellWords(line, { EBPF_D: "/var/d" }, dir);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), [], "pasting it ran something");
+    const writes = (words: string[]) => words.find((w) => w.startsWith("--allow-write="));
+    assert.equal(
+      writes(unset),
+      "--allow-write=build/tmp/a b;touch PWNED;x,$(touch PWNED2)/`touch PWNED3`.jsonl",
+    );
+    assert.equal(
+      writes(set),
+      "--allow-write=build/tmp/a b;touch PWNED;x,/var/d/`touch PWNED3`.jsonl",
+    );
+    assert.deepEqual(set.slice(-2), ["--pipeline", file]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a file output path with a comma is refused: it would grant a second path", async () => {
+  const file = tempPipeline(
+    "version: 1\nprobes:\n  self: { type: collector }\noutputs:\n" +
+      '  a: { type: file, inputs: [self], path: "/tmp/x,/etc/cron.d/evil" }\n',
+  );
+  const line = assertOneLineError(await run("--pipeline", file, "--check"), 2);
+  assert.match(line, /:5:42: outputs\.a\.path: path "\/tmp\/x,\/etc\/cron\.d\/evil" has a comma/);
 });
 
 Deno.test("a pipeline outside what --allow-read grants is refused in one line naming the flag", async () => {

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } from "yaml";
-import { output, ROOT, tempPipeline } from "./_run_command.ts";
+import { output, ROOT, shellWords, tempPipeline } from "./_run_command.ts";
 import { findInPath } from "./_server_process.ts";
 import { documentedCapabilities } from "./_capabilities_doc.ts";
 
@@ -144,9 +144,11 @@ async function explainedFlags(pipelineText: string, installedAt: string): Promis
   ], { env: { NODE_NAME: "node-a" } });
   assert.equal(out.code, 0, `--explain failed: ${out.stderr}`);
   const last = out.stdout.trim().split("\n").at(-1)!.trim();
-  const m = last.match(/^deno run (.*) src\/main\.ts --pipeline (\S+)$/);
-  assert.ok(m, `unexpected last line of --explain: ${last}`);
-  return m[1].replaceAll(path, installedAt).split(" ");
+  const words = await shellWords(last);
+  const run = words.indexOf("run"), script = words.indexOf("src/main.ts");
+  assert.ok(run > 0 && script > run, `unexpected last line of --explain: ${last}`);
+  assert.deepEqual(words.slice(script), ["src/main.ts", "--pipeline", path]);
+  return words.slice(run + 1, script).map((w) => w.replaceAll(path, installedAt));
 }
 
 /** deno's permission and V8 flags among `words` (what --explain derives), sorted. */

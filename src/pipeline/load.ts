@@ -147,6 +147,7 @@ export function parsePipeline(
   }
   const warnings: ConfigError[] = [];
   const ordered = checkGraph(stages, new Set(seen.keys()), source, errors, warnings);
+  if (errors.length === 0) checkGrantablePaths(ordered, top);
   const tests = errors.length === 0 ? parseTests(root.tests, top.child("tests"), ordered) : [];
   if (errors.length > 0) throw new ConfigErrors(byPosition(errors));
   return { file, source, stages: ordered, warnings: byPosition(warnings), tests };
@@ -313,6 +314,28 @@ function checkGraph(
     );
   }
   return order.map((i) => stages[i]);
+}
+
+/**
+ * Refuses paths that a Deno permission flag cannot name: a comma splits `--allow-write=a,b` into
+ * two grants (`/x,/etc/cron.d/evil`), a line break splits the printed command. Reported at the
+ * key the path comes from (a file output's `path`), once per stage.
+ */
+function checkGrantablePaths(stages: StageNode[], top: At): void {
+  for (const s of stages) {
+    const e = s.def.explain?.(s.config);
+    const bad = [...(e?.reads ?? []), ...(e?.writes ?? [])].find((p) => /[,\n\r]/.test(p));
+    if (bad === undefined) continue;
+    const key = Object.keys(s.config).find((k) => {
+      const v = s.config[k];
+      return typeof v === "string" && bad.startsWith(v);
+    });
+    const at = top.child(s.section).child(s.name);
+    (key ? at.child(key) : at).report(
+      `path ${describeValue(bad)} has a ${bad.includes(",") ? "comma" : "line break"}, ` +
+        "which Deno's --allow-read and --allow-write lists cannot hold: choose another path",
+    );
+  }
 }
 
 /** Problems in file order, so the first printed is the first in the file. */

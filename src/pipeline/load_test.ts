@@ -354,3 +354,15 @@ Deno.test("loadPipeline() reads at most 1 MiB: /dev/zero is refused at once", ()
   );
   assert.ok(performance.now() - started < 1000);
 });
+
+Deno.test("parsePipeline() refuses a path with a comma, which would grant a second path", () => {
+  const e = onlyError(
+    VALID + '  f: { type: file, inputs: [bash], path: "/x,/etc/cron.d/evil" }\n',
+  );
+  assert.equal(where(e), "p.yaml:10:42 outputs.f.path");
+  assert.equal(
+    e.reason,
+    'path "/x,/etc/cron.d/evil" has a comma, which Deno\'s --allow-read and --allow-write ' +
+      "lists cannot hold: choose another path",
+  );
+});

@@ -25,6 +25,42 @@ export const MAX_EXPANSION = 4 * 1024 * 1024;
 /** The most items a list may have (inputs, `in:`, rules, test records...). */
 export const MAX_LIST_ITEMS = 10_000;
 
+/** A piece of a `${VAR}` template: literal text, or a variable with its default if any. */
+export type TemplatePart = { text: string } | { name: string; fallback?: string };
+
+/**
+ * Splits text as written in a pipeline file into literal text (`$${` read as `${`) and
+ * `${NAME}` / `${NAME:-default}` references, in order.
+ *
+ * @example
+ * ```ts
+ * splitTemplate("${DIR:-/var/log}/b.jsonl"); // [{ name: "DIR", fallback: "/var/log" }, { text: "/b.jsonl" }]
+ * ```
+ */
+export function splitTemplate(template: string): TemplatePart[] {
+  const parts: TemplatePart[] = [];
+  let text = "", last = 0;
+  for (const m of template.matchAll(VARIABLE)) {
+    text += template.slice(last, m.index);
+    last = m.index + m[0].length;
+    if (m[1] === undefined) {
+      text += "${";
+      continue;
+    }
+    if (text) parts.push({ text });
+    text = "";
+    parts.push(m[2] === undefined ? { name: m[1] } : { name: m[1], fallback: m[2] });
+  }
+  text += template.slice(last);
+  if (text) parts.push({ text });
+  return parts;
+}
+
+/** `text` as a template that stands for itself: `${` written as `$${`. */
+export function literalTemplate(text: string): string {
+  return text.replaceAll("${", "$${");
+}
+
 /** A parsed YAML file: its plain value plus positions by key path. */
 export class YamlSource {
   readonly file: string;
