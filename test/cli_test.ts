@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
-import { output, runTaskArgs, shellWords, tempPipeline } from "./_run_command.ts";
+import { explainedCommand, output, runTaskArgs, shellWords, tempPipeline } from "./_run_command.ts";
+import { freePort } from "./_server_process.ts";
 import { Collector } from "./kernel/_collector.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
@@ -179,6 +180,26 @@ Deno.test("a file output path with a comma is refused: it would grant a second p
   );
   const line = assertOneLineError(await run("--pipeline", file, "--check"), 2);
   assert.match(line, /:5:42: outputs\.a\.path: path "\/tmp\/x,\/etc\/cron\.d\/evil" has a comma/);
+});
+
+Deno.test("a receiver that is down is named in warnings without the ${VAR} password in its URL", async () => {
+  const port = freePort(); // nothing listens there
+  const file = tempPipeline(`version: 1
+probes:
+  self: { type: collector, every: 1s }
+outputs:
+  a: { type: http, inputs: [self], preset: influxdb, database: x, max_backoff: 1s, url: "http://admin:\${EBPF_PW:-none}@127.0.0.1:${port}" }
+`);
+  const words = await explainedCommand(file);
+  const result = await output(Deno.execPath(), [...words.slice(1), "--duration", "3s"], {
+    env: { EBPF_PW: "s3cr3t-pw" },
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(!result.stderr.includes("s3cr3t"), result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(`a: cannot send to http://admin:\\$\\{EBPF_PW:-none\\}@127\\.0\\.0\\.1:${port}: `),
+  );
 });
 
 Deno.test("a pipeline outside what --allow-read grants is refused in one line naming the flag", async () => {

@@ -30,6 +30,7 @@ import {
 import type { StageDef, StageKind } from "./stage.ts";
 import { parseTests, type PipelineTest } from "./tests.ts";
 import { graphOrder } from "./graph.ts";
+import { ShownText } from "./shown.ts";
 import { YamlSource } from "./yaml_source.ts";
 import { formatSize } from "../units.ts";
 
@@ -149,7 +150,13 @@ export function parsePipeline(
   const ordered = checkGraph(stages, new Set(seen.keys()), source, errors, warnings);
   if (errors.length === 0) checkGrantablePaths(ordered, top);
   const tests = errors.length === 0 ? parseTests(root.tests, top.child("tests"), ordered) : [];
-  if (errors.length > 0) throw new ConfigErrors(byPosition(errors));
+  if (errors.length > 0) {
+    // A reason may quote a value (a bad URL): shown as written, never a secret (shown.ts).
+    const shown = ShownText.of({ source, stages });
+    throw new ConfigErrors(
+      byPosition(errors).map((e) => new ConfigError(e, e.path, shown.mask(e.reason))),
+    );
+  }
   return { file, source, stages: ordered, warnings: byPosition(warnings), tests };
 }
 

@@ -13,6 +13,7 @@ import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import { watchLosses } from "./loss_watch.ts";
+import { ShownText } from "./shown.ts";
 import { trimCHeap } from "../../ffi/malloc_trim.ts";
 import {
   type FlushReason,
@@ -274,9 +275,12 @@ const INJECTED: Stage = { push() {}, flush() {}, close() {} };
 /** Builds and starts every stage; on a fatal failure, stops what already started and rethrows. */
 export async function startPipeline(
   pipeline: Pipeline,
-  env: RuntimeEnv,
+  runtime: RuntimeEnv,
   options: RunOptions = {},
 ): Promise<RunningPipeline> {
+  // Every line a stage logs shows ${VAR}s as written and no password (shown.ts).
+  const shown = ShownText.of(pipeline);
+  const env = { ...runtime, log: shown.logger(runtime.log) };
   let runners = new Map<string, Runner>(); // the live generation, by name
   const disabled: { name: string; why: string }[] = [];
   const sampleQueues = () => {
@@ -400,6 +404,7 @@ export async function startPipeline(
       for (const r of runners.values()) await r.idle();
     },
     async reload(next) {
+      shown.add(next);
       const old = runners;
       const keep = new Map<string, Runner>();
       const fresh: StageNode[] = [];

@@ -74,6 +74,10 @@ export class YamlSource {
   #text = "";
   /** Characters the `${VAR}`s expanded to so far; past MAX_EXPANSION nothing more is read. */
   #expanded = 0;
+  /** Each templated value after substitution, by key path. */
+  readonly #substituted = new Map<string, string>();
+  /** The value each variable had in the environment (not its default), by name. */
+  readonly #variables = new Map<string, string>();
 
   private constructor(file: string, value: unknown, lines: LineCounter) {
     this.file = file;
@@ -136,6 +140,19 @@ export class YamlSource {
     return this.#templates.get(path);
   }
 
+  /** Every value that used `${VAR}`: its key path, its text as written, and its value. */
+  *substitutions(): Iterable<{ path: string; template: string; value: string }> {
+    for (const [path, template] of this.#templates) {
+      const value = this.#substituted.get(path);
+      if (value !== undefined) yield { path, template, value };
+    }
+  }
+
+  /** What variable `name` held in the environment when read (undefined: unset or its default). */
+  variableValue(name: string): string | undefined {
+    return this.#variables.get(name);
+  }
+
   /** The environment variables the file names. */
   get variables(): string[] {
     const names = new Set<string>();
@@ -154,7 +171,7 @@ export class YamlSource {
     if (typeof value === "string") {
       if (!value.includes("${")) return value;
       this.#templates.set(path, value);
-      return value.replace(
+      const substituted = value.replace(
         VARIABLE,
         (whole, name: string | undefined, fallback: string | undefined) => {
           if (name === undefined) return "${"; // `$${` escapes
@@ -182,6 +199,8 @@ export class YamlSource {
           return "";
         },
       );
+      this.#substituted.set(path, substituted);
+      return substituted;
     }
     if (Array.isArray(value)) {
       return value.map((v, i) => this.#substitute(v, `${path}[${i}]`, env, errors));
@@ -215,7 +234,10 @@ export class YamlSource {
       errors.push(this.error(path, why));
       return whole;
     }
-    if (found !== undefined && found !== "") return found;
+    if (found !== undefined && found !== "") {
+      this.#variables.set(name, found);
+      return found;
+    }
     if (fallback !== undefined) return fallback;
     errors.push(
       this.error(
