@@ -202,6 +202,28 @@ outputs:
   );
 });
 
+Deno.test("a user regex without V8's linear-time engine is refused at load, naming the flag", async () => {
+  const file = tempPipeline(`version: 1
+probes:
+  self: { type: collector }
+transforms:
+  f: { type: filter, inputs: [self], drop: { tag: stage, regex: "^(a+)+$" } }
+outputs:
+  out: { type: stdout, inputs: [f] }
+`);
+  const without = runTaskArgs().filter((a) => !a.startsWith("--v8-flags="));
+  const line = assertOneLineError(
+    await output(Deno.execPath(), [...without, "--pipeline", file, "--check"]),
+    2,
+  );
+  assert.match(
+    line,
+    /:5:65: transforms\.f\.drop\.regex: user regexes run on V8's linear-time engine/,
+  );
+  assert.match(line, /add --v8-flags=--enable-experimental-regexp-engine/);
+  assert.equal((await run("--pipeline", file, "--check")).code, 0, "deno task run has it");
+});
+
 Deno.test("a pipeline outside what --allow-read grants is refused in one line naming the flag", async () => {
   const file = await Deno.makeTempFile({ suffix: ".yaml" }); // in /tmp: outside the grant
   try {

@@ -13,6 +13,7 @@ import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } f
 import { output, ROOT, shellWords, tempPipeline } from "./_run_command.ts";
 import { findInPath } from "./_server_process.ts";
 import { documentedCapabilities } from "./_capabilities_doc.ts";
+import { RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
 const K8S = `${ROOT}deploy/kubernetes/`;
@@ -155,6 +156,17 @@ async function explainedFlags(pipelineText: string, installedAt: string): Promis
 function permissionFlags(words: string[]): string[] {
   return words.filter((w) => /^--((allow|deny)-|v8-flags=)/.test(w)).sort();
 }
+
+Deno.test("deno.json's tasks run with the V8 flags --explain prints (the regex engine too)", () => {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
+  for (const flag of RUNTIME_FLAGS) {
+    for (const task of ["run", "record"]) assert.ok(tasks[task].split(" ").includes(flag), task);
+  }
+  // Tests and benches load pipelines with user regexes: they need the engine as well.
+  for (const task of ["test", "bench", "bench:micro"]) {
+    assert.match(tasks[task], /--v8-flags=\S*--enable-experimental-regexp-engine/, task);
+  }
+});
 
 Deno.test("docs/capabilities.md has a row for every probe type the default pipeline uses", () => {
   const caps = defaultPipelineCapabilities();

@@ -98,9 +98,12 @@ export function permissionFlags(
 /**
  * Deno flags the collector runs with besides permissions (as `deno task run` does): 1 MiB
  * young-generation semi-spaces instead of up to 16 keep RSS under a DNS load at 112 MiB instead
- * of 172, for no measurable CPU (docs/bench.md).
+ * of 172, for no measurable CPU (docs/bench.md); V8's linear-time regex engine, which users'
+ * regexes run on (src/transforms/condition.ts).
  */
-export const RUNTIME_FLAGS = ["--v8-flags=--max-semi-space-size=1"];
+export const RUNTIME_FLAGS = [
+  "--v8-flags=--max-semi-space-size=1,--enable-experimental-regexp-engine",
+];
 
 /**
  * The command that runs this program on `pipeline` with exactly the permissions it needs, for a
