@@ -6,14 +6,35 @@
 /** Repository root (absolute path, with trailing slash). */
 export const ROOT = new URL("../", import.meta.url).pathname;
 
-/** Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts`. */
+/**
+ * Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts` (the
+ * environment it sets before `deno`, NAME=value, is {@linkcode runTaskEnv}).
+ */
 export function runTaskArgs(): string[] {
+  const words = runTaskWords();
+  const start = words.findIndex((w) => !ASSIGNMENT.test(w));
+  return [...words.slice(start + 1, -1), `${ROOT}src/main.ts`];
+}
+
+/** The environment `deno task run` sets for the collector (`DENO_NO_UPDATE_CHECK=1 deno ...`). */
+export function runTaskEnv(): Record<string, string> {
+  const words = runTaskWords();
+  const assignments = words.slice(0, words.findIndex((w) => !ASSIGNMENT.test(w)));
+  return Object.fromEntries(
+    assignments.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]),
+  );
+}
+
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
+
+function runTaskWords(): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`));
   const words: string[] = config.tasks.run.split(/\s+/);
-  if (words[0] !== "deno" || words.at(-1) !== "src/main.ts") {
+  const start = words.findIndex((w) => !ASSIGNMENT.test(w));
+  if (words[start] !== "deno" || words.at(-1) !== "src/main.ts") {
     throw new Error(`deno.json tasks.run is not "deno run ... src/main.ts": ${config.tasks.run}`);
   }
-  return [...words.slice(1, -1), `${ROOT}src/main.ts`];
+  return words;
 }
 
 /**
@@ -59,7 +80,7 @@ export async function explainedCommand(pipeline: string, args: string[] = []): P
   const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
   const words = await shellWords(line);
   // Environment assignments before the command (NAME=value deno run ...) are not its words.
-  const start = words.findIndex((w) => !/^[A-Za-z_][A-Za-z0-9_]*=/.test(w));
+  const start = words.findIndex((w) => !ASSIGNMENT.test(w));
   if (words[start] !== "deno" || words[start + 1] !== "run") {
     throw new Error(`--explain's last line is not a command: ${line}`);
   }

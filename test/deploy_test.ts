@@ -13,7 +13,7 @@ import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } f
 import { output, ROOT, shellWords, tempPipeline } from "./_run_command.ts";
 import { findInPath } from "./_server_process.ts";
 import { documentedCapabilities } from "./_capabilities_doc.ts";
-import { RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
+import { RUNTIME_ENV, RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
 const K8S = `${ROOT}deploy/kubernetes/`;
@@ -152,15 +152,19 @@ async function explainedFlags(pipelineText: string, installedAt: string): Promis
   return words.slice(run + 1, script).map((w) => w.replaceAll(path, installedAt));
 }
 
-/** deno's permission and V8 flags among `words` (what --explain derives), sorted. */
+/** deno's permission, V8 and no-fetch flags among `words` (what --explain derives), sorted. */
 function permissionFlags(words: string[]): string[] {
-  return words.filter((w) => /^--((allow|deny)-|v8-flags=)/.test(w)).sort();
+  return words.filter((w) => /^--((allow|deny)-|v8-flags=|cached-only$)/.test(w)).sort();
 }
 
-Deno.test("deno.json's tasks run with the V8 flags --explain prints (the regex engine too)", () => {
+Deno.test("deno.json's tasks run with the flags and environment --explain prints", () => {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
-  for (const flag of RUNTIME_FLAGS) {
-    for (const task of ["run", "record"]) assert.ok(tasks[task].split(" ").includes(flag), task);
+  for (const task of ["run", "record"]) {
+    const words = tasks[task].split(" ");
+    for (const flag of RUNTIME_FLAGS) assert.ok(words.includes(flag), `${task}: ${flag}`);
+    for (const [name, value] of Object.entries(RUNTIME_ENV)) {
+      assert.ok(words.slice(0, words.indexOf("deno")).includes(`${name}=${value}`), task);
+    }
   }
   // Tests and benches load pipelines with user regexes: they need the engine as well.
   for (const task of ["test", "bench", "bench:micro"]) {
@@ -372,6 +376,12 @@ Deno.test("the DaemonSet runs the bundle with exactly the flags --explain prints
   const pipeline = (cm.doc as any).data["pipeline.yaml"];
   const explained = await explainedFlags(pipeline, ETC_PIPELINE);
   assert.deepEqual(permissionFlags(command), permissionFlags(explained));
+  // deno-lint-ignore no-explicit-any
+  const env: { name: string; value?: string }[] = (ds.doc as any).spec.template.spec.containers[0]
+    .env;
+  for (const [name, value] of Object.entries(RUNTIME_ENV)) {
+    assert.ok(env.some((e) => e.name === name && e.value === value), `env ${name}=${value}`);
+  }
 });
 
 Deno.test("every file the Containerfile copies comes from a documented build step", () => {

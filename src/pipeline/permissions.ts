@@ -96,14 +96,23 @@ export function permissionFlags(
 }
 
 /**
- * Deno flags the collector runs with besides permissions (as `deno task run` does): 1 MiB
- * young-generation semi-spaces instead of up to 16 keep RSS under a DNS load at 112 MiB instead
- * of 172, for no measurable CPU (docs/bench.md); V8's linear-time regex engine, which users'
- * regexes run on (src/transforms/condition.ts).
+ * Deno flags the collector runs with besides permissions (as `deno task run` does): nothing
+ * fetched at start (`--cached-only`: the npm packages are in node_modules, a bundle has them
+ * inside); 1 MiB young-generation semi-spaces instead of up to 16 keep RSS under a DNS load at
+ * 112 MiB instead of 172, for no measurable CPU (docs/bench.md); V8's linear-time regex
+ * engine, which users' regexes run on (src/transforms/condition.ts).
  */
 export const RUNTIME_FLAGS = [
+  "--cached-only",
   "--v8-flags=--max-semi-space-size=1,--enable-experimental-regexp-engine",
 ];
+
+/**
+ * The environment the collector runs with (as `deno task run`, the systemd unit and the
+ * DaemonSet set it): no update check, which under a terminal looks up dl.deno.land from the
+ * collector's own process whatever `--deny-net` says.
+ */
+export const RUNTIME_ENV = { DENO_NO_UPDATE_CHECK: "1" };
 
 /**
  * The command that runs this program on `pipeline` with exactly the permissions it needs, for a
@@ -125,8 +134,9 @@ export function runCommand(pipeline: Pipeline, mode: RunMode = {}): string {
   let script = main.protocol === "file:" ? decodeURIComponent(main.pathname) : main.href;
   const cwd = Deno.cwd() + "/";
   if (script.startsWith(cwd)) script = script.slice(cwd.length);
-  return `${literal(["deno", "run", ...RUNTIME_FLAGS])} ${line(permissionFlags(pipeline, mode))} ` +
-    literal([script, ...args]);
+  const env = Object.entries(RUNTIME_ENV).map(([name, value]) => `${name}=${value}`);
+  return `${literal([...env, "deno", "run", ...RUNTIME_FLAGS])} ` +
+    `${line(permissionFlags(pipeline, mode))} ${literal([script, ...args])}`;
 }
 
 /**
