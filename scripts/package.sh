@@ -36,12 +36,13 @@ compile)
     exit 1
   fi
   pipeline="${PIPELINE:-pipeline.yaml}"
-  # The flags --explain prints for the pipeline: its last line, minus "deno run" and the script.
-  flags=$(deno run --quiet --allow-read --allow-env --allow-sys=hostname src/main.ts \
-    --explain --pipeline "$pipeline" | tail -n 1 | sed -e 's/^ *deno run //' -e 's/ src\/main\.ts.*$//')
-  # shellcheck disable=SC2086  # flags are separate words
-  deno compile --quiet $flags --no-prompt -o build/ebpf-collector build/dist/entry.ts
-  echo "compile: build/ebpf-collector ($(du -h build/ebpf-collector | cut -f1)) with $flags" >&2
+  # The flags --explain derives for the pipeline, one a line, read into an array: a path with
+  # a space (or "x --allow-all") stays one flag. Paths with a line break are refused.
+  listed=$(deno run --quiet --allow-read --allow-env --allow-sys=hostname scripts/run_flags.ts \
+    "$pipeline")
+  mapfile -t flags <<<"$listed"
+  deno compile --quiet "${flags[@]}" --no-prompt -o build/ebpf-collector build/dist/entry.ts
+  echo "compile: build/ebpf-collector ($(du -h build/ebpf-collector | cut -f1)) with ${flags[*]}" >&2
   ;;
 *)
   echo "usage: scripts/package.sh bundle|compile" >&2

@@ -8,9 +8,10 @@ DENO_VERSION="2.9.6"
 # drive: tmux (interactive bash), iproute2 (ss, nstat, ip netns), iperf3, iptables (loss),
 # dnsmasq-base (a DNS server), bind9-dnsutils (dig), tcpdump (DNS timings to compare with),
 # influxdb (1.6, a receiver for the http output), prometheus (scrapes the prometheus output),
-# victoria-metrics (the scale-out store of docs/fleet.md, fed by the http output).
+# victoria-metrics (the scale-out store of docs/fleet.md, fed by the http output), strace (shows
+# the collector connects to nothing but its receivers).
 APT_PACKAGES=(clang-16 llvm-16 libbpf1 libbpf-dev bpftool tmux iproute2 iperf3 iptables
-  dnsmasq-base bind9-dnsutils tcpdump influxdb prometheus victoria-metrics)
+  dnsmasq-base bind9-dnsutils tcpdump influxdb prometheus victoria-metrics strace)
 
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }

@@ -104,6 +104,16 @@ export function parseCli(args: string[]): CliOptions {
   for (const flag of ["record", "replay"] as const) {
     if (values[flag] === "") throw new UserError(`--${flag} needs a file name`, 2);
   }
+  for (const flag of ["pipeline", "record", "replay"] as const) {
+    // The file is granted with --allow-read/--allow-write=a,b: a comma would split it in two.
+    if (/[,\n\r]/.test(values[flag] ?? "")) {
+      throw new UserError(
+        `--${flag}: a file name with a comma or a line break cannot be granted to Deno; ` +
+          "rename the file",
+        2,
+      );
+    }
+  }
   if (values.explain !== undefined && values.explain !== "text" && values.explain !== "dot") {
     throw new UserError(`--explain takes no value or =dot, got "${values.explain}"`, 2);
   }

@@ -121,3 +121,14 @@ Deno.test("parseCli() reads --test, --record, --replay and --watch; record and r
     (e: UserError) => e.exitCode === 2 && /do not go together/.test(e.message),
   );
 });
+
+Deno.test("parseCli() refuses a file name with a comma or a line break, which Deno cannot grant", () => {
+  for (
+    const args of [["--pipeline", "a,b.yaml"], ["--record", "x,/etc/cron.d/y"], [
+      "--replay",
+      "r\n.ndjson",
+    ]]
+  ) {
+    assertBadFlags(args, /^--(pipeline|record|replay): a file name with a comma or a line break/);
+  }
+});

@@ -24,7 +24,17 @@ const NS_PER_MS = 1_000_000n;
 const PART = /(\d+)(?:\.(\d+))?(ms|h|m|s)/y;
 const EXAMPLE = "use a number with a unit, e.g. 30s, 1m30s, 500ms";
 
-/** Parses a duration such as `1m30s` into milliseconds; throws a RangeError on anything else. */
+/**
+ * The longest duration accepted: 2^31-1 ms (596h31m23.647s). Timers hold a signed 32-bit
+ * delay; a longer one fires after 1 ms, so `every: 1000h` would report a thousand times a
+ * second and `--duration 1000h` would stop at once.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
+/**
+ * Parses a duration such as `1m30s` into milliseconds; throws a RangeError on anything else,
+ * including durations past {@linkcode MAX_DURATION_MS}.
+ */
 export function parseDuration(text: string): number {
   const invalid = (why: string) =>
     new RangeError(`invalid duration ${JSON.stringify(text)}: ${why}`);
@@ -40,9 +50,10 @@ export function parseDuration(text: string): number {
     ns += BigInt(whole) * per + (BigInt(fraction || "0") * per) / 10n ** BigInt(fraction.length);
   }
   if (ns === 0n) throw invalid("must be longer than zero, e.g. 30s, 1m30s, 500ms");
-  const ms = Number(ns) / 1e6;
-  if (!Number.isSafeInteger(Math.ceil(ms))) throw invalid("too long");
-  return ms;
+  if (ns > BigInt(MAX_DURATION_MS) * NS_PER_MS) {
+    throw invalid(`longer than ${formatDuration(MAX_DURATION_MS)}, the longest a timer can wait`);
+  }
+  return Number(ns) / 1e6;
 }
 
 /** Formats milliseconds as the shortest duration text, e.g. 90000 → `1m30s`, 1500 → `1.5s`. */

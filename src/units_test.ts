@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDuration, formatSize, parseDuration, parseSize } from "./units.ts";
+import { formatDuration, formatSize, MAX_DURATION_MS, parseDuration, parseSize } from "./units.ts";
 
 Deno.test("parseDuration reads each unit as milliseconds", () => {
   assert.equal(parseDuration("500ms"), 500);
@@ -24,7 +24,25 @@ Deno.test("parseDuration reads decimals exactly", () => {
 
 Deno.test("parseDuration accepts leading zeros and big values", () => {
   assert.equal(parseDuration("05s"), 5_000);
-  assert.equal(parseDuration("720h"), 2_592_000_000);
+  assert.equal(parseDuration("596h"), 2_145_600_000);
+  assert.equal(parseDuration("596h31m23.647s"), MAX_DURATION_MS);
+});
+
+Deno.test("parseDuration rejects durations past 2^31-1 ms, which a timer would fire at once", () => {
+  for (const text of ["596h31m23.648s", "597h", "720h", "1000h"]) {
+    assert.throws(
+      () => parseDuration(text),
+      (err: unknown) => {
+        assert.ok(err instanceof RangeError);
+        assert.equal(
+          err.message,
+          `invalid duration ${JSON.stringify(text)}: ` +
+            "longer than 596h31m23.647s, the longest a timer can wait",
+        );
+        return true;
+      },
+    );
+  }
 });
 
 Deno.test("parseDuration rejects bad input, quoting it with an example", () => {
@@ -75,7 +93,7 @@ Deno.test("parseDuration rejects zero-length durations", () => {
 });
 
 Deno.test("parseDuration rejects durations too long to count in milliseconds", () => {
-  assert.throws(() => parseDuration("99999999999999999999h"), /too long/);
+  assert.throws(() => parseDuration("99999999999999999999h"), /longer than 596h31m23.647s/);
 });
 
 Deno.test("formatDuration writes the shortest text", () => {

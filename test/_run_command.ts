@@ -7,16 +7,35 @@
 export const ROOT = new URL("../", import.meta.url).pathname;
 
 /**
- * Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts`; `root` (with
- * a trailing slash) another checkout of the project, whose own deno.json is read.
+ * Arguments for `deno` that `deno task run` uses, up to and including `src/main.ts` (the
+ * environment it sets before `deno`, NAME=value, is {@linkcode runTaskEnv}); `root` (with a
+ * trailing slash) another checkout of the project, whose own deno.json is read.
  */
 export function runTaskArgs(root = ROOT): string[] {
+  const words = runTaskWords(root);
+  const start = words.findIndex((w) => !ASSIGNMENT.test(w));
+  return [...words.slice(start + 1, -1), `${root}src/main.ts`];
+}
+
+/** The environment `deno task run` sets for the collector (`DENO_NO_UPDATE_CHECK=1 deno ...`). */
+export function runTaskEnv(root = ROOT): Record<string, string> {
+  const words = runTaskWords(root);
+  const assignments = words.slice(0, words.findIndex((w) => !ASSIGNMENT.test(w)));
+  return Object.fromEntries(
+    assignments.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)]),
+  );
+}
+
+const ASSIGNMENT = /^[A-Za-z_][A-Za-z0-9_]*=/;
+
+function runTaskWords(root = ROOT): string[] {
   const config = JSON.parse(Deno.readTextFileSync(`${root}deno.json`));
   const words: string[] = config.tasks.run.split(/\s+/);
-  if (words[0] !== "deno" || words.at(-1) !== "src/main.ts") {
+  const start = words.findIndex((w) => !ASSIGNMENT.test(w));
+  if (words[start] !== "deno" || words.at(-1) !== "src/main.ts") {
     throw new Error(`deno.json tasks.run is not "deno run ... src/main.ts": ${config.tasks.run}`);
   }
-  return [...words.slice(1, -1), `${root}src/main.ts`];
+  return words;
 }
 
 /**
@@ -60,10 +79,36 @@ export async function explainedCommand(pipeline: string, args: string[] = []): P
   ]);
   if (explained.code !== 0) throw new Error(`--explain failed: ${explained.stderr}`);
   const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
-  if (!line.startsWith("deno run ")) {
+  const words = await shellWords(line);
+  // Environment assignments before the command (NAME=value deno run ...) are not its words.
+  const start = words.findIndex((w) => !ASSIGNMENT.test(w));
+  if (words[start] !== "deno" || words[start + 1] !== "run") {
     throw new Error(`--explain's last line is not a command: ${line}`);
   }
-  return line.split(/\s+/);
+  return words.slice(start);
+}
+
+/**
+ * The words bash makes of `line`, as a user pasting it into a shell would run them: quotes
+ * removed, `${VAR}` expanded from `env` (nothing else in the environment), run in `cwd`.
+ */
+export async function shellWords(
+  line: string,
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<string[]> {
+  const out = await new Deno.Command("bash", {
+    args: ["-c", `printf '%s\\0' ${line}`],
+    cwd,
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`bash cannot read ${line}: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  return new TextDecoder().decode(out.stdout).split("\0").slice(0, -1);
 }
 
 /** Runs `command` to its end (in the repository root unless `cwd`), its output as text. */

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { USAGE } from "../src/cli.ts";
 import { VERSION } from "../src/version.ts";
-import { output, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { explainedCommand, output, runTaskArgs, shellWords, tempPipeline } from "./_run_command.ts";
+import { freePort } from "./_server_process.ts";
 import { Collector } from "./kernel/_collector.ts";
 
 /** Runs `deno task run`'s command with `args` from the repository root. */
@@ -70,6 +71,16 @@ Deno.test("the collector exits 2 on a bad --duration with one error line quoting
   assert.match(line, /^error: --duration: invalid duration "forever"/);
 });
 
+Deno.test("the collector exits 2 on a --duration a timer cannot hold instead of stopping at once", async () => {
+  const line = assertOneLineError(await run("--duration", "1000h"), 2);
+
+  assert.equal(
+    line,
+    'error: --duration: invalid duration "1000h": ' +
+      "longer than 596h31m23.647s, the longest a timer can wait",
+  );
+});
+
 Deno.test("the collector exits 2 on a missing pipeline file with one line naming it", async () => {
   const line = assertOneLineError(await run("--pipeline", "no-such-pipeline.yaml"), 2);
 
@@ -110,6 +121,107 @@ Deno.test("the collector reports every pipeline error, one per line, and exits 2
   } finally {
     await Deno.remove(file);
   }
+});
+
+Deno.test("a ${VAR} expansion too large for a string exits 2 with one positioned line", async () => {
+  // 6,000 copies of 100 KB: 600 MB, past V8's longest string (a bare RangeError before).
+  const file = tempPipeline(
+    `version: 1\nprobes:\n  self: { type: collector }\noutputs:\n  out:\n` +
+      `    type: file\n    inputs: [self]\n    path: "${"${EBPF_BIG}".repeat(6000)}"\n`,
+  );
+  const result = await output(Deno.execPath(), [...runTaskArgs(), "--pipeline", file, "--check"], {
+    env: { EBPF_BIG: "x".repeat(100_000) },
+  });
+  const line = assertOneLineError(result, 2);
+
+  assert.equal(
+    line,
+    `error: ${file}:8:11: outputs.out.path: \${...} in this file expand to more than 4MiB; ` +
+      "pass large values as files",
+  );
+});
+
+Deno.test("--explain's command, pasted into bash, runs the collector and nothing else", async () => {
+  const file = tempPipeline(`version: 1
+probes:
+  self: { type: collector }
+outputs:
+  a: { type: file, inputs: [self], path: "build/tmp/a b;touch PWNED;x" }
+  b: { type: file, inputs: [self], path: "\${EBPF_D:-$(touch PWNED2)}/\`touch PWNED3\`.jsonl" }
+`);
+  assert.equal((await run("--pipeline", file, "--check")).code, 0);
+  const explained = await run("--pipeline", file, "--explain");
+  assert.equal(explained.code, 0, explained.stderr);
+  const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
+  const dir = await Deno.makeTempDir({ prefix: "explain_paste_" });
+  try {
+    const unset = await shellWords(line, {}, dir);
+    const set = await shellWords(line, { EBPF_D: "/var/d" }, dir);
+    assert.deepEqual(await Array.fromAsync(Deno.readDir(dir)), [], "pasting it ran something");
+    const writes = (words: string[]) => words.find((w) => w.startsWith("--allow-write="));
+    assert.equal(
+      writes(unset),
+      "--allow-write=build/tmp/a b;touch PWNED;x,$(touch PWNED2)/`touch PWNED3`.jsonl",
+    );
+    assert.equal(
+      writes(set),
+      "--allow-write=build/tmp/a b;touch PWNED;x,/var/d/`touch PWNED3`.jsonl",
+    );
+    assert.deepEqual(set.slice(-2), ["--pipeline", file]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a file output path with a comma is refused: it would grant a second path", async () => {
+  const file = tempPipeline(
+    "version: 1\nprobes:\n  self: { type: collector }\noutputs:\n" +
+      '  a: { type: file, inputs: [self], path: "/tmp/x,/etc/cron.d/evil" }\n',
+  );
+  const line = assertOneLineError(await run("--pipeline", file, "--check"), 2);
+  assert.match(line, /:5:42: outputs\.a\.path: path "\/tmp\/x,\/etc\/cron\.d\/evil" has a comma/);
+});
+
+Deno.test("a receiver that is down is named in warnings without the ${VAR} password in its URL", async () => {
+  const port = freePort(); // nothing listens there
+  const file = tempPipeline(`version: 1
+probes:
+  self: { type: collector, every: 1s }
+outputs:
+  a: { type: http, inputs: [self], preset: influxdb, database: x, max_backoff: 1s, url: "http://admin:\${EBPF_PW:-none}@127.0.0.1:${port}" }
+`);
+  const words = await explainedCommand(file);
+  const result = await output(Deno.execPath(), [...words.slice(1), "--duration", "3s"], {
+    env: { EBPF_PW: "s3cr3t-pw" },
+  });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(!result.stderr.includes("s3cr3t"), result.stderr);
+  assert.match(
+    result.stderr,
+    new RegExp(`a: cannot send to http://admin:\\$\\{EBPF_PW:-none\\}@127\\.0\\.0\\.1:${port}: `),
+  );
+});
+
+Deno.test("a user regex without V8's linear-time engine is refused at load, naming the flag", async () => {
+  const file = tempPipeline(`version: 1
+probes:
+  self: { type: collector }
+transforms:
+  f: { type: filter, inputs: [self], drop: { tag: stage, regex: "^(a+)+$" } }
+outputs:
+  out: { type: stdout, inputs: [f] }
+`);
+  const without = runTaskArgs().filter((a) => !a.startsWith("--v8-flags="));
+  const line = assertOneLineError(
+    await output(Deno.execPath(), [...without, "--pipeline", file, "--check"]),
+    2,
+  );
+  assert.match(
+    line,
+    /:5:65: transforms\.f\.drop\.regex: user regexes run on V8's linear-time engine/,
+  );
+  assert.match(line, /add --v8-flags=--enable-experimental-regexp-engine/);
+  assert.equal((await run("--pipeline", file, "--check")).code, 0, "deno task run has it");
 });
 
 Deno.test("a pipeline outside what --allow-read grants is refused in one line naming the flag", async () => {

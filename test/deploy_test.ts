@@ -10,9 +10,10 @@
  */
 import assert from "node:assert/strict";
 import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } from "yaml";
-import { output, ROOT, tempPipeline } from "./_run_command.ts";
+import { output, ROOT, shellWords, tempPipeline } from "./_run_command.ts";
 import { findInPath } from "./_server_process.ts";
 import { documentedCapabilities } from "./_capabilities_doc.ts";
+import { RUNTIME_ENV, RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
 const K8S = `${ROOT}deploy/kubernetes/`;
@@ -144,15 +145,32 @@ async function explainedFlags(pipelineText: string, installedAt: string): Promis
   ], { env: { NODE_NAME: "node-a" } });
   assert.equal(out.code, 0, `--explain failed: ${out.stderr}`);
   const last = out.stdout.trim().split("\n").at(-1)!.trim();
-  const m = last.match(/^deno run (.*) src\/main\.ts --pipeline (\S+)$/);
-  assert.ok(m, `unexpected last line of --explain: ${last}`);
-  return m[1].replaceAll(path, installedAt).split(" ");
+  const words = await shellWords(last);
+  const run = words.indexOf("run"), script = words.indexOf("src/main.ts");
+  assert.ok(run > 0 && script > run, `unexpected last line of --explain: ${last}`);
+  assert.deepEqual(words.slice(script), ["src/main.ts", "--pipeline", path]);
+  return words.slice(run + 1, script).map((w) => w.replaceAll(path, installedAt));
 }
 
-/** deno's permission and V8 flags among `words` (what --explain derives), sorted. */
+/** deno's permission, V8 and no-fetch flags among `words` (what --explain derives), sorted. */
 function permissionFlags(words: string[]): string[] {
-  return words.filter((w) => /^--((allow|deny)-|v8-flags=)/.test(w)).sort();
+  return words.filter((w) => /^--((allow|deny)-|v8-flags=|cached-only$)/.test(w)).sort();
 }
+
+Deno.test("deno.json's tasks run with the flags and environment --explain prints", () => {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
+  for (const task of ["run", "record"]) {
+    const words = tasks[task].split(" ");
+    for (const flag of RUNTIME_FLAGS) assert.ok(words.includes(flag), `${task}: ${flag}`);
+    for (const [name, value] of Object.entries(RUNTIME_ENV)) {
+      assert.ok(words.slice(0, words.indexOf("deno")).includes(`${name}=${value}`), task);
+    }
+  }
+  // Tests and benches load pipelines with user regexes: they need the engine as well.
+  for (const task of ["test", "bench", "bench:micro"]) {
+    assert.match(tasks[task], /--v8-flags=\S*--enable-experimental-regexp-engine/, task);
+  }
+});
 
 Deno.test("docs/capabilities.md has a row for every probe type the default pipeline uses", () => {
   const caps = defaultPipelineCapabilities();
@@ -358,6 +376,12 @@ Deno.test("the DaemonSet runs the bundle with exactly the flags --explain prints
   const pipeline = (cm.doc as any).data["pipeline.yaml"];
   const explained = await explainedFlags(pipeline, ETC_PIPELINE);
   assert.deepEqual(permissionFlags(command), permissionFlags(explained));
+  // deno-lint-ignore no-explicit-any
+  const env: { name: string; value?: string }[] = (ds.doc as any).spec.template.spec.containers[0]
+    .env;
+  for (const [name, value] of Object.entries(RUNTIME_ENV)) {
+    assert.ok(env.some((e) => e.name === name && e.value === value), `env ${name}=${value}`);
+  }
 });
 
 Deno.test("every file the Containerfile copies comes from a documented build step", () => {

@@ -21,7 +21,8 @@
  *   an exponent (`1.5`, `0.0000001`); `string` → double-quoted with `"` and `\` backslash-escaped;
  *   `boolean` → `true` / `false`.
  * - Fields line protocol cannot represent are omitted: floats that are NaN or ±Infinity, integers
- *   outside the signed 64-bit range, fields whose key ends up empty.
+ *   outside the signed 64-bit range, fields whose key ends up empty. Each is told to
+ *   `onDroppedField` with why, so outputs count them (`fields_dropped{reason}`).
  * - If no field is left, or the measurement is empty, or the time is outside the signed 64-bit
  *   range, the record cannot be written and {@linkcode EncodeError} is thrown.
  *
@@ -64,9 +65,15 @@ const STRING_SPECIAL = /[\t\n\r\f"\\]/g;
 const STRING_SPECIAL_RAW = /["\\]/g;
 const TRAILING_BACKSLASHES = /\\+$/;
 
-/** How {@linkcode encodeLineProtocol} writes string field values; see the module doc. */
+/** Why a field was left out of a line. */
+export type DroppedFieldReason = "integer_out_of_range" | "float_not_finite" | "empty_key";
+
+/** Options of {@linkcode encodeLineProtocol}; see the module doc. */
 export interface LineProtocolOptions {
+  /** Keep tab, newline, ... in string field values as they are. */
   rawStringControls?: boolean;
+  /** Called once for each field left out of the line, with why. */
+  onDroppedField?: (reason: DroppedFieldReason) => void;
 }
 
 /** Encodes a record as one line of InfluxDB line protocol (no trailing newline). */
@@ -95,7 +102,9 @@ export function encodeLineProtocol(record: Record, options: LineProtocolOptions 
   for (const [rawKey, rawValue] of Object.entries(record.fields)) {
     const key = escapeName(rawKey, KEY_SPECIAL);
     const value = fieldValue(rawValue, stringSpecial);
-    if (key !== "" && value !== undefined) fields.push(`${key}=${value}`);
+    if (typeof value !== "string") options.onDroppedField?.(value.dropped);
+    else if (key === "") options.onDroppedField?.("empty_key");
+    else fields.push(`${key}=${value}`);
   }
   if (fields.length === 0) {
     throw new EncodeError(
@@ -112,13 +121,18 @@ function escapeName(text: string, special: RegExp): string {
   return text.replace(TRAILING_BACKSLASHES, "").replace(special, (c) => ESCAPES[c]);
 }
 
-// Returns undefined for values line protocol has no spelling for.
-function fieldValue(value: FieldValue, stringSpecial: RegExp): string | undefined {
+// Says why for values line protocol has no spelling for.
+function fieldValue(
+  value: FieldValue,
+  stringSpecial: RegExp,
+): string | { dropped: DroppedFieldReason } {
   switch (typeof value) {
     case "bigint":
-      return value < INT64_MIN || value > INT64_MAX ? undefined : `${value}i`;
+      return value < INT64_MIN || value > INT64_MAX
+        ? { dropped: "integer_out_of_range" }
+        : `${value}i`;
     case "number":
-      return Number.isFinite(value) ? formatFloat(value) : undefined;
+      return Number.isFinite(value) ? formatFloat(value) : { dropped: "float_not_finite" };
     case "string":
       return `"${value.replace(stringSpecial, (c) => ESCAPES[c])}"`;
     default:

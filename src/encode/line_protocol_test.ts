@@ -68,6 +68,21 @@ Deno.test("floats are written so they parse back to the same value, without an e
   }
 });
 
+Deno.test("each field left out is told to onDroppedField with why", () => {
+  const dropped: string[] = [];
+  const line = encodeLineProtocol({
+    ...base,
+    fields: { huge: 2n ** 63n, nan: NaN, "\\": 1n, ok: 1n, inf: -Infinity },
+  }, { onDroppedField: (reason) => dropped.push(reason) });
+  assert.match(line, / ok=1i /);
+  assert.deepEqual(dropped, [
+    "integer_out_of_range",
+    "float_not_finite",
+    "empty_key",
+    "float_not_finite",
+  ]);
+});
+
 Deno.test("NaN and Infinity floats are omitted because line protocol cannot represent them", () => {
   assert.equal(fieldsOf({ a: NaN, b: 1.5, c: Infinity, d: -Infinity }), "b=1.5");
 });

@@ -132,7 +132,7 @@ class FileStage implements Stage {
     this.#size = size;
     this.#maxSize = config.max_size;
     this.#keep = config.keep;
-    this.#encode = encoderFor(config.format);
+    this.#encode = encoderFor(config.format, ctx.counters);
     this.#limit = config.buffer;
     this.#initialCapacity = Math.min(config.buffer, INITIAL_CAPACITY) + 1024;
     this.#buf = new Uint8Array(this.#initialCapacity);
@@ -320,6 +320,7 @@ export const fileOutput: StageDef<FileConfig> = {
       type: "integer",
       default: 5,
       min: 1,
+      max: 100, // each rotation renames them all, and --explain grants each by name
       doc: "rotated files kept with max_size: path.1 (newest) to path.<keep>",
     },
   },

@@ -55,6 +55,24 @@ Deno.test("file() writes line protocol lines once each and in order", async () =
   });
 });
 
+Deno.test("file() counts the line protocol fields it cannot write, by reason", async () => {
+  await inTempDir(async (dir) => {
+    const path = `${dir}/out.lp`;
+    const { stage, counters } = await buildStage(fileOutput, { path, format: "line_protocol" });
+    const [r] = records(1);
+    await stage.push({ ...r, fields: { n: 1n, huge: 2n ** 64n, tiny: -(2n ** 63n) - 1n } });
+    await stage.push({ ...r, fields: { n: 2n, ratio: NaN } });
+    await stage.close();
+    assert.deepEqual(lines(await Deno.readTextFile(path)).map((l) => l.split(" ")[1]), [
+      "n=1i",
+      "n=2i",
+    ]);
+    const dropped = (reason: string) => counters.get("fields_dropped", { ...LABELS, reason });
+    assert.equal(dropped("integer_out_of_range"), 2n);
+    assert.equal(dropped("float_not_finite"), 1n);
+  });
+});
+
 Deno.test("file() appends by default and truncates with append: false", async () => {
   await inTempDir(async (dir) => {
     const path = `${dir}/out.jsonl`;
@@ -415,6 +433,6 @@ Deno.test("file() rejects a zero max_size and a keep below 1", () => {
   ]);
   const none = configureStage(fileOutput, { path: "x", max_size: "1KiB", keep: 0 });
   assert.deepEqual(none.errors.map((e) => [e.path, e.reason]), [
-    ["test.file.keep", "expected an integer of at least 1, got 0"],
+    ["test.file.keep", "expected an integer from 1 to 100, got 0"],
   ]);
 });

@@ -52,7 +52,8 @@
  *
  * @module
  */
-import { EncodeError, encodeLineProtocol } from "../encode/mod.ts";
+import type { BoundCounters } from "../counters.ts";
+import { countingDroppedFields, EncodeError, encodeLineProtocol } from "../encode/mod.ts";
 import { describeError } from "../errors.ts";
 import { type At, describeValue, type Schema } from "../pipeline/schema.ts";
 import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
@@ -198,11 +199,12 @@ async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
 }
 
 /** The line protocol of the `http` output's presets. */
-function lineProtocol(config: HttpConfig): Protocol<string> {
+function lineProtocol(config: HttpConfig, counters: BoundCounters): Protocol<string> {
   // Per record: the path of a measurement is built once, not once a record.
   const paths = new Map<string, string>();
+  const options = countingDroppedFields(counters, { rawStringControls: true });
   return {
-    encode: (record) => encodeLineProtocol(record, { rawStringControls: true }),
+    encode: (record) => encodeLineProtocol(record, options),
     pathOf: (record) => {
       let path = paths.get(record.measurement);
       if (path === undefined) {
@@ -365,7 +367,7 @@ export const httpOutput: StageDef<HttpConfig> = {
 
   build(config, ctx) {
     const url = config.url || DEFAULT_URL[config.preset];
-    return new HttpSender({ ...config, url }, lineProtocol(config), ctx).stage();
+    return new HttpSender({ ...config, url }, lineProtocol(config, ctx.counters), ctx).stage();
   },
 };
 

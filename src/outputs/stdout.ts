@@ -27,7 +27,7 @@ export const stdoutOutput: StageDef<StdoutConfig> = {
   explain: (config) => ({ details: [`writes ${config.format} lines to standard output`] }),
 
   build(config, ctx) {
-    const encode = encoderFor(config.format);
+    const encode = encoderFor(config.format, ctx.counters);
     const encoder = new TextEncoder();
     let pending = "", count = 0, broken = false;
     let writing: Promise<void> | undefined;

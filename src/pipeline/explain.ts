@@ -1,12 +1,14 @@
 /**
  * `--explain`: what a pipeline will do, before it runs. The graph, each stage with its config
- * (defaults filled in and marked; `${VAR}` shown by name, never its value), what each probe
+ * (defaults filled in and marked; `${VAR}` shown by name, never its value; a URL's password as
+ * `***`, see shown.ts), what each probe
  * attaches where, and the Deno permission flags this pipeline needs.
  */
 import type { Pipeline, StageNode } from "./load.ts";
 import { defaultOf, type KeySpec } from "./schema.ts";
 import { runCommand, type RunMode } from "./permissions.ts";
 import { describePushdown, pushdownFor } from "./pushdown.ts";
+import { ShownText } from "./shown.ts";
 import { formatDuration, formatSize } from "../units.ts";
 
 /** `--explain`: a readable account of the pipeline (run as `mode` says: --replay, --record). */
@@ -49,7 +51,8 @@ export function explainText(pipeline: Pipeline, mode: RunMode = {}): string {
     "permissions this pipeline needs:",
     `  ${runCommand(pipeline, mode)}`,
   );
-  return lines.join("\n") + "\n";
+  // Stages' details show values (a URL with its password): shown as written, or ***.
+  return ShownText.of(pipeline).mask(lines.join("\n") + "\n");
 }
 
 function configLine(pipeline: Pipeline, s: StageNode, key: string, spec: KeySpec): string {

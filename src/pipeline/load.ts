@@ -29,7 +29,10 @@ import {
 } from "./schema.ts";
 import type { StageDef, StageKind } from "./stage.ts";
 import { parseTests, type PipelineTest } from "./tests.ts";
+import { graphOrder } from "./graph.ts";
+import { ShownText } from "./shown.ts";
 import { YamlSource } from "./yaml_source.ts";
+import { formatSize } from "../units.ts";
 
 /** One configured stage and its place in the graph. */
 export interface StageNode {
@@ -60,6 +63,11 @@ export interface Pipeline {
   tests: PipelineTest[];
 }
 
+/** The largest pipeline file read: bigger ones are refused before parsing (1.9 GB for 10 MB). */
+export const MAX_PIPELINE_BYTES = 1024 * 1024;
+/** The most stages a file may have. */
+export const MAX_STAGES = 1000;
+
 const TOP_LEVEL = ["version", ...SECTIONS, "tests"];
 const KIND_OF: { [section in Section]: StageKind } = {
   probes: "probe",
@@ -77,6 +85,10 @@ export function parsePipeline(
   text: string,
   env: EnvLookup = () => undefined,
 ): Pipeline {
+  if (text.length > MAX_PIPELINE_BYTES) {
+    const reason = `the file is larger than ${formatSize(MAX_PIPELINE_BYTES)}`;
+    throw new ConfigErrors([new ConfigError({ file, line: 1, column: 1 }, "", reason)]);
+  }
   const { source, errors } = YamlSource.parse(file, text, env);
   if (!source) throw new ConfigErrors(errors);
   const root = source.value;
@@ -101,6 +113,7 @@ export function parsePipeline(
 
   const stages: StageNode[] = [];
   const seen = new Map<string, Section>();
+  let tooMany = false;
   for (const section of SECTIONS) {
     const table = root[section];
     const at = top.child(section);
@@ -117,6 +130,15 @@ export function parsePipeline(
       continue;
     }
     for (const [name, value] of Object.entries(table)) {
+      if (seen.size === MAX_STAGES) {
+        if (!tooMany) {
+          at.child(name).reportKey(
+            `more than ${MAX_STAGES} stages: split the pipeline across collectors`,
+          );
+        }
+        tooMany = true;
+        break;
+      }
       const read = readStage(section, name, value, at.child(name), seen);
       if (read) {
         stages.push(read.node);
@@ -126,8 +148,15 @@ export function parsePipeline(
   }
   const warnings: ConfigError[] = [];
   const ordered = checkGraph(stages, new Set(seen.keys()), source, errors, warnings);
+  if (errors.length === 0) checkGrantablePaths(ordered, top);
   const tests = errors.length === 0 ? parseTests(root.tests, top.child("tests"), ordered) : [];
-  if (errors.length > 0) throw new ConfigErrors(byPosition(errors));
+  if (errors.length > 0) {
+    // A reason may quote a value (a bad URL): shown as written, never a secret (shown.ts).
+    const shown = ShownText.of({ source, stages });
+    throw new ConfigErrors(
+      byPosition(errors).map((e) => new ConfigError(e, e.path, shown.mask(e.reason))),
+    );
+  }
   return { file, source, stages: ordered, warnings: byPosition(warnings), tests };
 }
 
@@ -189,12 +218,17 @@ function readStage(
     } else if (list.length === 0) {
       at.child("inputs").report(`needs at least one stage name, e.g. inputs: [bash]`);
     } else {
+      const named = new Set<string>();
       list.forEach((item, i) => {
         if (typeof item !== "string" || item === "") {
           at.child("inputs").child(i).report(`expected a stage name, got ${describeValue(item)}`);
-        }
+        } else if (named.has(item)) {
+          at.child("inputs").child(i).report(
+            `"${item}" is already an input: each record would arrive twice`,
+          );
+        } else named.add(item);
       });
-      inputs = list.filter((item) => typeof item === "string" && item !== "");
+      inputs = [...named];
     }
   }
   let required = false;
@@ -227,7 +261,7 @@ function readStage(
 
 /**
  * Checks references and cycles, warns about stages nobody reads, and returns the stages in
- * graph order (Kahn's algorithm; ties keep file order).
+ * graph order (ties keep file order). Linear in stages and references (graph.ts).
  */
 function checkGraph(
   stages: StageNode[],
@@ -243,18 +277,16 @@ function checkGraph(
     ...s.inputs.map((stage, i) => ({ stage, at: `${path(s)}.inputs[${i}]` })),
     ...s.sideInputs.map(({ key, stage }) => ({ stage, at: `${path(s)}.${key}` })),
   ];
+  // Did-you-mean compares a name with every stage's: a few are a help, thousands a hang.
+  let suggestions = 20;
   for (const s of stages) {
     for (const ref of refs(s)) {
       const target = byName.get(ref.stage);
       if (!target && declared.has(ref.stage)) {
         // The stage exists but has errors of its own, reported already: no follow-on error.
       } else if (!target) {
-        errors.push(
-          source.error(
-            ref.at,
-            `no stage named "${ref.stage}"${suggestion(ref.stage, byName.keys())}`,
-          ),
-        );
+        const hint = suggestions-- > 0 ? suggestion(ref.stage, byName.keys()) : "";
+        errors.push(source.error(ref.at, `no stage named "${ref.stage}"${hint}`));
       } else if (target.kind === "output") {
         errors.push(
           source.error(ref.at, `"${ref.stage}" is an output: outputs have no records to read`),
@@ -275,34 +307,12 @@ function checkGraph(
       );
     }
   }
-  // Graph order; whatever is left over sits on a cycle.
-  const pending = new Map(
-    stages.map((s) => [
-      s.name,
-      refs(s).filter((r) => byName.has(r.stage) && r.stage !== s.name).length,
-    ]),
+  const { order, onCycle } = graphOrder(
+    stages.map((s) => ({ name: s.name, reads: refs(s).map((r) => r.stage) })),
   );
-  const ordered: StageNode[] = [];
-  for (let progress = true; progress;) {
-    progress = false;
-    for (const s of stages) {
-      if (pending.get(s.name) !== 0) continue;
-      pending.delete(s.name);
-      ordered.push(s);
-      progress = true;
-      for (const t of stages) {
-        if (pending.has(t.name)) {
-          const n = refs(t).filter((r) => r.stage === s.name).length;
-          if (n) pending.set(t.name, pending.get(t.name)! - n);
-        }
-      }
-    }
-  }
-  // Left over: stages on a cycle, and stages downstream of one. Name only those on it.
-  const onCycle = stages.filter((s) => pending.has(s.name) && reaches(s, byName, refs));
   if (onCycle.length > 0) {
-    const first = onCycle[0];
-    const names = onCycle.map((s) => s.name).join(", ");
+    const first = stages[onCycle[0]];
+    const names = onCycle.map((i) => stages[i].name).join(", ");
     errors.push(
       source.error(
         `${path(first)}.inputs`,
@@ -310,26 +320,29 @@ function checkGraph(
       ),
     );
   }
-  return ordered;
+  return order.map((i) => stages[i]);
 }
 
-/** Whether records can flow from `start` (through inputs and side inputs) back into it. */
-function reaches(
-  start: StageNode,
-  byName: Map<string, StageNode>,
-  refs: (s: StageNode) => { stage: string }[],
-): boolean {
-  const seen = new Set<string>();
-  const stack = refs(start).map((r) => r.stage);
-  while (stack.length) {
-    const name = stack.pop()!;
-    if (name === start.name) return true;
-    const node = byName.get(name);
-    if (seen.has(name) || !node) continue;
-    seen.add(name);
-    stack.push(...refs(node).map((r) => r.stage));
+/**
+ * Refuses paths that a Deno permission flag cannot name: a comma splits `--allow-write=a,b` into
+ * two grants (`/x,/etc/cron.d/evil`), a line break splits the printed command. Reported at the
+ * key the path comes from (a file output's `path`), once per stage.
+ */
+function checkGrantablePaths(stages: StageNode[], top: At): void {
+  for (const s of stages) {
+    const e = s.def.explain?.(s.config);
+    const bad = [...(e?.reads ?? []), ...(e?.writes ?? [])].find((p) => /[,\n\r]/.test(p));
+    if (bad === undefined) continue;
+    const key = Object.keys(s.config).find((k) => {
+      const v = s.config[k];
+      return typeof v === "string" && bad.startsWith(v);
+    });
+    const at = top.child(s.section).child(s.name);
+    (key ? at.child(key) : at).report(
+      `path ${describeValue(bad)} has a ${bad.includes(",") ? "comma" : "line break"}, ` +
+        "which Deno's --allow-read and --allow-write lists cannot hold: choose another path",
+    );
   }
-  return false;
 }
 
 /** Problems in file order, so the first printed is the first in the file. */
@@ -339,11 +352,29 @@ function byPosition(errors: ConfigError[]): ConfigError[] {
 
 /** Reads and checks a pipeline file (reading `${VAR}`s from the environment). */
 export function loadPipeline(file: string): Pipeline {
-  let text: string;
+  return parsePipeline(file, readPipelineText(file), (name) => Deno.env.get(name));
+}
+
+/**
+ * Reads at most {@linkcode MAX_PIPELINE_BYTES} of `file`: a larger file (or `/dev/zero`) is a
+ * UserError (exit 2), as is one that cannot be read, never a read without end.
+ */
+export function readPipelineText(file: string): string {
+  const buffer = new Uint8Array(MAX_PIPELINE_BYTES + 1);
+  let length = 0;
   try {
-    text = Deno.readTextFileSync(file);
+    using f = Deno.openSync(file);
+    for (let n; length < buffer.length && (n = f.readSync(buffer.subarray(length))) !== null;) {
+      length += n;
+    }
   } catch (e) {
     throw new UserError(`cannot read pipeline ${file}: ${whyUnreadable(file, e)}`, 2);
   }
-  return parsePipeline(file, text, (name) => Deno.env.get(name));
+  if (length > MAX_PIPELINE_BYTES) {
+    throw new UserError(
+      `cannot read pipeline ${file}: larger than ${formatSize(MAX_PIPELINE_BYTES)}`,
+      2,
+    );
+  }
+  return new TextDecoder().decode(buffer.subarray(0, length));
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, ConfigErrors } from "../errors.ts";
-import { parsePipeline } from "./load.ts";
+import { ConfigError, ConfigErrors, UserError } from "../errors.ts";
+import { loadPipeline, parsePipeline } from "./load.ts";
 import { REGISTRY } from "./registry.ts";
 import type { StageDef } from "./stage.ts";
 
@@ -271,4 +271,98 @@ Deno.test("parsePipeline() checks a side input like inputs: unknown names and cy
     const error = onlyError(withCycle);
     assert.match(error.reason, /^inputs form a cycle through lookup, again/);
   });
+});
+
+/** A pipeline of bash, `transforms` (YAML lines, each `  name: {...}`) and one stdout output. */
+function withTransforms(lines: string[], last: string): string {
+  return `version: 1\nprobes:\n  bash: { type: bash }\ntransforms:\n${lines.join("\n")}\n` +
+    `outputs:\n  out: { type: stdout, inputs: [${last}] }\n`;
+}
+
+const PASS = "drop: { field: x, exists: true }";
+
+Deno.test("parsePipeline() checks a 998-transform chain written backwards and a 998-way fan-in in linear time", () => {
+  const chain = Array.from(
+    { length: 998 },
+    (_, i) => `  t${i}: { type: filter, inputs: [${i ? `t${i - 1}` : "bash"}], ${PASS} }`,
+  );
+  const fan = Array.from(
+    { length: 998 },
+    (_, i) => `  t${i}: { type: filter, inputs: [bash], ${PASS} }`,
+  );
+  const texts = [
+    withTransforms(chain.toReversed(), "t997"),
+    withTransforms(fan, Array.from({ length: 998 }, (_, i) => `t${i}`).join(", ")),
+  ];
+  for (const text of texts) {
+    const started = performance.now();
+    const pipeline = parsePipeline("p.yaml", text);
+    const ms = performance.now() - started;
+    assert.equal(pipeline.stages.length, 1000);
+    assert.equal(pipeline.stages[0].name, "bash");
+    assert.equal(pipeline.stages.at(-1)!.name, "out");
+    // YAML parsing takes most of it; the graph checks were quadratic (10k stages: 6 to 27 s).
+    assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
+  }
+  const order = parsePipeline("p.yaml", texts[0]).stages.map((s) => s.name);
+  assert.deepEqual(order.slice(0, 3), ["bash", "t0", "t1"]);
+});
+
+Deno.test("parsePipeline() refuses more than 1000 stages at the first one past the bound", () => {
+  const lines = Array.from(
+    { length: 1005 },
+    (_, i) => `  t${i}: { type: filter, inputs: [bash], ${PASS} }`,
+  );
+  const e = onlyError(withTransforms(lines, "t0"));
+  assert.equal(where(e), "p.yaml:1004:3 transforms.t999");
+  assert.equal(e.reason, "more than 1000 stages: split the pipeline across collectors");
+});
+
+Deno.test("parsePipeline() refuses a list of more than 10000 items at the list", () => {
+  const e = onlyError(withTransforms(
+    [`  t: { type: filter, inputs: [bash], drop: { field: x, in: [${"1,".repeat(10_001)}1] } }`],
+    "t",
+  ));
+  assert.equal(where(e), "p.yaml:5:60 transforms.t.drop.in");
+  assert.equal(e.reason, "a list of at most 10000 items, got 10002");
+});
+
+Deno.test("parsePipeline() refuses a stage that names the same input twice", () => {
+  const e = onlyError(
+    withTransforms([`  t: { type: filter, inputs: [bash, bash], ${PASS} }`], "t"),
+  );
+  assert.equal(where(e), "p.yaml:5:37 transforms.t.inputs[1]");
+  assert.equal(e.reason, '"bash" is already an input: each record would arrive twice');
+});
+
+Deno.test("parsePipeline() refuses a text over 1 MiB before parsing it", () => {
+  const e = onlyError(`version: 1\n# ${"x".repeat(1024 * 1024)}\n`);
+  assert.equal(where(e), "p.yaml:1:1 ");
+  assert.equal(e.reason, "the file is larger than 1MiB");
+});
+
+Deno.test("loadPipeline() reads at most 1 MiB: /dev/zero is refused at once", () => {
+  const started = performance.now();
+  assert.throws(
+    () => loadPipeline("/dev/zero"),
+    (e: unknown) => {
+      assert.ok(e instanceof UserError);
+      assert.equal(e.exitCode, 2);
+      assert.equal(e.message, "cannot read pipeline /dev/zero: larger than 1MiB");
+      return true;
+    },
+  );
+  assert.ok(performance.now() - started < 1000);
+});
+
+Deno.test("parsePipeline() refuses a path with a comma, which would grant a second path", () => {
+  const e = onlyError(
+    VALID + '  f: { type: file, inputs: [bash], path: "/x,/etc/cron.d/evil" }\n',
+  );
+  assert.equal(where(e), "p.yaml:10:42 outputs.f.path");
+  assert.equal(
+    e.reason,
+    'path "/x,/etc/cron.d/evil" has a comma, which Deno\'s --allow-read and --allow-write ' +
+      "lists cannot hold: choose another path",
+  );
 });

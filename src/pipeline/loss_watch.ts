@@ -48,6 +48,10 @@ const KINDS: { [counter: string]: { what: string; why?: string } } = {
   },
   records_dropped: { what: "records dropped" }, // why: its reason, below
   encode_errors: { what: "records not encoded" },
+  fields_dropped: {
+    what: "fields left out",
+    why: "line protocol cannot write them: integers past 64 bits, NaN, Infinity",
+  },
   output_errors: { what: "records not written" },
   points_rejected: { what: "points rejected", why: "by the receiver" },
   logs_rejected: { what: "logs rejected", why: "by the receiver" },

@@ -14,6 +14,8 @@
  */
 import { UserError } from "../errors.ts";
 import type { Pipeline, StageNode } from "./load.ts";
+import { shellWord } from "./shell_words.ts";
+import { literalTemplate } from "./yaml_source.ts";
 
 /** Environment variables the `yaml` package reads (debug switches) at every parse. */
 const YAML_ENV = ["LOG_TOKENS", "LOG_STREAM"];
@@ -21,7 +23,10 @@ const YAML_ENV = ["LOG_TOKENS", "LOG_STREAM"];
 /** What a pipeline needs, as values (what to check) and as written (what to print). */
 interface Needs {
   ffi: boolean;
-  /** value → as written (`${VAR}` kept for paths that came from the environment). */
+  /**
+   * value → as written: template text, `${VAR}` kept for paths that came from the environment
+   * and any other `${` written `$${` ({@linkcode literalTemplate}).
+   */
   reads: Map<string, string>;
   writes: Map<string, string>;
   net: Set<string>;
@@ -37,10 +42,10 @@ export interface RunMode {
 }
 
 function needsOf(pipeline: Pipeline, mode: RunMode = {}): Needs {
-  const reads = new Map([[pipeline.file, pipeline.file]]);
+  const reads = new Map([[pipeline.file, literalTemplate(pipeline.file)]]);
   const writes = new Map<string, string>(), net = new Set<string>();
-  if (mode.replay) reads.set(mode.replay, mode.replay);
-  if (mode.record) writes.set(mode.record, mode.record);
+  if (mode.replay) reads.set(mode.replay, literalTemplate(mode.replay));
+  if (mode.record) writes.set(mode.record, literalTemplate(mode.record));
   for (const s of pipeline.stages) {
     const e = s.def.explain?.(s.config);
     e?.net?.forEach((h) => net.add(h));
@@ -49,9 +54,11 @@ function needsOf(pipeline: Pipeline, mode: RunMode = {}): Needs {
     // A derived path (a rotated `out.jsonl.1`) keeps the ${VAR} of the path it extends.
     const asWritten = (p: string) => {
       for (const [value, template] of shown) {
-        if (p === value || p.startsWith(`${value}.`)) return template + p.slice(value.length);
+        if (p === value || p.startsWith(`${value}.`)) {
+          return template + literalTemplate(p.slice(value.length));
+        }
       }
-      return p;
+      return literalTemplate(p);
     };
     e?.reads?.forEach((p) => reads.set(p, asWritten(p)));
     e?.writes?.forEach((p) => writes.set(p, asWritten(p)));
@@ -65,13 +72,22 @@ function needsOf(pipeline: Pipeline, mode: RunMode = {}): Needs {
   };
 }
 
-/** The Deno permission flags `pipeline` needs, as `deno run` arguments. */
-export function permissionFlags(pipeline: Pipeline, mode: RunMode = {}): string[] {
+/**
+ * The Deno permission flags `pipeline` needs, as `deno run` arguments: paths as written in the
+ * pipeline file (template text: `${VAR}` for what came from the environment, see
+ * {@linkcode shellWord}), or with `values`, as they are now (e.g. to build them into a binary).
+ */
+export function permissionFlags(
+  pipeline: Pipeline,
+  mode: RunMode = {},
+  { values = false }: { values?: boolean } = {},
+): string[] {
   const n = needsOf(pipeline, mode);
+  const paths = (m: Map<string, string>) => [...new Set(values ? m.keys() : m.values())].join(",");
   return [
     ...(n.ffi ? ["--allow-ffi"] : []),
-    `--allow-read=${[...new Set(n.reads.values())].join(",")}`,
-    ...(n.writes.size ? [`--allow-write=${[...new Set(n.writes.values())].join(",")}`] : []),
+    `--allow-read=${paths(n.reads)}`,
+    ...(n.writes.size ? [`--allow-write=${paths(n.writes)}`] : []),
     "--allow-sys=hostname",
     `--allow-env=${n.env.join(",")}`,
     "--deny-run",
@@ -80,27 +96,47 @@ export function permissionFlags(pipeline: Pipeline, mode: RunMode = {}): string[
 }
 
 /**
- * Deno flags the collector runs with besides permissions (as `deno task run` does): 1 MiB
- * young-generation semi-spaces instead of up to 16 keep RSS under a DNS load at 112 MiB instead
- * of 172, for no measurable CPU (docs/bench.md).
+ * Deno flags the collector runs with besides permissions (as `deno task run` does): nothing
+ * fetched at start (`--cached-only`: the npm packages are in node_modules, a bundle has them
+ * inside); 1 MiB young-generation semi-spaces instead of up to 16 keep RSS under a DNS load at
+ * 112 MiB instead of 172, for no measurable CPU (docs/bench.md); V8's linear-time regex
+ * engine, which users' regexes run on (src/transforms/condition.ts).
  */
-export const RUNTIME_FLAGS = ["--v8-flags=--max-semi-space-size=1"];
+export const RUNTIME_FLAGS = [
+  "--cached-only",
+  "--v8-flags=--max-semi-space-size=1,--enable-experimental-regexp-engine",
+];
 
-/** The command that runs this program on `pipeline` with exactly the permissions it needs. */
+/**
+ * The environment the collector runs with (as `deno task run`, the systemd unit and the
+ * DaemonSet set it): no update check, which under a terminal looks up dl.deno.land from the
+ * collector's own process whatever `--deny-net` says.
+ */
+export const RUNTIME_ENV = { DENO_NO_UPDATE_CHECK: "1" };
+
+/**
+ * The command that runs this program on `pipeline` with exactly the permissions it needs, for a
+ * shell: every word quoted ({@linkcode shellWord}), so pasting it runs the collector and nothing
+ * else, and a `${VAR}` from the pipeline file expands as it would in the file.
+ */
 export function runCommand(pipeline: Pipeline, mode: RunMode = {}): string {
-  const args = `--pipeline ${pipeline.file}` + (mode.replay ? ` --replay ${mode.replay}` : "") +
-    (mode.record ? ` --record ${mode.record}` : "");
+  const args = ["--pipeline", pipeline.file];
+  if (mode.replay) args.push("--replay", mode.replay);
+  if (mode.record) args.push("--record", mode.record);
+  const line = (templates: string[]) => templates.map(shellWord).join(" ");
+  const literal = (words: string[]) => line(words.map(literalTemplate));
   const main = new URL(Deno.mainModule);
   // A compiled binary carries its flags (deno task compile); its main module is virtual.
   if (main.pathname.includes("/deno-compile-")) {
-    return `${Deno.execPath()} ${args}  (permissions built in: ` +
-      `${permissionFlags(pipeline, mode).join(" ")})`;
+    return `${literal([Deno.execPath(), ...args])}  (permissions built in: ` +
+      `${line(permissionFlags(pipeline, mode))})`;
   }
   let script = main.protocol === "file:" ? decodeURIComponent(main.pathname) : main.href;
   const cwd = Deno.cwd() + "/";
   if (script.startsWith(cwd)) script = script.slice(cwd.length);
-  const flags = [...RUNTIME_FLAGS, ...permissionFlags(pipeline, mode)].join(" ");
-  return `deno run ${flags} ${script} ${args}`;
+  const env = Object.entries(RUNTIME_ENV).map(([name, value]) => `${name}=${value}`);
+  return `${literal([...env, "deno", "run", ...RUNTIME_FLAGS])} ` +
+    `${line(permissionFlags(pipeline, mode))} ${literal([script, ...args])}`;
 }
 
 /**

@@ -60,9 +60,9 @@ Deno.test("runCommand() is a deno run line with the flags, the script and the pi
   const line = runCommand(pipeline);
   assert.match(
     line,
-    /^deno run --v8-flags=--max-semi-space-size=1 --allow-ffi --allow-read=p\.yaml,\/bin\/bash,\/etc\/passwd /,
+    /^DENO_NO_UPDATE_CHECK=1 deno run --cached-only --v8-flags=--max-semi-space-size=1,--enable-experimental-regexp-engine --allow-ffi --allow-read=p\.yaml,\/bin\/bash,\/etc\/passwd /,
   );
-  assert.match(line, /--allow-write=\$\{EBPF_DIR:-\/var\/log\}\/b\.jsonl /);
+  assert.match(line, /--allow-write="\$\{EBPF_DIR:-\/var\/log\}"\/b\.jsonl /);
   assert.match(line, /--allow-net=10\.1\.2\.3:8086 \S+ --pipeline p\.yaml$/);
 });
 

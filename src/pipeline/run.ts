@@ -14,6 +14,7 @@ import type { Clock, ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import { watchLosses } from "./loss_watch.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
+import { ShownText } from "./shown.ts";
 import { trimCHeap } from "../../ffi/malloc_trim.ts";
 import {
   type FlushReason,
@@ -31,6 +32,39 @@ export interface RuntimeEnv {
   log: Logger;
   clock: Clock;
 }
+
+/**
+ * Records on their way from one stage to the next, handed on by a loop instead of by
+ * recursion: `emit` -> `offer` -> `push` -> `emit` nested once per stage, so a chain of 1,500
+ * transforms overflowed the stack and dropped every record. The first `emit` on the stack
+ * drains the queue before it returns, so a record has been through every stage by then, as
+ * before. One FIFO keeps each stage's records in the order they were emitted. It is shared by
+ * every pipeline of the process: JavaScript runs one at a time, so one drain serves them all.
+ */
+class Deliveries {
+  // Two arrays, not an array of pairs: no allocation per record and stage.
+  readonly #runners: Runner[] = [];
+  readonly #records: Record[] = [];
+  #draining = false;
+
+  /** Offers `record` to each of `runners`, now or (inside a drain) when its turn comes. */
+  send(runners: readonly Runner[], record: Record): void {
+    for (const r of runners) {
+      this.#runners.push(r);
+      this.#records.push(record);
+    }
+    if (this.#draining) return;
+    this.#draining = true;
+    try {
+      for (let i = 0; i < this.#runners.length; i++) this.#runners[i].offer(this.#records[i]);
+    } finally {
+      this.#runners.length = this.#records.length = 0;
+      this.#draining = false;
+    }
+  }
+}
+
+const deliveries = new Deliveries();
 
 /**
  * Feeds one stage: calls `push` inline while it returns nothing; while a returned promise is
@@ -120,7 +154,7 @@ class Runner {
   emit(record: Record): void {
     this.#recordsOut.inc();
     this.#tap?.(this.node.name, record, false);
-    for (const r of this.downstream) r.offer(record);
+    deliveries.send(this.downstream, record);
   }
 
   /** Whether a push is pending (records are being queued). */
@@ -266,9 +300,12 @@ const INJECTED: Stage = { push() {}, flush() {}, close() {} };
 /** Builds and starts every stage; on a fatal failure, stops what already started and rethrows. */
 export async function startPipeline(
   pipeline: Pipeline,
-  env: RuntimeEnv,
+  runtime: RuntimeEnv,
   options: RunOptions = {},
 ): Promise<RunningPipeline> {
+  // Every line a stage logs shows ${VAR}s as written and no password (shown.ts).
+  const shown = ShownText.of(pipeline);
+  const env = { ...runtime, log: shown.logger(runtime.log) };
   let runners = new Map<string, Runner>(); // the live generation, by name
   const disabled: { name: string; why: string }[] = [];
   const sampleQueues = () => {
@@ -392,6 +429,7 @@ export async function startPipeline(
       for (const r of runners.values()) await r.idle();
     },
     async reload(next) {
+      shown.add(next);
       const old = runners;
       const keep = new Map<string, Runner>();
       const fresh: StageNode[] = [];

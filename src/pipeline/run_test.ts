@@ -192,3 +192,32 @@ Deno.test("a queue's length is a gauge when counters are read; its overflow is o
   ]);
   assert.equal(counters.get("queue_length", { stage: "out" }), 0n, "drained by the stop");
 });
+
+Deno.test("a chain of 998 transforms hands each record on without recursion, in order", async () => {
+  const chain = Array.from(
+    { length: 998 },
+    (_, i) =>
+      `  t${i}: { type: filter, inputs: [${
+        i ? `t${i - 1}` : "bash"
+      }], drop: { field: x, exists: true } }`,
+  );
+  const text = `version: 1\nprobes:\n  bash: { type: bash }\ntransforms:\n${chain.join("\n")}\n` +
+    "outputs:\n  out: { type: capture, inputs: [t997] }\n";
+  const { running, counters } = await start(text);
+  // Called with 1,000 frames of stack left (a probe's poll callback may be that deep): enough
+  // for a loop, not for 998 stages handing the record on by recursion (4 frames each).
+  let depth = 0;
+  const down = (n: number, then: () => void): void => {
+    depth++;
+    if (n <= 0) then();
+    else down(n - 1, then);
+  };
+  try {
+    down(Infinity, () => {}); // how deep it can go
+  } catch { /* RangeError: the stack is full */ }
+  down(depth - 1000, () => running.inject("bash", cmd("a", T)));
+  running.inject("bash", cmd("b", T + S));
+  await running.stop();
+  assert.deepEqual(captured.get("out")!.map((r) => r.fields.cmd), ["a", "b"]);
+  assert.equal(counters.get("records_dropped", { stage: "t500", reason: "error" }), 0n);
+});

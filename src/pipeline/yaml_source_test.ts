@@ -72,3 +72,25 @@ Deno.test("YamlSource.parse() reports an alias used before its anchor at the ali
   assert.equal(errors.length, 1);
   assert.match(errors[0].message, /^p\.yaml:1:4: .*Unresolved alias.*: every$/);
 });
+
+Deno.test("YamlSource.parse() refuses a ${...} nested in a default instead of keeping its text", () => {
+  const { errors } = YamlSource.parse("p.yaml", "a: ${A:-${B}}\nb: ${C:-x${D:-y}z}\n", env({}));
+  assert.deepEqual(errors.map((e) => e.message), [
+    "p.yaml:1:4: a: a ${...} cannot hold another ${...} (${A:-${B}); give the default as text",
+    "p.yaml:2:4: b: a ${...} cannot hold another ${...} (${C:-x${D:-y}); give the default as text",
+  ]);
+});
+
+Deno.test("YamlSource.parse() stops at 4 MiB of ${VAR} text, reporting the value past it", () => {
+  const big = "x".repeat(100_000);
+  const text = `a: \${BIG}\nb: "${"${BIG}".repeat(30)}"\nc: "${"${BIG}".repeat(30)}"\n`;
+  const read: string[] = [];
+  const { errors } = YamlSource.parse("p.yaml", text, (name) => {
+    read.push(name);
+    return big;
+  });
+  assert.deepEqual(errors.map((e) => e.message), [
+    "p.yaml:3:4: c: ${...} in this file expand to more than 4MiB; pass large values as files",
+  ]);
+  assert.ok(read.length < 50, `${read.length} variables read`);
+});

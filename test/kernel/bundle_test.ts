@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { kernelTest } from "./_kernel.ts";
-import { output, ROOT } from "../_run_command.ts";
+import { output, ROOT, shellWords } from "../_run_command.ts";
 
 kernelTest(
   "the bundle runs the default pipeline outside the source tree with the flags it prints",
@@ -28,14 +28,15 @@ kernelTest(
       ], { cwd: dir });
       assert.equal(explained.code, 0, explained.stderr);
       const line = explained.stdout.trimEnd().split("\n").at(-1)!.trim();
-      assert.match(line, /^deno run .* ebpf-collector\.js --pipeline pipeline\.yaml$/);
+      assert.match(line, /^(\w+=\S+ )*deno run .* ebpf-collector\.js --pipeline pipeline\.yaml$/);
       // Nothing of the source tree is readable: BPF objects come from the bundle itself.
       assert.ok(!line.includes(ROOT) && !line.includes("build/bpf"), line);
 
-      const words = line.split(" ");
+      const words = await shellWords(line);
+      const deno = words.indexOf("deno");
       const run = await output(
         Deno.execPath(),
-        [words[1], "--quiet", "--no-prompt", ...words.slice(2), "--duration", "2s"],
+        [words[deno + 1], "--quiet", "--no-prompt", ...words.slice(deno + 2), "--duration", "2s"],
         { cwd: dir },
       );
       assert.equal(run.code, 0, run.stderr);
