@@ -146,7 +146,7 @@ export function parsePipeline(
       }
     }
   }
-  const warnings: ConfigError[] = [];
+  const warnings: ConfigError[] = deprecatedKeys(stages, source);
   const ordered = checkGraph(stages, new Set(seen.keys()), source, errors, warnings);
   if (errors.length === 0) checkGrantablePaths(ordered, top);
   const tests = errors.length === 0 ? parseTests(root.tests, top.child("tests"), ordered) : [];
@@ -158,6 +158,19 @@ export function parsePipeline(
     );
   }
   return { file, source, stages: ordered, warnings: byPosition(warnings), tests };
+}
+
+/** A warning for each key a stage sets that its schema marks deprecated. */
+function deprecatedKeys(stages: StageNode[], source: YamlSource): ConfigError[] {
+  const warnings: ConfigError[] = [];
+  for (const node of stages) {
+    for (const [key, spec] of Object.entries(node.def.schema)) {
+      if (spec.deprecated === undefined || node.raw[key] === undefined) continue;
+      const at = new At(source, `${node.section}.${node.name}`, []).child(key);
+      warnings.push(at.problem(`is deprecated and ignored: ${spec.deprecated}`));
+    }
+  }
+  return warnings;
 }
 
 function readStage(

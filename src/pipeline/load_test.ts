@@ -172,6 +172,22 @@ Deno.test("parsePipeline() warns, at its name, about a probe nothing reads", () 
   assert.match(warnings[0].reason, /^nothing reads this stage's records/);
 });
 
+Deno.test("parsePipeline() warns, at the key, about a deprecated key it ignores", () => {
+  const { warnings } = parsePipeline(
+    "p.yaml",
+    `version: 1
+probes:
+  flows: { type: netflow, max_sockets: 100 }
+outputs:
+  out: { type: stdout, inputs: [flows] }
+`,
+  );
+
+  assert.equal(warnings.length, 1);
+  assert.equal(where(warnings[0]), "p.yaml:3:40 probes.flows.max_sockets");
+  assert.match(warnings[0].reason, /^is deprecated and ignored: TCP sockets/);
+});
+
 Deno.test("parsePipeline() rejects a bad output format at the value, listing the formats", () => {
   const error = onlyError(VALID.replace("format: json", "format: xml"));
 

@@ -14,6 +14,8 @@ interface Doc {
   required?: boolean;
   /** A credential: `--explain` shows it as `***` (or the `${VAR}` it came from), never its value. */
   secret?: boolean;
+  /** Accepted for old files, but no longer used: the loader warns with this reason when set. */
+  deprecated?: string;
 }
 
 /** The type of one key. */

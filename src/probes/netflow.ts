@@ -129,6 +129,7 @@ export const netflowProbe: StageDef<NetflowConfig> = {
       min: 16,
       max: 1 << 22,
       doc: "deprecated, ignored: TCP sockets are tracked in their own storage, with no cap",
+      deprecated: "TCP sockets are tracked in their own storage, with no cap",
     },
     max_udp_flows: {
       type: "integer",
@@ -283,12 +284,6 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
   const accounts = new FlowAccounts();
   const stack = new DisposableStack(); // closes ring and links, then the object
   try {
-    if (config.max_sockets !== undefined) {
-      ctx.log.warn(
-        `${ctx.name}: max_sockets is deprecated and ignored: TCP sockets are tracked in ` +
-          "their own storage, with no cap",
-      );
-    }
     const obj = stack.use(openBpfObject("netflow"));
     const fold = foldRange(ctx);
     writeSettings(obj, fold);

@@ -608,7 +608,7 @@ kernelTest(
       40,
       "every connection reported",
     );
-    assert.match(collector.stderr, /max_sockets is deprecated and ignored/);
+    assert.match(collector.stderr, /max_sockets: is deprecated and ignored/);
     assert.ok(summaryCounter(collector, "flows_full") > 0, "flows_full counted");
     assert.ok(flows.some((f) => f.tags.transport === "udp"), "the flows that fit are reported");
   },
