@@ -66,7 +66,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1024 * 1024);
+	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
 /* Queries awaiting their response; user space sizes it (max_pending) and ages entries out. */
@@ -79,7 +79,9 @@ struct {
 
 /*
  * Rows, in two generations: requests are summed into the one `switches.gen` names while user
- * space takes (and deletes) the other's, so no sum is lost between its read and its delete.
+ * space takes (and deletes) the other's, so a row is not written while it is read and deleted
+ * (only a program that read the old `gen` just before the switch, and had not written yet when
+ * user space took the rows, a window of a few instructions, could still write there).
  */
 struct dns_flows {
 	__uint(type, BPF_MAP_TYPE_HASH);

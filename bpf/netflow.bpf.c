@@ -56,11 +56,13 @@ struct {
 
 /*
  * Closes summed by flow, in two generations: closes go into the one `switches.gen` names
- * while user space takes (and deletes) the other's.
+ * while user space takes (and deletes) the other's. Allocated as used: a pipeline that lets the
+ * kernel fold client ports needs a few entries, one that does not an entry per connection.
  */
 struct closed_flows {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct flow_id);
 	__type(value, struct flow_counts);
 };

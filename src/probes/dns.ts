@@ -149,8 +149,10 @@ export const dnsProbe: StageDef<DnsConfig> = {
     },
     ring_buffer_size: {
       type: "size",
-      default: "1MiB",
-      doc: "ring buffer for DNS packets (a power of two, 4KiB or more); overflow is ring_lost",
+      default: "256KiB",
+      doc: "ring buffer for the DNS messages the kernel does not count and answers for " +
+        "dns_domain (per_request: every message; a power of two, 4KiB or more); overflow is " +
+        "ring_lost",
     },
     cgroup: {
       type: "string",

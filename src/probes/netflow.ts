@@ -140,7 +140,7 @@ export const netflowProbe: StageDef<NetflowConfig> = {
     },
     max_closed_flows: {
       type: "integer",
-      default: 16384,
+      default: 65536,
       min: 16,
       max: 1 << 22,
       doc: "flows the kernel sums closed sockets into between polls; beyond, closes go " +
