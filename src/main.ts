@@ -79,7 +79,9 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const host = Deno.hostname();
   if (options.replay) {
     const started = performance.now();
-    const n = await replayFile(pipeline, options.replay, { host, counters, log });
+    const n = await replayFile(pipeline, options.replay, { host, counters, log }, {
+      skipBad: options.replaySkipBad,
+    });
     const seconds = (performance.now() - started) / 1000;
     log.info(`replayed ${n} records from ${options.replay} in ${seconds.toFixed(2)} s`);
     log.info(`summary: ${counters.summary() || "no records"}`);
