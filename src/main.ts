@@ -50,6 +50,15 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function collect(options: CliOptions, log: Logger): Promise<number> {
+  // Collecting: the signal handlers come first, so that a SIGHUP (systemd's ExecReload) or a
+  // stop asked for while the pipeline loads and attaches cannot end the process unflushed.
+  const collecting = !options.check && !options.explain && !options.test && !options.doctor &&
+    !options.replay;
+  using signals = collecting ? new Signals() : undefined;
+  signals?.onSecondStop((signal) => {
+    log.warn(`${signal} again: exiting now, during start-up`);
+    Deno.exit(130);
+  });
   checkParsePermissions();
   const pipeline = loadPipeline(options.pipeline);
   for (const w of pipeline.warnings) log.warn(w.message);
@@ -137,42 +146,96 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
       }
     });
   };
-  const onHup = () => reload("SIGHUP");
-  Deno.addSignalListener("SIGHUP", onHup);
+  // A SIGHUP that came during start-up reloads now.
+  signals!.onReload(reload);
   const watcher = options.watch
     ? watchFile(options.pipeline, () => reload("file changed"))
     : undefined;
 
   // Wait for the first of: SIGINT, SIGTERM, the end of --duration.
-  // A second signal while stopping exits at once: a flush can wait on a receiver that is down.
-  const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<string>();
-  let stopping = false;
-  const signalled = (signal: string) => {
-    if (!stopping) return requestStop(signal);
+  // A second signal exits at once: a flush can wait on a receiver that is down.
+  signals!.onSecondStop((signal) => {
     log.warn(`${signal} again: exiting now, without finishing the flush`);
     log.info(`summary: ${counters.summary() || "no records"}`);
     Deno.exit(130);
-  };
-  const onInt = () => signalled("SIGINT"), onTerm = () => signalled("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
+  });
   const timer = options.durationMs
-    ? setTimeout(() => requestStop("duration"), options.durationMs)
+    ? setTimeout(() => signals!.requestStop("duration"), options.durationMs)
     : undefined;
-  const why = await stopRequested;
+  const why = await signals!.stopRequested;
   clearTimeout(timer);
   watcher?.close();
-  Deno.removeSignalListener("SIGHUP", onHup);
+  signals!.onReload(undefined);
   await reloading;
 
-  stopping = true;
   log.info(`stopping (${why}): draining and flushing (signal again to exit at once)`);
   await running.stop();
   recorder?.close();
-  Deno.removeSignalListener("SIGINT", onInt);
-  Deno.removeSignalListener("SIGTERM", onTerm);
   log.info(`summary: ${counters.summary() || "no records"}`);
   return 0;
+}
+
+/**
+ * SIGHUP, SIGINT and SIGTERM for a collecting run, listened for from its first moment (without
+ * a listener, the default action of each ends the process). The first SIGINT or SIGTERM
+ * resolves {@linkcode stopRequested}; another one calls the `onSecondStop` handler (exit at
+ * once). A SIGHUP calls the `onReload` handler; one that comes before it is set (during
+ * start-up) is kept, and several count as one reload, run when it is set. Disposing removes
+ * the listeners.
+ */
+class Signals implements Disposable {
+  readonly stopRequested: Promise<string>;
+  readonly #resolveStop: (why: string) => void;
+  #stopAsked = false;
+  #secondStop?: (signal: string) => void;
+  #reload?: (why: string) => void;
+  #reloadPending = false;
+  readonly #listeners: [Deno.Signal, () => void][] = [
+    ["SIGHUP", () => this.#hup()],
+    ["SIGINT", () => this.#stop("SIGINT")],
+    ["SIGTERM", () => this.#stop("SIGTERM")],
+  ];
+
+  constructor() {
+    const { promise, resolve } = Promise.withResolvers<string>();
+    this.stopRequested = promise;
+    this.#resolveStop = resolve;
+    for (const [signal, listener] of this.#listeners) Deno.addSignalListener(signal, listener);
+  }
+
+  /** Asks for a stop as a signal would (`why`: "duration"). */
+  requestStop(why: string): void {
+    this.#stopAsked = true;
+    this.#resolveStop(why);
+  }
+
+  /** What a stop signal after the first does. */
+  onSecondStop(handler: (signal: string) => void): void {
+    this.#secondStop = handler;
+  }
+
+  /** Reloads on SIGHUP from now on (undefined: ignore it, e.g. while stopping). */
+  onReload(handler: ((why: string) => void) | undefined): void {
+    this.#reload = handler;
+    if (handler && this.#reloadPending) {
+      this.#reloadPending = false;
+      handler("SIGHUP during start-up");
+    }
+  }
+
+  #hup(): void {
+    if (this.#reload) this.#reload("SIGHUP");
+    else if (!this.#stopAsked) this.#reloadPending = true;
+  }
+
+  #stop(signal: string): void {
+    if (!this.#stopAsked) return this.requestStop(signal);
+    this.#secondStop?.(signal);
+  }
+
+  [Symbol.dispose](): void {
+    for (const [signal, listener] of this.#listeners) Deno.removeSignalListener(signal, listener);
+  }
 }
 
 /** Calls `onChange` (debounced) when `path` is written or replaced; editors often do both. */
