@@ -24,7 +24,8 @@
  * - **Batches** close at `batch_size` records or `batch_age`, whichever first; bodies are gzipped
  *   (`gzip: false` to turn off). One request is in flight at a time, so batches arrive in order.
  * - **Retries:** connection errors, timeouts, 429 and 5xx are retried with exponential backoff
- *   (from 100 ms to `max_backoff`, ±50% jitter), honouring `Retry-After`. Any other 4xx is final:
+ *   (from 100 ms to `max_backoff`, ±50% jitter), honouring `Retry-After` (seconds or an HTTP date,
+ *   held between 100 ms and `max_backoff`). Any other 4xx is final:
  *   the batch is dropped and counted (`records_dropped{reason=rejected}`), the receiver's answer
  *   logged at most once a minute, and the batches behind it go on.
  * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
@@ -178,12 +179,22 @@ export function headers(config: HttpConfig, gzip: boolean): Headers {
   return h;
 }
 
-/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), if any. */
-export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
+/**
+ * Milliseconds to wait that a `Retry-After` header asks for (delay-seconds or an HTTP date), if
+ * it is one, clamped between the first backoff and `maxMs` (max_backoff): a receiver saying 0
+ * must not make a retry loop, nor one saying 3,000,000 s stop the output for a month.
+ */
+export function retryAfterMs(
+  value: string | null,
+  maxMs: number,
+  now = Date.now(),
+): number | undefined {
   if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  let ms: number;
+  if (/^\d+$/.test(value.trim())) ms = Number(value.trim()) * 1000;
+  else if (/[a-z]/i.test(value)) ms = Date.parse(value) - now; // "Wed, 21 Oct 2015 07:28:00 GMT"
+  else return undefined;
+  return Number.isNaN(ms) ? undefined : Math.min(maxMs, Math.max(FIRST_BACKOFF_MS, ms));
 }
 
 /** The next wait: exponential from 100 ms, capped, with ±50% jitter. */
@@ -654,7 +665,8 @@ export class HttpSender<T> {
       this.#ctx.counters.add("send_failures");
       if (response.status === 429 || response.status >= 500) {
         this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);
-        return { ok: false, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")) };
+        const retryAfter = retryAfterMs(response.headers.get("Retry-After"), config.max_backoff);
+        return { ok: false, retryAfterMs: retryAfter };
       }
       this.#drop(batch.records, "rejected");
       this.#logError(
