@@ -27,7 +27,9 @@
  *   (from 100 ms to `max_backoff`, ±50% jitter), honouring `Retry-After` (seconds or an HTTP date,
  *   held between 100 ms and `max_backoff`). Any other 4xx is final:
  *   the batch is dropped and counted (`records_dropped{reason=rejected}`), the receiver's answer
- *   logged at most once a minute, and the batches behind it go on.
+ *   logged at most once a minute, and the batches behind it go on. Of any answer's body at most
+ *   {@linkcode MAX_ANSWER_BYTES} are read (the rest is cancelled), so a receiver cannot fill
+ *   memory by answering with a huge body.
  * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
  *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
  *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
@@ -123,8 +125,9 @@ export interface Protocol<T> {
    */
   headers(): Headers;
   /**
-   * Optional: reads a 2xx answer's body (e.g. an OTLP partial success) and returns a problem to
-   * log, if any. Without it the body is discarded unread. The batch counts as sent either way.
+   * Optional: reads a 2xx answer's body (e.g. an OTLP partial success; its first
+   * {@linkcode MAX_ANSWER_BYTES} only) and returns a problem to log, if any. Without it the body
+   * is discarded unread. The batch counts as sent either way.
    */
   accepted?(body: string): string | undefined;
 }
@@ -201,6 +204,40 @@ export function retryAfterMs(
 export function backoffMs(attempt: number, maxMs: number, random = Math.random): number {
   const base = Math.min(maxMs, FIRST_BACKOFF_MS * 2 ** Math.min(attempt, 30));
   return Math.round(base * (0.5 + random()));
+}
+
+/**
+ * The most of an answer's body the sender reads (an error to log, an OTLP partial success): a
+ * receiver that answers 1 GB must not fill memory, nor hold the send loop while it streams.
+ */
+export const MAX_ANSWER_BYTES = 8 * 1024;
+
+/**
+ * The first `maxBytes` of `response`'s body as text (after any Content-Encoding is undone, so a
+ * gzip bomb is cut the same way); the rest is cancelled unread. Never throws: a body that
+ * fails or times out midway gives what came before.
+ */
+export async function readAnswer(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value.subarray(0, maxBytes - size));
+      size += Math.min(value.length, maxBytes - size);
+    }
+  } catch {
+    // cut short (a timeout, a reset): what came is enough to log
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) bytes.set(p, at), at += p.length;
+  return new TextDecoder().decode(bytes);
 }
 
 async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
@@ -649,19 +686,18 @@ export class HttpSender<T> {
         body: config.gzip ? await gzipped(body) : body,
         signal: AbortSignal.timeout(config.timeout),
       });
-      const text = response.ok ? "" : (await response.text()).slice(0, 300);
-      if (!response.ok) await response.body?.cancel().catch(() => {});
       if (response.ok) {
         this.#ctx.counters.add("records_sent", batch.records);
         this.#ctx.counters.add("batches_sent");
         if (this.#protocol.accepted) {
-          const problem = this.#protocol.accepted(await response.text().catch(() => ""));
+          const problem = this.#protocol.accepted(await readAnswer(response, MAX_ANSWER_BYTES));
           if (problem) this.#logError(`${config.url}${batch.path}: ${problem}`);
         } else {
           await response.body?.cancel().catch(() => {});
         }
         return { ok: true };
       }
+      const text = (await readAnswer(response, MAX_ANSWER_BYTES)).slice(0, 300);
       this.#ctx.counters.add("send_failures");
       if (response.status === 429 || response.status >= 500) {
         this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);

@@ -36,7 +36,8 @@
  *   connection errors, 429 and 5xx, any other 4xx final (dropped, counted), `buffer_records` and
  *   `when_full` in memory, the `spool_dir` in an outage, at-least-once. A 200 that reports a
  *   partial success is logged (at most once a minute) and its rejected points or log records
- *   counted as `points_rejected` / `logs_rejected`; the batch is not sent again.
+ *   counted as `points_rejected` / `logs_rejected`; the batch is not sent again. Only the first
+ *   8 KiB of an answer are read (a partial success is far smaller); a longer one is cut unread.
  * - **Counters:** the `http` output's, plus `fields_skipped`, `points_rejected`, `logs_rejected`.
  *
  * @module
