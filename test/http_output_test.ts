@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { buildStage } from "../src/pipeline/testing.ts";
 import { httpOutput, retryAfterMs } from "../src/outputs/http.ts";
+import { Spool } from "../src/outputs/spool.ts";
 import type { Record } from "../src/record.ts";
 import { influxTest, startInfluxdb } from "./_influxdb.ts";
 import { startStandin } from "./_http_standin.ts";
@@ -199,6 +200,38 @@ Deno.test("retryAfterMs() reads seconds or an HTTP date, clamped between the fir
   assert.equal(retryAfterMs("Fri, 01 Jan 2027 00:00:00 GMT", 30_000, now), 30_000);
   for (const bad of [null, "", "soon", "-5", "1e3", "1.5"]) {
     assert.equal(retryAfterMs(bad, 30_000, now), undefined, `${bad}`);
+  }
+});
+
+Deno.test("http spool: a batch the last run left cut short is skipped and counted; the others are sent", async () => {
+  await using standin = startStandin();
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = "/write?db=db&precision=ns";
+    const spool = Spool.open(dir, { maxBytes: 1 << 20 });
+    for (const i of [1, 2, 3]) {
+      spool.append(new TextEncoder().encode(`${path}\n1\nm v=${i}i ${i}\n`));
+    }
+    Deno.truncateSync(`${dir}/000000000002.lp`, 40); // a crash (or power loss) cut it
+    Deno.writeTextFileSync(`${dir}/000000000004.lp`, ""); // and left this one empty
+    const out = await output({
+      preset: "influxdb",
+      url: standin.url,
+      database: "db",
+      spool_dir: dir,
+    });
+    await standin.waitFor(2);
+    await out.stage.flush("shutdown");
+    await out.stage.close();
+    assert.deepEqual(standin.requests.map((r) => r.body), ["m v=1i 1\n", "m v=3i 3\n"]);
+    assert.equal(out.counters.get("spool_bad_batches", { stage: "http" }), 2n);
+    assert.ok(
+      out.logs.some((l) => /skipped batch 000000000002\.lp: cut short/.test(l)),
+      out.logs.join("\n"),
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

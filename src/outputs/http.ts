@@ -34,7 +34,8 @@
  *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
  *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
  *   first, before any newer batch once it is back; a restarted collector sends what the last
- *   one spooled. With a spool, a full memory while the receiver answers (but slowly) pushes
+ *   one spooled (a batch found cut short or damaged there, after a crash or power loss, is
+ *   skipped and counted as `spool_bad_batches`). With a spool, a full memory while the receiver answers (but slowly) pushes
  *   back, which keeps batches in order. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
  *   queue then holds up to 10,000 records more and drops beyond, counted), `drop_oldest` or
  *   `drop_newest` (counted as `reason=buffer_full`).
@@ -47,7 +48,8 @@
  *   with no spool, counted as `reason=shutdown` and logged).
  * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
  *   `records_dropped{reason}`, `encode_errors`; gauges `buffered_batches` and
- *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`.
+ *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`,
+ *   `spool_bad_batches`.
  *
  * The batching, retries, memory bound and spool ({@linkcode HttpSender}) do not know the wire
  * format: a {@linkcode Protocol} says how records become requests, so another output (`otlp`)
@@ -454,7 +456,10 @@ export class HttpSender<T> {
     this.#protocol = protocol;
     this.#ctx = ctx;
     if (config.spool_dir) {
-      this.#spool = Spool.open(config.spool_dir, { maxBytes: config.spool_max_size });
+      this.#spool = Spool.open(config.spool_dir, {
+        maxBytes: config.spool_max_size,
+        onBadBatch: (file, why) => this.#badBatch(file, why),
+      });
       const { batches, bytes } = this.#spool.stats;
       if (batches) ctx.log.info(`${ctx.name}: ${batches} spooled batches (${bytes} bytes) to send`);
       this.#gauges();
@@ -608,19 +613,31 @@ export class HttpSender<T> {
     return batch.body ?? this.#protocol.bodyOf(batch.items, batch.path);
   }
 
+  /** A spooled batch that cannot be sent (cut short, damaged): counted, and its file is gone. */
+  #badBatch(file: string, why: string): void {
+    this.#ctx.counters.add("spool_bad_batches");
+    this.#logError(`spool ${this.#spool?.dir ?? ""}: skipped batch ${file}: ${why}`);
+    if (this.#spool) this.#gauges();
+  }
+
   /** The next batch to send: the spool's oldest first, then memory's. */
   #next(): Batch<T> | undefined {
-    const spooled = this.#spool?.peek();
-    if (spooled) {
+    for (let spooled = this.#spool?.peek(); spooled; spooled = this.#spool!.peek()) {
+      // As #toSpool writes it: the path, the record count, then the body.
       const text = new TextDecoder().decode(spooled.body);
       const first = text.indexOf("\n"), second = text.indexOf("\n", first + 1);
-      return {
-        path: text.slice(0, first),
-        records: Number(text.slice(first + 1, second)),
-        items: [],
-        body: text.slice(second + 1),
-        spoolId: spooled.id,
-      };
+      const path = text.slice(0, first), records = text.slice(first + 1, second);
+      if (first > 0 && second > first && path.startsWith("/") && /^\d+$/.test(records)) {
+        return {
+          path,
+          records: Number(records),
+          items: [],
+          body: text.slice(second + 1),
+          spoolId: spooled.id,
+        };
+      }
+      this.#spool!.remove(spooled.id); // spooled by hand, or cut before the spool checked
+      this.#badBatch(`${spooled.id}`, "not a spooled batch of this output");
     }
     return this.#queue[0];
   }
