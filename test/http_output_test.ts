@@ -235,6 +235,52 @@ Deno.test("http spool: a batch the last run left cut short is skipped and counte
   }
 });
 
+Deno.test("http: what a receiver answers is logged on one line, its control characters escaped", async () => {
+  await using standin = startStandin(() =>
+    new Response("oops\nwarning: forged line\u001b[2J", { status: 400 })
+  );
+  const out = await output({ preset: "influxdb", url: standin.url, database: "db" });
+  await out.stage.push(flow(1));
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  const [line] = out.logs.filter((l) => l.includes("rejected a batch"));
+  assert.match(line, /\(400\): oops\\nwarning: forged line\\u001b\[2J; dropped$/);
+});
+
+Deno.test("http: a receiver that is down or silent is logged with the reason, not fetch's wording", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close(); // nothing listens there now
+  const down = await output({
+    preset: "influxdb",
+    url: `http://127.0.0.1:${port}`,
+    database: "db",
+  });
+  await down.stage.push(flow(1));
+  await new Promise((r) => setTimeout(r, 300));
+  await down.stage.flush("shutdown");
+  await down.stage.close();
+  const [refused] = down.logs.filter((l) => l.includes("cannot send"));
+  assert.match(refused, /: tcp connect error: Connection refused \(os error 111\); retrying$/);
+
+  await using silent = startStandin(() => new Promise<Response>(() => {}));
+  const slow = await output({
+    preset: "influxdb",
+    url: silent.url,
+    database: "db",
+    timeout: "200ms",
+  });
+  await slow.stage.push(flow(1));
+  await silent.waitFor(1);
+  await slow.stage.flush("shutdown");
+  await slow.stage.close();
+  const [timedOut] = slow.logs.filter((l) => l.includes("cannot send"));
+  assert.match(timedOut, /: no answer within 200ms; retrying$/);
+  for (const l of [...down.logs, ...slow.logs]) {
+    assert.ok(!l.includes("run with --debug"), l);
+  }
+});
+
 Deno.test("http drop_oldest under a stalled receiver keeps memory bounded and counts the drops", async () => {
   // A receiver that never answers: every request times out.
   await using standin = startStandin(() => new Promise<Response>(() => {}));

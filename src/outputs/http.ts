@@ -58,10 +58,12 @@
  * @module
  */
 import { EncodeError, encodeLineProtocol } from "../encode/mod.ts";
-import { describeError } from "../errors.ts";
+import { describeError, UserError } from "../errors.ts";
 import { type At, describeValue, type Schema } from "../pipeline/schema.ts";
 import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
+import { formatDuration } from "../units.ts";
+import { printable } from "../log.ts";
 import { Spool } from "./spool.ts";
 
 export type Preset = "influxdb" | "influxdb_v2" | "datakit";
@@ -240,6 +242,34 @@ export async function readAnswer(response: Response, maxBytes: number): Promise<
   let at = 0;
   for (const p of parts) bytes.set(p, at), at += p.length;
   return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Why a request failed, in the words a user needs: "no answer within 10s" for a timeout, and
+ * for a connection error its cause ("tcp connect error: Connection refused (os error 111)")
+ * without fetch's "fetch failed" or its repeat of the URL (which may hold credentials).
+ */
+function sendError(e: unknown, timeoutMs: number): unknown {
+  if (e instanceof DOMException && e.name === "TimeoutError") {
+    return new UserError(`no answer within ${formatDuration(timeoutMs)}`);
+  }
+  if (!(e instanceof TypeError)) return e;
+  const cause = e.cause instanceof Error ? e.cause.message : e.message;
+  return new UserError(
+    printable(
+      cause.replace(/^error sending request for url \(.*?\): /, "")
+        .replace(/^client error \(\w+\): /, ""),
+    ),
+  );
+}
+
+/** `fn()`, or its error's description: a protocol's answer reader must not fail a sent batch. */
+function noThrow(fn: () => string | undefined): string | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    return `reading the answer failed: ${describeError(e)}`;
+  }
 }
 
 async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
@@ -707,14 +737,16 @@ export class HttpSender<T> {
         this.#ctx.counters.add("records_sent", batch.records);
         this.#ctx.counters.add("batches_sent");
         if (this.#protocol.accepted) {
-          const problem = this.#protocol.accepted(await readAnswer(response, MAX_ANSWER_BYTES));
+          const answer = await readAnswer(response, MAX_ANSWER_BYTES);
+          // Sent either way: whatever the answer says, the batch must not go again.
+          const problem = noThrow(() => this.#protocol.accepted!(answer));
           if (problem) this.#logError(`${config.url}${batch.path}: ${problem}`);
         } else {
           await response.body?.cancel().catch(() => {});
         }
         return { ok: true };
       }
-      const text = (await readAnswer(response, MAX_ANSWER_BYTES)).slice(0, 300);
+      const text = printable((await readAnswer(response, MAX_ANSWER_BYTES)).trim().slice(0, 300));
       this.#ctx.counters.add("send_failures");
       if (response.status === 429 || response.status >= 500) {
         this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);
@@ -727,7 +759,8 @@ export class HttpSender<T> {
           `${text.trim()}; dropped`,
       );
       return { ok: false, final: true };
-    } catch (e) {
+    } catch (caught) {
+      const e = sendError(caught, config.timeout);
       this.#ctx.counters.add("send_failures");
       this.#logError(`cannot send to ${config.url}: ${describeError(e)}; retrying`);
       return { ok: false };

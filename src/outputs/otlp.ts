@@ -46,6 +46,7 @@ import type { BoundCounters } from "../counters.ts";
 import type { ConfigError } from "../errors.ts";
 import type { StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
+import { printable } from "../log.ts";
 import { VERSION } from "../version.ts";
 import {
   HttpSender,
@@ -309,11 +310,16 @@ export function partialSuccess(body: string, counters: Pick<Counting, "add">): s
     return undefined; // not JSON (an empty 200 is fine): nothing to say
   }
   if (!partial || typeof partial !== "object") return undefined;
-  const points = Number(partial.rejectedDataPoints ?? 0);
-  const logs = Number(partial.rejectedLogRecords ?? 0);
+  // Counts as the receiver wrote them (int64 as a string in JSON), where they make sense.
+  const count = (v: unknown) => {
+    const n = Number(v ?? 0);
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  };
+  const points = count(partial.rejectedDataPoints);
+  const logs = count(partial.rejectedLogRecords);
   if (points > 0) counters.add("points_rejected", points);
   if (logs > 0) counters.add("logs_rejected", logs);
-  const message = typeof partial.errorMessage === "string" ? partial.errorMessage : "";
+  const message = typeof partial.errorMessage === "string" ? printable(partial.errorMessage) : "";
   if (!points && !logs && !message) return undefined;
   const what = points ? `${points} data points` : logs ? `${logs} log records` : "nothing";
   return `partial success: rejected ${what}${message ? `: ${message}` : ""}`;

@@ -14,6 +14,7 @@
  * the decoder reads each number's source text to tell them apart. `time` is integer ns (int64).
  * A line is at most {@linkcode MAX_LINE_BYTES}.
  */
+import { printable } from "../log.ts";
 import type { FieldValue, Record } from "../record.ts";
 
 /** The longest line a recording may have: a record is far smaller; more is not a record. */
@@ -87,7 +88,8 @@ export function decodeRecorded(line: string, lineNumber: number): Recorded {
         typeof value === "number" ? new NumberText(context?.source ?? String(value)) : value,
     );
   } catch (e) {
-    throw new RecordingError(lineNumber, `not JSON: ${(e as Error).message}`);
+    // V8 quotes the line's start: it may hold any byte.
+    throw new RecordingError(lineNumber, `not JSON: ${printable((e as Error).message)}`);
   }
   if (!isObject(raw)) throw new RecordingError(lineNumber, "not a JSON object");
   const o = raw;

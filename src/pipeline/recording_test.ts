@@ -93,3 +93,15 @@ Deno.test("decodeRecorded() rejects fields, tags and time of the wrong shape", (
     assert.throws(() => decodeRecorded(text, 9), why, text);
   }
 });
+
+Deno.test("decodeRecorded() shows what it quotes of a broken line with control characters escaped", () => {
+  assert.throws(
+    () => decodeRecorded("\u00ff\u001b[2J\u0000\nfake", 3),
+    (e: RecordingError) => {
+      // deno-lint-ignore no-control-regex
+      assert.ok(!/[\u0000-\u001f]/.test(e.message), JSON.stringify(e.message));
+      assert.match(e.message, /^line 3: not JSON: .*\\u001b\[2J\\u0000\\nfake/);
+      return true;
+    },
+  );
+});
