@@ -35,8 +35,8 @@
  *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
  *   first, before any newer batch once it is back; a restarted collector sends what the last
  *   one spooled (a batch found cut short or damaged there, after a crash or power loss, is
- *   skipped and counted as `spool_bad_batches`). With a spool, a full memory while the receiver answers (but slowly) pushes
- *   back, which keeps batches in order. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
+ *   skipped and counted as `spool_bad_batches`). With a spool, a full memory while the
+ *   receiver answers (but slowly) pushes back, which keeps batches in order. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
  *   queue then holds up to 10,000 records more and drops beyond, counted), `drop_oldest` or
  *   `drop_newest` (counted as `reason=buffer_full`).
  * - **Delivery is at-least-once.** A batch leaves memory or the spool only once the receiver
