@@ -25,13 +25,16 @@ import { LiveClock } from "./pipeline/clock.ts";
 import { checkKernelAccess } from "./system/preflight.ts";
 import { VERSION } from "./version.ts";
 
-/** Runs the collector with `args`; resolves to the exit code. */
-export async function main(args: string[]): Promise<number> {
+/**
+ * Runs the collector with `args`; resolves to the exit code. `io.log` replaces the stderr
+ * logger (for a test that runs it in-process and reads what it says).
+ */
+export async function main(args: string[], io: { log?: Logger } = {}): Promise<number> {
   let options: CliOptions | undefined;
-  let log: Logger = stderrLogger();
+  let log: Logger = io.log ?? stderrLogger();
   try {
     options = parseCli(args);
-    log = stderrLogger({ debug: options.debug });
+    log = io.log ?? stderrLogger({ debug: options.debug });
     if (options.help) {
       await Deno.stdout.write(new TextEncoder().encode(USAGE));
       return 0;
