@@ -26,6 +26,18 @@ async function started(): Promise<{ collector: Collector; pipeline: string }> {
   return { collector, pipeline };
 }
 
+/** Sends SIGHUP and waits for the reload to be refused with the warning `why` matches. */
+async function assertReloadRefused(collector: Collector, why: RegExp): Promise<void> {
+  collector.signal("SIGHUP");
+  await collector.waitFor(
+    "the reload to be refused",
+    () => collector.stderr.includes("reload (SIGHUP) refused"),
+    5000,
+  );
+  const [warning] = collector.stderr.split("\n").filter((l) => l.includes("refused"));
+  assert.match(warning, why);
+}
+
 /** Asserts it keeps collecting, then stops on SIGINT within a few seconds with exit code 0. */
 async function assertStillCollectsAndStops(collector: Collector): Promise<void> {
   const before = reports(collector);
@@ -47,16 +59,10 @@ Deno.test("a reload finding a FIFO in the pipeline's place refuses it and keeps 
   const made = await new Deno.Command("mkfifo", { args: [pipeline] }).output();
   assert.equal(made.code, 0);
   try {
-    collector.signal("SIGHUP");
-    await collector.waitFor(
-      "the reload to be refused",
-      () => collector.stderr.includes("reload (SIGHUP) refused"),
-      5000,
-    );
-    assert.match(
-      collector.stderr,
+    await assertReloadRefused(
+      collector,
       new RegExp(
-        `warning: reload \\(SIGHUP\\) refused, the running pipeline is unchanged: ` +
+        `^warning: reload \\(SIGHUP\\) refused, the running pipeline is unchanged: ` +
           `${pipeline} is not a regular file`,
       ),
     );
@@ -70,15 +76,9 @@ Deno.test("a reload of a pipeline file larger than 1 MiB is refused in one line;
   const { collector, pipeline } = await started();
   await using _ = collector;
   await Deno.writeTextFile(pipeline, PIPELINE + `# ${"x".repeat(1 << 20)}\n`);
-  collector.signal("SIGHUP");
-  await collector.waitFor(
-    "the reload to be refused",
-    () => collector.stderr.includes("reload (SIGHUP) refused"),
-    5000,
-  );
-  assert.match(
-    collector.stderr,
-    /reload \(SIGHUP\) refused, the running pipeline is unchanged: .* is larger than 1MiB/,
+  await assertReloadRefused(
+    collector,
+    /^warning: reload \(SIGHUP\) refused, the running pipeline is unchanged: .* is larger than 1MiB$/,
   );
   await assertStillCollectsAndStops(collector);
 });

@@ -35,7 +35,9 @@ async function replay(yaml: string, lines: string[]) {
   }
 }
 
-const PER_MINUTE = `version: 1
+/** bash -> per_minute (a count) -> `windows` after it -> a file output reading `last`. */
+function perMinute(windows = "", last = "per_minute"): string {
+  return `version: 1
 probes:
   bash: { type: bash }
 windows:
@@ -43,12 +45,13 @@ windows:
     inputs: [bash]
     every: 60s
     fields: { n: { agg: count } }
-outputs:
-  out: { type: file, inputs: [per_minute], path: "\${OUT}", format: json }
+${windows}outputs:
+  out: { type: file, inputs: [${last}], path: "\${OUT}", format: json }
 `;
+}
 
 Deno.test("replay jumps a one-year gap in milliseconds; windows close at their own boundaries", async () => {
-  const { injected, ms, written } = await replay(PER_MINUTE, [
+  const { injected, ms, written } = await replay(perMinute(), [
     line(T0 + 5n * SECOND),
     line(T0 + 30n * SECOND),
     line(T0 + YEAR + 10n * SECOND),
@@ -66,21 +69,14 @@ Deno.test("replay: a window that reads a window gets its records at its own tick
   // per_minute emits at T0+60s, inside the gap; per_10s, which reads it and ticked at T0+10s
   // already, must still close at T0+70s rather than at the end of the gap.
   const { written } = await replay(
-    `version: 1
-probes:
-  bash: { type: bash }
-windows:
-  per_minute:
-    inputs: [bash]
-    every: 60s
-    fields: { n: { agg: count } }
-  per_10s:
+    perMinute(
+      `  per_10s:
     inputs: [per_minute]
     every: 10s
     fields: { total: { from: n, agg: sum } }
-outputs:
-  out: { type: file, inputs: [per_10s], path: "\${OUT}", format: json }
 `,
+      "per_10s",
+    ),
     [line(T0 + 5n * SECOND), line(T0 + 6n * SECOND), line(T0 + YEAR)],
   );
   assert.deepEqual(written.map((r) => [r.fields.total, BigInt(r.time)]), [
