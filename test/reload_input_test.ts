@@ -5,6 +5,7 @@
  * probe is `collector`, which reports on the process itself every 100 ms.
  */
 import assert from "node:assert/strict";
+import { ROOT } from "./_run_command.ts";
 import { Collector, tempPipeline } from "./kernel/_collector.ts";
 
 const PIPELINE = `version: 1
@@ -81,4 +82,55 @@ Deno.test("a reload of a pipeline file larger than 1 MiB is refused in one line;
     /^warning: reload \(SIGHUP\) refused, the running pipeline is unchanged: .* is larger than 1MiB$/,
   );
   await assertStillCollectsAndStops(collector);
+});
+
+Deno.test("--pipeline /dev/stdin from a pipe starts; a reload then refuses the pipe and collecting goes on", async () => {
+  // Deno 2.9 opens /dev/stdin only with --allow-all ("Requires all access to /dev/stdin").
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", "--no-prompt", "-A", `${ROOT}src/main.ts`, "--pipeline", "/dev/stdin"],
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "", stderr = "", exited = false;
+  const status = child.status.finally(() => exited = true);
+  const pumps = [
+    child.stdout.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (t) => void (stdout += t) }),
+    ),
+    child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (t) => void (stderr += t) }),
+    ),
+  ];
+  try {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(PIPELINE));
+    await writer.close();
+    const until = async (what: string, predicate: () => boolean) => {
+      for (const deadline = Date.now() + 30_000; !predicate();) {
+        if (exited || Date.now() > deadline) {
+          throw new Error(`${exited ? "exited" : "timed out"} waiting for ${what}:\n${stderr}`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    await until("it to collect", () => stderr.includes("collecting with /dev/stdin"));
+    child.kill("SIGHUP");
+    await until("the reload", () => stderr.includes("reload (SIGHUP) refused"));
+    assert.match(
+      stderr,
+      /refused, the running pipeline is unchanged: \/dev\/stdin is not a regular/,
+    );
+    const before = stdout.length;
+    await until("more records", () => stdout.length > before);
+    child.kill("SIGINT");
+    assert.equal((await status).code, 0, stderr);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await status;
+    await Promise.all(pumps);
+  }
 });
