@@ -26,6 +26,8 @@ export interface CliOptions {
   record?: string;
   /** Run on this recording instead of the kernel. */
   replay?: string;
+  /** With `replay`: skip (and count) lines that are not records instead of exiting 2. */
+  replaySkipBad: boolean;
   /** Reload when the pipeline file changes (SIGHUP always reloads). */
   watch: boolean;
   help: boolean;
@@ -49,7 +51,9 @@ Options:
                     exit 1 when something blocks
   --record FILE     also write every probe record to FILE (NDJSON; needs --allow-write=FILE)
   --replay FILE     run on a recording instead of the kernel: no root, record time drives
-                    windows, the same recording gives the same output
+                    windows, the same recording gives the same output; a line that is
+                    not a record stops it (exit 2) naming the line
+  --replay-skip-bad with --replay: skip such lines instead, counted
   --watch           reload when the pipeline file changes (SIGHUP always reloads; a bad
                     file keeps the running pipeline)
   --debug           show libbpf's messages and stack traces
@@ -76,6 +80,7 @@ export function parseCli(args: string[]): CliOptions {
         doctor: { type: "boolean", default: false },
         record: { type: "string" },
         replay: { type: "string" },
+        "replay-skip-bad": { type: "boolean", default: false },
         watch: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", default: false },
@@ -114,6 +119,9 @@ export function parseCli(args: string[]): CliOptions {
       );
     }
   }
+  if (values["replay-skip-bad"] && values.replay === undefined) {
+    throw new UserError("--replay-skip-bad goes with --replay FILE", 2);
+  }
   if (values.explain !== undefined && values.explain !== "text" && values.explain !== "dot") {
     throw new UserError(`--explain takes no value or =dot, got "${values.explain}"`, 2);
   }
@@ -127,6 +135,7 @@ export function parseCli(args: string[]): CliOptions {
     doctor: values.doctor,
     record: values.record,
     replay: values.replay,
+    replaySkipBad: values["replay-skip-bad"],
     watch: values.watch,
     help: values.help,
     version: values.version,

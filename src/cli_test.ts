@@ -24,6 +24,7 @@ Deno.test("parseCli() with no flags runs pipeline.yaml until a signal", () => {
     doctor: false,
     record: undefined,
     replay: undefined,
+    replaySkipBad: false,
     watch: false,
     help: false,
     version: false,
@@ -116,6 +117,8 @@ Deno.test("parseCli() reads --test, --record, --replay and --watch; record and r
   assert.equal(o.watch, true);
   assert.equal(o.record, "r.ndjson");
   assert.equal(parseCli(["--replay", "r.ndjson"]).replay, "r.ndjson");
+  assert.equal(parseCli(["--replay", "r", "--replay-skip-bad"]).replaySkipBad, true);
+  assertBadFlags(["--replay-skip-bad"], /^--replay-skip-bad goes with --replay FILE$/);
   assert.throws(
     () => parseCli(["--record", "a", "--replay", "b"]),
     (e: UserError) => e.exitCode === 2 && /do not go together/.test(e.message),

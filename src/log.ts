@@ -18,3 +18,16 @@ export function stderrLogger(options: { debug?: boolean } = {}): Logger {
     debug: (m) => options.debug && write(`debug: ${m}`),
   };
 }
+
+/**
+ * Text from outside (a receiver's answer, a recording's line) fit for one log line: control
+ * characters shown escaped (`\n`, `\u001b`), so it can neither forge log lines nor drive the
+ * terminal.
+ */
+export function printable(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => c === "\n" ? "\\n" : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}

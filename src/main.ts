@@ -6,11 +6,11 @@
 import { LIBBPF_DEBUG, LIBBPF_INFO, setLibbpfLog } from "../ffi/libbpf.ts";
 import { type CliOptions, parseCli, USAGE } from "./cli.ts";
 import { Counters } from "./counters.ts";
-import { formatDuration } from "./units.ts";
-import { describeError, UserError } from "./errors.ts";
+import { formatDuration, formatSize } from "./units.ts";
+import { describeError, UserError, whyUnreadable } from "./errors.ts";
 import { doctor, formatCheck } from "./doctor.ts";
 import { type Logger, stderrLogger } from "./log.ts";
-import { loadPipeline } from "./pipeline/load.ts";
+import { loadPipeline, parsePipeline } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
 import { explainDot, explainText } from "./pipeline/explain.ts";
 import {
@@ -25,13 +25,16 @@ import { LiveClock } from "./pipeline/clock.ts";
 import { checkKernelAccess } from "./system/preflight.ts";
 import { VERSION } from "./version.ts";
 
-/** Runs the collector with `args`; resolves to the exit code. */
-export async function main(args: string[]): Promise<number> {
+/**
+ * Runs the collector with `args`; resolves to the exit code. `io.log` replaces the stderr
+ * logger (for a test that runs it in-process and reads what it says).
+ */
+export async function main(args: string[], io: { log?: Logger } = {}): Promise<number> {
   let options: CliOptions | undefined;
-  let log: Logger = stderrLogger();
+  let log: Logger = io.log ?? stderrLogger();
   try {
     options = parseCli(args);
-    log = stderrLogger({ debug: options.debug });
+    log = io.log ?? stderrLogger({ debug: options.debug });
     if (options.help) {
       await Deno.stdout.write(new TextEncoder().encode(USAGE));
       return 0;
@@ -50,6 +53,15 @@ export async function main(args: string[]): Promise<number> {
 }
 
 async function collect(options: CliOptions, log: Logger): Promise<number> {
+  // Collecting: the signal handlers come first, so that a SIGHUP (systemd's ExecReload) or a
+  // stop asked for while the pipeline loads and attaches cannot end the process unflushed.
+  const collecting = !options.check && !options.explain && !options.test && !options.doctor &&
+    !options.replay;
+  using signals = collecting ? new Signals() : undefined;
+  signals?.onSecondStop((signal) => {
+    log.warn(`${signal} again: exiting now, during start-up`);
+    Deno.exit(130);
+  });
   checkParsePermissions();
   const pipeline = loadPipeline(options.pipeline);
   for (const w of pipeline.warnings) log.warn(w.message);
@@ -79,7 +91,9 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const host = Deno.hostname();
   if (options.replay) {
     const started = performance.now();
-    const n = await replayFile(pipeline, options.replay, { host, counters, log });
+    const n = await replayFile(pipeline, options.replay, { host, counters, log }, {
+      skipBad: options.replaySkipBad,
+    });
     const seconds = (performance.now() - started) / 1000;
     log.info(`replayed ${n} records from ${options.replay} in ${seconds.toFixed(2)} s`);
     log.info(`summary: ${counters.summary() || "no records"}`);
@@ -116,7 +130,8 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const reload = (why: string) => {
     reloading = reloading.then(async () => {
       try {
-        const next = loadPipeline(options.pipeline);
+        const text = await readForReload(options.pipeline);
+        const next = parsePipeline(options.pipeline, text, (name) => Deno.env.get(name));
         const missing = missingPermission(next, { running: true });
         if (missing) throw new UserError(`it needs ${missing}, which this process does not hold`);
         for (const w of next.warnings) log.warn(w.message);
@@ -135,42 +150,147 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
       }
     });
   };
-  const onHup = () => reload("SIGHUP");
-  Deno.addSignalListener("SIGHUP", onHup);
+  // A SIGHUP that came during start-up reloads now.
+  signals!.onReload(reload);
   const watcher = options.watch
     ? watchFile(options.pipeline, () => reload("file changed"))
     : undefined;
 
   // Wait for the first of: SIGINT, SIGTERM, the end of --duration.
-  // A second signal while stopping exits at once: a flush can wait on a receiver that is down.
-  const { promise: stopRequested, resolve: requestStop } = Promise.withResolvers<string>();
-  let stopping = false;
-  const signalled = (signal: string) => {
-    if (!stopping) return requestStop(signal);
+  // A second signal exits at once: a flush can wait on a receiver that is down.
+  signals!.onSecondStop((signal) => {
     log.warn(`${signal} again: exiting now, without finishing the flush`);
     log.info(`summary: ${counters.summary() || "no records"}`);
     Deno.exit(130);
-  };
-  const onInt = () => signalled("SIGINT"), onTerm = () => signalled("SIGTERM");
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
+  });
   const timer = options.durationMs
-    ? setTimeout(() => requestStop("duration"), options.durationMs)
+    ? setTimeout(() => signals!.requestStop("duration"), options.durationMs)
     : undefined;
-  const why = await stopRequested;
+  const why = await signals!.stopRequested;
   clearTimeout(timer);
   watcher?.close();
-  Deno.removeSignalListener("SIGHUP", onHup);
+  signals!.onReload(undefined);
   await reloading;
 
-  stopping = true;
   log.info(`stopping (${why}): draining and flushing (signal again to exit at once)`);
   await running.stop();
   recorder?.close();
-  Deno.removeSignalListener("SIGINT", onInt);
-  Deno.removeSignalListener("SIGTERM", onTerm);
   log.info(`summary: ${counters.summary() || "no records"}`);
   return 0;
+}
+
+/** The largest pipeline file a reload reads. */
+const MAX_PIPELINE_BYTES = 1024 * 1024;
+/** How long a reload may take to read the file (a hung network mount must not hang it). */
+const RELOAD_READ_TIMEOUT_MS = 5000;
+
+/**
+ * The pipeline file's text for a reload, read without blocking the event loop (collection and
+ * signals go on meanwhile), bounded in size and time. Only a regular file: a FIFO in its place
+ * would wait for a writer (at start, `--pipeline /dev/stdin` is fine; a reload cannot read it
+ * again anyway).
+ */
+async function readForReload(path: string): Promise<string> {
+  const refuse = (why: string) => new UserError(`${path} ${why}`, 2);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(refuse(`could not be read within ${formatDuration(RELOAD_READ_TIMEOUT_MS)}`)),
+      RELOAD_READ_TIMEOUT_MS,
+    );
+  });
+  const read = async () => {
+    // Checked before opening: open(2) on a FIFO blocks until a writer comes. (A symlink to a
+    // regular file, as a Kubernetes ConfigMap mounts it, is fine.)
+    const info = await Deno.stat(path).catch((e) => {
+      throw refuse(`cannot be read: ${whyUnreadable(path, e)}`);
+    });
+    if (!info.isFile) throw refuse("is not a regular file: a reload reads only a regular file");
+    if (info.size > MAX_PIPELINE_BYTES) {
+      throw refuse(`is larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
+    }
+    using file = await Deno.open(path);
+    // Read one byte past the bound: the file may have grown since the stat.
+    const buffer = new Uint8Array(MAX_PIPELINE_BYTES + 1);
+    let length = 0;
+    while (length < buffer.length) {
+      const n = await file.read(buffer.subarray(length));
+      if (n === null) break;
+      length += n;
+    }
+    if (length > MAX_PIPELINE_BYTES) {
+      throw refuse(`is larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
+    }
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  };
+  try {
+    return await Promise.race([read(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * SIGHUP, SIGINT and SIGTERM for a collecting run, listened for from its first moment (without
+ * a listener, the default action of each ends the process). The first SIGINT or SIGTERM
+ * resolves {@linkcode stopRequested}; another one calls the `onSecondStop` handler (exit at
+ * once). A SIGHUP calls the `onReload` handler; one that comes before it is set (during
+ * start-up) is kept, and several count as one reload, run when it is set. Disposing removes
+ * the listeners.
+ */
+class Signals implements Disposable {
+  readonly stopRequested: Promise<string>;
+  readonly #resolveStop: (why: string) => void;
+  #stopAsked = false;
+  #secondStop?: (signal: string) => void;
+  #reload?: (why: string) => void;
+  #reloadPending = false;
+  readonly #listeners: [Deno.Signal, () => void][] = [
+    ["SIGHUP", () => this.#hup()],
+    ["SIGINT", () => this.#stop("SIGINT")],
+    ["SIGTERM", () => this.#stop("SIGTERM")],
+  ];
+
+  constructor() {
+    const { promise, resolve } = Promise.withResolvers<string>();
+    this.stopRequested = promise;
+    this.#resolveStop = resolve;
+    for (const [signal, listener] of this.#listeners) Deno.addSignalListener(signal, listener);
+  }
+
+  /** Asks for a stop as a signal would (`why`: "duration"). */
+  requestStop(why: string): void {
+    this.#stopAsked = true;
+    this.#resolveStop(why);
+  }
+
+  /** What a stop signal after the first does. */
+  onSecondStop(handler: (signal: string) => void): void {
+    this.#secondStop = handler;
+  }
+
+  /** Reloads on SIGHUP from now on (undefined: ignore it, e.g. while stopping). */
+  onReload(handler: ((why: string) => void) | undefined): void {
+    this.#reload = handler;
+    if (handler && this.#reloadPending) {
+      this.#reloadPending = false;
+      handler("SIGHUP during start-up");
+    }
+  }
+
+  #hup(): void {
+    if (this.#reload) this.#reload("SIGHUP");
+    else if (!this.#stopAsked) this.#reloadPending = true;
+  }
+
+  #stop(signal: string): void {
+    if (!this.#stopAsked) return this.requestStop(signal);
+    this.#secondStop?.(signal);
+  }
+
+  [Symbol.dispose](): void {
+    for (const [signal, listener] of this.#listeners) Deno.removeSignalListener(signal, listener);
+  }
 }
 
 /** Calls `onChange` (debounced) when `path` is written or replaced; editors often do both. */

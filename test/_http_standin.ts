@@ -34,7 +34,8 @@ async function readBody(req: Request): Promise<string> {
 }
 
 /**
- * Starts the stand-in on a free loopback port. `respond` gets each request and its index
+ * Starts the stand-in on a free loopback port (or `port`: a receiver that comes back where it
+ * was). `respond` gets each request and its index
  * (0 for the first) and returns the answer; by default every request gets 204. A respond()
  * that never resolves models a stalled receiver: dispose still finishes (such requests get a
  * 503). If respond() throws or a gzip body does not unpack, the request gets a 500 and
@@ -52,6 +53,7 @@ async function readBody(req: Request): Promise<string> {
 export function startStandin(
   respond: (req: Captured, n: number) => Response | Promise<Response> = () =>
     new Response(null, { status: 204 }),
+  port = 0,
 ): Standin {
   const requests: Captured[] = [];
   const failures: string[] = [];
@@ -60,7 +62,7 @@ export function startStandin(
   // A new Response for each request still waiting: one Response cannot be sent twice.
   const closed = () => closing.then(() => new Response("stand-in closing", { status: 503 }));
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+  const server = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (req) => {
     const at = Date.now();
     const url = new URL(req.url);
     let captured: Captured;

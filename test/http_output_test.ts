@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { buildStage } from "../src/pipeline/testing.ts";
-import { httpOutput } from "../src/outputs/http.ts";
+import { httpOutput, retryAfterMs } from "../src/outputs/http.ts";
+import { Spool } from "../src/outputs/spool.ts";
 import type { Record } from "../src/record.ts";
 import { influxTest, startInfluxdb } from "./_influxdb.ts";
 import { startStandin } from "./_http_standin.ts";
@@ -132,6 +133,152 @@ Deno.test("http: a 503 with Retry-After is retried after the time it asks for", 
   assert.equal(second.body, first.body);
   assert.equal(out.counters.get("retries", { stage: "http" }), 1n);
   assert.equal(out.counters.get("records_sent", { stage: "http" }), 1n);
+});
+
+Deno.test("http: Retry-After: 0 still waits the first backoff (100 ms) between retries", async () => {
+  const started = Date.now();
+  await using standin = startStandin(() =>
+    Date.now() - started < 1000
+      ? new Response("busy", { status: 503, headers: { "Retry-After": "0" } })
+      : new Response(null, { status: 204 })
+  );
+  const out = await output({ preset: "influxdb", url: standin.url, database: "db" });
+  await out.stage.push(flow(1));
+  await new Promise((r) => setTimeout(r, 1000));
+  // At most one try per 100 ms (it was thousands a second).
+  assert.ok(standin.requests.length <= 12, `${standin.requests.length} requests in 1 s`);
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 1n);
+});
+
+Deno.test("http: a Retry-After beyond max_backoff waits max_backoff", async () => {
+  await using standin = startStandin((_req, n) =>
+    n === 0
+      ? new Response("busy", { status: 429, headers: { "Retry-After": "3000000" } })
+      : new Response(null, { status: 204 })
+  );
+  const out = await output({
+    preset: "influxdb",
+    url: standin.url,
+    database: "db",
+    max_backoff: "300ms",
+  });
+  await out.stage.push(flow(1));
+  await standin.waitFor(2, 3000); // not in 35 days
+  const [first, second] = standin.requests;
+  assert.ok(second.at - first.at >= 250, `retried after ${second.at - first.at} ms`);
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 1n);
+});
+
+Deno.test("http: a Retry-After HTTP date is waited for", async () => {
+  // Whole seconds: the date says "the start of the second after next".
+  const at = new Date(Math.ceil((Date.now() + 1000) / 1000) * 1000);
+  await using standin = startStandin((_req, n) =>
+    n === 0
+      ? new Response("busy", { status: 503, headers: { "Retry-After": at.toUTCString() } })
+      : new Response(null, { status: 204 })
+  );
+  const out = await output({ preset: "influxdb", url: standin.url, database: "db" });
+  await out.stage.push(flow(1));
+  await standin.waitFor(2, 5000);
+  const second = standin.requests[1];
+  assert.ok(second.at >= at.getTime() - 50, `retried ${at.getTime() - second.at} ms early`);
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+});
+
+Deno.test("retryAfterMs() reads seconds or an HTTP date, clamped between the first backoff and max_backoff", () => {
+  const now = Date.parse("2026-01-01T00:00:00Z");
+  assert.equal(retryAfterMs("2", 30_000, now), 2000);
+  assert.equal(retryAfterMs(" 0 ", 30_000, now), 100);
+  assert.equal(retryAfterMs("3000000", 30_000, now), 30_000);
+  assert.equal(retryAfterMs("Thu, 01 Jan 2026 00:00:05 GMT", 30_000, now), 5000);
+  assert.equal(retryAfterMs("Wed, 31 Dec 2025 23:00:00 GMT", 30_000, now), 100, "a past date");
+  assert.equal(retryAfterMs("Fri, 01 Jan 2027 00:00:00 GMT", 30_000, now), 30_000);
+  for (const bad of [null, "", "soon", "-5", "1e3", "1.5"]) {
+    assert.equal(retryAfterMs(bad, 30_000, now), undefined, `${bad}`);
+  }
+});
+
+Deno.test("http spool: a batch the last run left cut short is skipped and counted; the others are sent", async () => {
+  await using standin = startStandin();
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = "/write?db=db&precision=ns";
+    const spool = Spool.open(dir, { maxBytes: 1 << 20 });
+    for (const i of [1, 2, 3]) {
+      spool.append(new TextEncoder().encode(`${path}\n1\nm v=${i}i ${i}\n`));
+    }
+    Deno.truncateSync(`${dir}/000000000002.lp`, 40); // a crash (or power loss) cut it
+    Deno.writeTextFileSync(`${dir}/000000000004.lp`, ""); // and left this one empty
+    const out = await output({
+      preset: "influxdb",
+      url: standin.url,
+      database: "db",
+      spool_dir: dir,
+    });
+    await standin.waitFor(2);
+    await out.stage.flush("shutdown");
+    await out.stage.close();
+    assert.deepEqual(standin.requests.map((r) => r.body), ["m v=1i 1\n", "m v=3i 3\n"]);
+    assert.equal(out.counters.get("spool_bad_batches", { stage: "http" }), 2n);
+    assert.ok(
+      out.logs.some((l) => /skipped batch 000000000002\.lp: cut short/.test(l)),
+      out.logs.join("\n"),
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("http: what a receiver answers is logged on one line, its control characters escaped", async () => {
+  await using standin = startStandin(() =>
+    new Response("oops\nwarning: forged line\u001b[2J", { status: 400 })
+  );
+  const out = await output({ preset: "influxdb", url: standin.url, database: "db" });
+  await out.stage.push(flow(1));
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  const [line] = out.logs.filter((l) => l.includes("rejected a batch"));
+  assert.match(line, /\(400\): oops\\nwarning: forged line\\u001b\[2J; dropped$/);
+});
+
+Deno.test("http: a receiver that is down or silent is logged with the reason, not fetch's wording", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close(); // nothing listens there now
+  const down = await output({
+    preset: "influxdb",
+    url: `http://127.0.0.1:${port}`,
+    database: "db",
+  });
+  await down.stage.push(flow(1));
+  await new Promise((r) => setTimeout(r, 300));
+  await down.stage.flush("shutdown");
+  await down.stage.close();
+  const [refused] = down.logs.filter((l) => l.includes("cannot send"));
+  assert.match(refused, /: tcp connect error: Connection refused \(os error 111\); retrying$/);
+
+  await using silent = startStandin(() => new Promise<Response>(() => {}));
+  const slow = await output({
+    preset: "influxdb",
+    url: silent.url,
+    database: "db",
+    timeout: "200ms",
+  });
+  await slow.stage.push(flow(1));
+  await silent.waitFor(1);
+  await slow.stage.flush("shutdown");
+  await slow.stage.close();
+  const [timedOut] = slow.logs.filter((l) => l.includes("cannot send"));
+  assert.match(timedOut, /: no answer within 200ms; retrying$/);
+  for (const l of [...down.logs, ...slow.logs]) {
+    assert.ok(!l.includes("run with --debug"), l);
+  }
 });
 
 Deno.test("http drop_oldest under a stalled receiver keeps memory bounded and counts the drops", async () => {

@@ -24,15 +24,19 @@
  * - **Batches** close at `batch_size` records or `batch_age`, whichever first; bodies are gzipped
  *   (`gzip: false` to turn off). One request is in flight at a time, so batches arrive in order.
  * - **Retries:** connection errors, timeouts, 429 and 5xx are retried with exponential backoff
- *   (from 100 ms to `max_backoff`, ±50% jitter), honouring `Retry-After`. Any other 4xx is final:
+ *   (from 100 ms to `max_backoff`, ±50% jitter), honouring `Retry-After` (seconds or an HTTP date,
+ *   held between 100 ms and `max_backoff`). Any other 4xx is final:
  *   the batch is dropped and counted (`records_dropped{reason=rejected}`), the receiver's answer
- *   logged at most once a minute, and the batches behind it go on.
+ *   logged at most once a minute, and the batches behind it go on. Of any answer's body at most
+ *   {@linkcode MAX_ANSWER_BYTES} are read (the rest is cancelled), so a receiver cannot fill
+ *   memory by answering with a huge body.
  * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
  *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
  *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
  *   first, before any newer batch once it is back; a restarted collector sends what the last
- *   one spooled. With a spool, a full memory while the receiver answers (but slowly) pushes
- *   back, which keeps batches in order. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
+ *   one spooled (a batch found cut short or damaged there, after a crash or power loss, is
+ *   skipped and counted as `spool_bad_batches`). With a spool, a full memory while the
+ *   receiver answers (but slowly) pushes back, which keeps batches in order. Without a spool, `when_full` decides: `block` (push back on the pipeline, whose
  *   queue then holds up to 10,000 records more and drops beyond, counted), `drop_oldest` or
  *   `drop_newest` (counted as `reason=buffer_full`).
  * - **Delivery is at-least-once.** A batch leaves memory or the spool only once the receiver
@@ -44,7 +48,8 @@
  *   with no spool, counted as `reason=shutdown` and logged).
  * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
  *   `records_dropped{reason}`, `encode_errors`; gauges `buffered_batches` and
- *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`.
+ *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`,
+ *   `spool_bad_batches`.
  *
  * The batching, retries, memory bound and spool ({@linkcode HttpSender}) do not know the wire
  * format: a {@linkcode Protocol} says how records become requests, so another output (`otlp`)
@@ -54,10 +59,12 @@
  */
 import type { BoundCounters } from "../counters.ts";
 import { countingDroppedFields, EncodeError, encodeLineProtocol } from "../encode/mod.ts";
-import { describeError } from "../errors.ts";
+import { describeError, UserError } from "../errors.ts";
 import { type At, describeValue, type Schema } from "../pipeline/schema.ts";
 import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
+import { formatDuration } from "../units.ts";
+import { printable } from "../log.ts";
 import { Spool } from "./spool.ts";
 
 export type Preset = "influxdb" | "influxdb_v2" | "datakit";
@@ -123,8 +130,9 @@ export interface Protocol<T> {
    */
   headers(): Headers;
   /**
-   * Optional: reads a 2xx answer's body (e.g. an OTLP partial success) and returns a problem to
-   * log, if any. Without it the body is discarded unread. The batch counts as sent either way.
+   * Optional: reads a 2xx answer's body (e.g. an OTLP partial success; its first
+   * {@linkcode MAX_ANSWER_BYTES} only) and returns a problem to log, if any. Without it the body
+   * is discarded unread. The batch counts as sent either way.
    */
   accepted?(body: string): string | undefined;
 }
@@ -179,18 +187,90 @@ export function headers(config: HttpConfig, gzip: boolean): Headers {
   return h;
 }
 
-/** Milliseconds a `Retry-After` header asks for (seconds or an HTTP date), if any. */
-export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
+/**
+ * Milliseconds to wait that a `Retry-After` header asks for (delay-seconds or an HTTP date), if
+ * it is one, clamped between the first backoff and `maxMs` (max_backoff): a receiver saying 0
+ * must not make a retry loop, nor one saying 3,000,000 s stop the output for a month.
+ */
+export function retryAfterMs(
+  value: string | null,
+  maxMs: number,
+  now = Date.now(),
+): number | undefined {
   if (!value) return undefined;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+  let ms: number;
+  if (/^\d+$/.test(value.trim())) ms = Number(value.trim()) * 1000;
+  else if (/[a-z]/i.test(value)) ms = Date.parse(value) - now; // "Wed, 21 Oct 2015 07:28:00 GMT"
+  else return undefined;
+  return Number.isNaN(ms) ? undefined : Math.min(maxMs, Math.max(FIRST_BACKOFF_MS, ms));
 }
 
 /** The next wait: exponential from 100 ms, capped, with ±50% jitter. */
 export function backoffMs(attempt: number, maxMs: number, random = Math.random): number {
   const base = Math.min(maxMs, FIRST_BACKOFF_MS * 2 ** Math.min(attempt, 30));
   return Math.round(base * (0.5 + random()));
+}
+
+/**
+ * The most of an answer's body the sender reads (an error to log, an OTLP partial success): a
+ * receiver that answers 1 GB must not fill memory, nor hold the send loop while it streams.
+ */
+export const MAX_ANSWER_BYTES = 8 * 1024;
+
+/**
+ * The first `maxBytes` of `response`'s body as text (after any Content-Encoding is undone, so a
+ * gzip bomb is cut the same way); the rest is cancelled unread. Never throws: a body that
+ * fails or times out midway gives what came before.
+ */
+export async function readAnswer(response: Response, maxBytes: number): Promise<string> {
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value.subarray(0, maxBytes - size));
+      size += Math.min(value.length, maxBytes - size);
+    }
+  } catch {
+    // cut short (a timeout, a reset): what came is enough to log
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) bytes.set(p, at), at += p.length;
+  return new TextDecoder().decode(bytes);
+}
+
+/**
+ * Why a request failed, in the words a user needs: "no answer within 10s" for a timeout, and
+ * for a connection error its cause ("tcp connect error: Connection refused (os error 111)")
+ * without fetch's "fetch failed" or its repeat of the URL (which may hold credentials).
+ */
+function sendError(e: unknown, timeoutMs: number): unknown {
+  if (e instanceof DOMException && e.name === "TimeoutError") {
+    return new UserError(`no answer within ${formatDuration(timeoutMs)}`);
+  }
+  if (!(e instanceof TypeError)) return e;
+  const cause = e.cause instanceof Error ? e.cause.message : e.message;
+  return new UserError(
+    printable(
+      cause.replace(/^error sending request for url \(.*?\): /, "")
+        .replace(/^client error \(\w+\): /, ""),
+    ),
+  );
+}
+
+/** `fn()`, or its error's description: a protocol's answer reader must not fail a sent batch. */
+function noThrow(fn: () => string | undefined): string | undefined {
+  try {
+    return fn();
+  } catch (e) {
+    return `reading the answer failed: ${describeError(e)}`;
+  }
 }
 
 async function gzipped(text: string): Promise<Uint8Array<ArrayBuffer>> {
@@ -408,7 +488,10 @@ export class HttpSender<T> {
     this.#protocol = protocol;
     this.#ctx = ctx;
     if (config.spool_dir) {
-      this.#spool = Spool.open(config.spool_dir, { maxBytes: config.spool_max_size });
+      this.#spool = Spool.open(config.spool_dir, {
+        maxBytes: config.spool_max_size,
+        onBadBatch: (file, why) => this.#badBatch(file, why),
+      });
       const { batches, bytes } = this.#spool.stats;
       if (batches) ctx.log.info(`${ctx.name}: ${batches} spooled batches (${bytes} bytes) to send`);
       this.#gauges();
@@ -562,19 +645,31 @@ export class HttpSender<T> {
     return batch.body ?? this.#protocol.bodyOf(batch.items, batch.path);
   }
 
+  /** A spooled batch that cannot be sent (cut short, damaged): counted, and its file is gone. */
+  #badBatch(file: string, why: string): void {
+    this.#ctx.counters.add("spool_bad_batches");
+    this.#logError(`spool ${this.#spool?.dir ?? ""}: skipped batch ${file}: ${why}`);
+    if (this.#spool) this.#gauges();
+  }
+
   /** The next batch to send: the spool's oldest first, then memory's. */
   #next(): Batch<T> | undefined {
-    const spooled = this.#spool?.peek();
-    if (spooled) {
+    for (let spooled = this.#spool?.peek(); spooled; spooled = this.#spool!.peek()) {
+      // As #toSpool writes it: the path, the record count, then the body.
       const text = new TextDecoder().decode(spooled.body);
       const first = text.indexOf("\n"), second = text.indexOf("\n", first + 1);
-      return {
-        path: text.slice(0, first),
-        records: Number(text.slice(first + 1, second)),
-        items: [],
-        body: text.slice(second + 1),
-        spoolId: spooled.id,
-      };
+      const path = text.slice(0, first), records = text.slice(first + 1, second);
+      if (first > 0 && second > first && path.startsWith("/") && /^\d+$/.test(records)) {
+        return {
+          path,
+          records: Number(records),
+          items: [],
+          body: text.slice(second + 1),
+          spoolId: spooled.id,
+        };
+      }
+      this.#spool!.remove(spooled.id); // spooled by hand, or cut before the spool checked
+      this.#badBatch(`${spooled.id}`, "not a spooled batch of this output");
     }
     return this.#queue[0];
   }
@@ -640,23 +735,25 @@ export class HttpSender<T> {
         body: config.gzip ? await gzipped(body) : body,
         signal: AbortSignal.timeout(config.timeout),
       });
-      const text = response.ok ? "" : (await response.text()).slice(0, 300);
-      if (!response.ok) await response.body?.cancel().catch(() => {});
       if (response.ok) {
         this.#ctx.counters.add("records_sent", batch.records);
         this.#ctx.counters.add("batches_sent");
         if (this.#protocol.accepted) {
-          const problem = this.#protocol.accepted(await response.text().catch(() => ""));
+          const answer = await readAnswer(response, MAX_ANSWER_BYTES);
+          // Sent either way: whatever the answer says, the batch must not go again.
+          const problem = noThrow(() => this.#protocol.accepted!(answer));
           if (problem) this.#logError(`${config.url}${batch.path}: ${problem}`);
         } else {
           await response.body?.cancel().catch(() => {});
         }
         return { ok: true };
       }
+      const text = printable((await readAnswer(response, MAX_ANSWER_BYTES)).trim().slice(0, 300));
       this.#ctx.counters.add("send_failures");
       if (response.status === 429 || response.status >= 500) {
         this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);
-        return { ok: false, retryAfterMs: retryAfterMs(response.headers.get("Retry-After")) };
+        const retryAfter = retryAfterMs(response.headers.get("Retry-After"), config.max_backoff);
+        return { ok: false, retryAfterMs: retryAfter };
       }
       this.#drop(batch.records, "rejected");
       this.#logError(
@@ -664,7 +761,8 @@ export class HttpSender<T> {
           `${text.trim()}; dropped`,
       );
       return { ok: false, final: true };
-    } catch (e) {
+    } catch (caught) {
+      const e = sendError(caught, config.timeout);
       this.#ctx.counters.add("send_failures");
       this.#logError(`cannot send to ${config.url}: ${describeError(e)}; retrying`);
       return { ok: false };

@@ -36,7 +36,8 @@
  *   connection errors, 429 and 5xx, any other 4xx final (dropped, counted), `buffer_records` and
  *   `when_full` in memory, the `spool_dir` in an outage, at-least-once. A 200 that reports a
  *   partial success is logged (at most once a minute) and its rejected points or log records
- *   counted as `points_rejected` / `logs_rejected`; the batch is not sent again.
+ *   counted as `points_rejected` / `logs_rejected`; the batch is not sent again. Only the first
+ *   8 KiB of an answer are read (a partial success is far smaller); a longer one is cut unread.
  * - **Counters:** the `http` output's, plus `fields_skipped`, `points_rejected`, `logs_rejected`.
  *
  * @module
@@ -45,6 +46,7 @@ import type { BoundCounters } from "../counters.ts";
 import type { ConfigError } from "../errors.ts";
 import type { StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
+import { printable } from "../log.ts";
 import { VERSION } from "../version.ts";
 import {
   HttpSender,
@@ -308,11 +310,16 @@ export function partialSuccess(body: string, counters: Pick<Counting, "add">): s
     return undefined; // not JSON (an empty 200 is fine): nothing to say
   }
   if (!partial || typeof partial !== "object") return undefined;
-  const points = Number(partial.rejectedDataPoints ?? 0);
-  const logs = Number(partial.rejectedLogRecords ?? 0);
+  // Counts as the receiver wrote them (int64 as a string in JSON), where they make sense.
+  const count = (v: unknown) => {
+    const n = Number(v ?? 0);
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  };
+  const points = count(partial.rejectedDataPoints);
+  const logs = count(partial.rejectedLogRecords);
   if (points > 0) counters.add("points_rejected", points);
   if (logs > 0) counters.add("logs_rejected", logs);
-  const message = typeof partial.errorMessage === "string" ? partial.errorMessage : "";
+  const message = typeof partial.errorMessage === "string" ? printable(partial.errorMessage) : "";
   if (!points && !logs && !message) return undefined;
   const what = points ? `${points} data points` : logs ? `${logs} log records` : "nothing";
   return `partial success: rejected ${what}${message ? `: ${message}` : ""}`;

@@ -242,6 +242,23 @@ Deno.test("otlp partialSuccess() counts rejected points and log records and says
   assert.equal(counters.get("logs_rejected", {}), 2n);
 });
 
+Deno.test("otlp partialSuccess() ignores counts that are not counts and shows the message on one line", () => {
+  const counters = new Counters();
+  const c = counters.bound({});
+  for (const n of ["1e400", '"18446744073709551616"', "-3", '"x"', "null", "2.5"]) {
+    assert.equal(
+      partialSuccess(`{"partialSuccess":{"rejectedDataPoints":${n}}}`, c),
+      undefined,
+      `${n}: not a count`,
+    );
+  }
+  assert.equal(counters.get("points_rejected", {}), 0n);
+  assert.equal(
+    partialSuccess('{"partialSuccess":{"errorMessage":"bad\\npoint \\u001b[31m"}}', c),
+    "partial success: rejected nothing: bad\\npoint \\u001b[31m",
+  );
+});
+
 Deno.test("otlp config: the example validates; headers it sets itself or cannot send are rejected, values never shown", () => {
   assert.deepEqual(configureStage(otlpOutput, otlpOutput.example).errors, []);
   const { config, errors } = configureStage(otlpOutput, {

@@ -56,6 +56,14 @@ const KINDS: { [counter: string]: { what: string; why?: string } } = {
   points_rejected: { what: "points rejected", why: "by the receiver" },
   logs_rejected: { what: "logs rejected", why: "by the receiver" },
   series_dropped: { what: "records dropped", why: "max_series reached" },
+  replay_skipped_lines: {
+    what: "recording lines skipped",
+    why: "not a recorded record (--replay-skip-bad)",
+  },
+  spool_bad_batches: {
+    what: "spooled batches skipped",
+    why: "found cut short or damaged on disk (a crash or power loss while writing)",
+  },
   spool_dropped_batches: {
     what: "spooled batches dropped",
     why: "spool full, oldest first; raise spool_max_size",

@@ -11,9 +11,14 @@
  *
  * Field types survive the round trip exactly: an integer field is written as bare digits
  * (exact past 2^53), a float always with a decimal point or an exponent (`5.0`, `1e+21`), and
- * the decoder reads each number's source text to tell them apart. `time` is integer ns.
+ * the decoder reads each number's source text to tell them apart. `time` is integer ns (int64).
+ * A line is at most {@linkcode MAX_LINE_BYTES}.
  */
+import { printable } from "../log.ts";
 import type { FieldValue, Record } from "../record.ts";
+
+/** The longest line a recording may have: a record is far smaller; more is not a record. */
+export const MAX_LINE_BYTES = 1024 * 1024;
 
 /** One recorded probe record. */
 export interface Recorded {
@@ -60,6 +65,18 @@ function encodeValue(v: FieldValue): string {
 
 type Parsed = { [key: string]: unknown };
 
+/** A JSON number as its source text: a class, so no JSON object can pass for one. */
+class NumberText {
+  constructor(readonly source: string) {}
+}
+
+const INT64_MIN = -(2n ** 63n), INT64_MAX = 2n ** 63n - 1n;
+
+/** A JSON object (not an array, a string or null). */
+function isObject(v: unknown): v is Parsed {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof NumberText);
+}
+
 /** Decodes one line; `lineNumber` is for the error message. */
 export function decodeRecorded(line: string, lineNumber: number): Recorded {
   let raw: unknown;
@@ -68,30 +85,30 @@ export function decodeRecorded(line: string, lineNumber: number): Recorded {
     raw = JSON.parse(
       line,
       (_key, value, context?: { source?: string }) =>
-        typeof value === "number" ? { number: context?.source ?? String(value) } : value,
+        typeof value === "number" ? new NumberText(context?.source ?? String(value)) : value,
     );
   } catch (e) {
-    throw new RecordingError(lineNumber, `not JSON: ${(e as Error).message}`);
+    // V8 quotes the line's start: it may hold any byte.
+    throw new RecordingError(lineNumber, `not JSON: ${printable((e as Error).message)}`);
   }
-  const o = raw as Parsed;
-  if (typeof o !== "object" || o === null) {
-    throw new RecordingError(lineNumber, "not a JSON object");
-  }
+  if (!isObject(raw)) throw new RecordingError(lineNumber, "not a JSON object");
+  const o = raw;
   const bad = (what: string) => new RecordingError(lineNumber, what);
   if (typeof o.probe !== "string") throw bad(`"probe" must be a string`);
   if (o.side !== undefined && o.side !== true) throw bad(`"side" must be true when present`);
   if (typeof o.measurement !== "string") throw bad(`"measurement" must be a string`);
-  const tags = o.tags as Parsed;
-  if (
-    typeof tags !== "object" || tags === null ||
-    Object.values(tags).some((t) => typeof t !== "string")
-  ) {
+  const tags = o.tags;
+  if (!isObject(tags) || Object.values(tags).some((t) => typeof t !== "string")) {
     throw bad(`"tags" must map names to strings`);
   }
   const time = integerOf(o.time);
-  if (time === undefined) throw bad(`"time" must be integer nanoseconds`);
+  if (time === undefined || time < INT64_MIN || time > INT64_MAX) {
+    throw bad(`"time" must be integer nanoseconds (a signed 64-bit integer)`);
+  }
+  const rawFields = o.fields === undefined ? {} : o.fields;
+  if (!isObject(rawFields)) throw bad(`"fields" must map names to values`);
   const fields: { [key: string]: FieldValue } = {};
-  for (const [k, v] of Object.entries((o.fields ?? {}) as Parsed)) {
+  for (const [k, v] of Object.entries(rawFields)) {
     const value = fieldOf(v);
     if (value === undefined) throw bad(`field "${k}" must be a string, number or boolean`);
     fields[k] = value;
@@ -104,13 +121,12 @@ export function decodeRecorded(line: string, lineNumber: number): Recorded {
 }
 
 function integerOf(v: unknown): bigint | undefined {
-  const source = (v as { number?: string })?.number;
-  return source !== undefined && /^-?\d+$/.test(source) ? BigInt(source) : undefined;
+  return v instanceof NumberText && /^-?\d+$/.test(v.source) ? BigInt(v.source) : undefined;
 }
 
 function fieldOf(v: unknown): FieldValue | undefined {
   if (typeof v === "string" || typeof v === "boolean") return v;
-  const source = (v as { number?: string } | null)?.number;
-  if (source === undefined) return v === null ? NaN : undefined;
-  return /^-?\d+$/.test(source) ? BigInt(source) : Number(source);
+  if (v === null) return NaN;
+  if (!(v instanceof NumberText)) return undefined;
+  return /^-?\d+$/.test(v.source) ? BigInt(v.source) : Number(v.source);
 }

@@ -72,3 +72,36 @@ Deno.test("a side record (sent with ctx.emitSide) keeps its side flag through th
     /line 3: "side" must be true/,
   );
 });
+
+Deno.test("decodeRecorded() rejects fields, tags and time of the wrong shape", () => {
+  const line = (fields: string, tags = '{"host":"h"}', time = "1") =>
+    `{"probe":"p","measurement":"m","tags":${tags},"fields":${fields},"time":${time}}`;
+  for (
+    const [text, why] of [
+      [line("5"), /line 9: "fields" must map names to values/],
+      [line('"abc"'), /line 9: "fields" must map names to values/],
+      [line("[1,2]"), /line 9: "fields" must map names to values/],
+      [line("null"), /line 9: "fields" must map names to values/],
+      [line("{}", '["a","b"]'), /line 9: "tags" must map names to strings/],
+      [line("{}", '"ab"'), /line 9: "tags" must map names to strings/],
+      // Numbers are read from their source text: an object that looks like that is no number.
+      [line('{"x":{"number":"5"}}'), /line 9: field "x" must be a string, number or boolean/],
+      [line("{}", undefined, '{"number":"5"}'), /line 9: "time" must be integer nanoseconds/],
+      [line("{}", undefined, "99999999999999999999"), /line 9: "time" must be integer nano/],
+    ] as const
+  ) {
+    assert.throws(() => decodeRecorded(text, 9), why, text);
+  }
+});
+
+Deno.test("decodeRecorded() shows what it quotes of a broken line with control characters escaped", () => {
+  assert.throws(
+    () => decodeRecorded("\u00ff\u001b[2J\u0000\nfake", 3),
+    (e: RecordingError) => {
+      // deno-lint-ignore no-control-regex
+      assert.ok(!/[\u0000-\u001f]/.test(e.message), JSON.stringify(e.message));
+      assert.match(e.message, /^line 3: not JSON: .*\\u001b\[2J\\u0000\\nfake/);
+      return true;
+    },
+  );
+});

@@ -2,26 +2,73 @@
  * `--replay FILE`: runs a pipeline on recorded probe records instead of the kernel, as fast as
  * the stages allow. The clock follows record time (a ManualClock moved to each record's time
  * before it is injected), so windows close where they did live, and the same recording always
- * gives byte-identical output. Needs no root and no FFI.
+ * gives byte-identical output. A gap between records is jumped: periodic work in it runs once,
+ * a window closes at its own boundary when it holds records, and empty ticks cost nothing.
+ * Needs no root and no FFI.
  */
 import type { Counters } from "../counters.ts";
 import type { Record } from "../record.ts";
-import { UserError, whyUnreadable } from "../errors.ts";
+import { describeError, UserError, whyUnreadable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ManualClock } from "./clock.ts";
 import type { Pipeline } from "./load.ts";
-import { decodeRecorded, encodeRecorded, type Recorded, RecordingError } from "./recording.ts";
+import { formatSize } from "../units.ts";
+import {
+  decodeRecorded,
+  encodeRecorded,
+  MAX_LINE_BYTES,
+  type Recorded,
+  RecordingError,
+} from "./recording.ts";
 import { injectAtRecordTime, startPipeline } from "./run.ts";
 
-/** The lines of a text stream, one at a time, without loading it whole. */
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + chunk).split("\n");
-    rest = parts.pop()!;
-    yield* parts;
+/** What {@linkcode lines} yields for a line longer than it may be (the line is not kept). */
+const TOO_LONG = Symbol("too long");
+
+/**
+ * The lines of a byte stream, one at a time, without loading it whole; a line longer than
+ * `maxBytes` is read past and yielded as {@linkcode TOO_LONG}, so a 100 MB line costs no memory.
+ */
+async function* lines(
+  stream: ReadableStream<Uint8Array>,
+  maxBytes: number,
+): AsyncGenerator<string | typeof TOO_LONG> {
+  const decoder = new TextDecoder();
+  let parts: Uint8Array[] = [];
+  let size = 0;
+  let tooLong = false;
+  const line = () => {
+    if (tooLong) return TOO_LONG;
+    if (parts.length === 1) return decoder.decode(parts[0]);
+    const whole = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) whole.set(p, at), at += p.length;
+    return decoder.decode(whole);
+  };
+  for await (const chunk of stream) {
+    for (let start = 0; start < chunk.length;) {
+      const newline = chunk.indexOf(NEWLINE, start);
+      const end = newline < 0 ? chunk.length : newline;
+      if (!tooLong && size + end - start > maxBytes) [tooLong, parts, size] = [true, [], 0];
+      if (!tooLong && end > start) parts.push(chunk.subarray(start, end)), size += end - start;
+      if (newline < 0) break;
+      yield line();
+      [parts, size, tooLong] = [[], 0, false];
+      start = newline + 1;
+    }
   }
-  if (rest) yield rest;
+  if (size > 0 || tooLong) yield line();
+}
+
+const NEWLINE = 0x0a;
+
+/** How a replay treats a line that is not a recorded record. */
+export interface ReplayOptions {
+  /**
+   * `--replay-skip-bad`: skip it, counted as `replay_skipped_lines` (the first one logged)
+   * instead of stopping with exit code 2.
+   */
+  skipBad?: boolean;
 }
 
 /** Replays `file` through `pipeline`; resolves with how many records were injected. */
@@ -29,48 +76,86 @@ export async function replayFile(
   pipeline: Pipeline,
   file: string,
   env: { host: string; counters: Counters; log: Logger },
+  options: ReplayOptions = {},
 ): Promise<number> {
+  const cannotRead = (why: string) => new UserError(`cannot read recording ${file}: ${why}`, 2);
   let f: Deno.FsFile;
   try {
     f = await Deno.open(file);
   } catch (e) {
-    throw new UserError(`cannot read recording ${file}: ${whyUnreadable(file, e)}`, 2);
+    throw cannotRead(whyUnreadable(file, e));
+  }
+  if ((await f.stat()).isDirectory) {
+    f.close();
+    throw cannotRead("it is a directory; give the recording file in it");
   }
   const probes = new Set(pipeline.stages.filter((s) => s.kind === "probe").map((s) => s.name));
   const unknown = new Map<string, number>();
+  let skipped = 0;
+  let injected = 0;
   const decoded = (async function* () {
-    let n = 0;
-    for await (const line of lines(f.readable)) {
-      n++;
-      if (!line.trim()) continue;
-      try {
-        yield decodeRecorded(line, n);
-      } catch (e) {
-        if (e instanceof RecordingError) throw new UserError(`${file}: ${e.message}`, 2);
-        throw e;
+    const source = lines(f.readable, MAX_LINE_BYTES);
+    const bad = (e: RecordingError) => {
+      if (!options.skipBad) throw new UserError(`${file}: ${e.message}`, 2);
+      // The first says why; the loss watch reports the count.
+      if (skipped++ === 0) env.log.warn(`${file}: skipping ${e.message} (and any other bad line)`);
+      env.counters.add("replay_skipped_lines");
+    };
+    try {
+      for (let n = 1;; n++) {
+        let next;
+        try {
+          next = await source.next();
+        } catch (e) {
+          throw cannotRead(`at line ${n}: ${describeError(e)}`);
+        }
+        if (next.done) return;
+        const line = next.value;
+        if (line === TOO_LONG) {
+          bad(new RecordingError(n, `longer than ${formatSize(MAX_LINE_BYTES)}: not a record`));
+          continue;
+        }
+        if (!line.trim()) continue;
+        let recorded;
+        try {
+          recorded = decodeRecorded(line, n);
+        } catch (e) {
+          if (!(e instanceof RecordingError)) throw e;
+          bad(e);
+          continue;
+        }
+        yield recorded;
       }
+    } finally {
+      await source.return(undefined); // closes the file, however the replay ends
     }
   })();
 
-  // The clock starts at the first record, so windows align as they did when it was recorded.
-  const first = await decoded.next();
-  if (first.done) return 0;
-  const clock = new ManualClock(first.value.record.time);
-  const running = await startPipeline(pipeline, { ...env, clock }, { probes: "injected" });
-  let injected = 0;
-  const inject = async ({ probe, record, side }: Recorded) => {
-    if (!probes.has(probe)) {
-      unknown.set(probe, (unknown.get(probe) ?? 0) + 1);
-      return;
-    }
-    await injectAtRecordTime(running, clock, probe, record, side);
-    injected++;
-  };
   try {
-    await inject(first.value);
-    for await (const r of decoded) await inject(r);
+    // The clock starts at the first record, so windows align as they did when it was recorded.
+    const first = await decoded.next();
+    if (first.done) return 0;
+    // A gap in the recording (a record at 0, the next in 2026) is jumped, not stepped through.
+    const clock = new ManualClock(first.value.record.time, {
+      jump: { moved: () => recordsMoved(env.counters) },
+    });
+    const running = await startPipeline(pipeline, { ...env, clock }, { probes: "injected" });
+    const inject = async ({ probe, record, side }: Recorded) => {
+      if (!probes.has(probe)) {
+        unknown.set(probe, (unknown.get(probe) ?? 0) + 1);
+        return;
+      }
+      await injectAtRecordTime(running, clock, probe, record, side);
+      injected++;
+    };
+    try {
+      await inject(first.value);
+      for await (const r of decoded) await inject(r);
+    } finally {
+      await running.stop();
+    }
   } finally {
-    await running.stop();
+    await decoded.return(undefined);
   }
   for (const [probe, n] of unknown) {
     env.log.warn(
@@ -78,6 +163,13 @@ export async function replayFile(
     );
   }
   return injected;
+}
+
+/** How many records every stage has emitted: grows whenever records move. */
+function recordsMoved(counters: Counters): bigint {
+  let n = 0n;
+  for (const c of counters.snapshot()) if (c.name === "records_out") n += c.value;
+  return n;
 }
 
 /** `--record FILE`: appends every probe record to FILE, written in batches. */
