@@ -14,26 +14,11 @@ import type { FieldValue, Record } from "../record.ts";
 import { ipType } from "../system/ip_type.ts";
 import { type DnsRequest, rcodeName } from "./dns_messages.ts";
 
-/** What identifies a row: its record's tags and the cgroup. */
-export interface DnsRowTags {
-  side: "client" | "server";
-  family: "IPv4" | "IPv6";
-  transport: "udp" | "tcp";
-  localIp: string;
-  /** 0: the client's ephemeral port, folded (`*`). */
-  localPort: number;
-  remoteIp: string;
-  remotePort: number;
-  pid: number;
-  comm: string;
-  name: string;
-  qtype: string;
-  /** -1: timed out. */
-  rcode: number;
-  truncated: boolean;
-  /** 0n or absent: unknown. */
-  cgroupId?: bigint;
-}
+/**
+ * What identifies a row: a request's tags and its cgroup. `localPort` or `remotePort` 0: the
+ * client's ephemeral port, folded (`*`); `rcode` -1: timed out.
+ */
+export type DnsRowTags = Omit<DnsRequest, "latencyNs" | "retransmits">;
 
 /** A row and its sums. Timeouts (rcode -1) have no latency. */
 export interface DnsRow extends DnsRowTags {

@@ -76,6 +76,18 @@ function structLayout(types: BtfType[], name: string) {
   };
 }
 
+/** Each named struct's member offsets and size are the TypeScript layout's. */
+function assertLayouts(
+  types: BtfType[],
+  structs: readonly (readonly [string, { [member: string]: number }, number])[],
+): void {
+  for (const [name, layout, size] of structs) {
+    const struct = structLayout(types, name);
+    assert.deepEqual(struct.offsets, layout, name);
+    assert.equal(struct.size, size, name);
+  }
+}
+
 kernelTest("struct bash_event and bash_settings match their TypeScript layouts", {
   objects: ["bash"],
   tools: ["bpftool"],
@@ -110,18 +122,13 @@ kernelTest(
       "struct flow_delta is not in build/bpf/netflow.bpf.o's BTF: a function taking it " +
         "must stay out of line (add_closed in bpf/netflow.bpf.c)",
     );
-    const sized = [
+    assertLayouts(types, [
       ["flow_id", FLOW_ID_LAYOUT, FLOW_ID_SIZE],
       ["flow_counts", FLOW_COUNTS_LAYOUT, FLOW_COUNTS_SIZE],
       ["flow_delta", FLOW_DELTA_LAYOUT, FLOW_DELTA_SIZE],
       ["netflow_settings", NETFLOW_SETTINGS_LAYOUT, NETFLOW_SETTINGS_SIZE],
       ["iter_walked", ITER_WALKED_LAYOUT, ITER_WALKED_SIZE],
-    ] as const;
-    for (const [name, layout, size] of sized) {
-      const struct = structLayout(types, name);
-      assert.deepEqual(struct.offsets, layout, name);
-      assert.equal(struct.size, size, name);
-    }
+    ]);
 
     const udp = structLayout(types, "udp_counts");
     assert.deepEqual(udp.offsets, UDP_COUNTS_LAYOUT);
@@ -151,19 +158,14 @@ kernelTest(
     assert.deepEqual(event.offsets, DNS_EVENT_LAYOUT);
     assert.equal(event.member("payload").nr_elems, DNS_PAYLOAD_MAX);
     assert.equal(event.member("comm").nr_elems, 16);
-    const sized = [
+    assertLayouts(types, [
       ["dns_flow_key", DNS_FLOW_KEY_LAYOUT, DNS_FLOW_KEY_SIZE],
       ["dns_flow_stats", DNS_FLOW_STATS_LAYOUT, DNS_FLOW_STATS_SIZE],
       ["dns_row_event", DNS_ROW_EVENT_LAYOUT, DNS_ROW_EVENT_SIZE],
       ["dns_pending_key", DNS_PENDING_KEY_LAYOUT, DNS_PENDING_KEY_SIZE],
       ["dns_pending", DNS_PENDING_LAYOUT, DNS_PENDING_SIZE],
       ["dns_name", DNS_NAME_LAYOUT, DNS_NAME_SIZE],
-    ] as const;
-    for (const [name, layout, size] of sized) {
-      const struct = structLayout(types, name);
-      assert.deepEqual(struct.offsets, layout, name);
-      assert.equal(struct.size, size, name);
-    }
+    ]);
     const { size: settingsSize, ...settingsLayout } = DNS_SETTINGS_LAYOUT;
     const settings = structLayout(types, "dns_settings");
     assert.equal(settings.size, settingsSize);
