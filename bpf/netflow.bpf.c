@@ -489,6 +489,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	struct tcp_sock *tp;
 	struct sock *sk;
 	__u32 epoch = switches.epoch;
+	__u64 segs;
 	int state;
 
 	if (!skc)
@@ -509,8 +510,6 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE)
 		return 0;
 	count_walked(true);
-	if (!key_from_sock(&d.id.key, skc))
-		return 0;
 	st = bpf_sk_storage_get(&tcp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st) {
 		count_drop(DROP_SOCKETS_FULL);
@@ -527,12 +526,24 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	/* The warm-up pass at start only notes listeners and sockets: nothing is staged. */
 	if (!epoch)
 		return 0;
+	/*
+	 * An idle socket: no segment in or out since its totals were staged, so they are the same
+	 * (bytes, retransmits, a FIN each come with one). Its counters' cache lines are not read;
+	 * staged moves to taken when it next moves (see report_delta).
+	 */
+	segs = (__u64)tp->segs_in + tp->segs_out;
+	if (st->report.epoch && st->report.epoch != epoch && segs == st->segs_staged)
+		return 0;
+	read_tcp_totals(&now, tp, sk, st->direction, st->handshake_seen);
+	if (st->report.epoch != epoch)
+		st->segs_staged = segs;
+	if (!report_delta(&st->report, &now, epoch, &d.counts))
+		return 0;
+	if (!key_from_sock(&d.id.key, skc))
+		return 0;
 	d.id.key.pid = st->pid;
 	d.id.key.transport = IPPROTO_TCP;
 	d.id.key.direction = st->direction;
-	read_tcp_totals(&now, tp, sk, st->direction, st->handshake_seen);
-	if (!report_delta(&st->report, &now, epoch, &d.counts))
-		return 0;
 	if (excluded(&d.id.key))
 		return 0;
 	read_rtt(&d.counts, tp);

@@ -109,6 +109,8 @@ struct tcp_sock_state {
 	__u16 local_port;
 	char comm[NETFLOW_COMM_LEN];
 	struct sock_report report;
+	/* segs_in + segs_out when `report.staged` was read: nothing moves without a segment. */
+	__u64 segs_staged;
 };
 
 /*
