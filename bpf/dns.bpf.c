@@ -514,7 +514,7 @@ static __always_inline void offer_answers(struct dns_scratch *s, const struct re
 	if (!settings.answers || !w->addresses || captured > DNS_PAYLOAD_MAX)
 		return;
 	key = s->pkey.name_hash ^ ((__u64)s->pkey.qtype << 48) ^ w->addresses_hash ^
-	      ((__u64)w->addresses << 40);
+	      ((__u64)w->addresses << 40) ^ ((__u64)switches.answers_gen << 20);
 	key = (key ^ (key >> 31)) * FNV_PRIME;
 	due = bpf_map_lookup_elem(&answers_sent, &key);
 	if (due && e->boot_ns < *due)

@@ -164,6 +164,7 @@ _Static_assert(sizeof(struct dns_settings) == 32, "update DNS_SETTINGS_LAYOUT");
 /* Written by user space while running (.bss). */
 struct dns_switches {
 	__u32 gen; /* which flows map requests are summed into: user space reads the other */
+	__u32 answers_gen; /* in the answers_sent key: a new value sends every answer again */
 };
 
 #endif /* DNS_H */

@@ -474,6 +474,16 @@ export async function startPipeline(
         next.stages.filter((n) => live.has(n.name)).map((n) => [n.name, live.get(n.name)!]),
       );
       wire(runners);
+      // A kept stage whose side readers are new holds nothing they have seen (dns answers).
+      const rebuilt = new Set(built);
+      for (const r of runners.values()) {
+        if (rebuilt.has(r) || !r.sideReaders.some((s) => rebuilt.has(s.runner))) continue;
+        try {
+          r.stage.sideReadersRebuilt?.();
+        } catch (e) {
+          env.log.warn(`${r.node.name}: ${describeError(e)}`);
+        }
+      }
       // Retired stages keep their old readers until flushed, so what they hold is not lost.
       await closeAll(retired, "shutdown");
       const report = {

@@ -13,6 +13,9 @@ import { REGISTRY } from "./registry.ts";
 import { startPipeline } from "./run.ts";
 import type { StageDef } from "./stage.ts";
 
+/** Calls of each side_echo's sideReadersRebuilt(), by stage name. */
+const rebuiltReaders = new Map<string, number>();
+
 /** Sends every record it is given on as a side record only; `at_build` also sends one then. */
 const sideEcho: StageDef = {
   type: "side_echo",
@@ -29,7 +32,13 @@ const sideEcho: StageDef = {
       ctx.emit(r);
       ctx.emitSide(r);
     }
-    return { push: (r) => ctx.emitSide(r), flush() {}, close() {} };
+    return {
+      push: (r) => ctx.emitSide(r),
+      flush() {},
+      close() {},
+      sideReadersRebuilt: () =>
+        void rebuiltReaders.set(ctx.name, (rebuiltReaders.get(ctx.name) ?? 0) + 1),
+    };
   },
 };
 
@@ -134,6 +143,19 @@ Deno.test("emitSide with no side reader delivers nothing and counts nothing", as
   await running.stop();
   assert.deepEqual(sides.get("reader"), [], "raw only emits; it sends no side records");
   assert.equal(counters.get("side_records_out", { stage: "answers" }), 0n);
+});
+
+Deno.test("a reload that builds a new side reader tells the stage it reads (sideReadersRebuilt)", async () => {
+  rebuiltReaders.clear();
+  const { running } = await start(GENERIC);
+  await running.reload(parsePipeline("p.yaml", GENERIC)); // nothing changed
+  assert.equal(rebuiltReaders.get("answers"), undefined);
+  // The reader rebuilt with other settings: what answers spared it must go out again.
+  await running.reload(
+    parsePipeline("p.yaml", GENERIC.replace("from: answers", "from: answers, label: b")),
+  );
+  assert.equal(rebuiltReaders.get("answers"), 1);
+  await running.stop();
 });
 
 const DNS = `version: 1

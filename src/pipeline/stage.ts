@@ -60,6 +60,12 @@ export interface Stage {
    * Called inline, never queued; side records are not counted as `records_in`.
    */
   side?(key: string, record: Record): void;
+  /**
+   * Optional: a reload built a new stage that reads this one's side records. What this stage
+   * spares its side readers because they have seen it (the dns probe sends an answer again only
+   * once its TTL ran out) must go out again.
+   */
+  sideReadersRebuilt?(): void;
 }
 
 /** A probe's stage may say what it attached where, for the start-up log line. */

@@ -316,6 +316,9 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
         state.poll(ctx.clock.now(), true);
         if (reason === "shutdown") await ring.stop();
       },
+      sideReadersRebuilt() {
+        state.resendAnswers();
+      },
       async close() {
         clearInterval(timer);
         polls?.cancel();
@@ -345,6 +348,7 @@ class DnsState {
   /** Name hash → text, and the poll that last used it. */
   readonly #nameCache = new Map<bigint, { text: string; poll: number }>();
   #gen = 0;
+  #answersGen = 0;
   #polls = 0;
   /** Boot time → wall clock (per_request records carry their own time). */
   #offset = bootToRealtimeOffsetNs();
@@ -575,12 +579,25 @@ class DnsState {
     }
   }
 
+  /** Writes `struct dns_switches` (.bss). */
+  #writeSwitches(): void {
+    const bss = new Uint8Array(DNS_SWITCHES_LAYOUT.size);
+    const view = new DataView(bss.buffer);
+    view.setUint32(DNS_SWITCHES_LAYOUT.gen, this.#gen, true);
+    view.setUint32(DNS_SWITCHES_LAYOUT.answers_gen, this.#answersGen, true);
+    this.#obj.map(".bss").update(new Uint8Array(4), bss);
+  }
+
+  /** New dns_domain stages read the answers: the kernel sends each again (a new LRU key). */
+  resendAnswers(): void {
+    this.#answersGen = (this.#answersGen + 1) >>> 0;
+    this.#writeSwitches();
+  }
+
   #takeGeneration(): void {
     const old = this.#gen;
     this.#gen ^= 1;
-    const bss = new Uint8Array(DNS_SWITCHES_LAYOUT.size);
-    new DataView(bss.buffer).setUint32(DNS_SWITCHES_LAYOUT.gen, this.#gen, true);
-    this.#obj.map(".bss").update(new Uint8Array(4), bss);
+    this.#writeSwitches();
     let n = 0;
     for (const { key, value } of this.#flows[old].takeBatch(1024)) {
       n++;

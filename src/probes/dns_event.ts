@@ -109,7 +109,7 @@ export const DNS_SETTINGS_LAYOUT = {
   size: 32,
 } as const;
 /** `struct dns_switches` (.bss). */
-export const DNS_SWITCHES_LAYOUT = { gen: 0, size: 4 } as const;
+export const DNS_SWITCHES_LAYOUT = { gen: 0, answers_gen: 4, size: 8 } as const;
 
 /** `enum dns_count`: counter names by index, as the probe reports them. */
 export const DNS_COUNTS = [
