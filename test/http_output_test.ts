@@ -247,6 +247,32 @@ Deno.test("http: what a receiver answers is logged on one line, its control char
   assert.match(line, /\(400\): oops\\nwarning: forged line\\u001b\[2J; dropped$/);
 });
 
+Deno.test("http: an error answer whose body stalls holds the sends only when it is logged", async () => {
+  // Every answer is a 400 whose body says a few bytes and then nothing: reading it waits for
+  // the timeout. Only the first is logged (once a minute), so only its body is worth reading.
+  await using standin = startStandin(() =>
+    new Response(
+      new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode("half an ans")) }),
+      { status: 400 },
+    )
+  );
+  const out = await output({
+    preset: "influxdb",
+    url: standin.url,
+    database: "db",
+    batch_size: 1,
+    timeout: "1s",
+  });
+  for (let i = 0; i < 5; i++) await out.stage.push(flow(i));
+  await standin.waitFor(5, 2500); // reading each body would take 5 s
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(out.counters.get("records_dropped", { stage: "http", reason: "rejected" }), 5n);
+  const logged = out.logs.filter((l) => l.includes("rejected a batch"));
+  assert.equal(logged.length, 1);
+  assert.match(logged[0], /\(400\): half an ans; dropped$/);
+});
+
 Deno.test("http: a receiver that is down or silent is logged with the reason, not fetch's wording", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;

@@ -29,7 +29,8 @@
  *   the batch is dropped and counted (`records_dropped{reason=rejected}`), the receiver's answer
  *   logged at most once a minute, and the batches behind it go on. Of any answer's body at most
  *   {@linkcode MAX_ANSWER_BYTES} are read (the rest is cancelled), so a receiver cannot fill
- *   memory by answering with a huge body.
+ *   memory by answering with a huge body; an error's body only when it is logged, so one that
+ *   stalls does not hold the sends behind it for `timeout` each.
  * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
  *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
  *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
@@ -748,19 +749,24 @@ export class HttpSender<T> {
         }
         return { ok: true };
       }
-      const text = printable((await readAnswer(response, MAX_ANSWER_BYTES)).trim().slice(0, 300));
       this.#ctx.counters.add("send_failures");
-      if (response.status === 429 || response.status >= 500) {
-        this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);
-        const retryAfter = retryAfterMs(response.headers.get("Retry-After"), config.max_backoff);
-        return { ok: false, retryAfterMs: retryAfter };
+      const retry = response.status === 429 || response.status >= 500;
+      if (!retry) this.#drop(batch.records, "rejected");
+      if (this.#logDue()) {
+        const text = printable((await readAnswer(response, MAX_ANSWER_BYTES)).trim().slice(0, 300));
+        this.#logError(
+          retry
+            ? `${config.url} answered ${response.status}: ${text.trim()}; retrying`
+            : `${config.url} rejected a batch of ${batch.records} records ` +
+              `(${response.status}): ${text.trim()}; dropped`,
+        );
+      } else {
+        // Its body is read only to be logged: one that stalls would hold the sends for nothing.
+        await response.body?.cancel().catch(() => {});
       }
-      this.#drop(batch.records, "rejected");
-      this.#logError(
-        `${config.url} rejected a batch of ${batch.records} records (${response.status}): ` +
-          `${text.trim()}; dropped`,
-      );
-      return { ok: false, final: true };
+      if (!retry) return { ok: false, final: true };
+      const retryAfter = retryAfterMs(response.headers.get("Retry-After"), config.max_backoff);
+      return { ok: false, retryAfterMs: retryAfter };
     } catch (caught) {
       const e = sendError(caught, config.timeout);
       this.#ctx.counters.add("send_failures");
@@ -769,11 +775,15 @@ export class HttpSender<T> {
     }
   }
 
+  /** Whether a send problem logged now would be written (they are, at most once a minute). */
+  #logDue(): boolean {
+    return Date.now() - this.#lastErrorLog >= ERROR_LOG_EVERY_MS;
+  }
+
   /** Logs a send problem at most once a minute (the counters say how many). */
   #logError(message: string): void {
-    const now = Date.now();
-    if (now - this.#lastErrorLog < ERROR_LOG_EVERY_MS) return;
-    this.#lastErrorLog = now;
+    if (!this.#logDue()) return;
+    this.#lastErrorLog = Date.now();
     this.#ctx.log.warn(`${this.#ctx.name}: ${message}`);
   }
 
