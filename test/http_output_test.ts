@@ -4,6 +4,10 @@
  * that checks exact paths, query strings, headers and bodies, and says so in the test name.
  */
 import assert from "node:assert/strict";
+import { Counters } from "../src/counters.ts";
+import { ManualClock } from "../src/pipeline/clock.ts";
+import { parsePipeline } from "../src/pipeline/load.ts";
+import { startPipeline } from "../src/pipeline/run.ts";
 import { buildStage } from "../src/pipeline/testing.ts";
 import { httpOutput, retryAfterMs } from "../src/outputs/http.ts";
 import { Spool } from "../src/outputs/spool.ts";
@@ -305,6 +309,55 @@ Deno.test("http: a receiver that is down or silent is logged with the reason, no
   for (const l of [...down.logs, ...slow.logs]) {
     assert.ok(!l.includes("run with --debug"), l);
   }
+});
+
+Deno.test("http when_full: block: a stop while the receiver is down ends within timeout and counts what was held", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close(); // nothing listens there now
+  const pipeline = parsePipeline(
+    "block.yaml",
+    `version: 1
+probes:
+  bash: { type: bash }
+outputs:
+  influx:
+    type: http
+    inputs: [bash]
+    preset: influxdb
+    url: http://127.0.0.1:${port}
+    database: db
+    batch_size: 1
+    buffer_records: 2
+    when_full: block
+    timeout: 300ms
+    max_backoff: 100ms
+`,
+  );
+  const counters = new Counters();
+  const logs: string[] = [];
+  const log = { info: () => {}, warn: (m: string) => logs.push(m), debug: () => {} };
+  const clock = new ManualClock(T0);
+  const running = await startPipeline(pipeline, { host: "h", counters, log, clock }, {
+    probes: "injected",
+  });
+  for (let i = 0; i < 10; i++) running.inject("bash", bash(i));
+  assert.ok(running.busy, "the output pushes back: its memory holds 2 records");
+  const started = Date.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopped = await Promise.race([
+    running.stop().then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5000)),
+  ]);
+  clearTimeout(timer);
+  assert.ok(stopped, "stop() was still waiting for room after 5 s");
+  const ms = Date.now() - started;
+  assert.ok(ms < 1500, `stopped in ${ms} ms`);
+  assert.equal(counters.get("records_dropped", { stage: "influx", reason: "shutdown" }), 10n);
+  assert.ok(
+    logs.some((l) => l === "influx: 10 records not sent at shutdown (no spool)"),
+    logs.join("\n"),
+  );
 });
 
 Deno.test("http drop_oldest under a stalled receiver keeps memory bounded and counts the drops", async () => {

@@ -45,8 +45,9 @@
  *   between the answer and the spool file's removal) is sent again, so the receiver may see it
  *   twice. InfluxDB overwrites a point with the same measurement, tags and time, so duplicates
  *   there are harmless; DataKit may store them twice.
- * - **Shutdown** sends what is held for up to `timeout`; what cannot go out then is spooled (or,
- *   with no spool, counted as `reason=shutdown` and logged).
+ * - **Shutdown** sends what is held for up to `timeout`, `block` or not (a stop waits for no
+ *   room); what cannot go out then is spooled (or, with no spool, counted as `reason=shutdown`
+ *   and logged).
  * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
  *   `records_dropped{reason}`, `encode_errors`; gauges `buffered_batches` and
  *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`,
@@ -477,6 +478,8 @@ export class HttpSender<T> {
   #sending?: Promise<void>;
   #wake?: () => void;
   #closed = false;
+  /** A shutdown flush has begun: a full memory no longer pushes back. */
+  #stopping = false;
   #lastErrorLog = -Infinity;
   /** The last send failed and is being retried. */
   #down = false;
@@ -571,6 +574,7 @@ export class HttpSender<T> {
           }
           break;
         case "block":
+          if (this.#stopping) break; // a stop waits for no room: see #flush
           this.#queue.push(batch);
           this.#queued += batch.records;
           this.#memoryGauges();
@@ -634,9 +638,10 @@ export class HttpSender<T> {
     this.#ctx.counters.set("buffered_records", this.#queued);
   }
 
-  #releaseWaiters(): void {
+  /** Lets pushes that wait for room go on, once there is room (or `all` of them anyway). */
+  #releaseWaiters(all = false): void {
     this.#memoryGauges(); // called after every removal from memory
-    if (this.#queued >= this.#config.buffer_records) return;
+    if (!all && this.#queued >= this.#config.buffer_records) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];
     for (const w of waiters) w();
@@ -788,14 +793,24 @@ export class HttpSender<T> {
   }
 
   async #flush(reason: "shutdown" | "reload"): Promise<void> {
-    // Not awaited: with `block`, its promise waits for room, which a down receiver never makes;
-    // the batches are queued either way.
+    if (reason === "shutdown") {
+      // A stop waits for no room, which a receiver that is down never makes: the runtime
+      // flushes this while a push waits (stage.ts), and what it queued meanwhile comes in now,
+      // to be sent within `timeout`, or spooled or counted below.
+      this.#stopping = true;
+      this.#releaseWaiters(true);
+    }
+    // Not awaited: on reload, with `block`, its promise waits for room; the batches are queued
+    // either way.
     void this.#closeBatches();
     if (reason !== "shutdown") return;
     // Give the sender `timeout` to empty memory, unless the receiver is down and a spool can
-    // keep it; then spool (or count) what is left.
+    // keep it; then spool (or count) what is left. (Flushed again after that, for what the
+    // runtime's queue handed on late, it has stopped sending already.)
     const deadline = Date.now() + this.#config.timeout;
-    while (this.#queue.length && Date.now() < deadline && !(this.#down && this.#spool)) {
+    while (
+      !this.#closed && this.#queue.length && Date.now() < deadline && !(this.#down && this.#spool)
+    ) {
       await new Promise((r) => setTimeout(r, 20));
     }
     this.#closed = true;
