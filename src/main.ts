@@ -10,7 +10,7 @@ import { formatDuration, formatSize } from "./units.ts";
 import { describeError, UserError, whyUnreadable } from "./errors.ts";
 import { doctor, formatCheck } from "./doctor.ts";
 import { type Logger, stderrLogger } from "./log.ts";
-import { loadPipeline, parsePipeline } from "./pipeline/load.ts";
+import { loadPipeline, parsePipeline, type Pipeline } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
 import { explainDot, explainText } from "./pipeline/explain.ts";
 import {
@@ -55,9 +55,10 @@ export async function main(args: string[], io: { log?: Logger } = {}): Promise<n
 async function collect(options: CliOptions, log: Logger): Promise<number> {
   // Collecting: the signal handlers come first, so that a SIGHUP (systemd's ExecReload) or a
   // stop asked for while the pipeline loads and attaches cannot end the process unflushed.
+  // A replay stops on SIGINT and SIGTERM too, and reloads nothing.
   const collecting = !options.check && !options.explain && !options.test && !options.doctor &&
     !options.replay;
-  using signals = collecting ? new Signals() : undefined;
+  using signals = collecting || options.replay ? new Signals({ reload: collecting }) : undefined;
   signals?.onSecondStop((signal) => {
     log.warn(`${signal} again: exiting now, during start-up`);
     Deno.exit(130);
@@ -90,14 +91,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const counters = new Counters();
   const host = Deno.hostname();
   if (options.replay) {
-    const started = performance.now();
-    const n = await replayFile(pipeline, options.replay, { host, counters, log }, {
-      skipBad: options.replaySkipBad,
-    });
-    const seconds = (performance.now() - started) / 1000;
-    log.info(`replayed ${n} records from ${options.replay} in ${seconds.toFixed(2)} s`);
-    log.info(`summary: ${counters.summary() || "no records"}`);
-    return 0;
+    return await replay(options, options.replay, signals!, { pipeline, host, counters, log });
   }
 
   checkKernelAccess(
@@ -179,6 +173,53 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   return 0;
 }
 
+/**
+ * `--replay FILE` to its end, or until a stop: `--duration` (wall time), SIGINT or SIGTERM end
+ * it as they end a live run, the rest of the file unread and what was read flushed (bounded by
+ * each output's `timeout`: an output that pushes back on a receiver that refuses would hold the
+ * replay for ever); a second signal exits at once.
+ */
+async function replay(
+  options: CliOptions,
+  file: string,
+  signals: Signals,
+  env: { pipeline: Pipeline; host: string; counters: Counters; log: Logger },
+): Promise<number> {
+  const { pipeline, host, counters, log } = env;
+  const stop = new AbortController();
+  let why: string | undefined;
+  void signals.stopRequested.then((reason) => {
+    why = reason;
+    log.info(`stopping (${why}): the rest of ${file} is not read; flushing (signal again to exit)`);
+    stop.abort();
+  });
+  signals.onSecondStop((signal) => {
+    log.warn(`${signal} again: exiting now, without finishing the flush`);
+    log.info(`summary: ${counters.summary() || "no records"}`);
+    Deno.exit(130);
+  });
+  const timer = options.durationMs
+    ? setTimeout(() => signals.requestStop("duration"), options.durationMs)
+    : undefined;
+  const started = performance.now();
+  let n;
+  try {
+    n = await replayFile(pipeline, file, { host, counters, log }, {
+      skipBad: options.replaySkipBad,
+      stop: stop.signal,
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  log.info(
+    `replayed ${n} records from ${file} in ${seconds.toFixed(2)} s` +
+      (why ? ` (stopped: ${why})` : ""),
+  );
+  log.info(`summary: ${counters.summary() || "no records"}`);
+  return 0;
+}
+
 /** The largest pipeline file a reload reads. */
 const MAX_PIPELINE_BYTES = 1024 * 1024;
 /** How long a reload may take to read the file (a hung network mount must not hang it). */
@@ -231,8 +272,8 @@ async function readForReload(path: string): Promise<string> {
 }
 
 /**
- * SIGHUP, SIGINT and SIGTERM for a collecting run, listened for from its first moment (without
- * a listener, the default action of each ends the process). The first SIGINT or SIGTERM
+ * SIGHUP, SIGINT and SIGTERM for a collecting run (a replay: SIGINT and SIGTERM), listened for
+ * from its first moment (without a listener, the default action of each ends the process). The first SIGINT or SIGTERM
  * resolves {@linkcode stopRequested}; another one calls the `onSecondStop` handler (exit at
  * once). A SIGHUP calls the `onReload` handler; one that comes before it is set (during
  * start-up) is kept, and several count as one reload, run when it is set. Disposing removes
@@ -246,15 +287,16 @@ class Signals implements Disposable {
   #reload?: (why: string) => void;
   #reloadPending = false;
   readonly #listeners: [Deno.Signal, () => void][] = [
-    ["SIGHUP", () => this.#hup()],
     ["SIGINT", () => this.#stop("SIGINT")],
     ["SIGTERM", () => this.#stop("SIGTERM")],
   ];
 
-  constructor() {
+  /** `reload: false` (a replay): SIGHUP is left alone. */
+  constructor({ reload = true } = {}) {
     const { promise, resolve } = Promise.withResolvers<string>();
     this.stopRequested = promise;
     this.#resolveStop = resolve;
+    if (reload) this.#listeners.push(["SIGHUP", () => this.#hup()]);
     for (const [signal, listener] of this.#listeners) Deno.addSignalListener(signal, listener);
   }
 
