@@ -9,6 +9,14 @@
 import { stringify } from "yaml";
 import { main } from "../src/main.ts";
 
+/**
+ * Every case runs with `--duration` this long: a replay into an output that pushes back
+ * (`when_full: block`, a spool) goes at the pace of the hostile receiver, which can take
+ * minutes for 300 records in batches of one, so such a case is stopped as a user would stop
+ * it, and the test then checks that the stop ends.
+ */
+export const STOP_AFTER_MS = 10_000;
+
 /** What the test sends: the case's seed, the receiver's URL and a directory for its files. */
 export interface FuzzCase {
   seed: number;
@@ -317,7 +325,11 @@ export async function runCase({ seed, url, dir }: FuzzCase): Promise<FuzzResult>
   if (probes.length === 0) probes.push("bash");
   const pipelineText = stringify(pipeline(r, probes, url, dir));
   const lines = recording(r, probes);
-  const flags = chance(r, 0.5) ? ["--replay-skip-bad"] : [];
+  const flags = [
+    ...(chance(r, 0.5) ? ["--replay-skip-bad"] : []),
+    "--duration",
+    `${STOP_AFTER_MS / 1000}s`,
+  ];
   await Deno.writeTextFile(`${dir}/pipeline.yaml`, pipelineText);
   await Deno.writeTextFile(`${dir}/recording.ndjson`, lines.join("\n") + "\n");
 
