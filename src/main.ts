@@ -6,11 +6,11 @@
 import { LIBBPF_DEBUG, LIBBPF_INFO, setLibbpfLog } from "../ffi/libbpf.ts";
 import { type CliOptions, parseCli, USAGE } from "./cli.ts";
 import { Counters } from "./counters.ts";
-import { formatDuration, formatSize } from "./units.ts";
-import { describeError, UserError, whyUnreadable } from "./errors.ts";
+import { formatDuration } from "./units.ts";
+import { describeError, UserError } from "./errors.ts";
 import { doctor, formatCheck } from "./doctor.ts";
 import { type Logger, stderrLogger } from "./log.ts";
-import { loadPipeline, parsePipeline, type Pipeline } from "./pipeline/load.ts";
+import { loadPipeline, parsePipeline, type Pipeline, readPipelineText } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
 import { explainDot, explainText } from "./pipeline/explain.ts";
 import {
@@ -64,7 +64,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
     Deno.exit(130);
   });
   checkParsePermissions();
-  const pipeline = loadPipeline(options.pipeline);
+  const pipeline = await loadPipeline(options.pipeline);
   for (const w of pipeline.warnings) log.warn(w.message);
   if (options.check) {
     console.log(`${pipeline.file}: ok (${pipeline.stages.length} stages)`);
@@ -124,7 +124,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const reload = (why: string) => {
     reloading = reloading.then(async () => {
       try {
-        const text = await readForReload(options.pipeline);
+        const text = await readPipelineText(options.pipeline, { reload: true });
         const next = parsePipeline(options.pipeline, text, (name) => Deno.env.get(name));
         const missing = missingPermission(next, { running: true });
         if (missing) throw new UserError(`it needs ${missing}, which this process does not hold`);
@@ -218,57 +218,6 @@ async function replay(
   );
   log.info(`summary: ${counters.summary() || "no records"}`);
   return 0;
-}
-
-/** The largest pipeline file a reload reads. */
-const MAX_PIPELINE_BYTES = 1024 * 1024;
-/** How long a reload may take to read the file (a hung network mount must not hang it). */
-const RELOAD_READ_TIMEOUT_MS = 5000;
-
-/**
- * The pipeline file's text for a reload, read without blocking the event loop (collection and
- * signals go on meanwhile), bounded in size and time. Only a regular file: a FIFO in its place
- * would wait for a writer (at start, `--pipeline /dev/stdin` is fine; a reload cannot read it
- * again anyway).
- */
-async function readForReload(path: string): Promise<string> {
-  const refuse = (why: string) => new UserError(`${path} ${why}`, 2);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(refuse(`could not be read within ${formatDuration(RELOAD_READ_TIMEOUT_MS)}`)),
-      RELOAD_READ_TIMEOUT_MS,
-    );
-  });
-  const read = async () => {
-    // Checked before opening: open(2) on a FIFO blocks until a writer comes. (A symlink to a
-    // regular file, as a Kubernetes ConfigMap mounts it, is fine.)
-    const info = await Deno.stat(path).catch((e) => {
-      throw refuse(`cannot be read: ${whyUnreadable(path, e)}`);
-    });
-    if (!info.isFile) throw refuse("is not a regular file: a reload reads only a regular file");
-    if (info.size > MAX_PIPELINE_BYTES) {
-      throw refuse(`is larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
-    }
-    using file = await Deno.open(path);
-    // Read one byte past the bound: the file may have grown since the stat.
-    const buffer = new Uint8Array(MAX_PIPELINE_BYTES + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = await file.read(buffer.subarray(length));
-      if (n === null) break;
-      length += n;
-    }
-    if (length > MAX_PIPELINE_BYTES) {
-      throw refuse(`is larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
-    }
-    return new TextDecoder().decode(buffer.subarray(0, length));
-  };
-  try {
-    return await Promise.race([read(), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
