@@ -13,6 +13,7 @@ import { type Logger, stderrLogger } from "./log.ts";
 import { loadPipeline, parsePipeline, type Pipeline, readPipelineText } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
 import { explainDot, explainText } from "./pipeline/explain.ts";
+import { ShownText } from "./pipeline/shown.ts";
 import {
   checkParsePermissions,
   checkPermissions,
@@ -31,10 +32,13 @@ import { VERSION } from "./version.ts";
  */
 export async function main(args: string[], io: { log?: Logger } = {}): Promise<number> {
   let options: CliOptions | undefined;
-  let log: Logger = io.log ?? stderrLogger();
+  // Every line said here, errors included, shows no secret of the pipeline once it is loaded
+  // (shown.ts): a start-up error may name a value that came from a ${VAR} password.
+  const shown = new ShownText();
+  let log: Logger = shown.logger(io.log ?? stderrLogger());
   try {
     options = parseCli(args);
-    log = io.log ?? stderrLogger({ debug: options.debug });
+    log = shown.logger(io.log ?? stderrLogger({ debug: options.debug }));
     if (options.help) {
       await Deno.stdout.write(new TextEncoder().encode(USAGE));
       return 0;
@@ -43,7 +47,7 @@ export async function main(args: string[], io: { log?: Logger } = {}): Promise<n
       console.log(`ebpf-collector ${VERSION} (deno ${Deno.version.deno})`);
       return 0;
     }
-    return await collect(options, log);
+    return await collect(options, log, shown);
   } catch (e) {
     // One line per problem (a pipeline file can have several), each marked as an error.
     for (const line of describeError(e).split("\n")) log.info(`error: ${line}`);
@@ -52,7 +56,8 @@ export async function main(args: string[], io: { log?: Logger } = {}): Promise<n
   }
 }
 
-async function collect(options: CliOptions, log: Logger): Promise<number> {
+/** Runs what `options` ask for; `shown` learns the pipeline's secrets as it is (re)loaded. */
+async function collect(options: CliOptions, log: Logger, shown: ShownText): Promise<number> {
   // Collecting: the signal handlers come first, so that a SIGHUP (systemd's ExecReload) or a
   // stop asked for while the pipeline loads and attaches cannot end the process unflushed.
   // A replay stops on SIGINT and SIGTERM too, and reloads nothing.
@@ -65,6 +70,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   });
   checkParsePermissions();
   const pipeline = await loadPipeline(options.pipeline);
+  shown.add(pipeline);
   for (const w of pipeline.warnings) log.warn(w.message);
   if (options.check) {
     console.log(`${pipeline.file}: ok (${pipeline.stages.length} stages)`);
@@ -126,6 +132,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
       try {
         const text = await readPipelineText(options.pipeline, { reload: true });
         const next = parsePipeline(options.pipeline, text, (name) => Deno.env.get(name));
+        shown.add(next);
         const missing = missingPermission(next, { running: true });
         if (missing) throw new UserError(`it needs ${missing}, which this process does not hold`);
         for (const w of next.warnings) log.warn(w.message);
