@@ -196,7 +196,7 @@ function condition(r: Random): unknown {
   leaf[op] = op === "in"
     ? [text(), text()]
     : op === "regex"
-    ? pick(r, ["^ls", "a+b", "(x|y)z$", "^\\d+$", "\\bsecret\\b", "[a-z]{3,}"])
+    ? pick(r, ["^ls", "a+b", "(x|y)z$", "^\\d+$", "\\bsecret\\b", "[a-z]{3,}", "(a+)+$"])
     : op === "cidr"
     ? pick(r, ["10.0.0.0/8", "::1/128", "0.0.0.0/0"])
     : op === "gt" || op === "lt"
@@ -272,7 +272,7 @@ function pipeline(r: Random, probes: Probe[], url: string, dir: string) {
   const sender = () => ({
     batch_size: int(r, 1, 50),
     batch_age: "50ms",
-    timeout: pick(r, ["200ms", "400ms"]),
+    timeout: chance(r, 0.9) ? pick(r, ["200ms", "400ms"]) : "1000h", // 1000h: refused at load
     max_backoff: "100ms",
     gzip: chance(r, 0.5),
     buffer_records: int(r, 1, 200),

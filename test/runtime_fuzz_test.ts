@@ -172,7 +172,7 @@ Deno.test("runtime fuzz: random pipelines, recordings and hostile receivers end 
   await new Promise((resolve) => worker.onmessage = resolve); // "ready": the collector is loaded
   const baseline = Deno.memoryUsage().rss;
   const started = Date.now();
-  let cases = 0;
+  let cases = 0, stopped = 0;
   // RSS sampled while cases run (a burst is seen, not only what is left after a case).
   let peakRss = baseline;
   const sampler = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 50);
@@ -219,6 +219,7 @@ Deno.test("runtime fuzz: random pipelines, recordings and hostile receivers end 
           break;
         }
         cases++;
+        if (result.lines.some((l) => l.includes("(stopped: duration)"))) stopped++;
       } finally {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
@@ -232,7 +233,8 @@ Deno.test("runtime fuzz: random pipelines, recordings and hostile receivers end 
   }
   assert.ok(cases > 0);
   console.log(
-    `runtime fuzz: ${cases} cases in ${((Date.now() - started) / 1000).toFixed(0)} s, ` +
+    `runtime fuzz: ${cases} cases (${stopped} stopped by --duration) in ` +
+      `${((Date.now() - started) / 1000).toFixed(0)} s, ` +
       `FUZZ_SEED=${seed}; RSS ${(baseline / (1 << 20)).toFixed(0)} MiB with the collector ` +
       `loaded, at most ${((peakRss - baseline) / (1 << 20)).toFixed(0)} MiB more`,
   );
