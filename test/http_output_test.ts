@@ -13,7 +13,7 @@ import { httpOutput, retryAfterMs } from "../src/outputs/http.ts";
 import { Spool } from "../src/outputs/spool.ts";
 import type { Record } from "../src/record.ts";
 import { influxTest, startInfluxdb } from "./_influxdb.ts";
-import { startStandin } from "./_http_standin.ts";
+import { blockingPipeline, startStandin } from "./_http_standin.ts";
 import { explainedCommand, output as runToEnd, tempPipeline } from "./_run_command.ts";
 
 const T0 = 1_795_622_018_000_000_000n;
@@ -315,25 +315,7 @@ Deno.test("http when_full: block: a stop while the receiver is down ends within 
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
   listener.close(); // nothing listens there now
-  const pipeline = parsePipeline(
-    "block.yaml",
-    `version: 1
-probes:
-  bash: { type: bash }
-outputs:
-  influx:
-    type: http
-    inputs: [bash]
-    preset: influxdb
-    url: http://127.0.0.1:${port}
-    database: db
-    batch_size: 1
-    buffer_records: 2
-    when_full: block
-    timeout: 300ms
-    max_backoff: 100ms
-`,
-  );
+  const pipeline = parsePipeline("block.yaml", blockingPipeline(`http://127.0.0.1:${port}`));
   const counters = new Counters();
   const logs: string[] = [];
   const log = { info: () => {}, warn: (m: string) => logs.push(m), debug: () => {} };

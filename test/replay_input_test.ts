@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { explainedCommand, output, ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
-import { startStandin } from "./_http_standin.ts";
+import { blockingPipeline, startStandin } from "./_http_standin.ts";
 import { Collector } from "./kernel/_collector.ts";
 
 const T0 = 1_795_622_018_000_000_000n;
@@ -109,26 +109,11 @@ Deno.test("--replay of a directory says so in one line naming it, exit 2", async
 
 /**
  * The collector replaying 200 records, with the command `--explain` prints for it, into an http
- * output with `when_full: block` and room for 2 records whose receiver (at `url`) answers 503:
- * as `block` says, the replay waits for the receiver, until a stop.
+ * output with `when_full: block` and room for 2 records ({@linkcode blockingPipeline}) whose
+ * receiver (at `url`) answers 503: as `block` says, the replay waits for it, until a stop.
  */
 async function heldUpReplay(url: string, ...flags: string[]): Promise<Collector> {
-  const pipeline = tempPipeline(`version: 1
-probes:
-  bash: { type: bash }
-outputs:
-  influx:
-    type: http
-    inputs: [bash]
-    preset: influxdb
-    url: ${url}
-    database: db
-    batch_size: 1
-    buffer_records: 2
-    when_full: block
-    timeout: 300ms
-    max_backoff: 100ms
-`);
+  const pipeline = tempPipeline(blockingPipeline(url));
   const file = recording(Array.from({ length: 200 }, (_, i) => record(i)).join("\n") + "\n");
   const words = await explainedCommand(pipeline, ["--replay", file]);
   const at = words.indexOf("--pipeline");
