@@ -12,7 +12,7 @@ import { loadPipeline } from "../src/pipeline/load.ts";
 import { permissionFlags, RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
 
 try {
-  const pipeline = loadPipeline(Deno.args[0] ?? "pipeline.yaml");
+  const pipeline = await loadPipeline(Deno.args[0] ?? "pipeline.yaml");
   console.log([...RUNTIME_FLAGS, ...permissionFlags(pipeline, {}, { values: true })].join("\n"));
 } catch (e) {
   for (const line of describeError(e).split("\n")) console.error(`error: ${line}`);

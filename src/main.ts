@@ -6,13 +6,14 @@
 import { LIBBPF_DEBUG, LIBBPF_INFO, setLibbpfLog } from "../ffi/libbpf.ts";
 import { type CliOptions, parseCli, USAGE } from "./cli.ts";
 import { Counters } from "./counters.ts";
-import { formatDuration, formatSize } from "./units.ts";
-import { describeError, UserError, whyUnreadable } from "./errors.ts";
+import { formatDuration } from "./units.ts";
+import { describeError, UserError } from "./errors.ts";
 import { doctor, formatCheck } from "./doctor.ts";
 import { type Logger, stderrLogger } from "./log.ts";
-import { loadPipeline, parsePipeline } from "./pipeline/load.ts";
+import { loadPipeline, parsePipeline, type Pipeline, readPipelineText } from "./pipeline/load.ts";
 import { startPipeline } from "./pipeline/run.ts";
 import { explainDot, explainText } from "./pipeline/explain.ts";
+import { ShownText } from "./pipeline/shown.ts";
 import {
   checkParsePermissions,
   checkPermissions,
@@ -31,10 +32,13 @@ import { VERSION } from "./version.ts";
  */
 export async function main(args: string[], io: { log?: Logger } = {}): Promise<number> {
   let options: CliOptions | undefined;
-  let log: Logger = io.log ?? stderrLogger();
+  // Every line said here, errors included, shows no secret of the pipeline once it is loaded
+  // (shown.ts): a start-up error may name a value that came from a ${VAR} password.
+  const shown = new ShownText();
+  let log: Logger = shown.logger(io.log ?? stderrLogger());
   try {
     options = parseCli(args);
-    log = io.log ?? stderrLogger({ debug: options.debug });
+    log = shown.logger(io.log ?? stderrLogger({ debug: options.debug }));
     if (options.help) {
       await Deno.stdout.write(new TextEncoder().encode(USAGE));
       return 0;
@@ -43,7 +47,7 @@ export async function main(args: string[], io: { log?: Logger } = {}): Promise<n
       console.log(`ebpf-collector ${VERSION} (deno ${Deno.version.deno})`);
       return 0;
     }
-    return await collect(options, log);
+    return await collect(options, log, shown);
   } catch (e) {
     // One line per problem (a pipeline file can have several), each marked as an error.
     for (const line of describeError(e).split("\n")) log.info(`error: ${line}`);
@@ -52,18 +56,21 @@ export async function main(args: string[], io: { log?: Logger } = {}): Promise<n
   }
 }
 
-async function collect(options: CliOptions, log: Logger): Promise<number> {
+/** Runs what `options` ask for; `shown` learns the pipeline's secrets as it is (re)loaded. */
+async function collect(options: CliOptions, log: Logger, shown: ShownText): Promise<number> {
   // Collecting: the signal handlers come first, so that a SIGHUP (systemd's ExecReload) or a
   // stop asked for while the pipeline loads and attaches cannot end the process unflushed.
+  // A replay stops on SIGINT and SIGTERM too, and reloads nothing.
   const collecting = !options.check && !options.explain && !options.test && !options.doctor &&
     !options.replay;
-  using signals = collecting ? new Signals() : undefined;
+  using signals = collecting || options.replay ? new Signals({ reload: collecting }) : undefined;
   signals?.onSecondStop((signal) => {
     log.warn(`${signal} again: exiting now, during start-up`);
     Deno.exit(130);
   });
   checkParsePermissions();
-  const pipeline = loadPipeline(options.pipeline);
+  const pipeline = await loadPipeline(options.pipeline);
+  shown.add(pipeline);
   for (const w of pipeline.warnings) log.warn(w.message);
   if (options.check) {
     console.log(`${pipeline.file}: ok (${pipeline.stages.length} stages)`);
@@ -90,14 +97,7 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const counters = new Counters();
   const host = Deno.hostname();
   if (options.replay) {
-    const started = performance.now();
-    const n = await replayFile(pipeline, options.replay, { host, counters, log }, {
-      skipBad: options.replaySkipBad,
-    });
-    const seconds = (performance.now() - started) / 1000;
-    log.info(`replayed ${n} records from ${options.replay} in ${seconds.toFixed(2)} s`);
-    log.info(`summary: ${counters.summary() || "no records"}`);
-    return 0;
+    return await replay(options, options.replay, signals!, { pipeline, host, counters, log });
   }
 
   checkKernelAccess(
@@ -130,8 +130,9 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   const reload = (why: string) => {
     reloading = reloading.then(async () => {
       try {
-        const text = await readForReload(options.pipeline);
+        const text = await readPipelineText(options.pipeline, { reload: true });
         const next = parsePipeline(options.pipeline, text, (name) => Deno.env.get(name));
+        shown.add(next);
         const missing = missingPermission(next, { running: true });
         if (missing) throw new UserError(`it needs ${missing}, which this process does not hold`);
         for (const w of next.warnings) log.warn(w.message);
@@ -179,60 +180,56 @@ async function collect(options: CliOptions, log: Logger): Promise<number> {
   return 0;
 }
 
-/** The largest pipeline file a reload reads. */
-const MAX_PIPELINE_BYTES = 1024 * 1024;
-/** How long a reload may take to read the file (a hung network mount must not hang it). */
-const RELOAD_READ_TIMEOUT_MS = 5000;
-
 /**
- * The pipeline file's text for a reload, read without blocking the event loop (collection and
- * signals go on meanwhile), bounded in size and time. Only a regular file: a FIFO in its place
- * would wait for a writer (at start, `--pipeline /dev/stdin` is fine; a reload cannot read it
- * again anyway).
+ * `--replay FILE` to its end, or until a stop: `--duration` (wall time), SIGINT or SIGTERM end
+ * it as they end a live run, the rest of the file unread and what was read flushed (bounded by
+ * each output's `timeout`: an output that pushes back on a receiver that refuses would hold the
+ * replay for ever); a second signal exits at once.
  */
-async function readForReload(path: string): Promise<string> {
-  const refuse = (why: string) => new UserError(`${path} ${why}`, 2);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(refuse(`could not be read within ${formatDuration(RELOAD_READ_TIMEOUT_MS)}`)),
-      RELOAD_READ_TIMEOUT_MS,
-    );
+async function replay(
+  options: CliOptions,
+  file: string,
+  signals: Signals,
+  env: { pipeline: Pipeline; host: string; counters: Counters; log: Logger },
+): Promise<number> {
+  const { pipeline, host, counters, log } = env;
+  const stop = new AbortController();
+  let why: string | undefined;
+  void signals.stopRequested.then((reason) => {
+    why = reason;
+    log.info(`stopping (${why}): the rest of ${file} is not read; flushing (signal again to exit)`);
+    stop.abort();
   });
-  const read = async () => {
-    // Checked before opening: open(2) on a FIFO blocks until a writer comes. (A symlink to a
-    // regular file, as a Kubernetes ConfigMap mounts it, is fine.)
-    const info = await Deno.stat(path).catch((e) => {
-      throw refuse(`cannot be read: ${whyUnreadable(path, e)}`);
-    });
-    if (!info.isFile) throw refuse("is not a regular file: a reload reads only a regular file");
-    if (info.size > MAX_PIPELINE_BYTES) {
-      throw refuse(`is larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
-    }
-    using file = await Deno.open(path);
-    // Read one byte past the bound: the file may have grown since the stat.
-    const buffer = new Uint8Array(MAX_PIPELINE_BYTES + 1);
-    let length = 0;
-    while (length < buffer.length) {
-      const n = await file.read(buffer.subarray(length));
-      if (n === null) break;
-      length += n;
-    }
-    if (length > MAX_PIPELINE_BYTES) {
-      throw refuse(`is larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
-    }
-    return new TextDecoder().decode(buffer.subarray(0, length));
-  };
+  signals.onSecondStop((signal) => {
+    log.warn(`${signal} again: exiting now, without finishing the flush`);
+    log.info(`summary: ${counters.summary() || "no records"}`);
+    Deno.exit(130);
+  });
+  const timer = options.durationMs
+    ? setTimeout(() => signals.requestStop("duration"), options.durationMs)
+    : undefined;
+  const started = performance.now();
+  let n;
   try {
-    return await Promise.race([read(), deadline]);
+    n = await replayFile(pipeline, file, { host, counters, log }, {
+      skipBad: options.replaySkipBad,
+      stop: stop.signal,
+    });
   } finally {
     clearTimeout(timer);
   }
+  const seconds = (performance.now() - started) / 1000;
+  log.info(
+    `replayed ${n} records from ${file} in ${seconds.toFixed(2)} s` +
+      (why ? ` (stopped: ${why})` : ""),
+  );
+  log.info(`summary: ${counters.summary() || "no records"}`);
+  return 0;
 }
 
 /**
- * SIGHUP, SIGINT and SIGTERM for a collecting run, listened for from its first moment (without
- * a listener, the default action of each ends the process). The first SIGINT or SIGTERM
+ * SIGHUP, SIGINT and SIGTERM for a collecting run (a replay: SIGINT and SIGTERM), listened for
+ * from its first moment (without a listener, the default action of each ends the process). The first SIGINT or SIGTERM
  * resolves {@linkcode stopRequested}; another one calls the `onSecondStop` handler (exit at
  * once). A SIGHUP calls the `onReload` handler; one that comes before it is set (during
  * start-up) is kept, and several count as one reload, run when it is set. Disposing removes
@@ -246,15 +243,16 @@ class Signals implements Disposable {
   #reload?: (why: string) => void;
   #reloadPending = false;
   readonly #listeners: [Deno.Signal, () => void][] = [
-    ["SIGHUP", () => this.#hup()],
     ["SIGINT", () => this.#stop("SIGINT")],
     ["SIGTERM", () => this.#stop("SIGTERM")],
   ];
 
-  constructor() {
+  /** `reload: false` (a replay): SIGHUP is left alone. */
+  constructor({ reload = true } = {}) {
     const { promise, resolve } = Promise.withResolvers<string>();
     this.stopRequested = promise;
     this.#resolveStop = resolve;
+    if (reload) this.#listeners.push(["SIGHUP", () => this.#hup()]);
     for (const [signal, listener] of this.#listeners) Deno.addSignalListener(signal, listener);
   }
 

@@ -9,6 +9,14 @@
 import { stringify } from "yaml";
 import { main } from "../src/main.ts";
 
+/**
+ * Every case runs with `--duration` this long: a replay into an output that pushes back
+ * (`when_full: block`, a spool) goes at the pace of the hostile receiver, which can take
+ * minutes for 300 records in batches of one, so such a case is stopped as a user would stop
+ * it, and the test then checks that the stop ends.
+ */
+export const STOP_AFTER_MS = 10_000;
+
 /** What the test sends: the case's seed, the receiver's URL and a directory for its files. */
 export interface FuzzCase {
   seed: number;
@@ -188,7 +196,7 @@ function condition(r: Random): unknown {
   leaf[op] = op === "in"
     ? [text(), text()]
     : op === "regex"
-    ? pick(r, ["^ls", "a+b", "(x|y)z$", "^\\d+$", "\\bsecret\\b", "[a-z]{3,}"])
+    ? pick(r, ["^ls", "a+b", "(x|y)z$", "^\\d+$", "\\bsecret\\b", "[a-z]{3,}", "(a+)+$"])
     : op === "cidr"
     ? pick(r, ["10.0.0.0/8", "::1/128", "0.0.0.0/0"])
     : op === "gt" || op === "lt"
@@ -264,7 +272,7 @@ function pipeline(r: Random, probes: Probe[], url: string, dir: string) {
   const sender = () => ({
     batch_size: int(r, 1, 50),
     batch_age: "50ms",
-    timeout: pick(r, ["200ms", "400ms"]),
+    timeout: chance(r, 0.9) ? pick(r, ["200ms", "400ms"]) : "1000h", // 1000h: refused at load
     max_backoff: "100ms",
     gzip: chance(r, 0.5),
     buffer_records: int(r, 1, 200),
@@ -317,7 +325,11 @@ export async function runCase({ seed, url, dir }: FuzzCase): Promise<FuzzResult>
   if (probes.length === 0) probes.push("bash");
   const pipelineText = stringify(pipeline(r, probes, url, dir));
   const lines = recording(r, probes);
-  const flags = chance(r, 0.5) ? ["--replay-skip-bad"] : [];
+  const flags = [
+    ...(chance(r, 0.5) ? ["--replay-skip-bad"] : []),
+    "--duration",
+    `${STOP_AFTER_MS / 1000}s`,
+  ];
   await Deno.writeTextFile(`${dir}/pipeline.yaml`, pipelineText);
   await Deno.writeTextFile(`${dir}/recording.ndjson`, lines.join("\n") + "\n");
 

@@ -107,3 +107,27 @@ export function startStandin(
     },
   };
 }
+
+/**
+ * A pipeline whose one output, `influx` (http, preset influxdb), pushes back on the receiver at
+ * `url`: `when_full: block` with room for 2 records, in batches of 1, a 300 ms timeout and
+ * 100 ms between retries. A receiver that refuses holds whatever feeds it.
+ */
+export function blockingPipeline(url: string): string {
+  return `version: 1
+probes:
+  bash: { type: bash }
+outputs:
+  influx:
+    type: http
+    inputs: [bash]
+    preset: influxdb
+    url: ${url}
+    database: db
+    batch_size: 1
+    buffer_records: 2
+    when_full: block
+    timeout: 300ms
+    max_backoff: 100ms
+`;
+}

@@ -202,6 +202,26 @@ outputs:
   );
 });
 
+Deno.test("a start-up error shows a ${VAR} password of the pipeline as its template, never its value", async () => {
+  // EBPF_PW is a URL's password, and also names the file output's file: the error naming the
+  // --allow-write this process lacks would carry it.
+  const file = tempPipeline(`version: 1
+probes:
+  bash: { type: bash }
+outputs:
+  a: { type: http, inputs: [bash], preset: influxdb, database: x, url: "http://admin:\${EBPF_PW}@127.0.0.1:8086" }
+  f: { type: file, inputs: [bash], path: "build/tmp/\${EBPF_PW}.jsonl" }
+`);
+  const result = await output(
+    Deno.execPath(),
+    [...runTaskArgs(), "--pipeline", file, "--replay", tempPipeline("")],
+    { env: { EBPF_PW: "s3cr3t-pw" } },
+  );
+  const line = assertOneLineError(result, 2);
+  assert.ok(!line.includes("s3cr3t"), line);
+  assert.match(line, /needs --allow-write=build\/tmp\/\$\{EBPF_PW\}\.jsonl, which this process/);
+});
+
 Deno.test("a user regex without V8's linear-time engine is refused at load, naming the flag", async () => {
   const file = tempPipeline(`version: 1
 probes:

@@ -4,12 +4,16 @@
  * that checks exact paths, query strings, headers and bodies, and says so in the test name.
  */
 import assert from "node:assert/strict";
+import { Counters } from "../src/counters.ts";
+import { ManualClock } from "../src/pipeline/clock.ts";
+import { parsePipeline } from "../src/pipeline/load.ts";
+import { startPipeline } from "../src/pipeline/run.ts";
 import { buildStage } from "../src/pipeline/testing.ts";
 import { httpOutput, retryAfterMs } from "../src/outputs/http.ts";
 import { Spool } from "../src/outputs/spool.ts";
 import type { Record } from "../src/record.ts";
 import { influxTest, startInfluxdb } from "./_influxdb.ts";
-import { startStandin } from "./_http_standin.ts";
+import { blockingPipeline, startStandin } from "./_http_standin.ts";
 import { explainedCommand, output as runToEnd, tempPipeline } from "./_run_command.ts";
 
 const T0 = 1_795_622_018_000_000_000n;
@@ -247,6 +251,32 @@ Deno.test("http: what a receiver answers is logged on one line, its control char
   assert.match(line, /\(400\): oops\\nwarning: forged line\\u001b\[2J; dropped$/);
 });
 
+Deno.test("http: an error answer whose body stalls holds the sends only when it is logged", async () => {
+  // Every answer is a 400 whose body says a few bytes and then nothing: reading it waits for
+  // the timeout. Only the first is logged (once a minute), so only its body is worth reading.
+  await using standin = startStandin(() =>
+    new Response(
+      new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode("half an ans")) }),
+      { status: 400 },
+    )
+  );
+  const out = await output({
+    preset: "influxdb",
+    url: standin.url,
+    database: "db",
+    batch_size: 1,
+    timeout: "1s",
+  });
+  for (let i = 0; i < 5; i++) await out.stage.push(flow(i));
+  await standin.waitFor(5, 2500); // reading each body would take 5 s
+  await out.stage.flush("shutdown");
+  await out.stage.close();
+  assert.equal(out.counters.get("records_dropped", { stage: "http", reason: "rejected" }), 5n);
+  const logged = out.logs.filter((l) => l.includes("rejected a batch"));
+  assert.equal(logged.length, 1);
+  assert.match(logged[0], /\(400\): half an ans; dropped$/);
+});
+
 Deno.test("http: a receiver that is down or silent is logged with the reason, not fetch's wording", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = listener.addr.port;
@@ -279,6 +309,37 @@ Deno.test("http: a receiver that is down or silent is logged with the reason, no
   for (const l of [...down.logs, ...slow.logs]) {
     assert.ok(!l.includes("run with --debug"), l);
   }
+});
+
+Deno.test("http when_full: block: a stop while the receiver is down ends within timeout and counts what was held", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close(); // nothing listens there now
+  const pipeline = parsePipeline("block.yaml", blockingPipeline(`http://127.0.0.1:${port}`));
+  const counters = new Counters();
+  const logs: string[] = [];
+  const log = { info: () => {}, warn: (m: string) => logs.push(m), debug: () => {} };
+  const clock = new ManualClock(T0);
+  const running = await startPipeline(pipeline, { host: "h", counters, log, clock }, {
+    probes: "injected",
+  });
+  for (let i = 0; i < 10; i++) running.inject("bash", bash(i));
+  assert.ok(running.busy, "the output pushes back: its memory holds 2 records");
+  const started = Date.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const stopped = await Promise.race([
+    running.stop().then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 5000)),
+  ]);
+  clearTimeout(timer);
+  assert.ok(stopped, "stop() was still waiting for room after 5 s");
+  const ms = Date.now() - started;
+  assert.ok(ms < 1500, `stopped in ${ms} ms`);
+  assert.equal(counters.get("records_dropped", { stage: "influx", reason: "shutdown" }), 10n);
+  assert.ok(
+    logs.some((l) => l === "influx: 10 records not sent at shutdown (no spool)"),
+    logs.join("\n"),
+  );
 });
 
 Deno.test("http drop_oldest under a stalled receiver keeps memory bounded and counts the drops", async () => {

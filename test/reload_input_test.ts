@@ -64,7 +64,7 @@ Deno.test("a reload finding a FIFO in the pipeline's place refuses it and keeps 
       collector,
       new RegExp(
         `^warning: reload \\(SIGHUP\\) refused, the running pipeline is unchanged: ` +
-          `${pipeline} is not a regular file`,
+          `cannot read pipeline ${pipeline}: not a regular file`,
       ),
     );
     await assertStillCollectsAndStops(collector);
@@ -79,7 +79,7 @@ Deno.test("a reload of a pipeline file larger than 1 MiB is refused in one line;
   await Deno.writeTextFile(pipeline, PIPELINE + `# ${"x".repeat(1 << 20)}\n`);
   await assertReloadRefused(
     collector,
-    /^warning: reload \(SIGHUP\) refused, the running pipeline is unchanged: .* is larger than 1MiB$/,
+    /^warning: reload \(SIGHUP\) refused, the running pipeline is unchanged: cannot read pipeline .*: larger than 1MiB$/,
   );
   await assertStillCollectsAndStops(collector);
 });
@@ -120,7 +120,7 @@ Deno.test("--pipeline /dev/stdin from a pipe starts; a reload then refuses the p
     await until("the reload", () => stderr.includes("reload (SIGHUP) refused"));
     assert.match(
       stderr,
-      /refused, the running pipeline is unchanged: \/dev\/stdin is not a regular/,
+      /refused, the running pipeline is unchanged: cannot read pipeline \/dev\/stdin: not a regular/,
     );
     const before = stdout.length;
     await until("more records", () => stdout.length > before);

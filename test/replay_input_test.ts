@@ -5,7 +5,9 @@
  * and counts such lines instead. No kernel: a replay loads no probe.
  */
 import assert from "node:assert/strict";
-import { output, ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { explainedCommand, output, ROOT, runTaskArgs, tempPipeline } from "./_run_command.ts";
+import { blockingPipeline, startStandin } from "./_http_standin.ts";
+import { Collector } from "./kernel/_collector.ts";
 
 const T0 = 1_795_622_018_000_000_000n;
 
@@ -103,4 +105,58 @@ Deno.test("--replay of a directory says so in one line naming it, exit 2", async
   assert.deepEqual(problems(run.stderr), [
     `error: cannot read recording ${dir}: it is a directory; give the recording file in it`,
   ]);
+});
+
+/**
+ * The collector replaying 200 records, with the command `--explain` prints for it, into an http
+ * output with `when_full: block` and room for 2 records ({@linkcode blockingPipeline}) whose
+ * receiver (at `url`) answers 503: as `block` says, the replay waits for it, until a stop.
+ */
+async function heldUpReplay(url: string, ...flags: string[]): Promise<Collector> {
+  const pipeline = tempPipeline(blockingPipeline(url));
+  const file = recording(Array.from({ length: 200 }, (_, i) => record(i)).join("\n") + "\n");
+  const words = await explainedCommand(pipeline, ["--replay", file]);
+  const at = words.indexOf("--pipeline");
+  return new Collector([...words.slice(at), ...flags], [], [
+    "run",
+    "--quiet",
+    "--no-prompt",
+    ...words.slice(2, at),
+  ]);
+}
+
+/** The collector's exit status, or undefined if it still runs after `ms`. */
+async function exitWithin(collector: Collector, ms: number) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const status = await Promise.race([
+    collector.exited(),
+    new Promise<undefined>((resolve) => timer = setTimeout(() => resolve(undefined), ms)),
+  ]);
+  clearTimeout(timer);
+  return status;
+}
+
+Deno.test("--replay --duration ends a replay held up by a receiver that refuses (when_full: block), counting what was not sent", async () => {
+  await using standin = startStandin(() => new Response("busy", { status: 503 }));
+  await using collector = await heldUpReplay(standin.url, "--duration", "1s");
+  const status = await exitWithin(collector, 10_000);
+  assert.ok(status, `still running after 10 s:\n${collector.stderr}`);
+  assert.equal(status.code, 0, collector.stderr);
+  assert.match(collector.stderr, /stopping \(duration\): the rest of .* is not read; flushing/);
+  assert.match(collector.stderr, /replayed \d+ records from .* \(stopped: duration\)/);
+  const lost = /records_dropped\{reason=shutdown,stage=influx\}=(\d+)/.exec(collector.stderr);
+  assert.ok(lost && Number(lost[1]) > 0, collector.stderr);
+  assert.ok(standin.requests.length > 1, "it was sending until the stop");
+});
+
+Deno.test("--replay: SIGTERM ends a replay held up by a receiver that refuses, flushed and summarised", async () => {
+  await using standin = startStandin(() => new Response("busy", { status: 503 }));
+  await using collector = await heldUpReplay(standin.url);
+  await standin.waitFor(3, 30_000); // replaying, and waiting on the receiver
+  collector.signal("SIGTERM");
+  const status = await exitWithin(collector, 5000);
+  assert.ok(status, `still running 5 s after SIGTERM:\n${collector.stderr}`);
+  assert.equal(status.code, 0, collector.stderr);
+  assert.match(collector.stderr, /stopping \(SIGTERM\)/);
+  assert.match(collector.stderr, /summary: .*records_dropped\{reason=shutdown,stage=influx\}=\d+/);
 });

@@ -6,8 +6,10 @@
  * bombs of 64 MiB and broken gzip, Retry-After of 0, 3,000,000 s or garbage, partial successes
  * with odd numbers, stalled answers and bodies).
  *
- * Each case must end within CASE_BOUND_MS (a Worker runs it, so even a synchronous hang is
- * caught), with exit code 0, 1 or 2, every line it says one line with no stack trace, no
+ * Each case runs with `--duration` STOP_AFTER_MS (10 s) and must end within CASE_BOUND_MS (a
+ * Worker runs it, so even a synchronous hang is caught): a stop must end. Only a case with an
+ * output that pushes back on the receiver (`when_full: block`, a spool) may need the stop;
+ * another one stopped by it is a failure. It must end with exit code 0, 1 or 2, every line it says one line with no stack trace, no
  * control character and no internal error ("run with --debug for the stack"), and the
  * process's RSS within RSS_GROWTH_MIB of where it was with the collector loaded. The run starts no
  * case after BUDGET_MS (60 s; the test then takes at most 80 s).
@@ -16,10 +18,15 @@
  *   FUZZ_SEED=123 FUZZ_CASE=7 deno test --allow-all test/runtime_fuzz_test.ts
  */
 import assert from "node:assert/strict";
+import { parse } from "yaml";
 import type { FuzzCase, FuzzResult } from "./_fuzz_case.ts";
-import { prng } from "./_fuzz_case.ts";
+import { prng, STOP_AFTER_MS } from "./_fuzz_case.ts";
 
-const CASE_BOUND_MS = 20_000;
+/**
+ * A case is stopped after STOP_AFTER_MS; its stop flushes each output within its `timeout`
+ * (at most 400 ms here) plus the request in flight, one output after another: 3 s at most.
+ */
+const CASE_BOUND_MS = STOP_AFTER_MS + 10_000;
 const BUDGET_MS = Number(Deno.env.get("FUZZ_BUDGET_MS") ?? 60_000);
 /**
  * How far the process's RSS may grow over the run from where it was once the worker had loaded
@@ -126,10 +133,19 @@ function startHostileReceiver() {
   };
 }
 
+/** Whether an output of `pipeline` (YAML) makes a replay wait for the receiver. */
+function pushesBack(pipeline: string): boolean {
+  const outputs = Object.values(parse(pipeline).outputs ?? {}) as { [key: string]: unknown }[];
+  return outputs.some((o) => o.when_full === "block" || o.spool_dir !== undefined);
+}
+
 /** What is wrong with a case's result, if anything. */
 function problems(result: FuzzResult): string[] {
   const found: string[] = [];
   if (![0, 1, 2].includes(result.code as number)) found.push(`exit code ${result.code}`);
+  if (result.lines.some((l) => l.includes("(stopped: duration)")) && !pushesBack(result.pipeline)) {
+    found.push(`stopped by --duration, though no output waits for the receiver`);
+  }
   for (const line of result.lines) {
     if (/\n|\r/.test(line)) found.push(`a line that is several: ${JSON.stringify(line)}`);
     // deno-lint-ignore no-control-regex
@@ -156,7 +172,7 @@ Deno.test("runtime fuzz: random pipelines, recordings and hostile receivers end 
   await new Promise((resolve) => worker.onmessage = resolve); // "ready": the collector is loaded
   const baseline = Deno.memoryUsage().rss;
   const started = Date.now();
-  let cases = 0;
+  let cases = 0, stopped = 0;
   // RSS sampled while cases run (a burst is seen, not only what is left after a case).
   let peakRss = baseline;
   const sampler = setInterval(() => peakRss = Math.max(peakRss, Deno.memoryUsage().rss), 50);
@@ -203,6 +219,7 @@ Deno.test("runtime fuzz: random pipelines, recordings and hostile receivers end 
           break;
         }
         cases++;
+        if (result.lines.some((l) => l.includes("(stopped: duration)"))) stopped++;
       } finally {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
@@ -216,7 +233,8 @@ Deno.test("runtime fuzz: random pipelines, recordings and hostile receivers end 
   }
   assert.ok(cases > 0);
   console.log(
-    `runtime fuzz: ${cases} cases in ${((Date.now() - started) / 1000).toFixed(0)} s, ` +
+    `runtime fuzz: ${cases} cases (${stopped} stopped by --duration) in ` +
+      `${((Date.now() - started) / 1000).toFixed(0)} s, ` +
       `FUZZ_SEED=${seed}; RSS ${(baseline / (1 << 20)).toFixed(0)} MiB with the collector ` +
       `loaded, at most ${((peakRss - baseline) / (1 << 20)).toFixed(0)} MiB more`,
   );

@@ -29,7 +29,8 @@
  *   the batch is dropped and counted (`records_dropped{reason=rejected}`), the receiver's answer
  *   logged at most once a minute, and the batches behind it go on. Of any answer's body at most
  *   {@linkcode MAX_ANSWER_BYTES} are read (the rest is cancelled), so a receiver cannot fill
- *   memory by answering with a huge body.
+ *   memory by answering with a huge body; an error's body only when it is logged, so one that
+ *   stalls does not hold the sends behind it for `timeout` each.
  * - **Memory** holds at most `buffer_records` records in closed batches. While the receiver is
  *   down, with `spool_dir` set, closed batches go to the spool (bounded by `spool_max_size`; its
  *   oldest batches are dropped first, counted as `spool_dropped_batches`) and are sent, oldest
@@ -44,8 +45,9 @@
  *   between the answer and the spool file's removal) is sent again, so the receiver may see it
  *   twice. InfluxDB overwrites a point with the same measurement, tags and time, so duplicates
  *   there are harmless; DataKit may store them twice.
- * - **Shutdown** sends what is held for up to `timeout`; what cannot go out then is spooled (or,
- *   with no spool, counted as `reason=shutdown` and logged).
+ * - **Shutdown** sends what is held for up to `timeout`, `block` or not (a stop waits for no
+ *   room); what cannot go out then is spooled (or, with no spool, counted as `reason=shutdown`
+ *   and logged).
  * - **Counters:** `records_sent`, `batches_sent`, `send_failures`, `retries`,
  *   `records_dropped{reason}`, `encode_errors`; gauges `buffered_batches` and
  *   `buffered_records` (closed batches waiting in memory), `spooled_batches`, `spooled_bytes`,
@@ -476,6 +478,8 @@ export class HttpSender<T> {
   #sending?: Promise<void>;
   #wake?: () => void;
   #closed = false;
+  /** A shutdown flush has begun: a full memory no longer pushes back. */
+  #stopping = false;
   #lastErrorLog = -Infinity;
   /** The last send failed and is being retried. */
   #down = false;
@@ -570,6 +574,7 @@ export class HttpSender<T> {
           }
           break;
         case "block":
+          if (this.#stopping) break; // a stop waits for no room: see #flush
           this.#queue.push(batch);
           this.#queued += batch.records;
           this.#memoryGauges();
@@ -633,9 +638,10 @@ export class HttpSender<T> {
     this.#ctx.counters.set("buffered_records", this.#queued);
   }
 
-  #releaseWaiters(): void {
+  /** Lets pushes that wait for room go on, once there is room (or `all` of them anyway). */
+  #releaseWaiters(all = false): void {
     this.#memoryGauges(); // called after every removal from memory
-    if (this.#queued >= this.#config.buffer_records) return;
+    if (!all && this.#queued >= this.#config.buffer_records) return;
     const waiters = this.#spaceWaiters;
     this.#spaceWaiters = [];
     for (const w of waiters) w();
@@ -748,19 +754,24 @@ export class HttpSender<T> {
         }
         return { ok: true };
       }
-      const text = printable((await readAnswer(response, MAX_ANSWER_BYTES)).trim().slice(0, 300));
       this.#ctx.counters.add("send_failures");
-      if (response.status === 429 || response.status >= 500) {
-        this.#logError(`${config.url} answered ${response.status}: ${text.trim()}; retrying`);
-        const retryAfter = retryAfterMs(response.headers.get("Retry-After"), config.max_backoff);
-        return { ok: false, retryAfterMs: retryAfter };
+      const retry = response.status === 429 || response.status >= 500;
+      if (!retry) this.#drop(batch.records, "rejected");
+      if (this.#logDue()) {
+        const text = printable((await readAnswer(response, MAX_ANSWER_BYTES)).trim().slice(0, 300));
+        this.#logError(
+          retry
+            ? `${config.url} answered ${response.status}: ${text.trim()}; retrying`
+            : `${config.url} rejected a batch of ${batch.records} records ` +
+              `(${response.status}): ${text.trim()}; dropped`,
+        );
+      } else {
+        // Its body is read only to be logged: one that stalls would hold the sends for nothing.
+        await response.body?.cancel().catch(() => {});
       }
-      this.#drop(batch.records, "rejected");
-      this.#logError(
-        `${config.url} rejected a batch of ${batch.records} records (${response.status}): ` +
-          `${text.trim()}; dropped`,
-      );
-      return { ok: false, final: true };
+      if (!retry) return { ok: false, final: true };
+      const retryAfter = retryAfterMs(response.headers.get("Retry-After"), config.max_backoff);
+      return { ok: false, retryAfterMs: retryAfter };
     } catch (caught) {
       const e = sendError(caught, config.timeout);
       this.#ctx.counters.add("send_failures");
@@ -769,23 +780,37 @@ export class HttpSender<T> {
     }
   }
 
+  /** Whether a send problem logged now would be written (they are, at most once a minute). */
+  #logDue(): boolean {
+    return Date.now() - this.#lastErrorLog >= ERROR_LOG_EVERY_MS;
+  }
+
   /** Logs a send problem at most once a minute (the counters say how many). */
   #logError(message: string): void {
-    const now = Date.now();
-    if (now - this.#lastErrorLog < ERROR_LOG_EVERY_MS) return;
-    this.#lastErrorLog = now;
+    if (!this.#logDue()) return;
+    this.#lastErrorLog = Date.now();
     this.#ctx.log.warn(`${this.#ctx.name}: ${message}`);
   }
 
   async #flush(reason: "shutdown" | "reload"): Promise<void> {
-    // Not awaited: with `block`, its promise waits for room, which a down receiver never makes;
-    // the batches are queued either way.
+    if (reason === "shutdown") {
+      // A stop waits for no room, which a receiver that is down never makes: the runtime
+      // flushes this while a push waits (stage.ts), and what it queued meanwhile comes in now,
+      // to be sent within `timeout`, or spooled or counted below.
+      this.#stopping = true;
+      this.#releaseWaiters(true);
+    }
+    // Not awaited: on reload, with `block`, its promise waits for room; the batches are queued
+    // either way.
     void this.#closeBatches();
     if (reason !== "shutdown") return;
     // Give the sender `timeout` to empty memory, unless the receiver is down and a spool can
-    // keep it; then spool (or count) what is left.
+    // keep it; then spool (or count) what is left. (Flushed again after that, for what the
+    // runtime's queue handed on late, it has stopped sending already.)
     const deadline = Date.now() + this.#config.timeout;
-    while (this.#queue.length && Date.now() < deadline && !(this.#down && this.#spool)) {
+    while (
+      !this.#closed && this.#queue.length && Date.now() < deadline && !(this.#down && this.#spool)
+    ) {
       await new Promise((r) => setTimeout(r, 20));
     }
     this.#closed = true;

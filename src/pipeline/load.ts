@@ -32,7 +32,7 @@ import { parseTests, type PipelineTest } from "./tests.ts";
 import { graphOrder } from "./graph.ts";
 import { ShownText } from "./shown.ts";
 import { YamlSource } from "./yaml_source.ts";
-import { formatSize } from "../units.ts";
+import { formatDuration, formatSize } from "../units.ts";
 
 /** One configured stage and its place in the graph. */
 export interface StageNode {
@@ -364,30 +364,56 @@ function byPosition(errors: ConfigError[]): ConfigError[] {
 }
 
 /** Reads and checks a pipeline file (reading `${VAR}`s from the environment). */
-export function loadPipeline(file: string): Pipeline {
-  return parsePipeline(file, readPipelineText(file), (name) => Deno.env.get(name));
+export async function loadPipeline(file: string): Promise<Pipeline> {
+  return parsePipeline(file, await readPipelineText(file), (name) => Deno.env.get(name));
 }
 
+/** How long a reload may take to read the file (a hung network mount must not hang it). */
+const RELOAD_READ_TIMEOUT_MS = 5000;
+
 /**
- * Reads at most {@linkcode MAX_PIPELINE_BYTES} of `file`: a larger file (or `/dev/zero`) is a
- * UserError (exit 2), as is one that cannot be read, never a read without end.
+ * Reads at most {@linkcode MAX_PIPELINE_BYTES} of `file`, without blocking the event loop
+ * (collection and signals go on meanwhile): a larger file (or `/dev/zero`) is a UserError
+ * (exit 2), as is one that cannot be read, never a read without end. With `reload`, only a
+ * regular file (a FIFO in its place would wait for a writer; at start, `--pipeline /dev/stdin`
+ * is fine, and a reload could not read it again anyway), read within 5 s.
  */
-export function readPipelineText(file: string): string {
-  const buffer = new Uint8Array(MAX_PIPELINE_BYTES + 1);
-  let length = 0;
-  try {
-    using f = Deno.openSync(file);
-    for (let n; length < buffer.length && (n = f.readSync(buffer.subarray(length))) !== null;) {
-      length += n;
+export async function readPipelineText(file: string, { reload = false } = {}): Promise<string> {
+  const refuse = (why: string) => new UserError(`cannot read pipeline ${file}: ${why}`, 2);
+  const read = async () => {
+    if (reload) {
+      // Checked before opening: open(2) on a FIFO blocks until a writer comes. (A symlink to a
+      // regular file, as a Kubernetes ConfigMap mounts it, is fine.)
+      const info = await Deno.stat(file).catch((e) => {
+        throw refuse(whyUnreadable(file, e));
+      });
+      if (!info.isFile) throw refuse("not a regular file (a reload reads only a regular file)");
     }
-  } catch (e) {
-    throw new UserError(`cannot read pipeline ${file}: ${whyUnreadable(file, e)}`, 2);
-  }
-  if (length > MAX_PIPELINE_BYTES) {
-    throw new UserError(
-      `cannot read pipeline ${file}: larger than ${formatSize(MAX_PIPELINE_BYTES)}`,
-      2,
+    // One byte past the bound: a file larger than it is refused without reading it all.
+    const buffer = new Uint8Array(MAX_PIPELINE_BYTES + 1);
+    let length = 0;
+    try {
+      using f = await Deno.open(file);
+      for (let n; length < buffer.length && (n = await f.read(buffer.subarray(length))) !== null;) {
+        length += n;
+      }
+    } catch (e) {
+      throw refuse(whyUnreadable(file, e));
+    }
+    if (length > MAX_PIPELINE_BYTES) throw refuse(`larger than ${formatSize(MAX_PIPELINE_BYTES)}`);
+    return new TextDecoder().decode(buffer.subarray(0, length));
+  };
+  if (!reload) return await read();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(refuse(`not read within ${formatDuration(RELOAD_READ_TIMEOUT_MS)}`)),
+      RELOAD_READ_TIMEOUT_MS,
     );
+  });
+  try {
+    return await Promise.race([read(), deadline]);
+  } finally {
+    clearTimeout(timer);
   }
-  return new TextDecoder().decode(buffer.subarray(0, length));
 }

@@ -62,13 +62,19 @@ async function* lines(
 
 const NEWLINE = 0x0a;
 
-/** How a replay treats a line that is not a recorded record. */
+/** How a replay treats a line that is not a recorded record, and what stops it early. */
 export interface ReplayOptions {
   /**
    * `--replay-skip-bad`: skip it, counted as `replay_skipped_lines` (the first one logged)
    * instead of stopping with exit code 2.
    */
   skipBad?: boolean;
+  /**
+   * Ends the replay early once aborted (`--duration`, SIGINT, SIGTERM): no further line is read,
+   * a wait on an output that pushes back is given up, and the pipeline stops as a live run does
+   * (its outputs' shutdown flush is bounded and counts what it could not send).
+   */
+  stop?: AbortSignal;
 }
 
 /** Replays `file` through `pipeline`; resolves with how many records were injected. */
@@ -140,17 +146,26 @@ export async function replayFile(
       jump: { moved: () => recordsMoved(env.counters) },
     });
     const running = await startPipeline(pipeline, { ...env, clock }, { probes: "injected" });
+    // Resolves on a stop: a `block` output whose receiver refuses would hold a replay for ever.
+    const stopped = new Promise<void>((resolve) => {
+      if (options.stop?.aborted) resolve();
+      options.stop?.addEventListener("abort", () => resolve(), { once: true });
+    });
     const inject = async ({ probe, record, side }: Recorded) => {
       if (!probes.has(probe)) {
         unknown.set(probe, (unknown.get(probe) ?? 0) + 1);
         return;
       }
-      await injectAtRecordTime(running, clock, probe, record, side);
+      const injecting = injectAtRecordTime(running, clock, probe, record, side);
       injected++;
+      await Promise.race([injecting, stopped]);
     };
     try {
       await inject(first.value);
-      for await (const r of decoded) await inject(r);
+      for await (const r of decoded) {
+        if (options.stop?.aborted) break;
+        await inject(r);
+      }
     } finally {
       await running.stop();
     }

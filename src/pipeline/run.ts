@@ -216,6 +216,12 @@ class Runner {
   }
 
   async flush(reason: FlushReason): Promise<void> {
+    // A stop does not wait for a pending push first: an output waiting for room that a receiver
+    // which is down never makes would hold it for ever. Its shutdown flush settles that push
+    // (stage.ts); what the queue hands on after it, the flush below takes.
+    if (reason === "shutdown" && this.busy) {
+      await Promise.all([this.stage.flush(reason), this.idle()]);
+    }
     await this.idle();
     await this.stage.flush(reason);
     await this.idle();

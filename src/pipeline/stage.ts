@@ -20,7 +20,10 @@
  * Backpressure: `push` may return a promise (an output waiting on a slow receiver). While it is
  * pending the runtime queues further records for that stage, up to `QUEUE_LIMIT`; beyond it,
  * records are dropped and counted as `records_dropped{stage,reason=queue_full}`. A stage whose
- * `push` returns nothing is called inline, with no queue.
+ * `push` returns nothing is called inline, with no queue. At shutdown, a stage whose push is
+ * pending is flushed at once (the push may wait for room a down receiver never makes), then
+ * again once the queue went in: its shutdown flush must settle every pending push and push
+ * back no more, and the second one take (send, spool or count) what came after the first.
  *
  * Kernel code stays in probes: transforms, windows and outputs work on records alone, so they
  * run on replayed records without root.

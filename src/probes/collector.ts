@@ -14,7 +14,11 @@
  *   counters (a counter with more labels than `stage`, e.g. `records_dropped{reason=...}`,
  *   becomes `records_dropped_<reason>`). Running totals: `records_in`, `records_out`, loss
  *   (`ring_lost`, `read_failed`, `sockets_full`, `flows_full`, `decode_errors`,
- *   `pending_dropped`, `records_dropped_<reason>`, `spool_dropped_batches`), `late_records`.
+ *   `pending_dropped`, `records_dropped_<reason>`, `fields_dropped_<reason>` (fields line
+ *   protocol cannot write: `integer_out_of_range`, `float_not_finite`, `empty_key`),
+ *   `spool_dropped_batches`, `spool_bad_batches`), `late_records`. (`replay_skipped_lines`,
+ *   the recording lines `--replay-skip-bad` skipped, belongs to no stage: a replay counts it
+ *   in its summary and loss log, and runs no probe that would report it.)
  *   Gauges: `queue_length` (records waiting for a stage that pushes back, at most 10000),
  *   `buffered_records`/`buffered_batches` and `spooled_batches`/`spooled_bytes` (http, otlp),
  *   `window_lag_ms` (how late the last window closed), and per bounded map of a probe
