@@ -302,7 +302,8 @@ sanitized(
 
       await Deno.writeTextFile(tokenFile, "token-3");
       await until("the watch is open again", () => server.watching === 1);
-      assert.equal(count("k8s_stale"), 0n);
+      // The server sees the watch before the watcher has read its answer: wait for that too.
+      await until("the watcher reads the answer", () => count("k8s_stale") === 0n);
       assert.equal(infos.length, 1);
       assert.match(infos[0], /answers again/);
       assert.equal(warnings.length, 1);
