@@ -184,7 +184,8 @@ export const dnsProbe: StageDef<DnsConfig> = {
       details: [
         `cgroup_skb ingress and egress on ${config.cgroup || "the cgroup v2 root"}: ` +
         `DNS on ports ${config.ports.join(", ")}`,
-        "cgroup/connect4,6 sendmsg4,6 recvmsg4,6: the process owning each DNS socket",
+        "cgroup/connect4,6 sendmsg4,6 (recvmsg4,6 with incoming): the process owning each " +
+        "DNS socket",
         config.per_request
           ? "per_request: every message through the ring buffer, one record per request"
           : `UDP requests matched and summed in the kernel, read every ${config.poll} ms; ` +
@@ -265,19 +266,12 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     }
     const cgroup = config.cgroup || cgroupV2Mount();
     const attached: string[] = [];
-    // Owners first: a packet seen before its socket's owner is noted has pid 0.
-    for (
-      const name of [
-        "dns_connect4",
-        "dns_connect6",
-        "dns_sendmsg4",
-        "dns_sendmsg6",
-        "dns_recvmsg4",
-        "dns_recvmsg6",
-        "dns_egress",
-        "dns_ingress",
-      ]
-    ) {
+    // Owners first: a packet seen before its socket's owner is noted has pid 0. A client's
+    // socket is noted when it connects or sends; only a server's needs its recvmsg noted, and
+    // that hook runs for every unconnected UDP read on the host: attached only for `incoming`.
+    const owners = ["dns_connect4", "dns_connect6", "dns_sendmsg4", "dns_sendmsg6"];
+    if (config.sides.includes("incoming")) owners.push("dns_recvmsg4", "dns_recvmsg6");
+    for (const name of [...owners, "dns_egress", "dns_ingress"]) {
       attached.push(stack.use(obj.program(name).attachCgroup(cgroup)).description);
     }
     const state = new DnsState(obj, config, ctx, fold);
