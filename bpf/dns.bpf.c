@@ -158,44 +158,79 @@ static __always_inline void map_v4(__u8 out[16], __be32 addr)
 }
 
 /*
- * True when the packet cannot be DNS, judged from its socket: a connected socket (TCP, or UDP
- * after connect()) whose ports are both not DNS ports carries no DNS, so the headers need not
- * be copied (that cost ~140 ns a packet, measured with bpf_stats). Unconnected sockets (remote
- * port 0: UDP sendto/recvfrom, a TCP listener) take the full path. One exception: sendto() with
- * an address on a connected UDP socket sends there, so an egress UDP packet's destination port
- * is read in place (direct packet access: a few ns, where a socket storage lookup cost ~50).
+ * The packet's L4 header in its linear data (direct packet access: a few ns, where a copy with
+ * bpf_skb_load_bytes costs tens), with its protocol; NULL when not there (the full path reads it).
  */
-static __always_inline bool surely_not_dns(struct __sk_buff *skb, bool egress)
+static __always_inline __u8 *l4_in_place(struct __sk_buff *skb, __u8 *proto)
 {
-	__u32 remote = bpf_ntohl(skb->remote_port); /* network order in the high half */
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	__u8 *l4;
 
-	if (!remote || dns_port(remote) || dns_port(skb->local_port))
-		return false;
-	if (!egress)
-		return true;
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = data;
 
 		if ((void *)(ip + 1) > end)
-			return false;
-		if (ip->protocol != IPPROTO_UDP) /* a connected TCP socket sends only to its peer */
-			return true;
+			return NULL;
+		*proto = ip->protocol;
 		l4 = data + ip->ihl * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = data;
 
 		if ((void *)(ip6 + 1) > end)
-			return false;
-		if (ip6->nexthdr != IPPROTO_UDP)
-			return true;
+			return NULL;
+		*proto = ip6->nexthdr;
 		l4 = (void *)(ip6 + 1);
 	} else {
-		return true;
+		return NULL;
 	}
-	if ((void *)(l4 + 4) > end) /* headers not in the linear part: take the full path */
+	if ((void *)(l4 + 4) > end)
+		return NULL;
+	return l4;
+}
+
+/* The port of the packet's other end (host order), read in place; 0 when not there. */
+static __always_inline __u32 remote_port_in_place(struct __sk_buff *skb, bool egress)
+{
+	__u8 proto = 0, *l4 = l4_in_place(skb, &proto);
+
+	if (!l4 || (proto != IPPROTO_UDP && proto != IPPROTO_TCP))
+		return 0;
+	return egress ? (__u32)l4[2] << 8 | l4[3] : (__u32)l4[0] << 8 | l4[1];
+}
+
+/*
+ * True when the packet need not be read, judged from its socket and ports: a connected socket
+ * (TCP, or UDP after connect()) whose ports are both not DNS ports carries no DNS, so the
+ * headers need not be copied (that cost ~140 ns a packet, measured with bpf_stats). One
+ * exception: sendto() with an address on a connected UDP socket sends there, so an egress UDP
+ * packet's destination port is read in place. And a local server's packet (its own port a DNS
+ * port, the other end's not) when servers' requests are not reported (`sides`).
+ */
+static __always_inline bool skip_packet(struct __sk_buff *skb, bool egress)
+{
+	__u32 remote = bpf_ntohl(skb->remote_port); /* network order in the high half */
+	bool local_dns = dns_port(skb->local_port);
+	__u8 proto = 0, *l4;
+
+	if (remote && dns_port(remote))
 		return false;
+	if (local_dns) {
+		if (settings.sides & DNS_SIDE_SERVER)
+			return false;
+		/* An unconnected server socket: the other end's port is in the packet. */
+		if (!remote)
+			remote = remote_port_in_place(skb, egress);
+		return remote && !dns_port(remote);
+	}
+	if (!remote)
+		return false;
+	if (!egress)
+		return true;
+	l4 = l4_in_place(skb, &proto);
+	if (!l4)
+		return false; /* headers not in the linear part: take the full path */
+	if (proto != IPPROTO_UDP) /* a connected TCP socket sends only to its peer */
+		return true;
 	return !dns_port((__u32)l4[2] << 8 | l4[3]);
 }
 
@@ -621,7 +656,7 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 	struct dns_owner *owner;
 	struct bpf_sock *sk;
 
-	if (surely_not_dns(skb, egress))
+	if (skip_packet(skb, egress))
 		return 1;
 	s = scratch_slot(slot);
 	if (!s)
