@@ -34,7 +34,7 @@ import { integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
-import { kernelPortRange } from "../system/port_range.ts";
+import { portRangeOf } from "../system/port_range.ts";
 import { startReading } from "./drops.ts";
 import {
   decodeDnsEvent,
@@ -229,16 +229,6 @@ function writeSettings(
   view.setBigUint64(L.max_ttl_ns, BigInt(ttl?.maxMs ?? 0) * 1_000_000n, true);
 }
 
-/** The client-port fold the pipeline allows, resolved to a range (undefined: none). */
-function foldRange(config: DnsConfig, ctx: StageContext): PortRange | undefined {
-  const ports = ctx.pushdown.clientPorts;
-  if (config.per_request || ports === undefined) return undefined;
-  if (ports !== "kernel") return ports;
-  const kernel = kernelPortRange();
-  if (kernel.problem !== undefined) ctx.log.warn(`${ctx.name}: ${kernel.problem}`);
-  return kernel.range;
-}
-
 /** An IPv4 or IPv6 address as the kernel keys it: 16 bytes, IPv4 as IPv4-mapped IPv6. */
 function addressBytes(ip: string): Uint8Array {
   const address = ipaddr.parse(ip);
@@ -250,7 +240,9 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
   const stack = new DisposableStack();
   try {
     const obj = stack.use(openBpfObject("dns"));
-    const fold = foldRange(config, ctx);
+    // per_request records are one request each: ephemeral_port folds them after.
+    const ports = config.per_request ? undefined : ctx.pushdown.clientPorts;
+    const fold = ports && portRangeOf(ports, (p) => ctx.log.warn(`${ctx.name}: ${p}`));
     writeSettings(obj, config, fold, ctx);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
     obj.map("pending").setMaxEntries(config.max_pending);

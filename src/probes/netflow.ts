@@ -28,7 +28,7 @@ import { type At, describeValue, integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
-import { kernelPortRange } from "../system/port_range.ts";
+import { portRangeOf } from "../system/port_range.ts";
 import { startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import {
@@ -247,15 +247,6 @@ function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
   view.setUint16(NETFLOW_SETTINGS_LAYOUT.fold_high, fold?.high ?? 0, true);
 }
 
-/** The client-port fold the pipeline allows, resolved to a range (undefined: none). */
-function foldRange(ctx: StageContext): PortRange | undefined {
-  const ports = ctx.pushdown.clientPorts;
-  if (ports === undefined || ports !== "kernel") return ports;
-  const kernel = kernelPortRange();
-  if (kernel.problem !== undefined) ctx.log.warn(`${ctx.name}: ${kernel.problem}`);
-  return kernel.range;
-}
-
 /**
  * Fills the exclude maps; returns the bits telling the kernel which ones to look at. On a
  * reload the maps are emptied first: a change takes effect at once, with no program reloaded.
@@ -285,7 +276,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
   const stack = new DisposableStack(); // closes ring and links, then the object
   try {
     const obj = stack.use(openBpfObject("netflow"));
-    const fold = foldRange(ctx);
+    const ports = ctx.pushdown.clientPorts;
+    const fold = ports && portRangeOf(ports, (p) => ctx.log.warn(`${ctx.name}: ${p}`));
     writeSettings(obj, fold);
     obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
     obj.map("closed0").setMaxEntries(config.max_closed_flows);

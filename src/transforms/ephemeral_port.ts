@@ -26,7 +26,7 @@
  * peer's, not ours: Windows clients pick from 49152-65535, so a server with such clients may
  * want `range: "32768-65535"`.
  */
-import { kernelPortRange } from "../system/port_range.ts";
+import { kernelPortRange, portRangeOf } from "../system/port_range.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
 import type { PortRange, StageDef } from "../pipeline/stage.ts";
 
@@ -109,13 +109,7 @@ export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
     },
   },
   build(config, ctx) {
-    let range = config.range;
-    if (range === undefined) {
-      const kernel = kernelPortRange();
-      if (kernel.problem !== undefined) ctx.log.warn(kernel.problem);
-      range = kernel.range;
-    }
-    const { low, high } = range;
+    const { low, high } = portRangeOf(config.range ?? "kernel", (p) => ctx.log.warn(p));
     const collapsed = ctx.counters.handle("ports_collapsed");
     const ephemeral = (port: string | undefined) => {
       if (port === undefined || !PORT.test(port)) return false;
