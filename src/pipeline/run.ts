@@ -73,11 +73,8 @@ const deliveries = new Deliveries();
 class Runner {
   node: StageNode;
   stage!: Stage;
-  /** The graph the stage was built in (what it tells the stage: see identity()). */
-  graph: readonly StageNode[];
-  /** What the graph tells the stage: it is rebuilt when a reload changes it. */
-  readonly pushdown: Pushdown;
-  readonly inputSpanMs: number;
+  /** What the graph told the stage when it was built: it is rebuilt when a reload changes it. */
+  readonly facts: GraphFacts;
   /** The runners that read this one's records; replaced on reload. */
   downstream: Runner[] = [];
   /** The runners that name this one in a side-input key, with the key; replaced on reload. */
@@ -94,11 +91,9 @@ class Runner {
   beforeSnapshot: () => void = () => {};
   #errorsLogged = 0;
 
-  constructor(node: StageNode, env: RuntimeEnv, graph: readonly StageNode[], tap?: Tap) {
+  constructor(node: StageNode, env: RuntimeEnv, facts: GraphFacts, tap?: Tap) {
     this.node = node;
-    this.graph = graph;
-    this.pushdown = pushdownIn(node, graph);
-    this.inputSpanMs = inputSpanMs(node, graph);
+    this.facts = facts;
     this.#env = env;
     if (node.kind === "probe") this.#tap = tap;
     this.#labels = { stage: node.name };
@@ -113,8 +108,8 @@ class Runner {
       name: this.node.name,
       host,
       clock,
-      pushdown: this.pushdown,
-      inputSpanMs: this.inputSpanMs,
+      pushdown: this.facts.pushdown,
+      inputSpanMs: this.facts.inputSpanMs,
       log,
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),
@@ -276,23 +271,26 @@ export interface RunningPipeline {
   stop(): Promise<void>;
 }
 
+/** What the graph tells a stage (what a probe may do in the kernel, the span a record may sum). */
+interface GraphFacts {
+  pushdown: Pushdown;
+  inputSpanMs: number;
+}
+
+function factsOf(node: StageNode, graph: readonly StageNode[]): GraphFacts {
+  return {
+    pushdown: node.kind === "probe" ? pushdownFor(node, graph) : {},
+    inputSpanMs: inputSpanMs(node, graph),
+  };
+}
+
 /**
  * What makes two generations' stages the same stage: everything but their wiring, and what the
- * graph tells the stage (what a probe may do in the kernel, the span a record may sum).
+ * graph tells the stage.
  */
-function identity(node: StageNode, graph: readonly StageNode[]): string {
+function identity(node: StageNode, facts: GraphFacts): string {
   const { inputs: _inputs, ...settings } = node.raw;
-  return JSON.stringify([node.section, node.def.type, node.required, settings, facts(node, graph)]);
-}
-
-/** What the graph tells a stage, as one value to compare. */
-function facts(node: StageNode, graph: readonly StageNode[]) {
-  return [pushdownIn(node, graph), inputSpanMs(node, graph)];
-}
-
-/** A probe's pushdown in `graph`; nothing for other stages. */
-function pushdownIn(node: StageNode, graph: readonly StageNode[]): Pushdown {
-  return node.kind === "probe" ? pushdownFor(node, graph) : {};
+  return JSON.stringify([node.section, node.def.type, node.required, settings, facts]);
 }
 
 /** Whether two generations' nodes are one stage with (maybe) other settings. */
@@ -327,8 +325,11 @@ export async function startPipeline(
     nodes: StageNode[],
     graph: StageNode[],
     existing: Map<string, Runner>,
+    facts = new Map(nodes.map((n) => [n.name, factsOf(n, graph)])),
   ): Promise<Runner[]> => {
-    const created = new Map(nodes.map((n) => [n.name, new Runner(n, env, graph, options.tap)]));
+    const created = new Map(
+      nodes.map((n) => [n.name, new Runner(n, env, facts.get(n.name)!, options.tap)]),
+    );
     for (const runner of created.values()) {
       runner.beforeSnapshot = sampleQueues;
       runner.downstream = graph
@@ -440,16 +441,15 @@ export async function startPipeline(
       const keep = new Map<string, Runner>();
       const fresh: StageNode[] = [];
       const applies = new Map<string, () => void>();
+      const facts = new Map(next.stages.map((n) => [n.name, factsOf(n, next.stages)]));
       for (const node of next.stages) {
-        const current = old.get(node.name);
-        if (current && identity(current.node, current.graph) === identity(node, next.stages)) {
+        const current = old.get(node.name), nextFacts = facts.get(node.name)!;
+        if (current && identity(current.node, current.facts) === identity(node, nextFacts)) {
           keep.set(node.name, current);
           continue;
         }
         // Same stage with other settings: in place when the stage can, else rebuilt.
-        const sameFacts = current !== undefined &&
-          JSON.stringify(facts(current.node, current.graph)) ===
-            JSON.stringify(facts(node, next.stages));
+        const sameFacts = JSON.stringify(current?.facts) === JSON.stringify(nextFacts);
         const apply = current && sameFacts && sameStage(current.node, node)
           ? current.stage.reconfigure?.(node.config)
           : undefined;
@@ -462,7 +462,7 @@ export async function startPipeline(
       }
       const before = disabled.length;
       // Throws, changing nothing, when a stage cannot start.
-      const built = await build(fresh, next.stages, keep);
+      const built = await build(fresh, next.stages, keep, facts);
       // The switch: one synchronous step, so every record goes to exactly one generation.
       for (const apply of applies.values()) apply();
       const live = new Map<string, Runner>();
@@ -470,7 +470,6 @@ export async function startPipeline(
         const kept = keep.get(node.name);
         if (kept) {
           kept.node = node; // new wiring, same stage (and the same facts from the graph)
-          kept.graph = next.stages;
           live.set(node.name, kept);
         }
       }
