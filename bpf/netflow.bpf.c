@@ -288,12 +288,18 @@ static __always_inline bool report_delta(struct sock_report *r, const struct soc
 	return delta_of(c, &r->staged, &r->taken);
 }
 
+static __always_inline void count(__u32 what)
+{
+	__u64 *n = bpf_map_lookup_elem(&counts, &what);
+
+	if (n)
+		*n += 1;
+}
+
 /* The client's port as `*` (0) when the pipeline lets the kernel fold it (see ephemeral_port). */
 static __always_inline void fold_client_port(struct flow_key *k)
 {
 	__u16 *port;
-	__u32 key = NETFLOW_COUNT_PORTS_COLLAPSED;
-	__u64 *n;
 
 	if (!settings.fold_low)
 		return;
@@ -306,9 +312,7 @@ static __always_inline void fold_client_port(struct flow_key *k)
 	if (*port < settings.fold_low || *port > settings.fold_high)
 		return;
 	*port = 0;
-	n = bpf_map_lookup_elem(&counts, &key);
-	if (n)
-		*n += 1;
+	count(NETFLOW_COUNT_PORTS_COLLAPSED);
 }
 
 static __always_inline void add_counts(struct flow_counts *v, const struct flow_counts *c)
@@ -349,9 +353,7 @@ static __always_inline bool add_to(void *map, const struct flow_id *id,
  */
 static __noinline void add_closed(struct flow_delta *d)
 {
-	__u32 key = NETFLOW_COUNT_CLOSES_VIA_RING;
 	bool added;
-	__u64 *n;
 
 	if (excluded(&d->id.key))
 		return;
@@ -362,9 +364,7 @@ static __noinline void add_closed(struct flow_delta *d)
 		added = add_to(&closed0, &d->id, &d->counts);
 	if (added)
 		return;
-	n = bpf_map_lookup_elem(&counts, &key);
-	if (n)
-		*n += 1;
+	count(NETFLOW_COUNT_CLOSES_VIA_RING);
 	if (bpf_ringbuf_output(&events, d, sizeof(*d), 0))
 		count_drop(DROP_RINGBUF_FULL);
 }

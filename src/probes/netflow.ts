@@ -338,14 +338,15 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
 
     // Closes closed_flows had no room for: summed in with the next poll.
     let ringDeltas: FlowDelta[] = [];
+    // A close the kernel summed had its client port folded to 0 there (and counted): `*` here.
+    const foldedInKernel = (d: FlowDelta) => (fold && foldClientPort(d, fold, true)) || d;
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
       try {
         if (length < FLOW_DELTA_SIZE) {
           throw new DecodeError(`close record of ${length} bytes, not ${FLOW_DELTA_SIZE}`);
         }
         const d = decodeFlowDelta(view, offset);
-        // Folded in the kernel like every close (see readClosed).
-        ringDeltas.push((fold && foldClientPort(d, fold, true)) || d);
+        ringDeltas.push(foldedInKernel(d));
       } catch (e) {
         decodeFailed(e);
       }
@@ -390,8 +391,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
           decodeFailed(e);
           continue;
         }
-        // The kernel folded the client port to 0 (counted there): `*` here.
-        yield (fold && foldClientPort(d, fold, true)) || d;
+        yield foldedInKernel(d);
       }
     };
     const folded = (deltas: Iterable<FlowDelta>) => {
