@@ -32,6 +32,9 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define SOCK_BINDPORT_LOCK 8 /* sk_userlocks: the application bound the port itself */
 #define RCV_SHUTDOWN 1
 #define SEND_SHUTDOWN 2
+/* sk_err of a connect that failed (errno values: not in vmlinux.h) */
+#define ECONNREFUSED 111
+#define ETIMEDOUT 110
 
 /* Which exclude maps hold entries; user space sets it, so empty maps cost no lookups. */
 enum { EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4 };
@@ -325,6 +328,12 @@ static __always_inline void add_counts(struct flow_counts *v, const struct flow_
 	__sync_fetch_and_add(&v->established, c->established);
 	__sync_fetch_and_add(&v->closed, c->closed);
 	__sync_fetch_and_add(&v->rtt_samples, c->rtt_samples);
+	__sync_fetch_and_add(&v->connect_refused, c->connect_refused);
+	__sync_fetch_and_add(&v->connect_timeouts, c->connect_timeouts);
+	__sync_fetch_and_add(&v->connect_unreachable, c->connect_unreachable);
+	__sync_fetch_and_add(&v->connect_aborted, c->connect_aborted);
+	__sync_fetch_and_add(&v->resets_received, c->resets_received);
+	__sync_fetch_and_add(&v->resets_sent, c->resets_sent);
 }
 
 static __always_inline bool add_to(void *map, const struct flow_id *id,
@@ -383,6 +392,78 @@ static __always_inline void claim_tcp_socket(struct sock *sk)
 	}
 }
 
+/*
+ * The flow of a TCP socket at or after its close: owner and direction from its storage (or
+ * guessed), the local port kept there or in inet_sport (closing zeroes the socket's own port
+ * unless the application bound it); false for families we do not report.
+ */
+static __always_inline bool tcp_flow(struct flow_delta *d, const struct sock *sk,
+				     const struct tcp_sock_state *st)
+{
+	if (!key_from_sock(&d->id.key, &sk->__sk_common))
+		return false;
+	d->id.key.transport = IPPROTO_TCP;
+	d->id.cgroup_id = sock_cgroup_id(sk);
+	if (st) {
+		d->id.key.pid = st->pid;
+		d->id.key.direction = st->direction;
+		__builtin_memcpy(d->counts.comm, st->comm, sizeof(d->counts.comm));
+		if (!d->id.key.local_port)
+			d->id.key.local_port = st->local_port;
+	} else {
+		d->id.key.direction = tcp_direction_guess(sk);
+	}
+	/* A connect that failed never reached ESTABLISHED, where the port is kept. */
+	if (!d->id.key.local_port)
+		d->id.key.local_port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	return true;
+}
+
+/*
+ * A connect that failed: SYN_SENT to CLOSE, counted by the error the kernel set just before
+ * (tcp_done_with_error), or one it reported while the socket stayed in SYN_SENT (an ICMP error
+ * while the process held the socket: the application read it, then closed). No error: the
+ * application closed the socket first, or gave up its own connect timeout.
+ */
+static __always_inline void add_failed_connect(const struct sock *sk)
+{
+	struct tcp_sock_state *st = bpf_sk_storage_get(&tcp_socks, (void *)sk, 0, 0);
+	struct flow_delta d = {};
+	int err = sk->sk_err;
+
+	if (!err)
+		err = sk->sk_err_soft;
+	if (!err && st)
+		err = st->connect_error;
+	if (!tcp_flow(&d, sk, st))
+		return;
+	if (err == ECONNREFUSED)
+		d.counts.connect_refused = 1;
+	else if (err == ETIMEDOUT)
+		d.counts.connect_timeouts = 1;
+	else if (err)
+		d.counts.connect_unreachable = 1; /* EHOSTUNREACH, ENETUNREACH, EACCES (prohibited) */
+	else
+		d.counts.connect_aborted = 1;
+	add_closed(&d);
+}
+
+/* An error reported to a connecting socket that stays in SYN_SENT: kept for its close. */
+SEC("tp_btf/inet_sk_error_report")
+int BPF_PROG(on_sock_error, const struct sock *sk)
+{
+	struct tcp_sock_state *st;
+	int err;
+
+	if (sk->sk_protocol != IPPROTO_TCP || sk->__sk_common.skc_state != TCP_SYN_SENT)
+		return 0;
+	err = sk->sk_err ?: sk->sk_err_soft;
+	st = bpf_sk_storage_get(&tcp_socks, (void *)sk, 0, 0);
+	if (st && err)
+		st->connect_error = err;
+	return 0;
+}
+
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int newstate)
 {
@@ -428,33 +509,77 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 	}
 	if (newstate != TCP_CLOSE)
 		return 0;
-	/* Never established (a refused connect, a dropped half-open): no flow to report. */
-	if (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN ||
-	    oldstate == TCP_CLOSE || oldstate == TCP_NEW_SYN_RECV)
+	/* A connect that never got its answer: a flow with no byte, and why it failed. */
+	if (oldstate == TCP_SYN_SENT) {
+		add_failed_connect(sk);
 		return 0;
-	if (!key_from_sock(&d.id.key, &sk->__sk_common))
+	}
+	/* Never established (a dropped half-open, a listener): no flow to report. */
+	if (oldstate == TCP_SYN_RECV || oldstate == TCP_LISTEN || oldstate == TCP_CLOSE ||
+	    oldstate == TCP_NEW_SYN_RECV)
 		return 0;
 	tp = bpf_skc_to_tcp_sock((void *)sk);
 	if (!tp)
 		return 0;
 	st = bpf_sk_storage_get(&tcp_socks, (void *)sk, 0, 0);
-	d.id.key.transport = IPPROTO_TCP;
-	d.id.cgroup_id = sock_cgroup_id(sk);
-	if (st) {
-		d.id.key.pid = st->pid;
-		d.id.key.direction = st->direction;
-		__builtin_memcpy(d.counts.comm, st->comm, sizeof(d.counts.comm));
-		/* Closing released the port (inet_put_port zeroes it) unless the application bound it. */
-		if (!d.id.key.local_port)
-			d.id.key.local_port = st->local_port;
-	} else {
-		d.id.key.direction = tcp_direction_guess(sk);
-	}
+	if (!tcp_flow(&d, sk, st))
+		return 0;
 	read_tcp_totals(&final, tp, sk, d.id.key.direction, st ? st->handshake_seen : 0);
 	/* What the iterator staged reached user space (see struct sock_report). */
 	delta_of(&d.counts, &final, st ? &st->report.staged : &zero);
 	read_rtt(&d.counts, tp);
 	d.counts.closed = 1;
+	if (st)
+		d.counts.resets_received = st->resets_received;
+	add_closed(&d);
+	return 0;
+}
+
+/*
+ * A reset received: noted in the socket, summed into its flow by the close it leads to
+ * (tcp_reset always ends in tcp_done). One that answers a SYN is a refused connect, counted
+ * there; a closed socket ignores it.
+ */
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
+{
+	struct tcp_sock_state *st;
+	int state = sk->__sk_common.skc_state;
+
+	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE ||
+	    state == TCP_LISTEN)
+		return 0;
+	st = bpf_sk_storage_get(&tcp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st) {
+		count_drop(DROP_SOCKETS_FULL);
+		return 0;
+	}
+	/* Open before we started and not walked yet: as the iterator would note it. */
+	if (!st->direction) {
+		st->direction = tcp_direction_guess(sk);
+		st->local_port = sk->__sk_common.skc_num;
+	}
+	st->resets_received++;
+	return 0;
+}
+
+/*
+ * A reset a local socket sent: summed into its flow at once, as a close is (an abortive
+ * close sends it after the socket went to CLOSE, its last counts already summed). Resets for
+ * packets no socket matches (a closed port) have no socket, and time-wait and request sockets
+ * no storage: not netflow's.
+ */
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb, int reason)
+{
+	struct flow_delta d = {};
+
+	if (!sk || !bpf_skc_to_tcp_sock((void *)sk) ||
+	    sk->__sk_common.skc_state == TCP_LISTEN)
+		return 0;
+	if (!tcp_flow(&d, sk, bpf_sk_storage_get(&tcp_socks, (void *)sk, 0, 0)))
+		return 0;
+	d.counts.resets_sent = 1;
 	add_closed(&d);
 	return 0;
 }

@@ -54,6 +54,17 @@ struct flow_counts {
 	__u32 closed;	      /* sockets closed */
 	__u32 rtt_samples;
 	char comm[NETFLOW_COMM_LEN];
+	/*
+	 * Connects that failed (SYN_SENT to CLOSE), by the socket's error: ECONNREFUSED; ETIMEDOUT;
+	 * EHOSTUNREACH, ENETUNREACH and the other errors an ICMP message gives; none (the
+	 * application closed it first). A failed connect counts here only, not in `closed`.
+	 */
+	__u32 connect_refused;
+	__u32 connect_timeouts;
+	__u32 connect_unreachable;
+	__u32 connect_aborted;
+	__u32 resets_received; /* resets that ended a connection past its handshake */
+	__u32 resets_sent;     /* resets this end's socket sent (after its close, often) */
 };
 
 /* An iterator's output record, and a closed flow the closed_flows map had no room for. */
@@ -72,9 +83,9 @@ struct udp_counts {
 
 _Static_assert(sizeof(struct flow_key) == 48, "update FLOW_KEY_SIZE in src/probes/netflow_event.ts");
 _Static_assert(sizeof(struct flow_id) == 56, "update FLOW_ID_SIZE in src/probes/netflow_event.ts");
-_Static_assert(sizeof(struct flow_counts) == 64,
+_Static_assert(sizeof(struct flow_counts) == 88,
 	       "update FLOW_COUNTS_SIZE in src/probes/netflow_event.ts");
-_Static_assert(sizeof(struct flow_delta) == 120,
+_Static_assert(sizeof(struct flow_delta) == 144,
 	       "update FLOW_DELTA_SIZE in src/probes/netflow_event.ts");
 _Static_assert(sizeof(struct udp_counts) == 40,
 	       "update UDP_COUNTS_SIZE in src/probes/netflow_event.ts");
@@ -111,6 +122,12 @@ struct tcp_sock_state {
 	struct sock_report report;
 	/* segs_in + segs_out when `report.staged` was read: nothing moves without a segment. */
 	__u64 segs_staged;
+	__u32 resets_received; /* summed into its flow at close */
+	/*
+	 * The error a connect reported while its socket stayed in SYN_SENT (an ICMP error that
+	 * came while the process held the socket), which reading SO_ERROR clears.
+	 */
+	__u32 connect_error;
 };
 
 /*

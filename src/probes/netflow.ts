@@ -3,7 +3,8 @@
  * (tracepoints, tp_btf, BPF iterators, cgroup address hooks: no kprobes, no guessed offsets).
  *
  * Every `poll` (aligned to the clock; records stamped just inside the interval they cover) it
- * emits one record per flow that did something since the last poll, with the deltas: the
+ * emits one record per flow that did something since the last poll, with the deltas (a connect
+ * that failed is a flow too, with no byte but its cause, and resets are counted): the
  * iterators write only sockets whose counters moved, and closed sockets come summed by flow,
  * so a connection shorter than a poll is counted whole and 10,000 short connections to one
  * service are a handful of records. How each number is obtained, and why, is in
@@ -190,8 +191,10 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   explain(config) {
     return {
       details: [
-        "tp_btf/inet_sock_set_state: handshakes (direction, tcp_established) and closes, " +
-        "summed by flow in the kernel",
+        "tp_btf/inet_sock_set_state: handshakes (direction, tcp_established), closes and " +
+        "failed connects (by sk_err), summed by flow in the kernel",
+        "tp_btf/tcp_receive_reset, tcp_send_reset: resets ending a connection, and sent",
+        "tp_btf/inet_sk_error_report: a connect's error while its socket stays in SYN_SENT",
         "iter/tcp every poll: the sockets whose bytes_acked/bytes_received/total_retrans moved, " +
         "with srtt and mdev",
         "tp_btf/sock_send_length, sock_recv_length: UDP bytes per datagram, TCP server pids",
@@ -327,7 +330,16 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     }
 
     // After the peer hooks: a datagram counted before them would have no peer.
-    for (const name of ["on_tcp_state", "on_send", "on_recv"]) {
+    for (
+      const name of [
+        "on_tcp_state",
+        "on_tcp_receive_reset",
+        "on_tcp_send_reset",
+        "on_sock_error",
+        "on_send",
+        "on_recv",
+      ]
+    ) {
       attached.push(stack.use(obj.program(name).attach()).description);
     }
     const decodeFailed = (e: unknown) => {

@@ -34,12 +34,18 @@ export const FLOW_COUNTS_LAYOUT = {
   closed: 40,
   rtt_samples: 44,
   comm: 48,
+  connect_refused: 64,
+  connect_timeouts: 68,
+  connect_unreachable: 72,
+  connect_aborted: 76,
+  resets_received: 80,
+  resets_sent: 84,
 } as const;
-export const FLOW_COUNTS_SIZE = 64;
+export const FLOW_COUNTS_SIZE = 88;
 
 /** `struct flow_delta`: the iterators' records, and closes through the ring buffer. */
 export const FLOW_DELTA_LAYOUT = { id: 0, counts: 56 } as const;
-export const FLOW_DELTA_SIZE = 120;
+export const FLOW_DELTA_SIZE = 144;
 
 /** `struct udp_counts`: member → byte offset (one per CPU in the per-CPU map). */
 export const UDP_COUNTS_LAYOUT = {
@@ -111,6 +117,13 @@ export interface FlowDelta {
   rttSumUs?: bigint;
   rttVarSumUs?: bigint;
   rttSamples?: bigint;
+  /** Failed connects by cause, and resets (bpf/netflow.h struct flow_counts). */
+  connectRefused?: bigint;
+  connectTimeouts?: bigint;
+  connectUnreachable?: bigint;
+  connectAborted?: bigint;
+  resetsReceived?: bigint;
+  resetsSent?: bigint;
 }
 
 /** Bytes the kernel could not have written. */
@@ -192,6 +205,12 @@ export function decodeFlowDelta(view: DataView, offset: number): FlowDelta {
     delta.rttSumUs = view.getBigUint64(at + C.rtt_sum_us, true);
     delta.rttVarSumUs = view.getBigUint64(at + C.rtt_var_sum_us, true);
     delta.rttSamples = BigInt(view.getUint32(at + C.rtt_samples, true));
+    delta.connectRefused = BigInt(view.getUint32(at + C.connect_refused, true));
+    delta.connectTimeouts = BigInt(view.getUint32(at + C.connect_timeouts, true));
+    delta.connectUnreachable = BigInt(view.getUint32(at + C.connect_unreachable, true));
+    delta.connectAborted = BigInt(view.getUint32(at + C.connect_aborted, true));
+    delta.resetsReceived = BigInt(view.getUint32(at + C.resets_received, true));
+    delta.resetsSent = BigInt(view.getUint32(at + C.resets_sent, true));
   }
   return delta;
 }

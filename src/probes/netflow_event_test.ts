@@ -113,7 +113,18 @@ interface DeltaFixture {
   closed: number;
   rttSamples: number;
   comm: Uint8Array;
+  /** connect_refused, connect_timeouts, connect_unreachable, connect_aborted, resets_received, resets_sent */
+  failures: number[];
 }
+
+const FAILURE_MEMBERS = [
+  "connect_refused",
+  "connect_timeouts",
+  "connect_unreachable",
+  "connect_aborted",
+  "resets_received",
+  "resets_sent",
+] as const;
 
 function writeDelta(view: DataView, at: number, e: DeltaFixture): void {
   writeKey(view, at + FLOW_DELTA_LAYOUT.id + FLOW_ID_LAYOUT.key, e.key);
@@ -128,6 +139,7 @@ function writeDelta(view: DataView, at: number, e: DeltaFixture): void {
   view.setUint32(c + L.closed, e.closed, true);
   view.setUint32(c + L.rtt_samples, e.rttSamples, true);
   new Uint8Array(view.buffer, view.byteOffset + c + L.comm, e.comm.length).set(e.comm);
+  FAILURE_MEMBERS.forEach((m, i) => view.setUint32(c + L[m], e.failures[i], true));
 }
 
 const encoder = new TextEncoder();
@@ -153,6 +165,7 @@ const DELTA: DeltaFixture = {
   closed: 1,
   rttSamples: 2,
   comm: comm("curl"),
+  failures: [20, 5, 3, 1, 4_000_000_001, 7], // each its own, one above 2^31
 };
 
 Deno.test("decodeFlowKey() reads an IPv4 key stored as IPv4-mapped addresses at a non-zero offset", () => {
@@ -245,6 +258,12 @@ Deno.test("decodeFlowDelta() reads every field of a TCP delta at a non-zero offs
     rttSumUs: 3000n,
     rttVarSumUs: 500n,
     rttSamples: 2n,
+    connectRefused: 20n,
+    connectTimeouts: 5n,
+    connectUnreachable: 3n,
+    connectAborted: 1n,
+    resetsReceived: 4_000_000_001n,
+    resetsSent: 7n,
   });
 });
 
@@ -286,7 +305,7 @@ Deno.test("decodeFlowDelta() rejects a record cut short, or a bad key in it, wit
 
   assert.throws(() => decodeFlowDelta(short, 0), (e) => {
     assert.ok(e instanceof DecodeError);
-    assert.match(e.message, /cut short: 119 of 120 bytes/);
+    assert.match(e.message, /cut short: 143 of 144 bytes/);
     return true;
   });
   assert.throws(() => decodeFlowDelta(view, 8), DecodeError);

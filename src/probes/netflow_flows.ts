@@ -101,6 +101,16 @@ export class FlowAccounts {
   }
 }
 
+/** The failure fields of a TCP record, and the delta member each comes from. */
+export const TCP_FAILURES = [
+  ["tcp_connect_refused", "connectRefused"],
+  ["tcp_connect_timeouts", "connectTimeouts"],
+  ["tcp_connect_unreachable", "connectUnreachable"],
+  ["tcp_connect_aborted", "connectAborted"],
+  ["tcp_resets_received", "resetsReceived"],
+  ["tcp_resets_sent", "resetsSent"],
+] as const;
+
 /**
  * Sums deltas of the same flow (several sockets of one process and 4-tuple, over time). The
  * cgroup is part of the identity: containers with their own network namespaces can share a
@@ -125,6 +135,9 @@ export function mergeDeltas(deltas: Iterable<FlowDelta>): FlowDelta[] {
     seen.rttSumUs = add(seen.rttSumUs, d.rttSumUs);
     seen.rttVarSumUs = add(seen.rttVarSumUs, d.rttVarSumUs);
     seen.rttSamples = add(seen.rttSamples, d.rttSamples);
+    for (const [, name] of TCP_FAILURES) {
+      if (d[name] !== undefined) seen[name] = (seen[name] ?? 0n) + d[name];
+    }
   }
   return [...byId.values()];
 }
@@ -169,6 +182,7 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
     fields.retransmits = d.retransmits ?? 0n;
     fields.tcp_established = d.established ?? 0n;
     fields.tcp_closed = d.closed ?? 0n;
+    for (const [field, name] of TCP_FAILURES) fields[field] = d[name] ?? 0n;
     const samples = d.rttSamples ?? 0n;
     if (samples > 0n) {
       // The mean for whoever reads the record; the sums for windows ({agg: mean, per}).

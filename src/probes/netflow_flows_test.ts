@@ -210,9 +210,59 @@ Deno.test("flowRecord() makes a TCP delta a netflow record with the spec's tags 
       rtt_sum: 1500n,
       rtt_var_sum: 250n,
       rtt_samples: 1n,
+      tcp_connect_refused: 0n,
+      tcp_connect_timeouts: 0n,
+      tcp_connect_unreachable: 0n,
+      tcp_connect_aborted: 0n,
+      tcp_resets_received: 0n,
+      tcp_resets_sent: 0n,
     },
     time: 1_764_085_464_123_456_789n,
   });
+});
+
+Deno.test("mergeDeltas() sums failed connects and resets, and flowRecord() names each field", () => {
+  // Two refused connects and a timed-out one to a flow, and later a connection of it reset.
+  const failed: FlowDelta = {
+    ...TCP_DELTA,
+    bytesRead: 0n,
+    bytesWritten: 0n,
+    established: 0n,
+    rttSamples: 0n,
+    connectRefused: 2n,
+    connectTimeouts: 0n,
+    connectUnreachable: 0n,
+    connectAborted: 0n,
+    resetsReceived: 0n,
+    resetsSent: 0n,
+  };
+  const [merged] = mergeDeltas([
+    failed,
+    { ...failed, connectRefused: 0n, connectTimeouts: 1n, connectAborted: 3n },
+    { ...TCP_DELTA, closed: 1n, resetsReceived: 1n, resetsSent: 4n, connectUnreachable: 5n },
+  ]);
+
+  const f = flowRecord(merged, "h", 0n).fields;
+  assert.deepEqual(
+    [
+      f.tcp_connect_refused,
+      f.tcp_connect_timeouts,
+      f.tcp_connect_unreachable,
+      f.tcp_connect_aborted,
+      f.tcp_resets_received,
+      f.tcp_resets_sent,
+      f.tcp_established,
+      f.tcp_closed,
+    ],
+    [2n, 1n, 5n, 3n, 1n, 4n, 1n, 1n],
+  );
+  assert.equal(failed.connectRefused, 2n, "the input is not changed");
+});
+
+Deno.test("flowRecord() gives UDP no TCP failure fields", () => {
+  const udp = flowRecord({ key: UDP_KEY, comm: "dig", bytesRead: 1n, bytesWritten: 1n }, "h", 0n);
+  assert.equal(udp.fields.tcp_connect_refused, undefined);
+  assert.equal(udp.fields.tcp_resets_sent, undefined);
 });
 
 Deno.test("flowRecord() gives a row of several sockets their mean RTT beside the sums", () => {

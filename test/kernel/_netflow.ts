@@ -1,0 +1,93 @@
+/**
+ * What the netflow kernel tests share: a collector running only the netflow probe, its
+ * records, and the loopback helpers they use.
+ */
+import assert from "node:assert/strict";
+import { Collector, tempPipeline } from "./_collector.ts";
+
+export const NEEDS = { objects: ["netflow"] };
+
+export type Flow = ReturnType<Collector["records"]>[number];
+
+/** A collector running only the netflow probe (and `ephemeral_port` when asked). */
+export async function startNetflow(
+  options: { poll?: string; probe?: string; collapse?: boolean } = {},
+): Promise<Collector> {
+  const collapse = options.collapse
+    ? `transforms:
+  merged:
+    type: ephemeral_port
+    inputs: [flows]
+`
+    : "";
+  const collector = new Collector([
+    "--pipeline",
+    tempPipeline(`version: 1
+probes:
+  flows:
+    type: netflow
+    poll: ${options.poll ?? "1s"}
+${options.probe ?? ""}
+${collapse}outputs:
+  out:
+    type: stdout
+    inputs: [${options.collapse ? "merged" : "flows"}]
+    format: json
+`),
+  ]);
+  await collector.attached();
+  return collector;
+}
+
+/** Stops the collector (its last poll flushes) and returns its netflow records. */
+export async function stopAndRead(collector: Collector): Promise<Flow[]> {
+  const status = await collector.stop("SIGINT");
+  assert.equal(status.code, 0, collector.stderr);
+  return collector.records().filter((r) => r.measurement === "netflow");
+}
+
+/** Sums a field over the records that match `where` (tag → value). NETFLOW_TEST_DEBUG=1 shows them. */
+export function sum(flows: Flow[], field: string, where: Record<string, string>): number {
+  return flows
+    .filter((f) => Object.entries(where).every(([k, v]) => f.tags[k] === v))
+    .reduce((total, f) => {
+      if (Deno.env.get("NETFLOW_TEST_DEBUG")) console.error(field, JSON.stringify(f));
+      return total + Number(f.fields[field] ?? 0);
+    }, 0);
+}
+
+/** With NETFLOW_TEST_FIGURES=1, prints a compared pair (for closing notes and bug reports). */
+export function figure(what: string, ours: number, reference: number): void {
+  if (Deno.env.get("NETFLOW_TEST_FIGURES")) {
+    console.error(`FIGURE ${what}: ours ${ours}, reference ${reference}`);
+  }
+}
+
+/** The counter's value in the collector's exit summary line. */
+export function summaryCounter(collector: Collector, name: string): number {
+  const m = new RegExp(`${name}\\{stage=flows\\}=(\\d+)`).exec(collector.stderr);
+  assert.ok(m, `no ${name} in the summary:\n${collector.stderr}`);
+  return Number(m[1]);
+}
+
+export async function run(cmd: string, args: string[]): Promise<string> {
+  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}${text}`);
+  }
+  return text;
+}
+
+/** A TCP listener on 127.0.0.1, on a port the kernel picks. */
+export function listenLoopback(): { listener: Deno.TcpListener; port: number } {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  return { listener, port: listener.addr.port };
+}
+
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
