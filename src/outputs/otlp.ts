@@ -77,6 +77,12 @@ export const DEFAULT_SUM_FIELDS: readonly string[] = [
   "retransmits",
   "tcp_established",
   "tcp_closed",
+  "tcp_connect_refused",
+  "tcp_connect_timeouts",
+  "tcp_connect_unreachable",
+  "tcp_connect_aborted",
+  "tcp_resets_received",
+  "tcp_resets_sent",
   "count",
 ];
 /** Units of the measurements' fields, in UCUM as OpenTelemetry names them. */

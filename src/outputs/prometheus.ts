@@ -46,7 +46,8 @@ export interface PrometheusConfig {
 }
 
 /** Field names whose values are counts to be summed (the rest are gauges). */
-const COUNTED = /^(bytes_.*|retransmits|tcp_established|tcp_closed|count|commands|.*_count)$/;
+const COUNTED =
+  /^(bytes_.*|retransmits|tcp_established|tcp_closed|tcp_connect_.*|tcp_resets_.*|count|commands|.*_count)$/;
 
 interface Series {
   name: string;

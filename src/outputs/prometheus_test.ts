@@ -34,6 +34,18 @@ Deno.test("MetricsStore: counted fields add up as _total counters, the rest are 
   );
 });
 
+Deno.test("MetricsStore: netflow's failed connects and resets are counters", () => {
+  const store = new MetricsStore({ maxSeries: 100, idleMs: 60_000 });
+  const failures = { tcp_connect_refused: 2n, tcp_connect_timeouts: 1n, tcp_resets_sent: 3n };
+  store.add({ measurement: "netflow", tags: { host: "h" }, fields: failures, time: T }, 0);
+  store.add({ measurement: "netflow", tags: { host: "h" }, fields: failures, time: T }, 1);
+  const text = store.render();
+  for (const [name, per] of Object.entries(failures)) {
+    assert.match(text, new RegExp(`# TYPE netflow_${name}_total counter`));
+    assert.match(text, new RegExp(`netflow_${name}_total\\{host="h"\\} ${per * 2n}\n`));
+  }
+});
+
 Deno.test("MetricsStore: idle series expire, and max_series refuses new ones, counted", () => {
   const store = new MetricsStore({ maxSeries: 3, idleMs: 1000 });
   store.add(flow("443", 1n, 1n), 0); // 2 series
