@@ -393,6 +393,27 @@ static __always_inline void claim_tcp_socket(struct sock *sk)
 }
 
 /*
+ * The storage of an open TCP socket, made for one open before we started (bytes from its start,
+ * pid unknown: its next read or write tells; direction from its port); NULL, counted, when the
+ * kernel has no memory for it.
+ */
+static __always_inline struct tcp_sock_state *open_tcp_state(struct sock *sk)
+{
+	struct tcp_sock_state *st =
+		bpf_sk_storage_get(&tcp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+
+	if (!st) {
+		count_drop(DROP_SOCKETS_FULL);
+		return NULL;
+	}
+	if (!st->direction) {
+		st->direction = tcp_direction_guess(sk);
+		st->local_port = sk->__sk_common.skc_num;
+	}
+	return st;
+}
+
+/*
  * The flow of a TCP socket at or after its close: owner and direction from its storage (or
  * guessed), the local port kept there or in inet_sport (closing zeroes the socket's own port
  * unless the application bound it); false for families we do not report.
@@ -549,17 +570,9 @@ int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
 	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE ||
 	    state == TCP_LISTEN)
 		return 0;
-	st = bpf_sk_storage_get(&tcp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st) {
-		count_drop(DROP_SOCKETS_FULL);
-		return 0;
-	}
-	/* Open before we started and not walked yet: as the iterator would note it. */
-	if (!st->direction) {
-		st->direction = tcp_direction_guess(sk);
-		st->local_port = sk->__sk_common.skc_num;
-	}
-	st->resets_received++;
+	st = open_tcp_state(sk);
+	if (st)
+		st->resets_received++;
 	return 0;
 }
 
@@ -635,19 +648,9 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 	if (state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE)
 		return 0;
 	count_walked(true);
-	st = bpf_sk_storage_get(&tcp_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!st) {
-		count_drop(DROP_SOCKETS_FULL);
+	st = open_tcp_state(sk);
+	if (!st)
 		return 0;
-	}
-	/*
-	 * Open before we started: pid unknown (its next read or write tells), direction from its
-	 * port, bytes from its start.
-	 */
-	if (!st->direction) {
-		st->direction = tcp_direction_guess(sk);
-		st->local_port = skc->skc_num;
-	}
 	/* The warm-up pass at start only notes listeners and sockets: nothing is staged. */
 	if (!epoch)
 		return 0;

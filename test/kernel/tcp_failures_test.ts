@@ -20,15 +20,9 @@ import {
   stopAndRead,
   sum,
 } from "./_netflow.ts";
+import { TCP_FAILURES } from "../../src/probes/netflow_flows.ts";
 
-const FAILURES = [
-  "tcp_connect_refused",
-  "tcp_connect_timeouts",
-  "tcp_connect_unreachable",
-  "tcp_connect_aborted",
-  "tcp_resets_received",
-  "tcp_resets_sent",
-];
+const FAILURES = TCP_FAILURES.map(([field]) => field);
 
 /** Every failure field summed over the records of `port` at either end. */
 function failuresOf(flows: Flow[], port: number): { [field: string]: number } {
