@@ -6,6 +6,7 @@
  * - docs/capabilities.md `capabilities`: each probe's capabilities and the default pipeline's.
  * - docs/pipeline.md `stages`: every stage type with what it does and its capabilities.
  * - docs/pipeline.md `keys`: every stage type's keys, defaults and one-line docs.
+ * - docs/self-metrics.md `losses`: every loss counter the loss watch warns about, and why.
  *
  * A block is `<!-- generated: NAME (deno task docs) -->` ... `<!-- end generated: NAME -->`;
  * the text around it is written by hand. `scripts/gen_docs_test.ts` fails when a committed
@@ -14,6 +15,7 @@
  */
 import { parse } from "yaml";
 import { REGISTRY, SECTIONS } from "../src/pipeline/registry.ts";
+import { declaredLosses, lossKinds } from "../src/pipeline/loss_watch.ts";
 import type { KeySpec } from "../src/pipeline/schema.ts";
 import type { StageDef } from "../src/pipeline/stage.ts";
 
@@ -23,6 +25,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 export const GENERATED: { [file: string]: { [block: string]: () => string } } = {
   "docs/capabilities.md": { capabilities: capabilitiesBlock },
   "docs/pipeline.md": { stages: stagesBlock, keys: keysBlock },
+  "docs/self-metrics.md": { losses: lossesBlock },
 };
 
 /** A table cell: one line, `|` escaped. */
@@ -50,6 +53,21 @@ function capabilitiesBlock(): string {
   return `${table(["probe", "capabilities"], rows)}
 
 **The default pipeline** (${list([...new Set(types)])}) needs **${needed.join(", ")}**.`;
+}
+
+function lossesBlock(): string {
+  const declaredBy = (counter: string) =>
+    SECTIONS.flatMap((s) => [...REGISTRY[s].values()])
+      .filter((d) => [...d.drops ?? [], ...d.losses ?? []].some((l) => l.counter === counter))
+      .map((d) => d.type);
+  const declared = new Set(declaredLosses().map((l) => l.counter));
+  const rows = Object.entries(lossKinds()).map(([counter, k]) => [
+    `\`${counter}\``,
+    k.what,
+    k.why ?? (counter === "records_dropped" ? "its `reason` label says" : ""),
+    declared.has(counter) ? list(declaredBy(counter)) : "the runtime, outputs",
+  ]);
+  return table(["counter", "what is lost", "why", "counted by"], rows);
 }
 
 function stagesBlock(): string {

@@ -69,7 +69,7 @@ export function declaredLosses(): Loss[] {
 let kinds: { [counter: string]: { what: string; why?: string } } | undefined;
 
 /** Every loss counter by name: the pipeline's, then what the stage types declare. */
-function lossKinds(): { [counter: string]: { what: string; why?: string } } {
+export function lossKinds(): { [counter: string]: { what: string; why?: string } } {
   if (kinds) return kinds;
   kinds = { ...PIPELINE_KINDS };
   for (const loss of declaredLosses()) kinds[loss.counter] ??= loss;
