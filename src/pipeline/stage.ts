@@ -171,7 +171,15 @@ export interface HostCheck<C = any> {
   run(config: C): string;
 }
 
-/** A stage type: `type: <name>` in one section of the file. */
+/**
+ * A stage type: `type: <name>` in one section of the file.
+ *
+ * The def is the one place a type is described: the loader, `--explain`, `--doctor`, the loss
+ * watch, the docs' tables (`deno task docs`), the kernel tests of the default pipeline, the
+ * one-file builds and the deploy files' checks read it, so none of them lists stage types by
+ * hand. A probe's part of it (the probe contract): `capabilities`, `bpfObject`, `drops`,
+ * `losses`, `checks`, `intervalMs`.
+ */
 // deno-lint-ignore no-explicit-any
 export interface StageDef<C = any> {
   readonly type: string;
