@@ -3,6 +3,7 @@
  * (src/pipeline/registry.ts), between marker comments in the committed files, so a new stage
  * type is documented by its def alone:
  *
+ * - README.md `probes`: each probe and what it collects.
  * - docs/capabilities.md `capabilities`: each probe's capabilities and the default pipeline's.
  * - docs/pipeline.md `stages`: every stage type with what it does and its capabilities.
  * - docs/pipeline.md `keys`: every stage type's keys, defaults and one-line docs.
@@ -23,6 +24,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 
 /** The files with generated blocks, and what each block holds. */
 export const GENERATED: { [file: string]: { [block: string]: () => string } } = {
+  "README.md": { probes: probesBlock },
   "docs/capabilities.md": { capabilities: capabilitiesBlock },
   "docs/pipeline.md": { stages: stagesBlock, keys: keysBlock },
   "docs/self-metrics.md": { losses: lossesBlock },
@@ -40,6 +42,11 @@ function table(head: string[], rows: string[][]): string {
 
 const list = (items: readonly string[]) => items.map((i) => `\`${i}\``).join(", ");
 const caps = (def: StageDef) => def.capabilities?.length ? def.capabilities.join(", ") : "none";
+
+function probesBlock(): string {
+  const rows = [...REGISTRY.probes.values()].map((d) => [`\`${d.type}\``, d.describe]);
+  return table(["probe", "what it collects"], rows);
+}
 
 function capabilitiesBlock(): string {
   const probes = [...REGISTRY.probes.values()];
