@@ -14,6 +14,7 @@ import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } f
 import { output, ROOT, shellWords, tempPipeline } from "./_run_command.ts";
 import { findInPath } from "./_server_process.ts";
 import { capabilitiesOf, defaultPipelineProbes } from "./_default_probes.ts";
+import { PROBES } from "../src/probes/mod.ts";
 import { RUNTIME_ENV, RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
@@ -31,10 +32,13 @@ function defaultPipelineCapabilities(): string[] {
 
 /** The settings the cluster variant adds to each stage of a type, in this order. */
 const CLUSTER_SETTINGS: Record<string, [section: string, key: string, value: string][]> = {
-  // The host's bash and cgroup v2 root, mounted under /host by daemonset.yaml.
-  bash: [["probes", "binary", "/host/usr/bin/bash"]],
-  netflow: [["probes", "cgroup", "/host/sys/fs/cgroup"]],
-  dns: [["probes", "cgroup", "/host/sys/fs/cgroup"]],
+  // The host files probes read (their defs' hostPaths), mounted under /host by daemonset.yaml.
+  ...Object.fromEntries(
+    [...PROBES.values()].map((d) => [
+      d.type,
+      Object.entries(d.hostPaths ?? {}).map(([key, path]) => ["probes", key, path]),
+    ]),
+  ),
   // The host's cgroup tree (the pod's own /sys/fs/cgroup shows only its cgroup namespace), and
   // pod names from the API server for this node's pods.
   container: [
@@ -325,6 +329,17 @@ Deno.test("no container is privileged; each holds exactly the probes' capabiliti
       for (const m of c.volumeMounts) {
         if (hostMounts.has(m.name) && m.name !== "state") {
           assert.equal(m.readOnly, true, `${c.name}: host mount ${m.name} must be read-only`);
+        }
+      }
+      // Each host file the default pipeline's probes read is mounted, read-only, where the
+      // ConfigMap's pipeline points them.
+      for (const probe of defaultPipelineProbes()) {
+        for (const path of Object.values(PROBES.get(probe.type)!.hostPaths ?? {})) {
+          const mount = c.volumeMounts.find((m: { mountPath: string }) =>
+            path === m.mountPath || path.startsWith(`${m.mountPath}/`)
+          );
+          assert.ok(mount && hostMounts.has(mount.name), `${c.name}: no host mount for ${path}`);
+          assert.equal(mount.readOnly, true, `${c.name}: ${path} must be read-only`);
         }
       }
       assert.ok(c.resources.limits.memory, `${c.name}: memory limit`);

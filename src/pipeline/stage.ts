@@ -177,8 +177,8 @@ export interface HostCheck<C = any> {
  * The def is the one place a type is described: the loader, `--explain`, `--doctor`, the loss
  * watch, the docs' tables (`deno task docs`), the kernel tests of the default pipeline, the
  * one-file builds and the deploy files' checks read it, so none of them lists stage types by
- * hand. A probe's part of it (the probe contract): `capabilities`, `bpfObject`, `drops`,
- * `losses`, `checks`, `intervalMs`.
+ * hand. A probe's part of it (the probe contract): `capabilities`, `bpfObject`, `hostPaths`,
+ * `drops`, `losses`, `checks`, `intervalMs`.
  */
 // deno-lint-ignore no-explicit-any
 export interface StageDef<C = any> {
@@ -207,6 +207,13 @@ export interface StageDef<C = any> {
    * their list of objects from here. Absent: the probe loads nothing into the kernel.
    */
   readonly bpfObject?: string;
+  /**
+   * Probes that read the host's files: the settings that point them at the host's copy where
+   * the host is mounted under /host (deploy/kubernetes/daemonset.yaml), e.g. bash's
+   * `binary: /host/usr/bin/bash`. The ConfigMap's pipeline gets them, and the DaemonSet must
+   * mount each (test/deploy_test.ts).
+   */
+  readonly hostPaths?: { readonly [key: string]: string };
   /**
    * Probes with a BPF object: the counters their `drops` map mirrors, by index (the map's
    * key), with what each loses. Every probe's object has the reasons every probe shares,

@@ -123,6 +123,7 @@ export const bashProbe: StageDef<BashConfig> = {
   // Linux 6.6 needs it, on kernels with the 2025 backport (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON"],
   bpfObject: "bash",
+  hostPaths: { binary: "/host/usr/bin/bash" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS],
   checks: [{

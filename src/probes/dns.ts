@@ -99,6 +99,7 @@ export const dnsProbe: StageDef<DnsConfig> = {
   // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
   bpfObject: "dns",
+  hostPaths: { cgroup: "/host/sys/fs/cgroup" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS, {
     counter: "pending_dropped",

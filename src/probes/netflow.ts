@@ -119,6 +119,7 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
   bpfObject: "netflow",
+  hostPaths: { cgroup: "/host/sys/fs/cgroup" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS],
   checks: [CGROUP_V2_CHECK],
