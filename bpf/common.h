@@ -5,7 +5,11 @@
 
 #include <bpf/bpf_core_read.h>
 
-/* Indexes into `drops`; keep in step with DROP_REASONS in src/probes/drops.ts. */
+/*
+ * Indexes into `drops`; keep in step with COMMON_DROPS in src/probes/drops.ts (a test compares
+ * them). A probe with drop reasons of its own continues this enum from DROP_REASONS in its .h
+ * and declares them in its def's `drops` (src/pipeline/stage.ts); sizeDrops() sizes the map.
+ */
 enum drop_reason {
 	DROP_RINGBUF_FULL = 0, /* bpf_ringbuf_output failed: the reader fell behind */
 	DROP_READ_FAILED = 1,  /* a user/kernel memory read failed, the event was skipped */

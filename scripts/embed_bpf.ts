@@ -1,17 +1,21 @@
 /**
  * Writes the entry point of the one-file builds (`deno task bundle`, `deno task compile`):
- * build/dist/entry.ts runs the collector with every build/bpf/*.bpf.o built in (base64), so
- * the bundle or binary needs nothing beside it but libbpf.so.1.
+ * build/dist/entry.ts runs the collector with the BPF object of every registered probe built in
+ * (base64, from build/bpf/), so the bundle or binary needs nothing beside it but libbpf.so.1.
  */
+import { PROBES } from "../src/probes/mod.ts";
+
 const OUT = "build/dist";
 const objects: { [name: string]: string } = {};
-for (const entry of [...Deno.readDirSync("build/bpf")].sort((a, b) => a.name < b.name ? -1 : 1)) {
-  const m = entry.name.match(/^(\w+)\.bpf\.o$/);
-  if (entry.isFile && m) objects[m[1]] = Deno.readFileSync(`build/bpf/${entry.name}`).toBase64();
-}
-if (Object.keys(objects).length === 0) {
-  console.error("embed: no build/bpf/*.bpf.o: run deno task build first");
-  Deno.exit(1);
+// The objects of the registered probes (their defs' `bpfObject`), each one required.
+for (const name of [...PROBES.values()].flatMap((d) => d.bpfObject ? [d.bpfObject] : []).sort()) {
+  try {
+    objects[name] = Deno.readFileSync(`build/bpf/${name}.bpf.o`).toBase64();
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    console.error(`embed: no build/bpf/${name}.bpf.o: run deno task build first`);
+    Deno.exit(1);
+  }
 }
 Deno.mkdirSync(OUT, { recursive: true });
 Deno.writeTextFileSync(

@@ -5,7 +5,7 @@
  * and closed. Exit 0 when nothing blocks, 1 otherwise.
  *
  * ```
- * ok    privileges: holds CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN (needed by bash, netflow, dns)
+ * ok    privileges: holds CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN (needed by shells, flows)
  * FAIL  cgroup v2: no cgroup v2 hierarchy is mounted → mount -t cgroup2 none /sys/fs/cgroup
  * ```
  */
@@ -17,11 +17,9 @@ import type { Logger } from "./log.ts";
 import type { Pipeline, StageNode } from "./pipeline/load.ts";
 import { missingPermission } from "./pipeline/permissions.ts";
 import { LiveClock } from "./pipeline/clock.ts";
-import type { ProbeStage, StageContext } from "./pipeline/stage.ts";
-import { cgroupV2Mount } from "./system/cgroup.ts";
+import type { HostCheck, ProbeStage, StageContext } from "./pipeline/stage.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
-import { findReadline } from "./probes/bash.ts";
 import { splitHostPort } from "./outputs/http.ts";
 
 /** One line of the report. */
@@ -67,7 +65,7 @@ export async function doctor(pipeline: Pipeline, onCheck: (c: Check) => void): P
     onCheck(c);
   };
   const probes = pipeline.stages.filter((s) => s.kind === "probe");
-  const kernelProbes = probes.filter((p) => p.def.capabilities?.length);
+  const kernelProbes = probes.filter((p) => p.def.bpfObject);
 
   add(
     await check("permissions", () => {
@@ -119,8 +117,7 @@ export async function doctor(pipeline: Pipeline, onCheck: (c: Check) => void): P
       what: "tracefs, bpffs",
       detail: "not needed: probes attach by BTF (tp_btf), uprobe and cgroup, and pin nothing",
     });
-    for (const name of ["bash", "netflow", "dns"]) {
-      if (!kernelProbes.some((p) => p.def.type === name)) continue;
+    for (const name of new Set(kernelProbes.map((p) => p.def.bpfObject!))) {
       const source = bpfObjectSource(name);
       add(
         bpfObjectsEmbedded() || readable(source)
@@ -134,27 +131,15 @@ export async function doctor(pipeline: Pipeline, onCheck: (c: Check) => void): P
       );
     }
   }
-  if (probes.some((p) => p.def.type === "netflow" || p.def.type === "dns")) {
-    add(
-      await check("cgroup v2", () => ({
-        status: "ok",
-        what: "cgroup v2",
-        detail: `mounted at ${cgroupV2Mount()} (from /proc/mounts)`,
-      })),
-    );
-  }
-  for (const p of probes.filter((p) => p.def.type === "bash")) {
-    const binary = (p.config as { binary: string }).binary;
-    add(
-      await check(`probes.${p.name} readline`, () => {
-        const t = findReadline(binary);
-        return {
-          status: "ok",
-          what: `probes.${p.name} readline`,
-          detail: `${t.func} in ${t.binary}${t.shared ? " (shared libreadline)" : ""}`,
-        };
-      }),
-    );
+  // What the probes' defs add (src/pipeline/stage.ts HostCheck): a host-wide check once.
+  const hostChecksDone = new Set<HostCheck>();
+  for (const p of probes) {
+    for (const c of p.def.checks ?? []) {
+      if (c.host && hostChecksDone.has(c)) continue;
+      if (c.host) hostChecksDone.add(c);
+      const what = c.host ? c.what : `probes.${p.name} ${c.what}`;
+      add(await check(what, () => ({ status: "ok", what, detail: c.run(p.config) })));
+    }
   }
   const blocked = checks.some((c) => c.status === "FAIL");
   for (const p of kernelProbes) {

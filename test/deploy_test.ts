@@ -1,6 +1,7 @@
 /**
- * The deployment files say what docs/capabilities.md says: the systemd unit and the DaemonSet
- * grant exactly the capabilities of the default pipeline's probes, the unit passes
+ * The deployment files follow from the probe registry: the systemd unit and the DaemonSet
+ * grant exactly the capabilities the default pipeline's probes declare (their `StageDef`s, which
+ * docs/capabilities.md's table is generated from), the unit passes
  * `systemd-analyze verify` and runs the flags `--explain` prints, every Kubernetes manifest
  * type-checks against the Kubernetes API types (kubernetes-types 1.30.0), no container is
  * privileged, RBAC only reads pods, and the ConfigMap holds the default pipeline.
@@ -12,7 +13,8 @@ import assert from "node:assert/strict";
 import { isMap, isScalar, parse, parseAllDocuments, parseDocument, stringify } from "yaml";
 import { output, ROOT, shellWords, tempPipeline } from "./_run_command.ts";
 import { findInPath } from "./_server_process.ts";
-import { documentedCapabilities } from "./_capabilities_doc.ts";
+import { capabilitiesOf, defaultPipelineProbes } from "./_default_probes.ts";
+import { PROBES } from "../src/probes/mod.ts";
 import { RUNTIME_ENV, RUNTIME_FLAGS } from "../src/pipeline/permissions.ts";
 
 const UNIT = `${ROOT}deploy/systemd/ebpf-collector.service`;
@@ -23,25 +25,20 @@ const CONTAINERFILE = `${ROOT}deploy/Containerfile`;
 const ETC_PIPELINE = "/etc/ebpf-collector/pipeline.yaml";
 const BUNDLE = "/opt/ebpf-collector/ebpf-collector.js";
 
-/** The union of the documented capabilities of the default pipeline's probes, sorted. */
+/** The union of the capabilities the default pipeline's probes declare, sorted. */
 function defaultPipelineCapabilities(): string[] {
-  const rows = documentedCapabilities();
-  const probes = parse(Deno.readTextFileSync(`${ROOT}pipeline.yaml`)).probes;
-  const caps = new Set<string>();
-  for (const [name, probe] of Object.entries(probes as Record<string, { type: string }>)) {
-    const row = rows.get(probe.type);
-    assert.ok(row, `docs/capabilities.md has no row for probe type ${probe.type} (${name})`);
-    for (const c of row) caps.add(c);
-  }
-  return [...caps].sort();
+  return capabilitiesOf(defaultPipelineProbes());
 }
 
 /** The settings the cluster variant adds to each stage of a type, in this order. */
 const CLUSTER_SETTINGS: Record<string, [section: string, key: string, value: string][]> = {
-  // The host's bash and cgroup v2 root, mounted under /host by daemonset.yaml.
-  bash: [["probes", "binary", "/host/usr/bin/bash"]],
-  netflow: [["probes", "cgroup", "/host/sys/fs/cgroup"]],
-  dns: [["probes", "cgroup", "/host/sys/fs/cgroup"]],
+  // The host files probes read (their defs' hostPaths), mounted under /host by daemonset.yaml.
+  ...Object.fromEntries(
+    [...PROBES.values()].map((d) => [
+      d.type,
+      Object.entries(d.hostPaths ?? {}).map(([key, path]) => ["probes", key, path]),
+    ]),
+  ),
   // The host's cgroup tree (the pod's own /sys/fs/cgroup shows only its cgroup namespace), and
   // pod names from the API server for this node's pods.
   container: [
@@ -172,13 +169,13 @@ Deno.test("deno.json's tasks run with the flags and environment --explain prints
   }
 });
 
-Deno.test("docs/capabilities.md has a row for every probe type the default pipeline uses", () => {
+Deno.test("the default pipeline's probes declare the capabilities the deploy files grant", () => {
   const caps = defaultPipelineCapabilities();
   assert.ok(caps.includes("CAP_BPF"), "the kernel probes need CAP_BPF");
   for (const c of caps) assert.match(c, /^CAP_[A-Z_]+$/);
 });
 
-Deno.test("systemd unit grants exactly the documented capabilities, with hardening", () => {
+Deno.test("systemd unit grants exactly the probes' capabilities, with hardening", () => {
   const s = unitSettings();
   const expected = defaultPipelineCapabilities();
   assert.deepEqual(s.get("AmbientCapabilities")?.split(/\s+/).sort(), expected);
@@ -308,7 +305,7 @@ Deno.test("every Kubernetes manifest type-checks against kubernetes-types 1.30.0
   }
 });
 
-Deno.test("no container is privileged; each holds exactly the documented capabilities", () => {
+Deno.test("no container is privileged; each holds exactly the probes' capabilities", () => {
   const expected = defaultPipelineCapabilities().map((c) => c.replace(/^CAP_/, ""));
   const workloads = manifests().filter((m) => m.doc.kind === "DaemonSet");
   assert.equal(workloads.length, 1);
@@ -332,6 +329,17 @@ Deno.test("no container is privileged; each holds exactly the documented capabil
       for (const m of c.volumeMounts) {
         if (hostMounts.has(m.name) && m.name !== "state") {
           assert.equal(m.readOnly, true, `${c.name}: host mount ${m.name} must be read-only`);
+        }
+      }
+      // Each host file the default pipeline's probes read is mounted, read-only, where the
+      // ConfigMap's pipeline points them.
+      for (const probe of defaultPipelineProbes()) {
+        for (const path of Object.values(PROBES.get(probe.type)!.hostPaths ?? {})) {
+          const mount = c.volumeMounts.find((m: { mountPath: string }) =>
+            path === m.mountPath || path.startsWith(`${m.mountPath}/`)
+          );
+          assert.ok(mount && hostMounts.has(mount.name), `${c.name}: no host mount for ${path}`);
+          assert.equal(mount.readOnly, true, `${c.name}: ${path} must be read-only`);
         }
       }
       assert.ok(c.resources.limits.memory, `${c.name}: memory limit`);

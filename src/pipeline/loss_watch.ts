@@ -1,7 +1,8 @@
 /**
  * Warns when the collector loses data, from the counter registry: one place that knows which
  * counters count losses (kernel drops, full queues and buffers, decode errors, output refusals)
- * and says what each means, so every stage only counts.
+ * and says what each means, so every stage only counts. The runtime's own kinds are here;
+ * a stage type declares its own with its def (`drops`, `losses` in src/pipeline/stage.ts).
  *
  * Rate limited per stage and kind (a counter and its `reason`): the first loss is logged at the
  * next check (every second), then at most once per {@linkcode LOSS_WARN_EVERY_MS}, with the
@@ -20,7 +21,8 @@
 import type { Counters, CounterValue } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { Clock } from "./clock.ts";
-import { QUEUE_LIMIT } from "./stage.ts";
+import { REGISTRY, SECTIONS } from "./registry.ts";
+import { type Loss, QUEUE_LIMIT } from "./stage.ts";
 
 /** At most one warning per stage and kind this often. */
 export const LOSS_WARN_EVERY_MS = 10_000;
@@ -28,24 +30,11 @@ export const LOSS_WARN_EVERY_MS = 10_000;
 /** How often the counters are checked. */
 const CHECK_EVERY_MS = 1000;
 
-/** The loss counters: what the count is of, and why it happens (or how to avoid it). */
-const KINDS: { [counter: string]: { what: string; why?: string } } = {
-  // The kernel side's `drops` map (bpf/common.h), mirrored by src/probes/drops.ts.
-  ring_lost: { what: "events lost", why: "ring buffer full, the reader fell behind" },
-  read_failed: { what: "events lost", why: "could not read user memory" },
-  sockets_full: {
-    what: "events lost",
-    why: "no kernel memory for TCP socket storage: pid and direction of new sockets unknown",
-  },
-  flows_full: {
-    what: "events lost",
-    why: "UDP flow map full: datagrams not counted; raise max_udp_flows",
-  },
-  decode_errors: { what: "events not decoded", why: "--debug shows each" },
-  pending_dropped: {
-    what: "DNS queries dropped unanswered",
-    why: "more awaiting an answer than max_pending",
-  },
+/**
+ * The runtime's and the outputs' loss counters: what the count is of, and why it happens (or
+ * how to avoid it). Probes declare theirs in their def (`drops`, `losses`): see `lossKinds`.
+ */
+const PIPELINE_KINDS: { [counter: string]: { what: string; why?: string } } = {
   records_dropped: { what: "records dropped" }, // why: its reason, below
   encode_errors: { what: "records not encoded" },
   fields_dropped: {
@@ -70,6 +59,23 @@ const KINDS: { [counter: string]: { what: string; why?: string } } = {
   },
 };
 
+/** Every stage type's declared losses (`drops`, then `losses`), in registry order. */
+export function declaredLosses(): Loss[] {
+  return SECTIONS.flatMap((section) =>
+    [...REGISTRY[section].values()].flatMap((def) => [...def.drops ?? [], ...def.losses ?? []])
+  );
+}
+
+let kinds: { [counter: string]: { what: string; why?: string } } | undefined;
+
+/** Every loss counter by name: the pipeline's, then what the stage types declare. */
+export function lossKinds(): { [counter: string]: { what: string; why?: string } } {
+  if (kinds) return kinds;
+  kinds = { ...PIPELINE_KINDS };
+  for (const loss of declaredLosses()) kinds[loss.counter] ??= loss;
+  return kinds;
+}
+
 /** Why `records_dropped{reason}` was counted. */
 const REASONS: { [reason: string]: string } = {
   queue_full: `the stage could not keep up: its queue of ${QUEUE_LIMIT} records was full`,
@@ -83,7 +89,7 @@ const REASONS: { [reason: string]: string } = {
 
 /** The warning line for a loss counter that grew by `delta` to `total`. */
 export function lossMessage(c: CounterValue, delta: bigint, total: bigint): string | undefined {
-  const kind = KINDS[c.name];
+  const kind = lossKinds()[c.name];
   if (!kind) return undefined;
   const reason = c.labels.reason;
   const why = c.name === "records_dropped" && reason !== undefined
@@ -96,7 +102,7 @@ export function lossMessage(c: CounterValue, delta: bigint, total: bigint): stri
 
 /** Whether `name` counts lost data (so growing means a warning). */
 export function isLossCounter(name: string): boolean {
-  return name in KINDS;
+  return name in lossKinds();
 }
 
 /** Checks `counters` every second on `clock`; `stop()` cancels and takes a last, unlimited look. */

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { Counters } from "../counters.ts";
 import { ManualClock } from "./clock.ts";
-import { watchLosses } from "./loss_watch.ts";
+import { declaredLosses, lossMessage, watchLosses } from "./loss_watch.ts";
+import { PROBES } from "../probes/mod.ts";
+import { COMMON_DROPS } from "../probes/drops.ts";
 
 const T = 1_767_225_600_000_000_000n;
 const S = 1_000_000_000n;
@@ -84,4 +86,29 @@ Deno.test("watchLosses() takes a kernel total that starts again (a rebuilt probe
     "bash: 2 events lost (ring buffer full, the reader fell behind); 4 in all",
   ]);
   watch.stop();
+});
+
+Deno.test("each loss counter a stage type declares is warned about with its text, and means one thing", () => {
+  const seen = new Map<string, string>();
+  for (const loss of declaredLosses()) {
+    const text = `${loss.what} (${loss.why})`;
+    const before = seen.get(loss.counter);
+    assert.ok(
+      before === undefined || before === text,
+      `${loss.counter} is declared twice with different texts: ${before} / ${text}`,
+    );
+    seen.set(loss.counter, text);
+    const message = lossMessage({ name: loss.counter, labels: { stage: "p" }, value: 2n }, 2n, 2n);
+    assert.equal(message, `p: 2 ${loss.what}${loss.why ? ` (${loss.why})` : ""}`);
+  }
+  // The dns probe's user-space table, declared with its def, not listed in the loss watch.
+  assert.ok(seen.has("pending_dropped") && seen.has("flows_full"), [...seen.keys()].join());
+});
+
+Deno.test("every probe with a BPF object declares what its drops map counts, the shared reasons first", () => {
+  for (const def of PROBES.values()) {
+    if (!def.bpfObject) continue;
+    assert.ok(def.drops, `${def.type}: a BPF object but no drops`);
+    assert.deepEqual(def.drops.slice(0, COMMON_DROPS.length), COMMON_DROPS, def.type);
+  }
 });

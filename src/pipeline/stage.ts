@@ -147,7 +147,39 @@ export interface StageExplanation {
   net?: string[];
 }
 
-/** A stage type: `type: <name>` in one section of the file. */
+/**
+ * A counter that counts lost data, and what it means: the loss watch's warning reads
+ * `<stage>: <n> <what> (<why>)`, e.g. `flows: 37 events lost (UDP flow map full: ...)`.
+ * A counter name means one thing across the registry (a test holds them to it).
+ */
+export interface Loss {
+  readonly counter: string;
+  /** What is lost, counted: "events lost", "DNS queries dropped unanswered". */
+  readonly what: string;
+  /** Why it happens, or what to change so it does not. */
+  readonly why?: string;
+}
+
+/** One line of `--doctor` that a probe adds (see {@linkcode StageDef.checks}). */
+// deno-lint-ignore no-explicit-any
+export interface HostCheck<C = any> {
+  /** The line's name: `probes.<stage> <what>`, or for a `host` check `<what>` alone. */
+  readonly what: string;
+  /** About the host, not the stage's config: one line however many probes list it. */
+  readonly host?: boolean;
+  /** What was found (the `ok` line's detail); throws what is wrong (the `FAIL` line's). */
+  run(config: C): string;
+}
+
+/**
+ * A stage type: `type: <name>` in one section of the file.
+ *
+ * The def is the one place a type is described: the loader, `--explain`, `--doctor`, the loss
+ * watch, the docs' tables (`deno task docs`), the kernel tests of the default pipeline, the
+ * one-file builds and the deploy files' checks read it, so none of them lists stage types by
+ * hand. A probe's part of it (the probe contract): `capabilities`, `bpfObject`, `hostPaths`,
+ * `drops`, `losses`, `checks`, `intervalMs`.
+ */
 // deno-lint-ignore no-explicit-any
 export interface StageDef<C = any> {
   readonly type: string;
@@ -164,9 +196,45 @@ export interface StageDef<C = any> {
   explain?(config: C): StageExplanation;
   /**
    * Probes: the Linux capabilities it needs instead of root (`CAP_BPF`, `CAP_PERFMON`,
-   * `CAP_NET_ADMIN`...), for `--doctor` and the deploy files (docs/capabilities.md).
+   * `CAP_NET_ADMIN`...): the start-up check, `--doctor`, the deploy files and
+   * docs/capabilities.md (generated, `deno task docs`) read them here.
    */
   readonly capabilities?: readonly string[];
+  /**
+   * Probes that run in the kernel: the name of their BPF object, `bpf/<name>.bpf.c` (and its
+   * event contract `bpf/<name>.h`), built to `build/bpf/<name>.bpf.o` and built into the
+   * one-file builds. `--doctor` checks it is there; the kernel tests and the embed step take
+   * their list of objects from here. Absent: the probe loads nothing into the kernel.
+   */
+  readonly bpfObject?: string;
+  /**
+   * Probes that read the host's files: the settings that point them at the host's copy where
+   * the host is mounted under /host (deploy/kubernetes/daemonset.yaml), e.g. bash's
+   * `binary: /host/usr/bin/bash`. The ConfigMap's pipeline gets them, and the DaemonSet must
+   * mount each (test/deploy_test.ts).
+   */
+  readonly hostPaths?: { readonly [key: string]: string };
+  /**
+   * Probes with a BPF object: the counters their `drops` map mirrors, by index (the map's
+   * key), with what each loses. Every probe's object has the reasons every probe shares,
+   * `enum drop_reason` in bpf/common.h = `COMMON_DROPS` in src/probes/drops.ts; a probe with
+   * kernel reasons of its own continues that enum from `DROP_REASONS` in its `.h`, lists
+   * `[...COMMON_DROPS, its own]` here, sizes the map to that before load
+   * (`sizeDrops` in drops.ts) and passes the list to `startReading`.
+   */
+  readonly drops?: readonly Loss[];
+  /**
+   * The stage's other counters that count lost data (decode errors, a full user-space table),
+   * with what each loses: the loss watch (src/pipeline/loss_watch.ts) warns when one grows,
+   * with this text. Counters of the pipeline itself (`records_dropped`...) are the runtime's.
+   */
+  readonly losses?: readonly Loss[];
+  /**
+   * Probes: what `--doctor` checks on this host besides what every kernel probe needs
+   * (privileges, BTF, libbpf, its BPF object, a trial load): bash's readline, a cgroup v2
+   * mount. One line each in the report.
+   */
+  readonly checks?: readonly HostCheck<C>[];
   /** A config that validates: the compliance test and the docs use it. */
   readonly example: { [key: string]: unknown };
   /**

@@ -28,7 +28,7 @@ import {
   decodeBashEvent,
   DecodeError,
 } from "./bash_event.ts";
-import { startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 
 /** Options of a `bash` probe. */
 export interface BashConfig {
@@ -122,6 +122,17 @@ export const bashProbe: StageDef<BashConfig> = {
   // No CAP_SYS_ADMIN: the uprobe_multi link does without it. Only the perf uprobe used before
   // Linux 6.6 needs it, on kernels with the 2025 backport (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON"],
+  bpfObject: "bash",
+  hostPaths: { binary: "/host/usr/bin/bash" },
+  drops: COMMON_DROPS,
+  losses: [DECODE_ERRORS],
+  checks: [{
+    what: "readline",
+    run(config) {
+      const t = findReadline(config.binary);
+      return `${t.func} in ${t.binary}${t.shared ? " (shared libreadline)" : ""}`;
+    },
+  }],
   describe: "Commands typed into interactive bash shells (uretprobe on readline).",
   schema: {
     binary: {

@@ -35,7 +35,8 @@ import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { portRangeOf } from "../system/port_range.ts";
-import { startReading } from "./drops.ts";
+import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
+import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import {
   decodeDnsEvent,
   decodeName,
@@ -97,6 +98,15 @@ export const dnsProbe: StageDef<DnsConfig> = {
   kind: "probe",
   // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
+  bpfObject: "dns",
+  hostPaths: { cgroup: "/host/sys/fs/cgroup" },
+  drops: COMMON_DROPS,
+  losses: [DECODE_ERRORS, {
+    counter: "pending_dropped",
+    what: "DNS queries dropped unanswered",
+    why: "more awaiting an answer than max_pending",
+  }],
+  checks: [CGROUP_V2_CHECK],
   describe: "DNS requests (UDP and TCP, IPv4 and IPv6): latency, rcode, name, asking process.",
   schema: {
     ports: {

@@ -30,7 +30,8 @@ import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { portRangeOf } from "../system/port_range.ts";
-import { startReading } from "./drops.ts";
+import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
+import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import {
   cidrKey,
@@ -118,6 +119,11 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   kind: "probe",
   // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
+  bpfObject: "netflow",
+  hostPaths: { cgroup: "/host/sys/fs/cgroup" },
+  drops: COMMON_DROPS,
+  losses: [DECODE_ERRORS],
+  checks: [CGROUP_V2_CHECK],
   describe: "TCP and UDP flows per process: bytes, retransmits, RTT, connections (IPv4, IPv6).",
   schema: {
     poll: {

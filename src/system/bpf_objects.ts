@@ -32,7 +32,7 @@ export function bpfObjectSource(name: string): string {
   return embedded ? `${name}.bpf.o (embedded)` : bpfObjectPath(name);
 }
 
-/** Opens the probe object `name` (`bash`, `netflow`, `dns`) from wherever this build keeps it. */
+/** Opens the BPF object `name` (a probe def's `bpfObject`) from wherever this build keeps it. */
 export function openBpfObject(name: string): BpfObject {
   if (embedded) {
     const bytes = embedded.get(name);

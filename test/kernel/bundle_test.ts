@@ -7,10 +7,11 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "./_kernel.ts";
 import { output, ROOT, shellWords } from "../_run_command.ts";
+import { defaultKernelProbes, defaultObjects } from "../_default_probes.ts";
 
 kernelTest(
   "the bundle runs the default pipeline outside the source tree with the flags it prints",
-  { objects: ["bash", "netflow", "dns"] },
+  { objects: defaultObjects() },
   async () => {
     const built = await output("bash", ["scripts/package.sh", "bundle"], { cwd: ROOT });
     assert.equal(built.code, 0, built.stderr);
@@ -40,14 +41,17 @@ kernelTest(
         { cwd: dir },
       );
       assert.equal(run.code, 0, run.stderr);
-      for (const probe of ["bash", "netflow", "dns"]) {
-        assert.match(run.stderr, new RegExp(`^attached ${probe}: `, "m"));
+      for (const probe of defaultKernelProbes()) {
+        assert.match(run.stderr, new RegExp(`^attached ${probe.name}: `, "m"));
       }
       // (Its import.meta.url is in `dir`, where no build/bpf exists: the objects are embedded.)
       const records = run.stdout.trim().split("\n").map((l) => JSON.parse(l));
-      assert.ok(
-        records.some((r) => r.measurement === "ebpf_collector" && r.tags.stage === "netflow"),
-      );
+      for (const probe of defaultKernelProbes()) {
+        assert.ok(
+          records.some((r) => r.measurement === "ebpf_collector" && r.tags.stage === probe.name),
+          probe.name,
+        );
+      }
     } finally {
       Deno.removeSync(dir, { recursive: true });
     }

@@ -1,28 +1,27 @@
 /**
  * The collector without root: run as uid 65534 through `setpriv` with exactly the capabilities
- * docs/capabilities.md lists, it collects; with one of them removed, it stops with the one line
- * the doc quotes. This is what the systemd unit and the DaemonSet rely on. The bash probe's row
+ * the probes declare (their `StageDef.capabilities`, the table of docs/capabilities.md), it
+ * collects; with one of them removed, it stops with the one line the doc quotes. This is what the systemd unit and the DaemonSet rely on. The bash probe's row
  * (no CAP_SYS_ADMIN) needs Linux 6.6 or later, for its uprobe_multi link.
  */
 import assert from "node:assert/strict";
-import { parse } from "yaml";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { BASH, PROMPT, Tmux } from "./_tmux.ts";
 import { ROOT, runTaskArgs } from "../_run_command.ts";
-import { documentedCapabilities } from "../_capabilities_doc.ts";
+import { PROBES } from "../../src/probes/mod.ts";
+import { defaultKernelProbes, probeObjects } from "../_default_probes.ts";
 
 const NOBODY = 65534;
-const NEEDS = { objects: ["bash", "netflow", "dns"], tools: ["setpriv", "tmux"] };
+const NEEDS = { objects: probeObjects(), tools: ["setpriv", "tmux"] };
 
-/** The documented capabilities of all of `probeTypes`, sorted. */
+/** The capabilities all of `probeTypes` declare, sorted. */
 function capabilitiesOf(...probeTypes: string[]): string[] {
-  const rows = documentedCapabilities();
   const caps = new Set<string>();
   for (const type of probeTypes) {
-    const row = rows.get(type);
-    assert.ok(row, `docs/capabilities.md has no row for ${type}`);
-    for (const c of row) caps.add(c);
+    const def = PROBES.get(type);
+    assert.ok(def, `no probe type ${type}`);
+    for (const c of def.capabilities ?? []) caps.add(c);
   }
   return [...caps].sort();
 }
@@ -137,9 +136,7 @@ kernelTest(
   NEEDS,
   async () => {
     const pipeline = `${RUN_ROOT}pipeline.yaml`;
-    const probes: Record<string, { type: string }> = parse(Deno.readTextFileSync(pipeline)).probes;
-    const probeTypes = Object.values(probes).map((p) => p.type);
-    const caps = capabilitiesOf(...probeTypes);
+    const caps = capabilitiesOf(...defaultKernelProbes().map((p) => p.type));
     const nonce = crypto.randomUUID().slice(0, 8);
     await using tmux = new Tmux();
     await tmux.start("root", BASH);
@@ -150,8 +147,8 @@ kernelTest(
     // The process really is nobody holding exactly that set (setpriv execs, so the pid is deno's).
     assert.equal(procStatus(collector.pid, "Uid"), `${NOBODY} ${NOBODY} ${NOBODY} ${NOBODY}`);
     assert.equal(BigInt(`0x${procStatus(collector.pid, "CapEff")}`), mask(caps));
-    for (const probe of ["bash", "netflow", "dns"]) {
-      assert.match(collector.stderr, new RegExp(`^attached ${probe}: `, "m"));
+    for (const probe of defaultKernelProbes()) {
+      assert.match(collector.stderr, new RegExp(`^attached ${probe.name}: `, "m"));
     }
     // Not the perf uprobe, which would have needed CAP_SYS_ADMIN.
     assert.match(collector.stderr, /^attached bash: uretprobe\.multi \S+:readline\w* /m);
@@ -193,25 +190,21 @@ kernelTest(
 );
 
 /** What the collector prints when the one-probe pipeline lacks `missing` (docs/capabilities.md). */
-const ERRORS: Record<string, RegExp> = {
-  CAP_BPF:
-    /^error: not allowed to load the probes: missing CAP_BPF \(p\); run as root, or with exactly these: setpriv/,
-  CAP_PERFMON: /^error: not allowed to load the probes: missing CAP_PERFMON \(p\); run as root/,
-  CAP_NET_ADMIN: /^error: not allowed to load the probes: missing CAP_NET_ADMIN \(p\); run as root/,
-};
+function missingError(missing: string): RegExp {
+  return new RegExp(
+    `^error: not allowed to load the probes: missing ${missing} \\(p\\); run as root, ` +
+      `or with exactly these: setpriv`,
+  );
+}
 
+// Every capability each kernel probe declares is needed: without it, the probe cannot load.
 for (
-  const [type, missing] of [
-    ["netflow", "CAP_BPF"],
-    ["netflow", "CAP_PERFMON"],
-    ["netflow", "CAP_NET_ADMIN"],
-    ["dns", "CAP_NET_ADMIN"],
-    ["bash", "CAP_PERFMON"],
-  ]
+  const [type, missing] of [...PROBES.values()].flatMap((d) =>
+    d.bpfObject ? (d.capabilities ?? []).map((c) => [d.type, c]) : []
+  )
 ) {
   kernelTest(`${type} without ${missing}: one error line, exit code 1`, NEEDS, async () => {
     const caps = capabilitiesOf(type);
-    assert.ok(caps.includes(missing), `docs/capabilities.md: ${type} should need ${missing}`);
     await using collector = nobodyCollector(
       caps.filter((c) => c !== missing),
       onePipeline(type),
@@ -221,6 +214,6 @@ for (
     assert.equal(status.code, 1, collector.stderr);
     const lines = collector.stderr.trim().split("\n");
     assert.equal(lines.length, 1, `one line, no stack trace:\n${collector.stderr}`);
-    assert.match(lines[0], ERRORS[missing]);
+    assert.match(lines[0], missingError(missing));
   });
 }

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "./_kernel.ts";
 import { ROOT, runTaskArgs, tempPipeline } from "../_run_command.ts";
+import { defaultKernelProbes, defaultObjects } from "../_default_probes.ts";
 
 async function doctor(
   args: string[],
@@ -42,18 +43,18 @@ async function loadedPrograms(): Promise<string[]> {
 
 kernelTest(
   "--doctor passes on the default pipeline as root and leaves no program behind",
-  { objects: ["bash", "netflow", "dns"], tools: ["bpftool"] },
+  { objects: defaultObjects(), tools: ["bpftool"] },
   async () => {
     const before = (await loadedPrograms()).filter((n) => n === "dump_tcp").length;
     const { code, stdout, stderr } = await doctor([]);
     assert.equal(code, 0, stdout + stderr);
     const lines = stdout.trim().split("\n");
     for (const line of lines) assert.match(line, /^ok {4}/, line);
-    for (const probe of ["bash", "netflow", "dns"]) {
+    for (const { name } of defaultKernelProbes()) {
       assert.match(
         stdout,
         new RegExp(
-          `^ok {4}probes\\.${probe}: loaded and attached \\d+ programs? in \\d+ ms, detached$`,
+          `^ok {4}probes\\.${name}: loaded and attached \\d+ programs? in \\d+ ms, detached$`,
           "m",
         ),
       );
@@ -67,7 +68,7 @@ kernelTest(
 
 kernelTest(
   "--doctor without root names the missing capabilities and the setpriv line that grants them",
-  { objects: ["bash"], tools: ["setpriv"] },
+  { objects: defaultObjects(), tools: ["setpriv"] },
   async () => {
     // nobody, with no capabilities; Deno's cache in a folder that user may write.
     const denoDir = Deno.makeTempDirSync({ prefix: "ebpf-doctor-" });
@@ -79,11 +80,24 @@ kernelTest(
         { DENO_DIR: denoDir, HOME: denoDir },
       );
       assert.equal(code, 1, stdout);
-      assert.match(
-        stdout,
-        /^FAIL {2}privileges: missing CAP_BPF \(bash, netflow, dns\), CAP_PERFMON \(bash, netflow, dns\), CAP_NET_ADMIN \(netflow, dns\) → run as root, or with exactly these: setpriv --inh-caps=\+bpf,\+perfmon,\+net_admin/m,
+      // Each capability the default pipeline's probes declare, with the probes that need it.
+      const needing = new Map<string, string[]>();
+      for (const p of defaultKernelProbes()) {
+        for (const c of p.capabilities) needing.set(c, [...needing.get(c) ?? [], p.name]);
+      }
+      const missing = [...needing].map(([c, names]) => `${c} (${names.join(", ")})`).join(", ");
+      const flags = [...needing.keys()].map((c) => `+${c.slice(4).toLowerCase()}`).join(",");
+      const line = stdout.split("\n").find((l) => l.startsWith("FAIL  privileges: ")) ?? stdout;
+      assert.ok(
+        line.startsWith(
+          `FAIL  privileges: missing ${missing} → run as root, or with exactly these: ` +
+            `setpriv --inh-caps=${flags}`,
+        ),
+        line,
       );
-      assert.match(stdout, /^warn {2}probes\.netflow: not tried/m);
+      for (const { name } of defaultKernelProbes()) {
+        assert.match(stdout, new RegExp(`^warn {2}probes\\.${name}: not tried`, "m"));
+      }
     } finally {
       Deno.removeSync(denoDir, { recursive: true });
     }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { kernelTest } from "./_kernel.ts";
 import { explainedCommand, output } from "../_run_command.ts";
+import { defaultKernelProbes, defaultObjects } from "../_default_probes.ts";
 
 async function run(args: string[]) {
   // --no-prompt: a missing permission must fail, never wait on a terminal.
@@ -14,7 +15,7 @@ async function run(args: string[]) {
 
 kernelTest(
   "the collector runs the default pipeline with exactly the flags --explain prints",
-  { objects: ["bash", "netflow", "dns"] },
+  { objects: defaultObjects() },
   async () => {
     const command = (await explainedCommand("pipeline.yaml")).slice(1);
     assert.ok(!command.includes("--allow-all") && !command.includes("-A"));
@@ -22,13 +23,13 @@ kernelTest(
     const { code, stdout, stderr } = await run([...command, "--duration", "2s"]);
     assert.equal(code, 0, stderr);
     assert.match(stderr, /collecting with pipeline\.yaml/);
-    for (const probe of ["bash", "netflow", "dns"]) {
-      assert.match(stderr, new RegExp(`^attached ${probe}: `, "m"));
+    for (const probe of defaultKernelProbes()) {
+      assert.match(stderr, new RegExp(`^attached ${probe.name}: `, "m"));
     }
     // The `self` probe's last report at shutdown: one record per probe, every output reached.
     const stages = stdout.trim().split("\n").map((l) => JSON.parse(l))
       .filter((r) => r.measurement === "ebpf_collector").map((r) => r.tags.stage);
-    for (const probe of ["bash", "netflow", "dns"]) assert.ok(stages.includes(probe), stdout);
+    for (const probe of defaultKernelProbes()) assert.ok(stages.includes(probe.name), stdout);
   },
 );
 
