@@ -5,6 +5,7 @@
  * queries. Pure: tested on hand-built bytes; test/kernel/layout_test.ts checks these offsets
  * against the object's BTF.
  */
+import { decodeCommOf } from "./comm.ts";
 import { formatAddress } from "./netflow_event.ts";
 import type { DnsSegment } from "./dns_messages.ts";
 
@@ -133,31 +134,6 @@ export class DnsDecodeError extends Error {
   override name = "DnsDecodeError";
 }
 
-/** Process names by pid, so a busy process's name is decoded once (checked against its bytes). */
-const comms = new Map<number, { bytes: Uint8Array; name: string }>();
-/** Pids remembered at most; then the cache starts afresh (a few KiB). */
-const COMMS_MAX = 1024;
-
-/** `comm` (16 bytes at `at`, NUL-padded, Latin-1 as the kernel keeps it) of `pid`, cached. */
-function commOf(pid: number, bytes: Uint8Array, at: number): string {
-  const cached = comms.get(pid);
-  if (cached !== undefined) {
-    let same = true;
-    for (let i = 0; i < 16 && same; i++) same = bytes[at + i] === cached.bytes[i];
-    if (same) return cached.name;
-  }
-  const raw = bytes.slice(at, at + 16);
-  const nul = raw.indexOf(0);
-  // Latin-1: each byte is the code point of the same value.
-  const name = String.fromCharCode.apply(
-    null,
-    (nul < 0 ? raw : raw.subarray(0, nul)) as unknown as number[],
-  );
-  if (comms.size >= COMMS_MAX) comms.clear();
-  comms.set(pid, { bytes: raw, name });
-  return name;
-}
-
 function familyOf(family: number): "IPv4" | "IPv6" {
   if (family !== AF_INET && family !== AF_INET6) {
     throw new DnsDecodeError(`unknown address family ${family}`);
@@ -224,7 +200,7 @@ export function decodeDnsEvent(
     remotePort: view.getUint16(offset + L.remote_port, true),
     pid,
     cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
-    comm: commOf(pid, bytes, L.comm),
+    comm: decodeCommOf(pid, bytes, L.comm),
     payload: bytes.slice(L.payload, L.payload + captured),
   };
   // The whole length, so TCP framing stays in step when the kernel copied only the start.
@@ -285,7 +261,7 @@ export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
     localPort: view.getUint16(L.local_port, true),
     remoteIp: formatAddress(key, ipv4, L.remote_addr),
     remotePort: view.getUint16(L.remote_port, true),
-    comm: commOf(pid, key, L.comm),
+    comm: decodeCommOf(pid, key, L.comm),
   };
 }
 
@@ -361,7 +337,7 @@ export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQue
     cgroupId: v.getBigUint64(V.cgroup_id, true),
     pid,
     retransmits: v.getUint32(V.retransmits, true),
-    comm: commOf(pid, value, V.comm),
+    comm: decodeCommOf(pid, value, V.comm),
   };
 }
 

@@ -3,6 +3,7 @@
  * bytes; test/kernel/layout_test.ts checks these offsets against the object's BTF.
  */
 import ipaddr from "ipaddr.js";
+import { decodeComm } from "./comm.ts";
 
 /** `struct flow_key`: member → byte offset. */
 export const FLOW_KEY_LAYOUT = {
@@ -118,15 +119,6 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-const latin1 = new TextDecoder("latin1");
-
-/** A NUL-terminated `char[16]` task name. */
-function comm(bytes: Uint8Array, at: number): string {
-  const field = bytes.subarray(at, at + 16);
-  const end = field.indexOf(0);
-  return latin1.decode(end < 0 ? field : field.subarray(0, end));
-}
-
 /**
  * Text form of the 16-byte address at `at`: dotted quad for IPv4 (stored mapped), RFC 5952 for
  * IPv6. Indexed in place: a subarray per address costs more than the formatting on hot paths.
@@ -179,7 +171,7 @@ export function decodeFlowDelta(view: DataView, offset: number): FlowDelta {
   const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   const delta: FlowDelta = {
     key,
-    comm: comm(bytes, at + C.comm),
+    comm: decodeComm(bytes, at + C.comm),
     bytesWritten: view.getBigUint64(at + C.bytes_written, true),
     bytesRead: view.getBigUint64(at + C.bytes_read, true),
   };
@@ -216,7 +208,7 @@ export function sumUdpCounts(
   for (let at = 0; at + UDP_COUNTS_SIZE <= value.length; at += UDP_COUNTS_SIZE) {
     bytesRead += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, true);
     bytesWritten += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, true);
-    if (!name) name = comm(value, at + UDP_COUNTS_LAYOUT.comm);
+    if (!name) name = decodeComm(value, at + UDP_COUNTS_LAYOUT.comm);
     if (!cgroupId) cgroupId = view.getBigUint64(at + UDP_COUNTS_LAYOUT.cgroup_id, true);
   }
   return { bytesRead, bytesWritten, comm: name, cgroupId };
