@@ -142,6 +142,9 @@ enum dns_count {
 	DNS_COUNTS = 8,
 };
 
+/* The types user space mirrors that no map holds, kept in the BTF (see BTF_ANCHOR). */
+BTF_ANCHOR(dns, enum dns_side *side, enum dns_event_kind *kind, enum dns_count *count)
+
 /* Who owns a socket: set in process context (connect, sendmsg, recvmsg hooks). */
 struct dns_owner {
 	__u32 pid;

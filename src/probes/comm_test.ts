@@ -7,23 +7,13 @@ import assert from "node:assert/strict";
 import { decodeClosedFlow, decodeFlowDelta, sumUdpCounts } from "./netflow_event.ts";
 import { decodeDnsEvent, decodePending, decodeRowEvent } from "./dns_event.ts";
 import {
-  DNS_EVENT_LAYOUT,
-  DNS_FLOW_KEY_LAYOUT,
-  DNS_PENDING_KEY_SIZE,
-  DNS_PENDING_LAYOUT,
-  DNS_PENDING_SIZE,
-  DNS_ROW_EVENT_LAYOUT,
-  DNS_ROW_EVENT_SIZE,
+  DNS_EVENT,
+  DNS_FLOW_KEY,
+  DNS_PENDING,
+  DNS_PENDING_KEY,
+  DNS_ROW_EVENT,
 } from "./dns_event.ts";
-import {
-  FLOW_COUNTS_LAYOUT,
-  FLOW_DELTA_LAYOUT,
-  FLOW_DELTA_SIZE,
-  FLOW_ID_SIZE,
-  FLOW_KEY_LAYOUT,
-  UDP_COUNTS_LAYOUT,
-  UDP_COUNTS_SIZE,
-} from "./netflow_event.ts";
+import { FLOW_COUNTS, FLOW_DELTA, FLOW_ID, FLOW_KEY, UDP_COUNTS } from "./netflow_event.ts";
 
 /** The kernel's `char[16]` for a process that named itself `name` (raw bytes, as prctl takes). */
 function kernelComm(name: Uint8Array): Uint8Array {
@@ -45,47 +35,47 @@ const NAMES: [string, Uint8Array, string][] = [
 
 /** One netflow `struct flow_delta` (IPv4 TCP, outgoing) carrying `comm`. */
 function flowDelta(comm: Uint8Array): Uint8Array {
-  const bytes = new Uint8Array(FLOW_DELTA_SIZE);
-  const key = FLOW_DELTA_LAYOUT.id;
-  bytes[key + FLOW_KEY_LAYOUT.family] = 2; // AF_INET
-  bytes[key + FLOW_KEY_LAYOUT.transport] = 6; // IPPROTO_TCP
-  bytes[key + FLOW_KEY_LAYOUT.direction] = 1; // outgoing
-  bytes.set(comm, FLOW_DELTA_LAYOUT.counts + FLOW_COUNTS_LAYOUT.comm);
+  const bytes = new Uint8Array(FLOW_DELTA.size);
+  const key = FLOW_DELTA.offsets.id;
+  bytes[key + FLOW_KEY.offsets.family] = 2; // AF_INET
+  bytes[key + FLOW_KEY.offsets.transport] = 6; // IPPROTO_TCP
+  bytes[key + FLOW_KEY.offsets.direction] = 1; // outgoing
+  bytes.set(comm, FLOW_DELTA.offsets.counts + FLOW_COUNTS.offsets.comm);
   return bytes;
 }
 
 /** What the netflow probe gives for a flow of a process with this `comm`, by each path. */
 function netflowNames(comm: Uint8Array): string[] {
   const delta = flowDelta(comm);
-  const udp = new Uint8Array(2 * UDP_COUNTS_SIZE); // two CPUs, the second saw the flow
-  udp.set(comm, UDP_COUNTS_SIZE + UDP_COUNTS_LAYOUT.comm);
+  const udp = new Uint8Array(2 * UDP_COUNTS.size); // two CPUs, the second saw the flow
+  udp.set(comm, UDP_COUNTS.size + UDP_COUNTS.offsets.comm);
   return [
     decodeFlowDelta(new DataView(delta.buffer), 0).comm, // an iterator's record or a close
-    decodeClosedFlow(delta.slice(0, FLOW_ID_SIZE), delta.slice(FLOW_ID_SIZE)).comm,
+    decodeClosedFlow(delta.slice(0, FLOW_ID.size), delta.slice(FLOW_ID.size)).comm,
     sumUdpCounts(udp).comm,
   ];
 }
 
 /** What the dns probe gives for a message, a kernel row and a pending query with this `comm`. */
 function dnsNames(comm: Uint8Array, pid: number): string[] {
-  const L = DNS_EVENT_LAYOUT;
+  const L = DNS_EVENT.offsets;
   const event = new Uint8Array(L.payload);
   event.set([1, 2, 17, 1], L.kind); // a message, AF_INET, UDP, client side
   new DataView(event.buffer).setUint32(L.pid, pid, true);
   event.set(comm, L.comm);
 
-  const row = new Uint8Array(DNS_ROW_EVENT_SIZE);
-  const key = DNS_ROW_EVENT_LAYOUT.key;
+  const row = new Uint8Array(DNS_ROW_EVENT.size);
+  const key = DNS_ROW_EVENT.offsets.key;
   row[0] = 3; // DNS_EVENT_ROW
-  row.set([2, 17, 1], key + DNS_FLOW_KEY_LAYOUT.family); // AF_INET, UDP, client side
-  new DataView(row.buffer).setUint32(key + DNS_FLOW_KEY_LAYOUT.pid, pid, true);
-  row.set(comm, key + DNS_FLOW_KEY_LAYOUT.comm);
+  row.set([2, 17, 1], key + DNS_FLOW_KEY.offsets.family); // AF_INET, UDP, client side
+  new DataView(row.buffer).setUint32(key + DNS_FLOW_KEY.offsets.pid, pid, true);
+  row.set(comm, key + DNS_FLOW_KEY.offsets.comm);
 
-  const pendingKey = new Uint8Array(DNS_PENDING_KEY_SIZE);
+  const pendingKey = new Uint8Array(DNS_PENDING_KEY.size);
   pendingKey.set([2, 1], 16); // AF_INET, client side
-  const pending = new Uint8Array(DNS_PENDING_SIZE);
-  new DataView(pending.buffer).setUint32(DNS_PENDING_LAYOUT.pid, pid, true);
-  pending.set(comm, DNS_PENDING_LAYOUT.comm);
+  const pending = new Uint8Array(DNS_PENDING.size);
+  new DataView(pending.buffer).setUint32(DNS_PENDING.offsets.pid, pid, true);
+  pending.set(comm, DNS_PENDING.offsets.comm);
 
   return [
     decodeDnsEvent(new DataView(event.buffer), 0, event.length).segment.comm,
