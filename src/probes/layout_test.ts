@@ -55,6 +55,9 @@ async function run(tool: string, args: string[]): Promise<string> {
   return text.decode(out.stdout);
 }
 
+/** The objects' build, run once by the first test that reads one (it rebuilds what is stale). */
+let built: Promise<string> | undefined;
+
 /** The types in one object's BTF, by name and by id. */
 class Btf {
   #byId = new Map<number, BtfType>();
@@ -63,6 +66,7 @@ class Btf {
   }
 
   static async read(object: string): Promise<Btf> {
+    await (built ??= run("bash", ["scripts/build_bpf.sh"]));
     const json = await run("bpftool", ["-j", "btf", "dump", "file", `build/bpf/${object}.bpf.o`]);
     return new Btf(object, JSON.parse(json).types);
   }
@@ -128,8 +132,6 @@ function enumValues(btf: Btf, name: string): { [name: string]: number } {
   );
   return Object.fromEntries(t.values!.map((v) => [v.name, v.val]));
 }
-
-await run("bash", ["scripts/build_bpf.sh"]);
 
 for (const { object, module, kernelOnly } of PROBES) {
   const structs = Object.values(module).filter(isStruct);

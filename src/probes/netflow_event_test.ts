@@ -20,7 +20,7 @@ import {
 } from "./netflow_event.ts";
 
 // Fields are written at the offsets of the exported layouts, so these tests follow the layout;
-// test/kernel/layout_test.ts checks those offsets against the object's BTF.
+// src/probes/layout_test.ts checks those offsets against the object's BTF.
 
 interface KeyFixture {
   pid: number;
