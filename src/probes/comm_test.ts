@@ -4,16 +4,26 @@
  * (TASK_COMM_LEN 16), cut wherever byte 15 falls. bash records carry no process name.
  */
 import assert from "node:assert/strict";
-import { decodeClosedFlow, decodeFlowDelta, sumUdpCounts } from "./netflow_event.ts";
-import { decodeDnsEvent, decodePending, decodeRowEvent } from "./dns_event.ts";
 import {
+  decodeClosedFlow,
+  decodeFlowDelta,
+  FLOW_COUNTS,
+  FLOW_DELTA,
+  FLOW_ID,
+  FLOW_KEY,
+  sumUdpCounts,
+  UDP_COUNTS,
+} from "./netflow_event.ts";
+import {
+  decodeDnsEvent,
+  decodePending,
+  decodeRowEvent,
   DNS_EVENT,
   DNS_FLOW_KEY,
   DNS_PENDING,
   DNS_PENDING_KEY,
   DNS_ROW_EVENT,
 } from "./dns_event.ts";
-import { FLOW_COUNTS, FLOW_DELTA, FLOW_ID, FLOW_KEY, UDP_COUNTS } from "./netflow_event.ts";
 
 /** The kernel's `char[16]` for a process that named itself `name` (raw bytes, as prctl takes). */
 function kernelComm(name: Uint8Array): Uint8Array {
@@ -72,7 +82,7 @@ function dnsNames(comm: Uint8Array, pid: number): string[] {
   row.set(comm, key + DNS_FLOW_KEY.offsets.comm);
 
   const pendingKey = new Uint8Array(DNS_PENDING_KEY.size);
-  pendingKey.set([2, 1], 16); // AF_INET, client side
+  pendingKey.set([2, 1], DNS_PENDING_KEY.offsets.family); // AF_INET, client side
   const pending = new Uint8Array(DNS_PENDING.size);
   new DataView(pending.buffer).setUint32(DNS_PENDING.offsets.pid, pid, true);
   pending.set(comm, DNS_PENDING.offsets.comm);
