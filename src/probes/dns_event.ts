@@ -10,8 +10,11 @@ import { cEnum, cStruct, indexEnum } from "./layout.ts";
 import { formatAddress } from "./netflow_event.ts";
 import type { DnsSegment } from "./dns_messages.ts";
 
+/** Bytes of payload an event carries (checked as the size of `dns_event.payload`). */
 export const DNS_PAYLOAD_MAX = 4096;
+/** `enum dns_limit`: the longest question name in wire form both sides read. */
 export const DNS_NAME_MAX = 254;
+export const DNS_LIMIT = cEnum("dns_limit", { DNS_NAME_MAX });
 
 /** `struct dns_event`: a message's header, then its payload. */
 export const DNS_EVENT = cStruct("dns_event", 4184, {
