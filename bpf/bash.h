@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The bash event contract between bash.bpf.c and src/probes/bash_event.ts.
- * Fixed-width fields only, largest first, no implicit padding. test/kernel/layout_test.ts
+ * Fixed-width fields only, largest first, no implicit padding. src/probes/layout_test.ts
  * compares this layout (from the object's BTF) with the TypeScript decoder.
  */
 #ifndef BASH_H

@@ -6,6 +6,15 @@
 #include <bpf/bpf_core_read.h>
 
 /*
+ * Keeps types in the object's BTF that no code or map refers to: clang emits only the types
+ * something uses, and src/probes/layout_test.ts compares the enums user space mirrors (and the
+ * structs it builds itself) with its own layouts there. A function nobody calls but the
+ * compiler keeps (`used`) takes a pointer to each; libbpf loads only the functions a program
+ * calls, so it costs nothing at run time. At most five types a function (BPF's argument limit).
+ */
+#define BTF_ANCHOR(name, ...) __attribute__((used)) static void btf_anchor_##name(__VA_ARGS__) {}
+
+/*
  * Indexes into `drops`; keep in step with COMMON_DROPS in src/probes/drops.ts (a test compares
  * them). A probe with drop reasons of its own continues this enum from DROP_REASONS in its .h
  * and declares them in its def's `drops` (src/pipeline/stage.ts); sizeDrops() sizes the map.
@@ -17,6 +26,8 @@ enum drop_reason {
 	DROP_FLOWS_FULL = 3,   /* netflow: the UDP flow map was full, the datagram went uncounted */
 	DROP_REASONS = 4,
 };
+
+BTF_ANCHOR(common, enum drop_reason *reason)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -662,6 +662,12 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 	if (!s)
 		return 1;
 	e = &s->event;
+	/*
+	 * The scratch event is reused: zero its whole header, so no byte of an earlier packet
+	 * (padding, a longer name's tail after comm's NUL) reaches user space or a row's key. The
+	 * payload needs none: only the `captured` bytes loaded below are read or sent.
+	 */
+	__builtin_memset(e, 0, offsetof(struct dns_event, payload));
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
@@ -740,8 +746,6 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 	e->outbound = egress;
 	e->local_port = egress ? sport : dport;
 	e->remote_port = egress ? dport : sport;
-	e->pid = 0;
-	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	/* The socket's cgroup (set when it was created), not the current task's: softirq. */
 	e->cgroup_id = bpf_skb_cgroup_id(skb);
 	sk = skb->sk;
@@ -796,6 +800,8 @@ static __always_inline int note_owner(struct bpf_sock_addr *ctx)
 	/* Noted already: a socket's calls are its process's (the name read costs most). */
 	if (owner && owner->pid != pid) {
 		owner->pid = pid;
+		/* The name is copied whole into events and rows: no tail of the last owner's. */
+		__builtin_memset(owner->comm, 0, sizeof(owner->comm));
 		current_process_name(owner->comm);
 	}
 	return 1; /* never refuse: we only watch */

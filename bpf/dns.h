@@ -10,9 +10,12 @@
  * advertised size); longer ones are cut and flagged by captured < payload_len. */
 #define DNS_PAYLOAD_MAX 4096
 #define DNS_COMM_LEN 16
-/* A question name in wire form (length-prefixed labels, no final 0): at most 254 bytes, as
- * user space's reader allows; longer ones take the ring. */
-#define DNS_NAME_MAX 254
+/* Limits user space mirrors: an enum, so the layout test reads them from the BTF. */
+enum dns_limit {
+	/* A question name in wire form (length-prefixed labels, no final 0): at most 254 bytes,
+	 * as user space's reader allows; longer ones take the ring. */
+	DNS_NAME_MAX = 254,
+};
 /* A/AAAA answers a response's hash covers (more are counted, not read). */
 #define DNS_ANSWERS_MAX 8
 
@@ -141,6 +144,10 @@ enum dns_count {
 	DNS_COUNT_PORTS_COLLAPSED = 7,
 	DNS_COUNTS = 8,
 };
+
+/* The types user space mirrors that no map holds, kept in the BTF (see BTF_ANCHOR). */
+BTF_ANCHOR(dns, enum dns_side *side, enum dns_event_kind *kind, enum dns_count *count,
+	   enum dns_limit *limit)
 
 /* Who owns a socket: set in process context (connect, sendmsg, recvmsg hooks). */
 struct dns_owner {

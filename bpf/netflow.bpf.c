@@ -36,8 +36,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ECONNREFUSED 111
 #define ETIMEDOUT 110
 
-/* Which exclude maps hold entries; user space sets it, so empty maps cost no lookups. */
-enum { EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4 };
 const volatile struct netflow_settings settings;
 /* User space writes these (.bss: struct netflow_switches, netflow.h). */
 volatile struct netflow_switches switches;

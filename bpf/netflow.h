@@ -168,9 +168,16 @@ struct netflow_settings {
 	__u16 fold_high;
 };
 
+/* Which exclude maps hold entries; user space sets it, so empty maps cost no lookups. */
+enum netflow_exclusion {
+	EXCLUDE_PORTS = 1,
+	EXCLUDE_PIDS = 2,
+	EXCLUDE_CIDRS = 4,
+};
+
 /* The .bss section, written by user space (src/probes/netflow.ts). */
 struct netflow_switches {
-	__u32 exclusions;      /* which exclude maps hold entries (EXCLUDE_* bits) */
+	__u32 exclusions;      /* which exclude maps hold entries (enum netflow_exclusion bits) */
 	__u32 socket_counters; /* 1: connected UDP sockets may count in their own storage */
 	__u32 epoch;	       /* of the iterator pass under way (0: a warm-up, nothing staged) */
 	__u32 gen;	       /* which closed_flows map closes are summed into */
@@ -192,6 +199,10 @@ enum netflow_count {
 	NETFLOW_COUNT_CLOSES_VIA_RING = 1, /* closed_flows was full: the close went through the ring */
 	NETFLOW_COUNTS = 2,
 };
+
+/* The types user space mirrors that no map holds, kept in the BTF (see BTF_ANCHOR). */
+BTF_ANCHOR(netflow, enum flow_direction *direction, enum netflow_exclusion *exclusion,
+	   enum netflow_count *count, struct flow_delta *delta)
 
 /* Key of the exclude_cidrs LPM trie: prefix length in bits over the 16-byte address. */
 struct cidr_key {

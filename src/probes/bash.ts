@@ -23,7 +23,7 @@ import { definedFunctions, ElfError, functionFileOffset, neededLibraries } from 
 import { systemUserNames } from "../system/users.ts";
 import {
   BASH_CMD_MAX,
-  BASH_SETTINGS_LAYOUT,
+  BASH_SETTINGS,
   bashRecord,
   decodeBashEvent,
   DecodeError,
@@ -218,13 +218,13 @@ function openConfigured(target: ReadlineTarget): BpfObject {
   const obj = openBpfObject("bash");
   try {
     const settings = obj.map(".rodata").initialValue();
-    if (settings.length !== BASH_SETTINGS_LAYOUT.size) {
+    if (settings.length !== BASH_SETTINGS.size) {
       throw new Error(
-        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS_LAYOUT.size}: rebuild`,
+        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS.size}: rebuild`,
       );
     }
     new DataView(settings.buffer, settings.byteOffset)
-      .setUint32(BASH_SETTINGS_LAYOUT.require_bash_comm, target.shared ? 1 : 0, true);
+      .setUint32(BASH_SETTINGS.offsets.require_bash_comm, target.shared ? 1 : 0, true);
     return obj;
   } catch (e) {
     obj.close();

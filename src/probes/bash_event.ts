@@ -1,29 +1,30 @@
 /**
  * Decodes `struct bash_event` (bpf/bash.h) and turns it into a `bash` record. Pure: no kernel,
- * so it is tested on hand-built bytes. test/kernel/layout_test.ts checks BASH_EVENT_LAYOUT
- * against the compiled object's BTF, so the two cannot drift.
+ * so it is tested on hand-built bytes. src/probes/layout_test.ts checks its layouts against
+ * the compiled object's BTF, so the two cannot drift.
  */
 import type { Record } from "../record.ts";
-
-/** Byte offsets of `struct bash_event`, as in bpf/bash.h. */
-export const BASH_EVENT_LAYOUT = {
-  boot_ns: 0,
-  cgroup_id: 8,
-  pid: 16,
-  uid: 20,
-  cmd_len: 24,
-  cmd_bytes: 28,
-  cmd: 32,
-} as const;
-
-/** `struct bash_settings` (bpf/bash.h): the `settings` rodata written before load. */
-export const BASH_SETTINGS_LAYOUT = {
-  size: 8,
-  require_bash_comm: 0,
-} as const;
+import { cStruct } from "./layout.ts";
 
 /** Bytes of command text the kernel captures (BASH_CMD_MAX). */
 export const BASH_CMD_MAX = 16384;
+
+/** `struct bash_event` (bpf/bash.h): a header, then the command's bytes. */
+export const BASH_EVENT = cStruct("bash_event", 16424, {
+  boot_ns: [0, 8],
+  cgroup_id: [8, 8],
+  pid: [16, 4],
+  uid: [20, 4],
+  cmd_len: [24, 4],
+  cmd_bytes: [28, 4],
+  cmd: [32, BASH_CMD_MAX + 1],
+});
+
+/** `struct bash_settings` (bpf/bash.h): the `settings` rodata written before load. */
+export const BASH_SETTINGS = cStruct("bash_settings", 8, {
+  require_bash_comm: [0, 4],
+  _pad: [4, 4],
+});
 
 /** One decoded event; `cmd` is a view into the ring: copy or decode it before the call returns. */
 export interface BashEvent {
@@ -44,7 +45,7 @@ export class DecodeError extends Error {
 
 /** Decodes the event at `offset` (of `length` bytes) in `view`. */
 export function decodeBashEvent(view: DataView, offset: number, length: number): BashEvent {
-  const L = BASH_EVENT_LAYOUT;
+  const L = BASH_EVENT.offsets;
   if (length < L.cmd) {
     throw new DecodeError(`bash event of ${length} bytes, shorter than its header`);
   }

@@ -12,7 +12,7 @@ import {
 const encoder = new TextEncoder();
 const fatal = new TextDecoder("utf-8", { fatal: true }); // throws on a split character
 
-// Offsets written out from `struct bash_event` in bpf/bash.h, not taken from BASH_EVENT_LAYOUT,
+// Offsets written out from `struct bash_event` in bpf/bash.h, not taken from BASH_EVENT.offsets,
 // so a wrong layout constant fails here.
 const HEADER = 32;
 

@@ -46,10 +46,10 @@ import {
   decodeRowStats,
   DNS_COUNTS,
   DNS_EVENT_ROW,
-  DNS_SETTINGS_LAYOUT,
+  DNS_SETTINGS,
   DNS_SIDE_CLIENT,
   DNS_SIDE_SERVER,
-  DNS_SWITCHES_LAYOUT,
+  DNS_SWITCHES,
   DnsDecodeError,
   type DnsRowKey,
   type DnsRowStats,
@@ -222,10 +222,10 @@ function writeSettings(
   ctx: StageContext,
 ) {
   const settings = obj.map(".rodata").initialValue();
-  if (settings.length !== DNS_SETTINGS_LAYOUT.size) {
-    throw new Error(`dns .rodata is ${settings.length} bytes, not ${DNS_SETTINGS_LAYOUT.size}`);
+  if (settings.length !== DNS_SETTINGS.size) {
+    throw new Error(`dns .rodata is ${settings.length} bytes, not ${DNS_SETTINGS.size}`);
   }
-  const L = DNS_SETTINGS_LAYOUT;
+  const L = DNS_SETTINGS.offsets;
   const view = new DataView(settings.buffer, settings.byteOffset, settings.length);
   const sides = (config.sides.includes("outgoing") ? DNS_SIDE_CLIENT : 0) |
     (config.sides.includes("incoming") ? DNS_SIDE_SERVER : 0);
@@ -577,10 +577,10 @@ class DnsState {
 
   /** Writes `struct dns_switches` (.bss). */
   #writeSwitches(): void {
-    const bss = new Uint8Array(DNS_SWITCHES_LAYOUT.size);
+    const bss = new Uint8Array(DNS_SWITCHES.size);
     const view = new DataView(bss.buffer);
-    view.setUint32(DNS_SWITCHES_LAYOUT.gen, this.#gen, true);
-    view.setUint32(DNS_SWITCHES_LAYOUT.answers_gen, this.#answersGen, true);
+    view.setUint32(DNS_SWITCHES.offsets.gen, this.#gen, true);
+    view.setUint32(DNS_SWITCHES.offsets.answers_gen, this.#answersGen, true);
     this.#obj.map(".bss").update(new Uint8Array(4), bss);
   }
 

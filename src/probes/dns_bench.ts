@@ -9,7 +9,7 @@
  */
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
-import { decodeDnsEvent, DNS_EVENT_HEADER, DNS_EVENT_LAYOUT as L } from "./dns_event.ts";
+import { decodeDnsEvent, DNS_EVENT, DNS_EVENT_HEADER } from "./dns_event.ts";
 import { answerRecord, DnsTracker } from "./dns_messages.ts";
 import { dnsflowRecord } from "./dns_rows.ts";
 
@@ -18,7 +18,7 @@ const IDS = 4096, BATCH = 256;
 /** One ring record: UDP over IPv4 between 127.0.0.1:40000 (python3) and 127.0.0.1:53. */
 function event(payload: Uint8Array, outbound: boolean, timeNs: bigint): DataView {
   const bytes = new Uint8Array(DNS_EVENT_HEADER + payload.length);
-  const view = new DataView(bytes.buffer);
+  const view = new DataView(bytes.buffer), L = DNS_EVENT.offsets;
   view.setBigUint64(L.boot_ns, timeNs, true);
   view.setBigUint64(L.cgroup_id, 4242n, true);
   view.setUint32(L.pid, 1234, true);

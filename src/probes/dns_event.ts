@@ -2,160 +2,147 @@
  * The dns probe's kernel records (bpf/dns.h), decoded: the ring buffer's messages
  * (`struct dns_event`) into {@linkcode DnsSegment}s, and the kernel's rows (`struct
  * dns_flow_key` + `dns_flow_stats`, from the flows maps or a `dns_row_event`) and pending
- * queries. Pure: tested on hand-built bytes; test/kernel/layout_test.ts checks these offsets
- * against the object's BTF.
+ * queries. Pure: tested on hand-built bytes; src/probes/layout_test.ts checks these layouts and
+ * enums against the object's BTF.
  */
+import { COMM_LEN, decodeCommOf } from "./comm.ts";
+import { cEnum, cStruct, indexEnum } from "./layout.ts";
 import { formatAddress } from "./netflow_event.ts";
 import type { DnsSegment } from "./dns_messages.ts";
 
-/** `struct dns_event`: member → byte offset. */
-export const DNS_EVENT_LAYOUT = {
-  kind: 0,
-  family: 1,
-  transport: 2,
-  side: 3,
-  outbound: 4,
-  _pad: 5,
-  captured: 6,
-  pid: 8,
-  payload_len: 12,
-  boot_ns: 16,
-  cgroup_id: 24,
-  local_port: 32,
-  remote_port: 34,
-  local_addr: 36,
-  remote_addr: 52,
-  comm: 68,
-  payload: 84,
-} as const;
-export const DNS_EVENT_HEADER = DNS_EVENT_LAYOUT.payload;
+/** Bytes of payload an event carries (checked as the size of `dns_event.payload`). */
 export const DNS_PAYLOAD_MAX = 4096;
+/** `enum dns_limit`: the longest question name in wire form both sides read. */
+export const DNS_NAME_MAX = 254;
+export const DNS_LIMIT = cEnum("dns_limit", { DNS_NAME_MAX });
+
+/** `struct dns_event`: a message's header, then its payload. */
+export const DNS_EVENT = cStruct("dns_event", 4184, {
+  kind: [0, 1],
+  family: [1, 1],
+  transport: [2, 1],
+  side: [3, 1],
+  outbound: [4, 1],
+  _pad: [5, 1],
+  captured: [6, 2],
+  pid: [8, 4],
+  payload_len: [12, 4],
+  boot_ns: [16, 8],
+  cgroup_id: [24, 8],
+  local_port: [32, 2],
+  remote_port: [34, 2],
+  local_addr: [36, 16],
+  remote_addr: [52, 16],
+  comm: [68, COMM_LEN],
+  payload: [84, DNS_PAYLOAD_MAX],
+});
+export const DNS_EVENT_HEADER = DNS_EVENT.offsets.payload;
 
 /** `enum dns_event_kind`: the first byte of every ring record. */
 export const DNS_EVENT_MESSAGE = 1, DNS_EVENT_ANSWERS = 2, DNS_EVENT_ROW = 3;
+export const DNS_EVENT_KIND = cEnum("dns_event_kind", {
+  DNS_EVENT_MESSAGE,
+  DNS_EVENT_ANSWERS,
+  DNS_EVENT_ROW,
+});
 
-/** `struct dns_flow_key`: member → byte offset. */
-export const DNS_FLOW_KEY_LAYOUT = {
-  name_hash: 0,
-  cgroup_id: 8,
-  pid: 16,
-  rcode: 20,
-  qtype: 22,
-  local_port: 24,
-  remote_port: 26,
-  family: 28,
-  transport: 29,
-  side: 30,
-  truncated: 31,
-  local_addr: 32,
-  remote_addr: 48,
-  comm: 64,
-} as const;
-export const DNS_FLOW_KEY_SIZE = 80;
+/** `struct dns_flow_key`: one row's tags. */
+export const DNS_FLOW_KEY = cStruct("dns_flow_key", 80, {
+  name_hash: [0, 8],
+  cgroup_id: [8, 8],
+  pid: [16, 4],
+  rcode: [20, 2],
+  qtype: [22, 2],
+  local_port: [24, 2],
+  remote_port: [26, 2],
+  family: [28, 1],
+  transport: [29, 1],
+  side: [30, 1],
+  truncated: [31, 1],
+  local_addr: [32, 16],
+  remote_addr: [48, 16],
+  comm: [64, COMM_LEN],
+});
 
-/** `struct dns_flow_stats`. */
-export const DNS_FLOW_STATS_LAYOUT = {
-  count: 0,
-  latency_sum: 8,
-  latency_max: 16,
-  retransmits: 24,
-} as const;
-export const DNS_FLOW_STATS_SIZE = 32;
+/** `struct dns_flow_stats`: a row's sums. */
+export const DNS_FLOW_STATS = cStruct("dns_flow_stats", 32, {
+  count: [0, 8],
+  latency_sum: [8, 8],
+  latency_max: [16, 8],
+  retransmits: [24, 8],
+});
 
 /** `struct dns_row_event`: a kind byte, then a key and its stats. */
-export const DNS_ROW_EVENT_LAYOUT = { kind: 0, _pad: 1, key: 8, stats: 88 } as const;
-export const DNS_ROW_EVENT_SIZE = 120;
+export const DNS_ROW_EVENT = cStruct("dns_row_event", 120, {
+  kind: [0, 1],
+  _pad: [1, 7],
+  key: [8, DNS_FLOW_KEY],
+  stats: [88, DNS_FLOW_STATS],
+});
 
-/** `struct dns_pending_key`. */
-export const DNS_PENDING_KEY_LAYOUT = {
-  name_hash: 0,
-  id: 8,
-  qtype: 10,
-  local_port: 12,
-  remote_port: 14,
-  family: 16,
-  side: 17,
-  _pad: 18,
-  local_addr: 20,
-  remote_addr: 36,
-  _pad1: 52,
-} as const;
-export const DNS_PENDING_KEY_SIZE = 56;
+/** `struct dns_pending_key`: a query awaiting its response. */
+export const DNS_PENDING_KEY = cStruct("dns_pending_key", 56, {
+  name_hash: [0, 8],
+  id: [8, 2],
+  qtype: [10, 2],
+  local_port: [12, 2],
+  remote_port: [14, 2],
+  family: [16, 1],
+  side: [17, 1],
+  _pad: [18, 2],
+  local_addr: [20, 16],
+  remote_addr: [36, 16],
+  _pad1: [52, 4],
+});
 
 /** `struct dns_pending`. */
-export const DNS_PENDING_LAYOUT = {
-  first_ns: 0,
-  cgroup_id: 8,
-  pid: 16,
-  retransmits: 20,
-  comm: 24,
-} as const;
-export const DNS_PENDING_SIZE = 40;
+export const DNS_PENDING = cStruct("dns_pending", 40, {
+  first_ns: [0, 8],
+  cgroup_id: [8, 8],
+  pid: [16, 4],
+  retransmits: [20, 4],
+  comm: [24, COMM_LEN],
+});
 
 /** `struct dns_name`: the name in wire form as the message spells it, then its length. */
-export const DNS_NAME_LAYOUT = { wire: 0, len: 256, _pad: 260 } as const;
-export const DNS_NAME_SIZE = 264;
-export const DNS_NAME_MAX = 254;
+export const DNS_NAME = cStruct("dns_name", 264, { wire: [0, 256], len: [256, 4], _pad: [260, 4] });
 
 /** `struct dns_settings` (.rodata). */
-export const DNS_SETTINGS_LAYOUT = {
-  sides: 0,
-  aggregate: 4,
-  answers: 8,
-  fold_low: 12,
-  fold_high: 14,
-  min_ttl_ns: 16,
-  max_ttl_ns: 24,
-  size: 32,
-} as const;
+export const DNS_SETTINGS = cStruct("dns_settings", 32, {
+  sides: [0, 4],
+  aggregate: [4, 4],
+  answers: [8, 4],
+  fold_low: [12, 2],
+  fold_high: [14, 2],
+  min_ttl_ns: [16, 8],
+  max_ttl_ns: [24, 8],
+});
 /** `struct dns_switches` (.bss). */
-export const DNS_SWITCHES_LAYOUT = { gen: 0, answers_gen: 4, size: 8 } as const;
+export const DNS_SWITCHES = cStruct("dns_switches", 8, { gen: [0, 4], answers_gen: [4, 4] });
 
-/** `enum dns_count`: counter names by index, as the probe reports them. */
-export const DNS_COUNTS = [
-  "fallback_messages",
-  "answer_messages",
-  "kernel_retransmits",
-  "kernel_ignored",
-  "pending_full",
-  "rows_via_ring",
-  "name_collisions",
-  "ports_collapsed",
-] as const;
+/** `enum dns_count`: the kernel's per-CPU counts, each with the counter it is reported as. */
+export const DNS_COUNT = indexEnum("dns_count", {
+  DNS_COUNT_FALLBACK: "fallback_messages",
+  DNS_COUNT_ANSWERS: "answer_messages",
+  DNS_COUNT_RETRANSMITS: "kernel_retransmits",
+  DNS_COUNT_IGNORED: "kernel_ignored",
+  DNS_COUNT_PENDING_FULL: "pending_full",
+  DNS_COUNT_ROWS_VIA_RING: "rows_via_ring",
+  DNS_COUNT_NAME_COLLISIONS: "name_collisions",
+  DNS_COUNT_PORTS_COLLAPSED: "ports_collapsed",
+}, "DNS_COUNTS");
+/** The kernel's counts' names, by index. */
+export const DNS_COUNTS = DNS_COUNT.names;
 
 /** `enum dns_side`. */
 export const DNS_SIDE_CLIENT = 1, DNS_SIDE_SERVER = 2;
+export const DNS_SIDE = cEnum("dns_side", { DNS_SIDE_CLIENT, DNS_SIDE_SERVER });
 
 const AF_INET = 2, AF_INET6 = 10, IPPROTO_TCP = 6, IPPROTO_UDP = 17;
 
 /** Bytes the kernel could not have written. */
 export class DnsDecodeError extends Error {
   override name = "DnsDecodeError";
-}
-
-/** Process names by pid, so a busy process's name is decoded once (checked against its bytes). */
-const comms = new Map<number, { bytes: Uint8Array; name: string }>();
-/** Pids remembered at most; then the cache starts afresh (a few KiB). */
-const COMMS_MAX = 1024;
-
-/** `comm` (16 bytes at `at`, NUL-padded, Latin-1 as the kernel keeps it) of `pid`, cached. */
-function commOf(pid: number, bytes: Uint8Array, at: number): string {
-  const cached = comms.get(pid);
-  if (cached !== undefined) {
-    let same = true;
-    for (let i = 0; i < 16 && same; i++) same = bytes[at + i] === cached.bytes[i];
-    if (same) return cached.name;
-  }
-  const raw = bytes.slice(at, at + 16);
-  const nul = raw.indexOf(0);
-  // Latin-1: each byte is the code point of the same value.
-  const name = String.fromCharCode.apply(
-    null,
-    (nul < 0 ? raw : raw.subarray(0, nul)) as unknown as number[],
-  );
-  if (comms.size >= COMMS_MAX) comms.clear();
-  comms.set(pid, { bytes: raw, name });
-  return name;
 }
 
 function familyOf(family: number): "IPv4" | "IPv6" {
@@ -192,7 +179,7 @@ export function decodeDnsEvent(
   offset: number,
   length: number,
 ): { segment: DnsSegment; cut: boolean; answersOnly: boolean } {
-  const L = DNS_EVENT_LAYOUT;
+  const L = DNS_EVENT.offsets;
   if (length < DNS_EVENT_HEADER) {
     throw new DnsDecodeError(`DNS record of ${length} bytes, shorter than its header`);
   }
@@ -224,7 +211,7 @@ export function decodeDnsEvent(
     remotePort: view.getUint16(offset + L.remote_port, true),
     pid,
     cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
-    comm: commOf(pid, bytes, L.comm),
+    comm: decodeCommOf(pid, bytes, L.comm),
     payload: bytes.slice(L.payload, L.payload + captured),
   };
   // The whole length, so TCP framing stays in step when the kernel copied only the start.
@@ -262,12 +249,12 @@ export interface DnsRowStats {
 
 /** Decodes a `struct dns_flow_key` at `offset` of `bytes`. */
 export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
-  if (offset + DNS_FLOW_KEY_SIZE > bytes.length) {
+  if (offset + DNS_FLOW_KEY.size > bytes.length) {
     throw new DnsDecodeError(`DNS row key cut short: ${bytes.length - offset} bytes`);
   }
-  const L = DNS_FLOW_KEY_LAYOUT;
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, DNS_FLOW_KEY_SIZE);
-  const key = bytes.subarray(offset, offset + DNS_FLOW_KEY_SIZE);
+  const L = DNS_FLOW_KEY.offsets;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, DNS_FLOW_KEY.size);
+  const key = bytes.subarray(offset, offset + DNS_FLOW_KEY.size);
   const family = familyOf(key[L.family]);
   const ipv4 = family === "IPv4";
   const pid = view.getUint32(L.pid, true);
@@ -285,17 +272,17 @@ export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
     localPort: view.getUint16(L.local_port, true),
     remoteIp: formatAddress(key, ipv4, L.remote_addr),
     remotePort: view.getUint16(L.remote_port, true),
-    comm: commOf(pid, key, L.comm),
+    comm: decodeCommOf(pid, key, L.comm),
   };
 }
 
 /** Decodes a `struct dns_flow_stats` at `offset` of `bytes`. */
 export function decodeRowStats(bytes: Uint8Array, offset = 0): DnsRowStats {
-  if (offset + DNS_FLOW_STATS_SIZE > bytes.length) {
+  if (offset + DNS_FLOW_STATS.size > bytes.length) {
     throw new DnsDecodeError(`DNS row stats cut short: ${bytes.length - offset} bytes`);
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, DNS_FLOW_STATS_SIZE);
-  const L = DNS_FLOW_STATS_LAYOUT;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, DNS_FLOW_STATS.size);
+  const L = DNS_FLOW_STATS.offsets;
   return {
     count: view.getBigUint64(L.count, true),
     latencySum: view.getBigUint64(L.latency_sum, true),
@@ -310,13 +297,13 @@ export function decodeRowEvent(
   offset: number,
   length: number,
 ): { key: DnsRowKey; stats: DnsRowStats } {
-  if (length < DNS_ROW_EVENT_SIZE) {
-    throw new DnsDecodeError(`DNS row record of ${length} bytes, not ${DNS_ROW_EVENT_SIZE}`);
+  if (length < DNS_ROW_EVENT.size) {
+    throw new DnsDecodeError(`DNS row record of ${length} bytes, not ${DNS_ROW_EVENT.size}`);
   }
-  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, DNS_ROW_EVENT_SIZE);
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, DNS_ROW_EVENT.size);
   return {
-    key: decodeRowKey(bytes, DNS_ROW_EVENT_LAYOUT.key),
-    stats: decodeRowStats(bytes, DNS_ROW_EVENT_LAYOUT.stats),
+    key: decodeRowKey(bytes, DNS_ROW_EVENT.offsets.key),
+    stats: decodeRowStats(bytes, DNS_ROW_EVENT.offsets.stats),
   };
 }
 
@@ -339,12 +326,12 @@ export interface DnsPendingQuery {
 
 /** Decodes a pending query from its `struct dns_pending_key` and `struct dns_pending`. */
 export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQuery {
-  if (key.length < DNS_PENDING_KEY_SIZE || value.length < DNS_PENDING_SIZE) {
+  if (key.length < DNS_PENDING_KEY.size || value.length < DNS_PENDING.size) {
     throw new DnsDecodeError(`DNS pending entry cut short: ${key.length}+${value.length} bytes`);
   }
-  const K = DNS_PENDING_KEY_LAYOUT, V = DNS_PENDING_LAYOUT;
-  const k = new DataView(key.buffer, key.byteOffset, DNS_PENDING_KEY_SIZE);
-  const v = new DataView(value.buffer, value.byteOffset, DNS_PENDING_SIZE);
+  const K = DNS_PENDING_KEY.offsets, V = DNS_PENDING.offsets;
+  const k = new DataView(key.buffer, key.byteOffset, DNS_PENDING_KEY.size);
+  const v = new DataView(value.buffer, value.byteOffset, DNS_PENDING.size);
   const family = familyOf(key[K.family]);
   const ipv4 = family === "IPv4";
   const pid = v.getUint32(V.pid, true);
@@ -361,7 +348,7 @@ export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQue
     cgroupId: v.getBigUint64(V.cgroup_id, true),
     pid,
     retransmits: v.getUint32(V.retransmits, true),
-    comm: commOf(pid, value, V.comm),
+    comm: decodeCommOf(pid, value, V.comm),
   };
 }
 
@@ -382,8 +369,8 @@ export function pendingKeyBytes(
   localAddr: Uint8Array,
   remoteAddr: Uint8Array,
 ): Uint8Array<ArrayBuffer> {
-  const K = DNS_PENDING_KEY_LAYOUT;
-  const key = new Uint8Array(DNS_PENDING_KEY_SIZE);
+  const K = DNS_PENDING_KEY.offsets;
+  const key = new Uint8Array(DNS_PENDING_KEY.size);
   const view = new DataView(key.buffer);
   view.setBigUint64(K.name_hash, q.nameHash, true);
   view.setUint16(K.id, q.id, true);
@@ -399,14 +386,14 @@ export function pendingKeyBytes(
 
 /** A `struct dns_name` value: its wire bytes (without the final 0). */
 export function decodeName(value: Uint8Array): Uint8Array {
-  if (value.length < DNS_NAME_SIZE) {
-    throw new DnsDecodeError(`DNS name value of ${value.length} bytes, not ${DNS_NAME_SIZE}`);
+  if (value.length < DNS_NAME.size) {
+    throw new DnsDecodeError(`DNS name value of ${value.length} bytes, not ${DNS_NAME.size}`);
   }
-  const len = new DataView(value.buffer, value.byteOffset).getUint32(DNS_NAME_LAYOUT.len, true);
+  const len = new DataView(value.buffer, value.byteOffset).getUint32(DNS_NAME.offsets.len, true);
   if (len > DNS_NAME_MAX) {
     throw new DnsDecodeError(`DNS name of ${len} bytes in a ${value.length}-byte value`);
   }
-  return value.slice(DNS_NAME_LAYOUT.wire, DNS_NAME_LAYOUT.wire + len);
+  return value.slice(DNS_NAME.offsets.wire, DNS_NAME.offsets.wire + len);
 }
 
 const FNV_OFFSET = 0xcbf29ce484222325n, FNV_PRIME = 0x100000001b3n;

@@ -9,7 +9,7 @@ import {
   pendingKeyBytes,
 } from "./dns_event.ts";
 
-// Offsets written out from `struct dns_event` in bpf/dns.h, not taken from DNS_EVENT_LAYOUT,
+// Offsets written out from `struct dns_event` in bpf/dns.h, not taken from DNS_EVENT.offsets,
 // so a wrong layout constant fails here.
 const HEADER = 84;
 

@@ -39,13 +39,14 @@ import {
   DecodeError,
   decodeFlowDelta,
   decodeFlowKey,
-  FLOW_DELTA_SIZE,
-  ITER_WALKED_LAYOUT,
+  EXCLUDE_CIDRS,
+  EXCLUDE_PIDS,
+  EXCLUDE_PORTS,
+  FLOW_DELTA,
+  ITER_WALKED,
   NETFLOW_COUNTS,
-  NETFLOW_SETTINGS_LAYOUT,
-  NETFLOW_SETTINGS_SIZE,
-  NETFLOW_SWITCHES_LAYOUT,
-  NETFLOW_SWITCHES_SIZE,
+  NETFLOW_SETTINGS,
+  NETFLOW_SWITCHES,
   sumUdpCounts,
 } from "./netflow_event.ts";
 import {
@@ -78,9 +79,6 @@ export interface NetflowConfig {
 
 /** UDP flows with no bytes for this many polls in a row leave the kernel map. */
 const UDP_IDLE_POLLS = 3;
-
-/** Bits of `exclusions` in bpf/netflow.bpf.c. */
-const EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4;
 
 function parseCidrs(value: unknown, at: At): string[] | undefined {
   const list = Array.isArray(value) ? value : [value];
@@ -232,12 +230,12 @@ interface Switches {
 
 function writeSwitches(obj: BpfObject, s: Switches): void {
   const bss = obj.map(".bss");
-  if (bss.valueSize !== NETFLOW_SWITCHES_SIZE) {
+  if (bss.valueSize !== NETFLOW_SWITCHES.size) {
     throw new Error(
-      `netflow .bss is ${bss.valueSize} bytes, not ${NETFLOW_SWITCHES_SIZE}: rebuild`,
+      `netflow .bss is ${bss.valueSize} bytes, not ${NETFLOW_SWITCHES.size}: rebuild`,
     );
   }
-  const L = NETFLOW_SWITCHES_LAYOUT, value = new DataView(new ArrayBuffer(NETFLOW_SWITCHES_SIZE));
+  const L = NETFLOW_SWITCHES.offsets, value = new DataView(new ArrayBuffer(NETFLOW_SWITCHES.size));
   value.setUint32(L.exclusions, s.exclusions, true);
   value.setUint32(L.socket_counters, s.socketCounters ? 1 : 0, true);
   value.setUint32(L.epoch, s.epoch, true);
@@ -248,12 +246,12 @@ function writeSwitches(obj: BpfObject, s: Switches): void {
 /** Writes `struct netflow_settings` (.rodata) before load: the client ports closes fold. */
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
   const rodata = obj.map(".rodata").initialValue();
-  if (rodata.length !== NETFLOW_SETTINGS_SIZE) {
-    throw new Error(`netflow .rodata is ${rodata.length} bytes, not ${NETFLOW_SETTINGS_SIZE}`);
+  if (rodata.length !== NETFLOW_SETTINGS.size) {
+    throw new Error(`netflow .rodata is ${rodata.length} bytes, not ${NETFLOW_SETTINGS.size}`);
   }
   const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
-  view.setUint16(NETFLOW_SETTINGS_LAYOUT.fold_low, fold?.low ?? 0, true);
-  view.setUint16(NETFLOW_SETTINGS_LAYOUT.fold_high, fold?.high ?? 0, true);
+  view.setUint16(NETFLOW_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
+  view.setUint16(NETFLOW_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
 }
 
 /**
@@ -360,8 +358,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     const foldedInKernel = (d: FlowDelta) => (fold && foldClientPort(d, fold, true)) || d;
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
       try {
-        if (length < FLOW_DELTA_SIZE) {
-          throw new DecodeError(`close record of ${length} bytes, not ${FLOW_DELTA_SIZE}`);
+        if (length < FLOW_DELTA.size) {
+          throw new DecodeError(`close record of ${length} bytes, not ${FLOW_DELTA.size}`);
         }
         const d = decodeFlowDelta(view, offset);
         ringDeltas.push(foldedInKernel(d));
@@ -441,10 +439,10 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       const count = new Uint8Array(walked.valueSize);
       walked.lookup(new Uint8Array(4), count);
       const w = new DataView(count.buffer);
-      ctx.counters.set("tracked_tcp_sockets", w.getUint32(ITER_WALKED_LAYOUT.tcp, true));
+      ctx.counters.set("tracked_tcp_sockets", w.getUint32(ITER_WALKED.offsets.tcp, true));
       ctx.counters.set(
         "tracked_udp_flows",
-        accounts.udpFlows + w.getUint32(ITER_WALKED_LAYOUT.udp, true),
+        accounts.udpFlows + w.getUint32(ITER_WALKED.offsets.udp, true),
       );
       ctx.counters.set(
         "ports_collapsed",
@@ -523,14 +521,14 @@ function* readSockets(
   for (const iterator of iterators) {
     const bytes = readIterator(iterator);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    for (let at = 0; at + FLOW_DELTA_SIZE <= bytes.length; at += FLOW_DELTA_SIZE) {
+    for (let at = 0; at + FLOW_DELTA.size <= bytes.length; at += FLOW_DELTA.size) {
       try {
         yield decodeFlowDelta(view, at);
       } catch (e) {
         decodeFailed(e);
       }
     }
-    if (bytes.length % FLOW_DELTA_SIZE) {
+    if (bytes.length % FLOW_DELTA.size) {
       decodeFailed(
         new DecodeError(`iterator output of ${bytes.length} bytes is not whole records`),
       );

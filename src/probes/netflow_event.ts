@@ -1,89 +1,107 @@
 /**
  * The netflow probe's kernel records (bpf/netflow.h), decoded. Pure: tested on hand-built
- * bytes; test/kernel/layout_test.ts checks these offsets against the object's BTF.
+ * bytes; src/probes/layout_test.ts checks these layouts and enums against the object's BTF.
  */
 import ipaddr from "ipaddr.js";
+import { COMM_LEN, decodeComm } from "./comm.ts";
+import { cEnum, cStruct, indexEnum } from "./layout.ts";
 
-/** `struct flow_key`: member → byte offset. */
-export const FLOW_KEY_LAYOUT = {
-  pid: 0,
-  family: 4,
-  transport: 5,
-  direction: 6,
-  _pad0: 7,
-  local_port: 8,
-  remote_port: 10,
-  local_addr: 12,
-  remote_addr: 28,
-  _pad1: 44,
-} as const;
-export const FLOW_KEY_SIZE = 48;
+/** `struct flow_key`: a flow as the kernel keys it. */
+export const FLOW_KEY = cStruct("flow_key", 48, {
+  pid: [0, 4],
+  family: [4, 1],
+  transport: [5, 1],
+  direction: [6, 1],
+  _pad0: [7, 1],
+  local_port: [8, 2],
+  remote_port: [10, 2],
+  local_addr: [12, 16],
+  remote_addr: [28, 16],
+  _pad1: [44, 4],
+});
 
 /** `struct flow_id`: a flow key and its cgroup. */
-export const FLOW_ID_LAYOUT = { key: 0, cgroup_id: 48 } as const;
-export const FLOW_ID_SIZE = 56;
+export const FLOW_ID = cStruct("flow_id", 56, { key: [0, FLOW_KEY], cgroup_id: [48, 8] });
 
 /** `struct flow_counts`: what a flow did. */
-export const FLOW_COUNTS_LAYOUT = {
-  bytes_written: 0,
-  bytes_read: 8,
-  rtt_sum_us: 16,
-  rtt_var_sum_us: 24,
-  retransmits: 32,
-  established: 36,
-  closed: 40,
-  rtt_samples: 44,
-  comm: 48,
-  connect_refused: 64,
-  connect_timeouts: 68,
-  connect_unreachable: 72,
-  connect_aborted: 76,
-  resets_received: 80,
-  resets_sent: 84,
-} as const;
-export const FLOW_COUNTS_SIZE = 88;
+export const FLOW_COUNTS = cStruct("flow_counts", 88, {
+  bytes_written: [0, 8],
+  bytes_read: [8, 8],
+  rtt_sum_us: [16, 8],
+  rtt_var_sum_us: [24, 8],
+  retransmits: [32, 4],
+  established: [36, 4],
+  closed: [40, 4],
+  rtt_samples: [44, 4],
+  comm: [48, COMM_LEN],
+  connect_refused: [64, 4],
+  connect_timeouts: [68, 4],
+  connect_unreachable: [72, 4],
+  connect_aborted: [76, 4],
+  resets_received: [80, 4],
+  resets_sent: [84, 4],
+});
 
 /** `struct flow_delta`: the iterators' records, and closes through the ring buffer. */
-export const FLOW_DELTA_LAYOUT = { id: 0, counts: 56 } as const;
-export const FLOW_DELTA_SIZE = 144;
+export const FLOW_DELTA = cStruct("flow_delta", 144, {
+  id: [0, FLOW_ID],
+  counts: [56, FLOW_COUNTS],
+});
 
-/** `struct udp_counts`: member → byte offset (one per CPU in the per-CPU map). */
-export const UDP_COUNTS_LAYOUT = {
-  bytes_read: 0,
-  bytes_written: 8,
-  comm: 16,
-  cgroup_id: 32,
-} as const;
-export const UDP_COUNTS_SIZE = 40;
+/** `struct udp_counts` (one per CPU in the per-CPU map). */
+export const UDP_COUNTS = cStruct("udp_counts", 40, {
+  bytes_read: [0, 8],
+  bytes_written: [8, 8],
+  comm: [16, COMM_LEN],
+  cgroup_id: [32, 8],
+});
 
 /** `struct cidr_key` of the exclude_cidrs trie. */
-export const CIDR_KEY_SIZE = 20;
+export const CIDR_KEY = cStruct("cidr_key", 20, { prefixlen: [0, 4], addr: [4, 16] });
 
 /** `struct netflow_switches` (bpf/netflow.h): the .bss section, written by the probe. */
-export const NETFLOW_SWITCHES_LAYOUT = {
-  exclusions: 0,
-  socket_counters: 4,
-  epoch: 8,
-  gen: 12,
-} as const;
-export const NETFLOW_SWITCHES_SIZE = 16;
+export const NETFLOW_SWITCHES = cStruct("netflow_switches", 16, {
+  exclusions: [0, 4],
+  socket_counters: [4, 4],
+  epoch: [8, 4],
+  gen: [12, 4],
+});
 
 /** `struct netflow_settings` (.rodata). */
-export const NETFLOW_SETTINGS_LAYOUT = { fold_low: 0, fold_high: 2 } as const;
-export const NETFLOW_SETTINGS_SIZE = 4;
+export const NETFLOW_SETTINGS = cStruct("netflow_settings", 4, {
+  fold_low: [0, 2],
+  fold_high: [2, 2],
+});
 
 /** `struct iter_walked` (section .data.walked): sockets the iterators' last pass walked. */
-export const ITER_WALKED_LAYOUT = { epoch: 0, tcp: 4, udp: 8 } as const;
-export const ITER_WALKED_SIZE = 12;
+export const ITER_WALKED = cStruct("iter_walked", 12, { epoch: [0, 4], tcp: [4, 4], udp: [8, 4] });
 
-/** `enum netflow_count`: the kernel's per-CPU counts, by index. */
-export const NETFLOW_COUNTS = ["ports_collapsed", "closes_via_ring"] as const;
+/** `enum netflow_count`: the kernel's per-CPU counts, each with its counter's name. */
+export const NETFLOW_COUNT = indexEnum("netflow_count", {
+  NETFLOW_COUNT_PORTS_COLLAPSED: "ports_collapsed",
+  NETFLOW_COUNT_CLOSES_VIA_RING: "closes_via_ring",
+}, "NETFLOW_COUNTS");
+/** The kernel's per-CPU counts' names, by index. */
+export const NETFLOW_COUNTS = NETFLOW_COUNT.names;
+
+/** `enum netflow_exclusion`: bits of `exclusions`, which exclude maps hold entries. */
+export const EXCLUDE_PORTS = 1, EXCLUDE_PIDS = 2, EXCLUDE_CIDRS = 4;
+export const NETFLOW_EXCLUSION = cEnum("netflow_exclusion", {
+  EXCLUDE_PORTS,
+  EXCLUDE_PIDS,
+  EXCLUDE_CIDRS,
+});
 
 export const AF_INET = 2, AF_INET6 = 10;
 export const IPPROTO_TCP = 6, IPPROTO_UDP = 17;
 
-/** `enum flow_direction`. */
-export const DIRECTIONS = ["", "outgoing", "incoming"] as const;
+/** `enum flow_direction`: each with the `direction` tag it gives ("": unknown). */
+export const FLOW_DIRECTION = indexEnum("flow_direction", {
+  DIR_UNKNOWN: "",
+  DIR_OUTGOING: "outgoing",
+  DIR_INCOMING: "incoming",
+});
+export const DIRECTIONS = FLOW_DIRECTION.names;
 
 /** A flow's identity, as the kernel keys it. */
 export interface FlowKey {
@@ -131,15 +149,6 @@ export class DecodeError extends Error {
   override name = "DecodeError";
 }
 
-const latin1 = new TextDecoder("latin1");
-
-/** A NUL-terminated `char[16]` task name. */
-function comm(bytes: Uint8Array, at: number): string {
-  const field = bytes.subarray(at, at + 16);
-  const end = field.indexOf(0);
-  return latin1.decode(end < 0 ? field : field.subarray(0, end));
-}
-
 /**
  * Text form of the 16-byte address at `at`: dotted quad for IPv4 (stored mapped), RFC 5952 for
  * IPv6. Indexed in place: a subarray per address costs more than the formatting on hot paths.
@@ -151,11 +160,11 @@ export function formatAddress(bytes: Uint8Array, ipv4: boolean, at = 0): string 
 
 /** Decodes a `struct flow_key` at `offset`. */
 export function decodeFlowKey(view: DataView, offset: number): FlowKey {
-  if (offset + FLOW_KEY_SIZE > view.byteLength) {
+  if (offset + FLOW_KEY.size > view.byteLength) {
     throw new DecodeError(`flow key cut short: ${view.byteLength - offset} bytes`);
   }
-  const L = FLOW_KEY_LAYOUT;
-  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, FLOW_KEY_SIZE);
+  const L = FLOW_KEY.offsets;
+  const bytes = new Uint8Array(view.buffer, view.byteOffset + offset, FLOW_KEY.size);
   const family = bytes[L.family], transport = bytes[L.transport], dir = bytes[L.direction];
   if (family !== AF_INET && family !== AF_INET6) {
     throw new DecodeError(`unknown address family ${family}`);
@@ -182,21 +191,21 @@ export function decodeFlowKey(view: DataView, offset: number): FlowKey {
  * ring buffer): UDP deltas carry bytes only.
  */
 export function decodeFlowDelta(view: DataView, offset: number): FlowDelta {
-  if (offset + FLOW_DELTA_SIZE > view.byteLength) {
+  if (offset + FLOW_DELTA.size > view.byteLength) {
     throw new DecodeError(
-      `flow record cut short: ${view.byteLength - offset} of ${FLOW_DELTA_SIZE} bytes`,
+      `flow record cut short: ${view.byteLength - offset} of ${FLOW_DELTA.size} bytes`,
     );
   }
-  const key = decodeFlowKey(view, offset + FLOW_ID_LAYOUT.key);
-  const at = offset + FLOW_DELTA_LAYOUT.counts, C = FLOW_COUNTS_LAYOUT;
+  const key = decodeFlowKey(view, offset + FLOW_ID.offsets.key);
+  const at = offset + FLOW_DELTA.offsets.counts, C = FLOW_COUNTS.offsets;
   const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   const delta: FlowDelta = {
     key,
-    comm: comm(bytes, at + C.comm),
+    comm: decodeComm(bytes, at + C.comm),
     bytesWritten: view.getBigUint64(at + C.bytes_written, true),
     bytesRead: view.getBigUint64(at + C.bytes_read, true),
   };
-  const cgroupId = view.getBigUint64(offset + FLOW_ID_LAYOUT.cgroup_id, true);
+  const cgroupId = view.getBigUint64(offset + FLOW_ID.offsets.cgroup_id, true);
   if (cgroupId) delta.cgroupId = cgroupId;
   if (key.transport === "tcp") {
     delta.retransmits = BigInt(view.getUint32(at + C.retransmits, true));
@@ -217,9 +226,9 @@ export function decodeFlowDelta(view: DataView, offset: number): FlowDelta {
 
 /** Decodes a closed_flows entry: its `struct flow_id` key and `struct flow_counts` value. */
 export function decodeClosedFlow(key: Uint8Array, value: Uint8Array): FlowDelta {
-  const bytes = new Uint8Array(FLOW_DELTA_SIZE);
-  bytes.set(key.subarray(0, FLOW_ID_SIZE), FLOW_DELTA_LAYOUT.id);
-  bytes.set(value.subarray(0, FLOW_COUNTS_SIZE), FLOW_DELTA_LAYOUT.counts);
+  const bytes = new Uint8Array(FLOW_DELTA.size);
+  bytes.set(key.subarray(0, FLOW_ID.size), FLOW_DELTA.offsets.id);
+  bytes.set(value.subarray(0, FLOW_COUNTS.size), FLOW_DELTA.offsets.counts);
   return decodeFlowDelta(new DataView(bytes.buffer), 0);
 }
 
@@ -232,11 +241,11 @@ export function sumUdpCounts(
 ): { bytesRead: bigint; bytesWritten: bigint; comm: string; cgroupId: bigint } {
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   let bytesRead = 0n, bytesWritten = 0n, name = "", cgroupId = 0n;
-  for (let at = 0; at + UDP_COUNTS_SIZE <= value.length; at += UDP_COUNTS_SIZE) {
-    bytesRead += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, true);
-    bytesWritten += view.getBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, true);
-    if (!name) name = comm(value, at + UDP_COUNTS_LAYOUT.comm);
-    if (!cgroupId) cgroupId = view.getBigUint64(at + UDP_COUNTS_LAYOUT.cgroup_id, true);
+  for (let at = 0; at + UDP_COUNTS.size <= value.length; at += UDP_COUNTS.size) {
+    bytesRead += view.getBigUint64(at + UDP_COUNTS.offsets.bytes_read, true);
+    bytesWritten += view.getBigUint64(at + UDP_COUNTS.offsets.bytes_written, true);
+    if (!name) name = decodeComm(value, at + UDP_COUNTS.offsets.comm);
+    if (!cgroupId) cgroupId = view.getBigUint64(at + UDP_COUNTS.offsets.cgroup_id, true);
   }
   return { bytesRead, bytesWritten, comm: name, cgroupId };
 }
@@ -247,15 +256,15 @@ export function sumUdpCounts(
  */
 export function cidrKey(cidr: string): Uint8Array<ArrayBuffer> {
   const [addr, bits] = ipaddr.parseCIDR(cidr);
-  const key = new Uint8Array(CIDR_KEY_SIZE);
-  const view = new DataView(key.buffer);
+  const key = new Uint8Array(CIDR_KEY.size);
+  const view = new DataView(key.buffer), L = CIDR_KEY.offsets;
   if (addr.kind() === "ipv4") {
-    view.setUint32(0, bits + 96, true);
-    key.set([0xff, 0xff], 4 + 10);
-    key.set(addr.toByteArray(), 4 + 12);
+    view.setUint32(L.prefixlen, bits + 96, true);
+    key.set([0xff, 0xff], L.addr + 10);
+    key.set(addr.toByteArray(), L.addr + 12);
   } else {
-    view.setUint32(0, bits, true);
-    key.set(addr.toByteArray(), 4);
+    view.setUint32(L.prefixlen, bits, true);
+    key.set(addr.toByteArray(), L.addr);
   }
   return key;
 }

@@ -2,29 +2,25 @@ import assert from "node:assert/strict";
 import {
   AF_INET,
   AF_INET6,
-  CIDR_KEY_SIZE,
+  CIDR_KEY,
   cidrKey,
   decodeClosedFlow,
   DecodeError,
   decodeFlowDelta,
   decodeFlowKey,
-  FLOW_COUNTS_LAYOUT,
-  FLOW_DELTA_LAYOUT,
-  FLOW_DELTA_SIZE,
-  FLOW_ID_LAYOUT,
-  FLOW_ID_SIZE,
-  FLOW_KEY_LAYOUT,
-  FLOW_KEY_SIZE,
+  FLOW_COUNTS,
+  FLOW_DELTA,
+  FLOW_ID,
+  FLOW_KEY,
   formatAddress,
   IPPROTO_TCP,
   IPPROTO_UDP,
   sumUdpCounts,
-  UDP_COUNTS_LAYOUT,
-  UDP_COUNTS_SIZE,
+  UDP_COUNTS,
 } from "./netflow_event.ts";
 
 // Fields are written at the offsets of the exported layouts, so these tests follow the layout;
-// test/kernel/layout_test.ts checks those offsets against the object's BTF.
+// src/probes/layout_test.ts checks those offsets against the object's BTF.
 
 interface KeyFixture {
   pid: number;
@@ -82,7 +78,7 @@ function garbage(size: number): DataView {
 }
 
 function writeKey(view: DataView, at: number, k: KeyFixture): void {
-  const L = FLOW_KEY_LAYOUT;
+  const L = FLOW_KEY.offsets;
   view.setUint32(at + L.pid, k.pid, true);
   view.setUint8(at + L.family, k.family);
   view.setUint8(at + L.transport, k.transport);
@@ -96,7 +92,7 @@ function writeKey(view: DataView, at: number, k: KeyFixture): void {
 
 /** A view holding one flow key at `at`. */
 function keyView(k: Partial<KeyFixture> = {}, at = 0): DataView {
-  const view = garbage(at + FLOW_KEY_SIZE + 16);
+  const view = garbage(at + FLOW_KEY.size + 16);
   writeKey(view, at, { ...KEY, ...k });
   return view;
 }
@@ -127,9 +123,9 @@ const FAILURE_MEMBERS = [
 ] as const;
 
 function writeDelta(view: DataView, at: number, e: DeltaFixture): void {
-  writeKey(view, at + FLOW_DELTA_LAYOUT.id + FLOW_ID_LAYOUT.key, e.key);
-  view.setBigUint64(at + FLOW_DELTA_LAYOUT.id + FLOW_ID_LAYOUT.cgroup_id, e.cgroupId, true);
-  const c = at + FLOW_DELTA_LAYOUT.counts, L = FLOW_COUNTS_LAYOUT;
+  writeKey(view, at + FLOW_DELTA.offsets.id + FLOW_ID.offsets.key, e.key);
+  view.setBigUint64(at + FLOW_DELTA.offsets.id + FLOW_ID.offsets.cgroup_id, e.cgroupId, true);
+  const c = at + FLOW_DELTA.offsets.counts, L = FLOW_COUNTS.offsets;
   view.setBigUint64(c + L.bytes_written, e.bytesWritten, true);
   view.setBigUint64(c + L.bytes_read, e.bytesRead, true);
   view.setBigUint64(c + L.rtt_sum_us, e.rttSumUs, true);
@@ -212,7 +208,7 @@ Deno.test("decodeFlowKey() gives direction 0 as an empty string and the wildcard
 
 Deno.test("decodeFlowKey() rejects a key cut short with a DecodeError", () => {
   const view = keyView();
-  const short = new DataView(view.buffer, view.byteOffset, FLOW_KEY_SIZE - 1);
+  const short = new DataView(view.buffer, view.byteOffset, FLOW_KEY.size - 1);
 
   assert.throws(() => decodeFlowKey(short, 0), (e) => {
     assert.ok(e instanceof DecodeError);
@@ -222,7 +218,7 @@ Deno.test("decodeFlowKey() rejects a key cut short with a DecodeError", () => {
   // A whole key that starts too late in the view is cut short too.
   assert.throws(() => decodeFlowKey(keyView({}, 8), 8 + 17), DecodeError);
   // The boundary itself is fine.
-  const exact = new DataView(view.buffer, view.byteOffset, FLOW_KEY_SIZE);
+  const exact = new DataView(view.buffer, view.byteOffset, FLOW_KEY.size);
   assert.equal(decodeFlowKey(exact, 0).remoteIp, "93.184.216.34");
 });
 
@@ -243,7 +239,7 @@ Deno.test("decodeFlowKey() rejects an unknown family, transport or direction wit
 });
 
 Deno.test("decodeFlowDelta() reads every field of a TCP delta at a non-zero offset in a larger view", () => {
-  const view = garbage(16 + FLOW_DELTA_SIZE + 32);
+  const view = garbage(16 + FLOW_DELTA.size + 32);
   writeDelta(view, 16, DELTA);
 
   assert.deepEqual(decodeFlowDelta(view, 16), {
@@ -268,13 +264,13 @@ Deno.test("decodeFlowDelta() reads every field of a TCP delta at a non-zero offs
 });
 
 Deno.test("decodeFlowDelta() gives a UDP delta bytes only, and a comm of a full 16 bytes", () => {
-  const view = garbage(2 * FLOW_DELTA_SIZE);
+  const view = garbage(2 * FLOW_DELTA.size);
   writeDelta(view, 0, {
     ...DELTA,
     key: { ...KEY, transport: IPPROTO_UDP },
     comm: comm("abcdefghijklmnop"),
   });
-  writeDelta(view, FLOW_DELTA_SIZE, { ...DELTA, comm: comm(""), cgroupId: 0n });
+  writeDelta(view, FLOW_DELTA.size, { ...DELTA, comm: comm(""), cgroupId: 0n });
 
   assert.deepEqual(decodeFlowDelta(view, 0), {
     key: { ...KEY_DECODED, transport: "udp" },
@@ -283,25 +279,25 @@ Deno.test("decodeFlowDelta() gives a UDP delta bytes only, and a comm of a full 
     bytesWritten: 0x1_0000_0001n,
     bytesRead: 123_456n,
   });
-  const second = decodeFlowDelta(view, FLOW_DELTA_SIZE);
+  const second = decodeFlowDelta(view, FLOW_DELTA.size);
   assert.equal(second.comm, "");
   assert.equal(second.cgroupId, undefined); // unknown: none
 });
 
 Deno.test("decodeClosedFlow() reads a closed-flows entry, its key and value apart", () => {
-  const view = garbage(FLOW_DELTA_SIZE);
+  const view = garbage(FLOW_DELTA.size);
   writeDelta(view, 0, DELTA);
-  const bytes = new Uint8Array(view.buffer, view.byteOffset, FLOW_DELTA_SIZE);
+  const bytes = new Uint8Array(view.buffer, view.byteOffset, FLOW_DELTA.size);
   assert.deepEqual(
-    decodeClosedFlow(bytes.slice(0, FLOW_ID_SIZE), bytes.slice(FLOW_ID_SIZE)),
+    decodeClosedFlow(bytes.slice(0, FLOW_ID.size), bytes.slice(FLOW_ID.size)),
     decodeFlowDelta(view, 0),
   );
 });
 
 Deno.test("decodeFlowDelta() rejects a record cut short, or a bad key in it, with a DecodeError", () => {
-  const view = garbage(FLOW_DELTA_SIZE);
+  const view = garbage(FLOW_DELTA.size);
   writeDelta(view, 0, DELTA);
-  const short = new DataView(view.buffer, view.byteOffset, FLOW_DELTA_SIZE - 1);
+  const short = new DataView(view.buffer, view.byteOffset, FLOW_DELTA.size - 1);
 
   assert.throws(() => decodeFlowDelta(short, 0), (e) => {
     assert.ok(e instanceof DecodeError);
@@ -318,16 +314,16 @@ Deno.test("decodeFlowDelta() rejects a record cut short, or a bad key in it, wit
 function perCpu(
   slots: { read: bigint; written: bigint; comm: string; cgroup?: bigint }[],
 ): Uint8Array {
-  const buffer = new ArrayBuffer(8 + slots.length * UDP_COUNTS_SIZE + 8);
+  const buffer = new ArrayBuffer(8 + slots.length * UDP_COUNTS.size + 8);
   new Uint8Array(buffer).fill(0xaa);
-  const value = new Uint8Array(buffer, 8, slots.length * UDP_COUNTS_SIZE);
+  const value = new Uint8Array(buffer, 8, slots.length * UDP_COUNTS.size);
   const view = new DataView(buffer, 8);
   slots.forEach((s, cpu) => {
-    const at = cpu * UDP_COUNTS_SIZE;
-    view.setBigUint64(at + UDP_COUNTS_LAYOUT.bytes_read, s.read, true);
-    view.setBigUint64(at + UDP_COUNTS_LAYOUT.bytes_written, s.written, true);
-    value.set(s.comm ? comm(s.comm) : new Uint8Array(16), at + UDP_COUNTS_LAYOUT.comm);
-    view.setBigUint64(at + UDP_COUNTS_LAYOUT.cgroup_id, s.cgroup ?? 0n, true);
+    const at = cpu * UDP_COUNTS.size;
+    view.setBigUint64(at + UDP_COUNTS.offsets.bytes_read, s.read, true);
+    view.setBigUint64(at + UDP_COUNTS.offsets.bytes_written, s.written, true);
+    value.set(s.comm ? comm(s.comm) : new Uint8Array(16), at + UDP_COUNTS.offsets.comm);
+    view.setBigUint64(at + UDP_COUNTS.offsets.cgroup_id, s.cgroup ?? 0n, true);
   });
   return value;
 }
@@ -365,7 +361,7 @@ Deno.test("sumUdpCounts() of all-empty slots is zero with no comm", () => {
 Deno.test("cidrKey() stores an IPv4 network as IPv4-mapped IPv6 with 96 more prefix bits", () => {
   const key = cidrKey("10.0.0.0/8");
 
-  assert.equal(key.length, CIDR_KEY_SIZE);
+  assert.equal(key.length, CIDR_KEY.size);
   assert.equal(new DataView(key.buffer).getUint32(0, true), 104);
   assert.deepEqual([...key.subarray(4)], mapped(10, 0, 0, 0)); // ::ffff:10.0.0.0
   assert.deepEqual([...cidrKey("192.168.1.7/32")], [32 + 96, 0, 0, 0, ...mapped(192, 168, 1, 7)]);
@@ -374,7 +370,7 @@ Deno.test("cidrKey() stores an IPv4 network as IPv4-mapped IPv6 with 96 more pre
 Deno.test("cidrKey() stores an IPv6 network as it is", () => {
   const key = cidrKey("fd00::/8");
 
-  assert.equal(key.length, CIDR_KEY_SIZE);
+  assert.equal(key.length, CIDR_KEY.size);
   assert.deepEqual([...key], [8, 0, 0, 0, 0xfd, ...new Array(15).fill(0)]);
   assert.deepEqual(
     [...cidrKey("2001:db8::/32").subarray(0, 8)],
