@@ -11,7 +11,7 @@ import type { Record } from "../record.ts";
 import { describeError, UserError, whyUnreadable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ManualClock } from "./clock.ts";
-import type { Pipeline } from "./load.ts";
+import type { Pipeline } from "./pipeline.ts";
 import { formatSize } from "../units.ts";
 import {
   decodeRecorded,

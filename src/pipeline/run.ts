@@ -11,7 +11,7 @@ import { describeError, UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
-import type { Pipeline, StageNode } from "./load.ts";
+import type { Pipeline, StageNode } from "./pipeline.ts";
 import { watchLosses } from "./loss_watch.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
 import { ShownText } from "./shown.ts";
