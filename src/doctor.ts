@@ -21,6 +21,7 @@ import type { ProbeStage, StageContext } from "./pipeline/stage.ts";
 import { cgroupV2Mount } from "./system/cgroup.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
+import { liveHostFacts } from "./system/host_facts.ts";
 import { findReadline } from "./probes/bash.ts";
 import { splitHostPort } from "./outputs/http.ts";
 
@@ -187,6 +188,7 @@ async function tryProbe(p: StageNode): Promise<Check> {
     name: p.name,
     host: "doctor",
     clock: new LiveClock(),
+    hostFacts: liveHostFacts(),
     pushdown: {},
     inputSpanMs: 0,
     log,

@@ -11,6 +11,7 @@ import { describeError, UserError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { Clock, ManualClock } from "./clock.ts";
+import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import type { Pipeline, StageNode } from "./pipeline.ts";
 import { watchLosses } from "./loss_watch.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
@@ -31,6 +32,8 @@ export interface RuntimeEnv {
   counters: Counters;
   log: Logger;
   clock: Clock;
+  /** What stages may know of the host: this one's, a recording's; none by default (tests). */
+  hostFacts?: HostFacts;
 }
 
 /**
@@ -102,13 +105,15 @@ class Runner {
   }
 
   context(): StageContext {
-    const { counters, log, clock, host } = this.#env;
+    const { counters, log, clock, host, hostFacts = OFFLINE_HOST_FACTS } = this.#env;
     const labels = this.#labels;
+    const name = this.node.name;
     return {
-      name: this.node.name,
+      name,
       host,
       clock,
-      pushdown: this.facts.pushdown,
+      hostFacts,
+      pushdown: withPortRange(this.facts.pushdown, hostFacts, (p) => log.warn(`${name}: ${p}`)),
       inputSpanMs: this.facts.inputSpanMs,
       log,
       counters: counters.bound(labels),
@@ -269,6 +274,21 @@ export interface RunningPipeline {
   reload(next: Pipeline): Promise<ReloadReport>;
   /** Flushes and closes every stage in graph order. */
   stop(): Promise<void>;
+}
+
+/**
+ * `pushdown` with a "kernel" port range resolved through the host facts (`warn` hears why it is
+ * the Linux default), so a probe folds the range the recording, or this host, has.
+ */
+function withPortRange(
+  pushdown: Pushdown,
+  hostFacts: HostFacts,
+  warn: (problem: string) => void,
+): Pushdown {
+  if (pushdown.clientPorts !== "kernel") return pushdown;
+  const { range, problem } = hostFacts.portRange();
+  if (problem !== undefined) warn(problem);
+  return { ...pushdown, clientPorts: range };
 }
 
 /** What the graph tells a stage (what a probe may do in the kernel, the span a record may sum). */
