@@ -135,7 +135,10 @@ Deno.test("decodeLine() reads the header, host facts and records a --record file
 
 Deno.test("decodeLine() refuses a header after line 1, of another version or without a range", () => {
   const header = encodeHeader({ low: 1024, high: 65535 });
-  assert.throws(() => decodeLine(header, 3), /^RecordingError: line 3: a header .* only be the first line/);
+  assert.throws(
+    () => decodeLine(header, 3),
+    /^RecordingError: line 3: a header .* only be the first line/,
+  );
   assert.throws(
     () => decodeLine(header.replace('"recording":1', '"recording":2'), 1),
     /"recording" is format 1/,
