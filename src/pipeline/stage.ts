@@ -88,8 +88,9 @@ export type { PortRange };
 export interface Pushdown {
   /**
    * The client's ephemeral port may be folded to `*` before summing: every path from the probe
-   * goes through an `ephemeral_port` stage with this range ("kernel": this host's
-   * ip_local_port_range), and no stage before it reads or writes ports or `direction`.
+   * goes through an `ephemeral_port` stage with this range, and no stage before it reads or
+   * writes ports or `direction`. "kernel" (a stage without `range`) is what the graph says; the
+   * runtime hands the probe the range of `ctx.hostFacts` instead.
    */
   readonly clientPorts?: PortRange | "kernel";
   /**

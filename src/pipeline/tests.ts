@@ -22,11 +22,14 @@
  * times one second apart from 2026-01-01T00:00:00Z; `time` may be integer ns or an RFC 3339
  * string. A number written without a point (`5`) is an integer field, with one (`5.0`) a
  * float. The clock follows record time; at the end every stage is flushed, so windows emit.
+ * Stages see the facts of no host (host_facts.ts `OFFLINE_HOST_FACTS`): `ephemeral_port`
+ * without `range` collapses 32768-60999, and no record is in a container.
  */
 import { Counters } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
+import { OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import type { PartialRecord, Pipeline, PipelineTest, StageNode } from "./pipeline.ts";
 import { injectAtRecordTime, startPipeline } from "./run.ts";
 import type { StageDef } from "./stage.ts";
@@ -96,6 +99,8 @@ export async function runTest(pipeline: Pipeline, test: PipelineTest): Promise<T
     counters: new Counters(),
     log,
     clock,
+    // Of no host, so a test gives the same result on every machine (no container, 32768-60999).
+    hostFacts: OFFLINE_HOST_FACTS,
   }, {
     probes: "injected",
   });
