@@ -63,6 +63,31 @@ export class LibbpfError extends Error {
     this.errno = errno;
     this.log = log;
   }
+
+  /**
+   * One line for the user: the message, a hint on EPERM, and libbpf's reason (the verifier's
+   * own, when a load was rejected). src/errors.ts `describeError` uses it for any error that
+   * has a `describe()`, so it need not import this layer.
+   */
+  describe(): string {
+    const hint = this.errno === 1 ? " (needs root, or CAP_BPF and CAP_PERFMON)" : "";
+    const why = verifierReason(this.log) ??
+      this.log.filter((l) => !l.startsWith("libbpf: prog") || l.includes("failed")).at(-1);
+    return `${this.message}${hint}${why ? ` [${why}]` : ""}`;
+  }
+}
+
+/** The verifier's own reason from a load log: the last line before its statistics. */
+function verifierReason(log: readonly string[]): string | undefined {
+  const end = log.findIndex((l) => l.includes("-- END PROG LOAD LOG --"));
+  if (end < 0) return undefined;
+  for (let i = end - 1; i >= 0 && !log[i].includes("-- BEGIN PROG LOAD LOG --"); i--) {
+    const line = log[i].trim();
+    if (line && !/^processed \d+ insns/.test(line) && !line.startsWith("verification time")) {
+      return `verifier: ${line}`;
+    }
+  }
+  return undefined;
 }
 
 /** libbpf.so.1 or libc could not be opened. */
@@ -75,5 +100,10 @@ export class LibraryMissingError extends Error {
         (library.startsWith("libbpf") ? " (install it: ./scripts/setup.sh installs libbpf1)" : ""),
     );
     this.library = library;
+  }
+
+  /** The message says it all (what is missing and how to install it). */
+  describe(): string {
+    return this.message;
   }
 }

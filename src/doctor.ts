@@ -20,6 +20,7 @@ import { LiveClock } from "./pipeline/clock.ts";
 import type { HostCheck, ProbeStage, StageContext } from "./pipeline/stage.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
+import { liveHostFacts } from "./system/host_facts.ts";
 import { splitHostPort } from "./outputs/http.ts";
 
 /** One line of the report. */
@@ -172,6 +173,7 @@ async function tryProbe(p: StageNode): Promise<Check> {
     name: p.name,
     host: "doctor",
     clock: new LiveClock(),
+    hostFacts: liveHostFacts(),
     pushdown: {},
     inputSpanMs: 0,
     log,

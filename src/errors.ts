@@ -1,5 +1,3 @@
-import { LibbpfError, LibraryMissingError } from "../ffi/errors.ts";
-
 /**
  * Errors a user can meet. The CLI prints `message` as one line (no stack unless `--debug`) and
  * exits with `exitCode`: 2 for bad input (flags, pipeline), 1 for a runtime failure.
@@ -72,28 +70,23 @@ export function whyUnreadable(path: string, e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** One line for an error: what failed and, where known, how to fix it. */
-export function describeError(e: unknown): string {
-  if (e instanceof UserError || e instanceof LibraryMissingError) return e.message;
-  if (e instanceof LibbpfError) {
-    const hint = e.errno === 1 ? " (needs root, or CAP_BPF and CAP_PERFMON)" : "";
-    const why = verifierReason(e.log) ??
-      e.log.filter((l) => !l.startsWith("libbpf: prog") || l.includes("failed")).at(-1);
-    return `${e.message}${hint}${why ? ` [${why.replace(/^libbpf: /, "libbpf: ")}]` : ""}`;
-  }
-  if (e instanceof Error) return `${e.name}: ${e.message} (run with --debug for the stack)`;
-  return String(e);
+/**
+ * An error that says in one line what failed and how to fix it (ffi/errors.ts: `LibbpfError`
+ * adds the verifier's reason). Matched by shape, so this module, which every stage imports,
+ * does not import the kernel layer.
+ */
+export interface SelfDescribing {
+  describe(): string;
 }
 
-/** The verifier's own reason from a load log: the last line before its statistics. */
-function verifierReason(log: readonly string[]): string | undefined {
-  const end = log.findIndex((l) => l.includes("-- END PROG LOAD LOG --"));
-  if (end < 0) return undefined;
-  for (let i = end - 1; i >= 0 && !log[i].includes("-- BEGIN PROG LOAD LOG --"); i--) {
-    const line = log[i].trim();
-    if (line && !/^processed \d+ insns/.test(line) && !line.startsWith("verification time")) {
-      return `verifier: ${line}`;
-    }
-  }
-  return undefined;
+function isSelfDescribing(e: unknown): e is SelfDescribing {
+  return e instanceof Error && typeof (e as Partial<SelfDescribing>).describe === "function";
+}
+
+/** One line for an error: what failed and, where known, how to fix it. */
+export function describeError(e: unknown): string {
+  if (e instanceof UserError) return e.message;
+  if (isSelfDescribing(e)) return e.describe();
+  if (e instanceof Error) return `${e.name}: ${e.message} (run with --debug for the stack)`;
+  return String(e);
 }

@@ -24,6 +24,8 @@ import { Recorder, replayFile } from "./pipeline/replay.ts";
 import { runPipelineTests } from "./pipeline/tests.ts";
 import { LiveClock } from "./pipeline/clock.ts";
 import { checkKernelAccess } from "./system/preflight.ts";
+import { liveHostFacts } from "./system/host_facts.ts";
+import { recordingHostFacts } from "./pipeline/host_facts.ts";
 import { VERSION } from "./version.ts";
 
 /**
@@ -110,11 +112,16 @@ async function collect(options: CliOptions, log: Logger, shown: ShownText): Prom
     options.debug ? LIBBPF_DEBUG : LIBBPF_INFO,
     options.debug ? (_, line) => log.debug(line) : undefined, // lines start with "libbpf: ",
   );
-  const recorder = options.record ? new Recorder(options.record) : undefined;
+  // The only place this host's facts are read for the stages; a recording keeps them.
+  const live = liveHostFacts();
+  const recorder = options.record
+    ? new Recorder(options.record, live.portRange().range)
+    : undefined;
+  const hostFacts = recorder ? recordingHostFacts(live, (f) => recorder.addFact(f)) : live;
   const started = performance.now();
   const running = await startPipeline(
     pipeline,
-    { host, counters, log, clock: new LiveClock() },
+    { host, counters, log, clock: new LiveClock(), hostFacts },
     { tap: recorder && ((probe, record, side) => recorder.add(probe, record, side)) },
   );
   const revoked = await revokeStartupPermissions(options.record);
@@ -211,7 +218,8 @@ async function replay(
   const started = performance.now();
   let n;
   try {
-    n = await replayFile(pipeline, file, { host, counters, log }, {
+    // This host's facts only for a recording made before recordings kept their own.
+    n = await replayFile(pipeline, file, { host, counters, log, hostFacts: liveHostFacts() }, {
       skipBad: options.replaySkipBad,
       stop: stop.signal,
     });

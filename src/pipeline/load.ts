@@ -27,41 +27,15 @@ import {
   suggestion,
   type Table,
 } from "./schema.ts";
-import type { StageDef, StageKind } from "./stage.ts";
-import { parseTests, type PipelineTest } from "./tests.ts";
+import type { StageKind } from "./stage.ts";
+import type { Pipeline, StageNode } from "./pipeline.ts";
+import { parseTests } from "./tests_section.ts";
 import { graphOrder } from "./graph.ts";
 import { ShownText } from "./shown.ts";
 import { YamlSource } from "./yaml_source.ts";
 import { formatDuration, formatSize } from "../units.ts";
 
-/** One configured stage and its place in the graph. */
-export interface StageNode {
-  name: string;
-  section: Section;
-  kind: StageKind;
-  def: StageDef;
-  /** What `readWithSchema` (and custom parsers) made of the stage's keys. */
-  config: { [key: string]: unknown };
-  /** The stage's mapping as written (after `${VAR}` substitution). */
-  raw: Table;
-  /** Stages whose records this one takes. */
-  inputs: string[];
-  /** Side inputs: schema keys of type `stage`, e.g. `answers_from: dns`. */
-  sideInputs: { key: string; stage: string }[];
-  /** Probes only: a failure to load is fatal instead of disabling the probe. */
-  required: boolean;
-}
-
-/** A checked pipeline: stages in graph order (every stage after all it reads from). */
-export interface Pipeline {
-  file: string;
-  source: YamlSource;
-  stages: StageNode[];
-  /** Problems that do not stop it (e.g. a stage nobody reads). */
-  warnings: ConfigError[];
-  /** The `tests:` section, for `--test`. */
-  tests: PipelineTest[];
-}
+export type { Pipeline, StageNode };
 
 /** The largest pipeline file read: bigger ones are refused before parsing (1.9 GB for 10 MB). */
 export const MAX_PIPELINE_BYTES = 1024 * 1024;

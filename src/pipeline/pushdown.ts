@@ -14,7 +14,7 @@
  * The runtime hands the result to the probe's build (`ctx.pushdown`) and rebuilds the probe on
  * a reload that changes it.
  */
-import type { StageNode } from "./load.ts";
+import type { StageNode } from "./pipeline.ts";
 import type { PortRange, Pushdown } from "./stage.ts";
 
 /** The tags whose value a client-port fold changes, or that decide which port is the client's. */

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { Record } from "../record.ts";
-import { decodeRecorded, encodeRecorded, RecordingError } from "./recording.ts";
+import {
+  decodeLine,
+  decodeRecorded,
+  encodeHeader,
+  encodeHostFact,
+  encodeRecorded,
+  RecordingError,
+} from "./recording.ts";
 
 const RECORD: Record = {
   measurement: "bash",
@@ -103,5 +110,52 @@ Deno.test("decodeRecorded() shows what it quotes of a broken line with control c
       assert.match(e.message, /^line 3: not JSON: .*\\u001b\[2J\\u0000\\nfake/);
       return true;
     },
+  );
+});
+
+Deno.test("decodeLine() reads the header, host facts and records a --record file holds", () => {
+  const pod = { namespace: "shop", pod: "cart-7d9f-x2", container: "app" };
+  const container = "4f2a".padEnd(64, "0");
+  assert.deepEqual(decodeLine(encodeHeader({ low: 1024, high: 65535 }), 1), {
+    kind: "header",
+    portRange: { low: 1024, high: 65535 },
+  });
+  const facts = [
+    { fact: "container", cgroupId: 18446744073709551615n, containerId: container },
+    { fact: "pod", containerId: container, pod },
+  ] as const;
+  for (const fact of facts) {
+    assert.deepEqual(decodeLine(encodeHostFact(fact), 5), { kind: "fact", fact });
+  }
+  assert.deepEqual(decodeLine(encodeRecorded("bash", RECORD), 2), {
+    kind: "record",
+    recorded: { probe: "bash", record: RECORD },
+  });
+});
+
+Deno.test("decodeLine() refuses a header after line 1, of another version or without a range", () => {
+  const header = encodeHeader({ low: 1024, high: 65535 });
+  assert.throws(
+    () => decodeLine(header, 3),
+    /^RecordingError: line 3: a header .* only be the first line/,
+  );
+  assert.throws(
+    () => decodeLine(header.replace('"recording":1', '"recording":2'), 1),
+    /"recording" is format 1/,
+  );
+  for (const range of ["[2000,1000]", "[0,10]", "[1,70000]", "[1]", '"1-2"']) {
+    assert.throws(
+      () => decodeLine(`{"recording":1,"host_facts":{"port_range":${range}}}`, 1),
+      /"host_facts" must hold "port_range"/,
+      range,
+    );
+  }
+  assert.throws(
+    () => decodeLine('{"host_fact":"container","cgroup_id":"x","container_id":"a"}', 4),
+    /line 4: "cgroup_id" must be a cgroup's id/,
+  );
+  assert.throws(
+    () => decodeLine('{"host_fact":"pod","container_id":"a","namespace":"n"}', 4),
+    /"pod" must be a string/,
   );
 });

@@ -4,17 +4,22 @@
  * before it is injected), so windows close where they did live, and the same recording always
  * gives byte-identical output. A gap between records is jumped: periodic work in it runs once,
  * a window closes at its own boundary when it holds records, and empty ticks cost nothing.
- * Needs no root and no FFI.
+ * Stages get the recording's host facts (its header and fact lines, read first; recording.ts),
+ * so the output does not depend on the machine replaying. Needs no root and no FFI (but for a
+ * recording made before recordings kept host facts: that one gets this host's, as it did).
  */
 import type { Counters } from "../counters.ts";
 import type { Record } from "../record.ts";
 import { describeError, UserError, whyUnreadable } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { ManualClock } from "./clock.ts";
-import type { Pipeline } from "./load.ts";
+import type { Pipeline } from "./pipeline.ts";
 import { formatSize } from "../units.ts";
+import { type HostFact, type HostFacts, type PortRange, RecordedHostFacts } from "./host_facts.ts";
 import {
-  decodeRecorded,
+  decodeLine,
+  encodeHeader,
+  encodeHostFact,
   encodeRecorded,
   MAX_LINE_BYTES,
   type Recorded,
@@ -77,24 +82,70 @@ export interface ReplayOptions {
   stop?: AbortSignal;
 }
 
-/** Replays `file` through `pipeline`; resolves with how many records were injected. */
-export async function replayFile(
-  pipeline: Pipeline,
-  file: string,
-  env: { host: string; counters: Counters; log: Logger },
-  options: ReplayOptions = {},
-): Promise<number> {
-  const cannotRead = (why: string) => new UserError(`cannot read recording ${file}: ${why}`, 2);
+/** Opens a recording, or says in one line why it cannot. */
+async function openRecording(file: string): Promise<Deno.FsFile> {
   let f: Deno.FsFile;
   try {
     f = await Deno.open(file);
   } catch (e) {
-    throw cannotRead(whyUnreadable(file, e));
+    throw cannotRead(file, whyUnreadable(file, e));
   }
   if ((await f.stat()).isDirectory) {
     f.close();
-    throw cannotRead("it is a directory; give the recording file in it");
+    throw cannotRead(file, "it is a directory; give the recording file in it");
   }
+  return f;
+}
+
+function cannotRead(file: string, why: string): UserError {
+  return new UserError(`cannot read recording ${file}: ${why}`, 2);
+}
+
+/**
+ * The host facts `file` was recorded with: its header's, and every fact line's (a first pass;
+ * bad lines are left to the replay, which reports them); undefined without a header.
+ */
+async function recordedHostFacts(file: string): Promise<HostFacts | undefined> {
+  const f = await openRecording(file);
+  const source = lines(f.readable, MAX_LINE_BYTES);
+  try {
+    let facts: RecordedHostFacts | undefined;
+    for (let n = 1;; n++) {
+      const next = await source.next();
+      if (next.done) return facts;
+      const line = next.value;
+      // Only the first line can say whether there are facts, and only fact lines hold them.
+      if (line === TOO_LONG || (n > 1 && !line.startsWith(`{"host_fact"`))) continue;
+      let decoded;
+      try {
+        decoded = decodeLine(line, n);
+      } catch {
+        if (n === 1) return undefined;
+        continue;
+      }
+      if (decoded.kind === "header") facts = new RecordedHostFacts(file, decoded.portRange);
+      else if (!facts) return undefined;
+      else if (decoded.kind === "fact") facts.add(decoded.fact);
+    }
+  } catch (e) {
+    throw cannotRead(file, describeError(e));
+  } finally {
+    await source.return(undefined);
+  }
+}
+
+/**
+ * Replays `file` through `pipeline`; resolves with how many records were injected. The stages
+ * get the recording's host facts; `env.hostFacts` those for a recording that has none.
+ */
+export async function replayFile(
+  pipeline: Pipeline,
+  file: string,
+  env: { host: string; counters: Counters; log: Logger; hostFacts?: HostFacts },
+  options: ReplayOptions = {},
+): Promise<number> {
+  const hostFacts = await recordedHostFacts(file) ?? env.hostFacts;
+  const f = await openRecording(file);
   const probes = new Set(pipeline.stages.filter((s) => s.kind === "probe").map((s) => s.name));
   const unknown = new Map<string, number>();
   let skipped = 0;
@@ -113,7 +164,7 @@ export async function replayFile(
         try {
           next = await source.next();
         } catch (e) {
-          throw cannotRead(`at line ${n}: ${describeError(e)}`);
+          throw cannotRead(file, `at line ${n}: ${describeError(e)}`);
         }
         if (next.done) return;
         const line = next.value;
@@ -122,15 +173,16 @@ export async function replayFile(
           continue;
         }
         if (!line.trim()) continue;
-        let recorded;
+        let decoded;
         try {
-          recorded = decodeRecorded(line, n);
+          decoded = decodeLine(line, n);
         } catch (e) {
           if (!(e instanceof RecordingError)) throw e;
           bad(e);
           continue;
         }
-        yield recorded;
+        // The header and host facts were read before the replay started.
+        if (decoded.kind === "record") yield decoded.recorded;
       }
     } finally {
       await source.return(undefined); // closes the file, however the replay ends
@@ -145,7 +197,9 @@ export async function replayFile(
     const clock = new ManualClock(first.value.record.time, {
       jump: { moved: () => recordsMoved(env.counters) },
     });
-    const running = await startPipeline(pipeline, { ...env, clock }, { probes: "injected" });
+    const running = await startPipeline(pipeline, { ...env, clock, hostFacts }, {
+      probes: "injected",
+    });
     // Resolves on a stop: a `block` output whose receiver refuses would hold a replay for ever.
     const stopped = new Promise<void>((resolve) => {
       if (options.stop?.aborted) resolve();
@@ -187,7 +241,10 @@ function recordsMoved(counters: Counters): bigint {
   return n;
 }
 
-/** `--record FILE`: appends every probe record to FILE, written in batches. */
+/**
+ * `--record FILE`: writes the host's facts (the header; then each container fact when first
+ * seen, through {@linkcode Recorder.addFact}) and every probe record to FILE, in batches.
+ */
 export class Recorder {
   readonly #file: Deno.FsFile;
   readonly #path: string;
@@ -195,7 +252,8 @@ export class Recorder {
   #pending: string[] = [];
   #encoder = new TextEncoder();
 
-  constructor(path: string) {
+  /** `portRange`: the host's, for the header (recording.ts). */
+  constructor(path: string, portRange: PortRange) {
     this.#path = path;
     try {
       this.#file = Deno.openSync(path, { write: true, create: true, truncate: true });
@@ -205,6 +263,7 @@ export class Recorder {
         : whyUnreadable(path, e);
       throw new UserError(`cannot write recording ${path}: ${why}`, 2);
     }
+    this.#pending.push(encodeHeader(portRange));
     // Batches of lines, written from a timer: one syscall per batch, not per record.
     this.#timer = setInterval(() => this.flush(), 200);
   }
@@ -212,6 +271,11 @@ export class Recorder {
   /** Queues one probe record. */
   add(probe: string, record: Record, side = false): void {
     this.#pending.push(encodeRecorded(probe, record, side));
+  }
+
+  /** Queues one host fact (see `recordingHostFacts` in host_facts.ts). */
+  addFact(fact: HostFact): void {
+    this.#pending.push(encodeHostFact(fact));
   }
 
   /** Writes what is queued. */

@@ -18,7 +18,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import type { Pipeline } from "./load.ts";
+import type { Pipeline } from "./pipeline.ts";
 import { isTable } from "./schema.ts";
 import { splitTemplate } from "./yaml_source.ts";
 

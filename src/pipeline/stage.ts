@@ -25,8 +25,9 @@
  * again once the queue went in: its shutdown flush must settle every pending push and push
  * back no more, and the second one take (send, spool or count) what came after the first.
  *
- * Kernel code stays in probes: transforms, windows and outputs work on records alone, so they
- * run on replayed records without root.
+ * Kernel code stays in probes: transforms, windows and outputs work on records alone, and
+ * what they need of the host comes through `ctx.hostFacts`, so they run on replayed records
+ * without root and tag them as the recording host would.
  */
 import type { BoundCounters, CounterValue } from "../counters.ts";
 import type { Logger } from "../log.ts";
@@ -34,6 +35,7 @@ import type { Record } from "../record.ts";
 import type { ConfigError } from "../errors.ts";
 import type { At, Schema } from "./schema.ts";
 import type { Clock } from "./clock.ts";
+import type { HostFacts, PortRange } from "./host_facts.ts";
 
 /** The four sections of a pipeline file, one kind of stage each. */
 export type StageKind = "probe" | "transform" | "window" | "output";
@@ -76,11 +78,7 @@ export interface ProbeStage extends Stage {
   readonly attached?: readonly string[];
 }
 
-/** An inclusive range of ports, `low` <= `high`, both within 1..65535. */
-export interface PortRange {
-  readonly low: number;
-  readonly high: number;
-}
+export type { PortRange };
 
 /**
  * What the stages after a probe let it do in the kernel on their behalf (src/pipeline/
@@ -90,8 +88,9 @@ export interface PortRange {
 export interface Pushdown {
   /**
    * The client's ephemeral port may be folded to `*` before summing: every path from the probe
-   * goes through an `ephemeral_port` stage with this range ("kernel": this host's
-   * ip_local_port_range), and no stage before it reads or writes ports or `direction`.
+   * goes through an `ephemeral_port` stage with this range, and no stage before it reads or
+   * writes ports or `direction`. "kernel" (a stage without `range`) is what the graph says; the
+   * runtime hands the probe the range of `ctx.hostFacts` instead.
    */
   readonly clientPorts?: PortRange | "kernel";
   /**
@@ -113,6 +112,12 @@ export interface StageContext {
   readonly host: string;
   /** The clock: real time when collecting, record time in replay and tests. */
   readonly clock: Clock;
+  /**
+   * What the stage may know of the host its records come from (port range, containers, pods):
+   * this host's when collecting, the recording's in a replay (src/pipeline/host_facts.ts). A
+   * stage never reads the host itself.
+   */
+  readonly hostFacts: HostFacts;
   /** Probes: what they may do in the kernel for the stages after them ({} for others). */
   readonly pushdown: Pushdown;
   /**

@@ -9,6 +9,7 @@ import type { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
+import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import { At, readWithSchema } from "./schema.ts";
 import type { Pushdown, Stage, StageDef } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
@@ -40,13 +41,14 @@ export interface StageUnderTest {
 
 /**
  * Configures and builds `def`; throws if the options do not validate. `graph`: what the graph
- * would tell the stage (ctx.pushdown, ctx.inputSpanMs), none by default.
+ * and the runtime would tell the stage (ctx.pushdown, ctx.inputSpanMs, ctx.hostFacts), none by
+ * default (no pushdown, span 0, {@linkcode OFFLINE_HOST_FACTS}).
  */
 export async function buildStage(
   def: StageDef,
   options: { [key: string]: unknown },
   clock = new ManualClock(1_764_000_000_000_000_000n),
-  graph: { pushdown?: Pushdown; inputSpanMs?: number } = {},
+  graph: { pushdown?: Pushdown; inputSpanMs?: number; hostFacts?: HostFacts } = {},
 ): Promise<StageUnderTest> {
   const { config, errors } = configureStage(def, options);
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));
@@ -62,6 +64,7 @@ export async function buildStage(
     name: def.type,
     host: "test-host",
     clock,
+    hostFacts: graph.hostFacts ?? OFFLINE_HOST_FACTS,
     pushdown: graph.pushdown ?? {},
     inputSpanMs: graph.inputSpanMs ?? 0,
     log,

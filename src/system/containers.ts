@@ -29,6 +29,7 @@
  * life and beyond: nothing expires, entries only make room.
  */
 import { LibbpfError } from "../../ffi/errors.ts";
+import type { ContainerStats } from "../pipeline/host_facts.ts";
 import { closeFd, kernfsPathById, openDirectory, subdirectories } from "../../ffi/libc.ts";
 
 /** Lower-case hex of a container id: docker, containerd, CRI-O and podman all use 64 digits. */
@@ -125,19 +126,8 @@ export class KernelCgroups implements CgroupSource {
   }
 }
 
-/** Running totals of a {@linkcode ContainerResolver}. */
-export interface ContainerResolverStats {
-  /** Lookups answered from the cache. */
-  hits: number;
-  /** Lookups the cache could not answer. */
-  misses: number;
-  /** Entries dropped to stay within maxEntries. */
-  evictions: number;
-  /** Walks of the cgroup mount. */
-  scans: number;
-  /** Misses left unanswered because the last walk was too recent. */
-  deferred: number;
-}
+/** Running totals of a {@linkcode ContainerResolver} (the container stage counts them). */
+export type ContainerResolverStats = ContainerStats;
 
 /** Options of a {@linkcode ContainerResolver}. */
 export interface ContainerResolverOptions {

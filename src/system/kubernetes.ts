@@ -19,33 +19,15 @@
  *
  * Permissions: `--allow-net=<host>:<port>` of the API server, `--allow-read` of the token and CA
  * files, `--allow-env=KUBERNETES_SERVICE_HOST,KUBERNETES_SERVICE_PORT,NODE_NAME`
- * (see {@linkcode kubernetesPermissions}).
+ * (see `kubernetesPermissions` in src/transforms/kubernetes_api.ts).
  *
  * @module
  */
 import type { Logger } from "../log.ts";
+import type { KubernetesOptions, PodInfo } from "../pipeline/host_facts.ts";
 import type { StageCounters } from "../pipeline/stage.ts";
 
-/** Who runs a container: what the collector tags as `k8s_namespace`, `k8s_pod`, `k8s_container`. */
-export interface PodInfo {
-  namespace: string;
-  pod: string;
-  container: string;
-}
-
-/** Where the API server is and how to authenticate to it. */
-export interface KubernetesOptions {
-  /** Base URL, e.g. `https://10.96.0.1:443`. */
-  apiServer: string;
-  /** A fixed bearer token; `tokenFile` wins when both are given. */
-  token?: string;
-  /** A file holding the bearer token, re-read on every (re)connect: bound tokens rotate. */
-  tokenFile?: string;
-  /** PEM file of the CA that signed the API server's certificate; system roots when absent. */
-  caFile?: string;
-  /** Only pods scheduled on this node are listed and watched (`spec.nodeName`). */
-  nodeName?: string;
-}
+export type { KubernetesOptions, PodInfo };
 
 /** Knobs with production defaults; tests shorten the backoff. */
 export interface PodWatcherTuning {
@@ -57,48 +39,6 @@ export interface PodWatcherTuning {
   watchTimeoutSeconds?: number;
   /** Most pods indexed; pods beyond are counted as `k8s_pods_dropped`; default 2000. */
   maxPods?: number;
-}
-
-const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/**
- * Options for a collector running in a pod: the API server from `KUBERNETES_SERVICE_HOST` and
- * `KUBERNETES_SERVICE_PORT`, the service account's token and CA, and `NODE_NAME` (set it from
- * `spec.nodeName` with the downward API) for the node; undefined outside a cluster.
- *
- * @example
- * ```ts
- * const options = inClusterOptions((name) => Deno.env.get(name));
- * ```
- */
-export function inClusterOptions(
-  env: (name: string) => string | undefined,
-): KubernetesOptions | undefined {
-  const host = env("KUBERNETES_SERVICE_HOST");
-  const port = env("KUBERNETES_SERVICE_PORT");
-  if (!host || !port) return undefined;
-  // An IPv6 service address needs brackets in a URL.
-  const hostInUrl = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
-  const nodeName = env("NODE_NAME");
-  return {
-    apiServer: `https://${hostInUrl}:${port}`,
-    tokenFile: `${SERVICE_ACCOUNT_DIR}/token`,
-    caFile: `${SERVICE_ACCOUNT_DIR}/ca.crt`,
-    ...(nodeName ? { nodeName } : {}),
-  };
-}
-
-/** What a {@linkcode PodWatcher} needs from Deno's permissions, for a stage's `explain`. */
-export function kubernetesPermissions(
-  options: KubernetesOptions,
-): { net: string[]; reads: string[]; env: string[] } {
-  const url = new URL(options.apiServer);
-  const port = url.port || (url.protocol === "https:" ? "443" : "80");
-  return {
-    net: [`${url.hostname}:${port}`],
-    reads: [options.tokenFile, options.caFile].filter((f): f is string => f !== undefined),
-    env: ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NODE_NAME"],
-  };
 }
 
 /** The runtime prefix (`containerd://`, `docker://`, `cri-o://`) of a status containerID. */

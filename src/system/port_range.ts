@@ -4,11 +4,9 @@
  * in the kernel for it reads the same range.
  */
 import { readKernelFile } from "../../ffi/libc.ts";
-import type { PortRange } from "../pipeline/stage.ts";
+import { LINUX_DEFAULT_RANGE, type PortRange, type PortRangeFact } from "../pipeline/host_facts.ts";
 
 const KERNEL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
-// The kernel's default (Documentation/networking/ip-sysctl); used when the file cannot be read.
-const LINUX_DEFAULT_RANGE: PortRange = { low: 32768, high: 60999 };
 
 /**
  * The kernel's local port range, read through `read` (libc, since Deno refuses /proc under the
@@ -16,7 +14,7 @@ const LINUX_DEFAULT_RANGE: PortRange = { low: 32768, high: 60999 };
  */
 export function kernelPortRange(
   read: (path: string) => string = readKernelFile,
-): { range: PortRange; problem?: string } {
+): PortRangeFact {
   let text: string;
   try {
     text = read(KERNEL_RANGE_FILE);

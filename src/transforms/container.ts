@@ -19,22 +19,22 @@
  * removed (it means nothing off this host) unless `keep_cgroup_id`. Records without it pass
  * unchanged. The cgroup id → container id mapping is in src/system/containers.ts.
  *
+ * Both come through the stage's host facts (`ctx.hostFacts.containers`): this host's when
+ * collecting; in a replay, the containers and pods the recording's container stages saw (a
+ * recording keeps each when first seen), so a replay tags as the recording host did, on any
+ * machine. A recording made without a container stage has none: its replay tags nothing.
+ * In `--test` no record is in a container.
+ *
  * Counters: `container_cache_hits`, `container_cache_misses`, `container_cache_evictions`,
  * `cgroup_scans`, `container_lookups_deferred` (misses within `rescan_interval` of the last
  * walk), `cgroup_scan_errors`, the gauge `container_cache_entries`; with Kubernetes the
  * watcher's `k8s_*` counters.
  */
 import { describeError } from "../errors.ts";
+import type { KubernetesOptions } from "../pipeline/host_facts.ts";
 import type { Stage, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
-import { cgroupV2Mount } from "../system/cgroup.ts";
-import { ContainerResolver, KernelCgroups } from "../system/containers.ts";
-import {
-  inClusterOptions,
-  type KubernetesOptions,
-  kubernetesPermissions,
-  PodWatcher,
-} from "../system/kubernetes.ts";
+import { inClusterOptions, kubernetesPermissions } from "./kubernetes_api.ts";
 import { formatDuration } from "../units.ts";
 
 /** Options of a `container` transform. */
@@ -176,34 +176,24 @@ export const containerTransform: StageDef<ContainerConfig> = {
   tagsUsed: () => ["container_id", "k8s_namespace", "k8s_pod", "k8s_container"],
 
   build(config, ctx): Stage {
-    let mount = config.cgroup;
-    if (!mount) {
-      try {
-        mount = cgroupV2Mount();
-      } catch (e) {
-        // No cgroup v2 here (a replay elsewhere): records pass untagged; lookups count errors.
-        ctx.log.warn(`${ctx.name}: no container tags: ${describeError(e)}`);
-        mount = "/nonexistent-cgroup2";
-      }
-    }
-    const resolver = new ContainerResolver(new KernelCgroups(mount), {
+    // The host's containers and pods: this one's when collecting, the recording's in a replay.
+    const facts = ctx.hostFacts.containers({
+      cgroup: config.cgroup,
       maxEntries: config.max_entries,
       rescanIntervalMs: config.rescan_interval,
-      now: () => performance.now(),
+      kubernetes: kubernetesOptions(config, permittedEnv),
+    }, {
+      log: ctx.log,
+      counters: ctx.counters,
+      warn: (problem) => ctx.log.warn(`${ctx.name}: ${problem}`),
     });
-    let pods: PodWatcher | undefined;
-    const options = kubernetesOptions(config, permittedEnv);
-    if (options) {
-      pods = new PodWatcher(options, ctx.log, ctx.counters);
-      pods.start();
-    }
 
     const counters = ctx.counters;
     // What was already added to the counters; updated in place (no allocation a record).
-    const last = { ...resolver.stats };
+    const last = { ...facts.stats };
     let entries = -1, warned = false;
     const sync = () => {
-      const now = resolver.stats;
+      const now = facts.stats;
       if (now.hits !== last.hits) counters.add("container_cache_hits", now.hits - last.hits);
       if (now.misses !== last.misses) {
         counters.add("container_cache_misses", now.misses - last.misses);
@@ -216,8 +206,8 @@ export const containerTransform: StageDef<ContainerConfig> = {
         counters.add("container_lookups_deferred", now.deferred - last.deferred);
       }
       Object.assign(last, now);
-      if (resolver.size !== entries) {
-        entries = resolver.size;
+      if (facts.size !== entries) {
+        entries = facts.size;
         counters.set("container_cache_entries", entries);
       }
     };
@@ -225,11 +215,13 @@ export const containerTransform: StageDef<ContainerConfig> = {
 
     const lookup = (id: bigint): string | undefined => {
       try {
-        return resolver.lookup(id);
+        return facts.container(id);
       } catch (e) {
         // The mount went away or cannot be read: untagged, counted, said once.
         counters.add("cgroup_scan_errors");
-        if (!warned) ctx.log.warn(`${ctx.name}: cannot read ${mount}: ${describeError(e)}`);
+        if (!warned) {
+          ctx.log.warn(`${ctx.name}: cannot read ${facts.source}: ${describeError(e)}`);
+        }
         warned = true;
         return undefined;
       }
@@ -245,7 +237,7 @@ export const containerTransform: StageDef<ContainerConfig> = {
         const tags = container === undefined ? record.tags : { ...record.tags };
         if (container !== undefined) {
           tags.container_id = container;
-          const pod = pods?.lookup(container);
+          const pod = facts.pod(container);
           if (pod) {
             tags.k8s_namespace = pod.namespace;
             tags.k8s_pod = pod.pod;
@@ -263,8 +255,7 @@ export const containerTransform: StageDef<ContainerConfig> = {
       },
       flush() {},
       async close() {
-        resolver.close();
-        await pods?.close();
+        await facts.close();
       },
     };
   },

@@ -8,9 +8,15 @@ import assert from "node:assert/strict";
 import { buildStage, configureStage } from "../pipeline/testing.ts";
 import type { Record } from "../record.ts";
 import { containerId, FakeApiServer, pod, running } from "../../test/kubernetes/_api_server.ts";
+import { liveHostFacts } from "../system/host_facts.ts";
 import { containerTransform } from "./container.ts";
 
 const A = containerId(), B = containerId();
+
+/** Builds the stage with this host's facts, as the collector does when collecting. */
+function onThisHost(options: { [key: string]: unknown }) {
+  return buildStage(containerTransform, options, undefined, { hostFacts: liveHostFacts() });
+}
 
 /** A tree of runtime-named directories; their ids are their inode numbers. */
 async function cgroupTree() {
@@ -39,7 +45,7 @@ function record(cgroupId?: bigint): Record {
 
 Deno.test("container tags records with their container's id and removes cgroup_id", async () => {
   await using tree = await cgroupTree();
-  const { stage, emitted, counters } = await buildStage(containerTransform, { cgroup: tree.root });
+  const { stage, emitted, counters } = await onThisHost({ cgroup: tree.root });
 
   await stage.push(record(tree.ids.docker));
   await stage.push(record(tree.ids.kubepods));
@@ -61,7 +67,7 @@ Deno.test("container tags records with their container's id and removes cgroup_i
 
 Deno.test("container keeps cgroup_id when asked, and passes records without one unchanged", async () => {
   await using tree = await cgroupTree();
-  const { stage, emitted } = await buildStage(containerTransform, {
+  const { stage, emitted } = await onThisHost({
     cgroup: tree.root,
     keep_cgroup_id: true,
   });
@@ -80,7 +86,7 @@ Deno.test("container keeps cgroup_id when asked, and passes records without one 
 });
 
 Deno.test("container without a cgroup tree passes records untagged, cgroup_id removed", async () => {
-  const { stage, emitted } = await buildStage(containerTransform, { cgroup: "/nonexistent-cg" });
+  const { stage, emitted } = await onThisHost({ cgroup: "/nonexistent-cg" });
   await stage.push(record(42n));
   assert.deepEqual(emitted[0].tags, { host: "web-1", source: "bash" });
   assert.deepEqual(emitted[0].fields, { cmd: "ls" });
@@ -129,7 +135,7 @@ Deno.test("container adds k8s_namespace, k8s_pod, k8s_container from the API ser
   server.put(pod("shop", "cart-7d9f-x2", "node-a", { containerStatuses: [running("app", B)] }));
   server.start();
   try {
-    const { stage, emitted } = await buildStage(containerTransform, {
+    const { stage, emitted } = await onThisHost({
       cgroup: tree.root,
       kubernetes_api: server.url,
       kubernetes_token_file: tokenFile,

@@ -7,7 +7,7 @@
  *   merge_clients:
  *     type: ephemeral_port
  *     inputs: [netflow]
- *     range: "32768-60999" # or [32768, 60999]; default: this host's kernel range
+ *     range: "32768-60999" # or [32768, 60999]; default: the host's kernel range
  * ```
  *
  * Which port is the client's follows from the netflow tags (src is this host, dst the peer):
@@ -19,19 +19,20 @@
  * shared, and is counted as `ports_collapsed`. The measurement is not checked: `dnsflow` has the
  * same tags and the same clients.
  *
- * Without `range` the stage reads this host's `net.ipv4.ip_local_port_range` when it starts
- * (the Linux default 32768-60999 if that fails, with a warning). That is the right range for
- * outgoing flows collected here; a replay on another host reads *that* host's kernel, so a
- * pipeline meant for replay should set `range`. For incoming flows the client's range is the
+ * Without `range` the stage takes the host's `net.ipv4.ip_local_port_range` from its host facts
+ * when it starts: this host's kernel when collecting (the Linux default 32768-60999 if that
+ * cannot be read, with a warning), the recording host's in a replay (kept in the recording's
+ * first line; a recording made before it had none replays with this host's), 32768-60999 in
+ * `--test`. That is the right range for outgoing flows collected here. For incoming flows the client's range is the
  * peer's, not ours: Windows clients pick from 49152-65535, so a server with such clients may
  * want `range: "32768-65535"`.
  */
-import { kernelPortRange, portRangeOf } from "../system/port_range.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
+import type { PortRangeFact } from "../pipeline/host_facts.ts";
 import type { PortRange, StageDef } from "../pipeline/stage.ts";
+import type { Logger } from "../log.ts";
 
 export type { PortRange };
-export { kernelPortRange };
 
 /** Options of an `ephemeral_port` transform. */
 export interface EphemeralPortConfig {
@@ -95,6 +96,12 @@ function parseRange(value: unknown, at: At): PortRange | undefined {
 // (every range starts at 1 or above), and "*" (already collapsed) does not either.
 const PORT = /^[1-9]\d{0,4}$/;
 
+/** The host's range, saying why when it is the Linux default instead. */
+function kernelRange(fact: PortRangeFact, log: Logger): PortRange {
+  if (fact.problem !== undefined) log.warn(fact.problem);
+  return fact.range;
+}
+
 /** `type: ephemeral_port`: writes ephemeral client ports as `*` so flows merge. */
 export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
   type: "ephemeral_port",
@@ -103,13 +110,12 @@ export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
   schema: {
     range: {
       type: "custom",
-      doc:
-        `Ports to collapse, "low-high" or [low, high]; default: the kernel's ip_local_port_range.`,
+      doc: `Ports to collapse, "low-high" or [low, high]; default: the host's ip_local_port_range.`,
       parse: parseRange,
     },
   },
   build(config, ctx) {
-    const { low, high } = portRangeOf(config.range ?? "kernel", (p) => ctx.log.warn(p));
+    const { low, high } = config.range ?? kernelRange(ctx.hostFacts.portRange(), ctx.log);
     const collapsed = ctx.counters.handle("ports_collapsed");
     const ephemeral = (port: string | undefined) => {
       if (port === undefined || !PORT.test(port)) return false;
@@ -136,7 +142,7 @@ export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
     // Not read here: --explain may run on another host than the collector.
     const range = config.range
       ? `${config.range.low}-${config.range.high}`
-      : "the kernel's ip_local_port_range, read at start";
+      : "the host's ip_local_port_range (the recording's in a replay), read at start";
     return {
       details: [
         `outgoing: src_port in ${range} → *; incoming: dst_port in ${range} → *`,

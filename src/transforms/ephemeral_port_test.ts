@@ -1,12 +1,8 @@
 import assert from "node:assert/strict";
-import { readKernelFile } from "../../ffi/libc.ts";
+import { type HostFacts, OFFLINE_HOST_FACTS } from "../pipeline/host_facts.ts";
 import { buildStage, configureStage } from "../pipeline/testing.ts";
 import type { Record } from "../record.ts";
-import {
-  type EphemeralPortConfig,
-  ephemeralPortTransform,
-  kernelPortRange,
-} from "./ephemeral_port.ts";
+import { type EphemeralPortConfig, ephemeralPortTransform } from "./ephemeral_port.ts";
 
 function flow(tags: { [key: string]: string }): Record {
   return {
@@ -165,29 +161,28 @@ Deno.test("ephemeral_port reports both bad ends of a list at once", () => {
   ]);
 });
 
-Deno.test("ephemeral_port without range uses the kernel's ip_local_port_range", async () => {
-  const [low, high] = readKernelFile("/proc/sys/net/ipv4/ip_local_port_range")
-    .trim().split(/\s+/).map(Number);
-  assert.deepEqual(kernelPortRange(), { range: { low, high } });
-  const ports = [low - 1, low, high, high + 1].map(String);
-  const { emitted, logs } = await through({}, ports.map(out));
-  assert.deepEqual(logs, [], "no warning when the file is readable");
-  assert.deepEqual(emitted.map((r) => r.tags.src_port), [String(low - 1), "*", "*", ports[3]]);
+Deno.test("ephemeral_port without range collapses the host's range, from its host facts", async () => {
+  // A host (or a recording of one) whose range is not the Linux default.
+  const hostFacts: HostFacts = {
+    ...OFFLINE_HOST_FACTS,
+    portRange: () => ({ range: { low: 1024, high: 2048 } }),
+  };
+  const ports = ["1023", "1024", "2048", "2049", "40000"];
+  const built = await buildStage(ephemeralPortTransform, {}, undefined, { hostFacts });
+  for (const p of ports) await built.stage.push(out(p));
+  assert.deepEqual(built.logs, [], "nothing to say of a range that was read");
+  assert.deepEqual(built.emitted.map((r) => r.tags.src_port), ["1023", "*", "*", "2049", "40000"]);
 });
 
-Deno.test("kernelPortRange() falls back to 32768-60999 and says why when it cannot read", () => {
-  const unreadable = kernelPortRange(() => {
-    throw new Error("open /proc/sys/net/ipv4/ip_local_port_range: EACCES");
-  });
-  assert.deepEqual(unreadable.range, { low: 32768, high: 60999 });
-  assert.match(unreadable.problem ?? "", /cannot read .*ip_local_port_range \(open .*EACCES\)/);
-  assert.match(unreadable.problem ?? "", /collapsing ports 32768-60999, the Linux default/);
-  for (const text of ["", "garbage\n", "40000 30000\n", "0 100\n", "1 70000\n"]) {
-    const odd = kernelPortRange(() => text);
-    assert.deepEqual(odd.range, { low: 32768, high: 60999 }, text);
-    assert.match(odd.problem ?? "", /unexpected content/, text);
-  }
-  assert.deepEqual(kernelPortRange(() => "1024\t65535\n"), { range: { low: 1024, high: 65535 } });
+Deno.test("ephemeral_port says why when the host's range is the Linux default instead", async () => {
+  const hostFacts: HostFacts = {
+    ...OFFLINE_HOST_FACTS,
+    portRange: () => ({ range: { low: 32768, high: 60999 }, problem: "cannot read it" }),
+  };
+  const built = await buildStage(ephemeralPortTransform, {}, undefined, { hostFacts });
+  await built.stage.push(out("40000"));
+  assert.deepEqual(built.logs, ["warning: cannot read it"]);
+  assert.equal(built.emitted[0].tags.src_port, "*");
 });
 
 Deno.test("ephemeral_port explains its range, or that the kernel's is read at start", () => {
@@ -201,6 +196,6 @@ Deno.test("ephemeral_port explains its range, or that the kernel's is read at st
   ]);
   assert.match(
     explain({})![0],
-    /^outgoing: src_port in the kernel's ip_local_port_range, read at start → \*; incoming: /,
+    /^outgoing: src_port in the host's ip_local_port_range \(the recording's in a replay\), read at start → \*; incoming: /,
   );
 });

@@ -38,6 +38,7 @@ async function testCgroups(mount: string, paths: string[]) {
         console.error(`could not remove test cgroup ${dir}: ${e}`);
       }
     }
+    made.length = 0; // a second dispose has nothing to do
   };
   try {
     for (const path of paths) {
@@ -85,7 +86,7 @@ kernelTest(
         path: (id: string) => `/${tag}/kubepods/besteffort/pod6c1e0f2a/${id}`,
       },
     ];
-    await using _cgroups = await testCgroups(mount, [
+    await using testDirs = await testCgroups(mount, [
       ...containers.map((c) => c.path(c.id)),
       `/${tag}.slice/session-9.scope`, // a cgroup that is no container
     ]);
@@ -100,9 +101,8 @@ kernelTest(
     const udpPort = tcpPort + 1 < 65535 ? tcpPort + 1 : tcpPort - 1; // nobody needs to listen
     const dnsPort = 5300 + (Deno.pid % 500); // no server: the requests time out, still counted
 
-    await using collector = new Collector([
-      "--pipeline",
-      tempPipeline(`version: 1
+    const recording = `${ROOT}build/tmp/recording-${tag}.ndjson`;
+    const pipeline = tempPipeline(`version: 1
 probes:
   bash: { type: bash }
   flows: { type: netflow, poll: 1s }
@@ -113,7 +113,9 @@ transforms:
   dns_c: { type: container, inputs: [dns] }
 outputs:
   out: { type: stdout, inputs: [bash_c, flows_c, dns_c], format: json }
-`),
+`);
+    await using collector = new Collector(["--pipeline", pipeline, "--record", recording], [
+      `--allow-write=${recording}`,
     ]);
     await using tmux = new Tmux();
     const shells = [
@@ -188,6 +190,25 @@ outputs:
     );
     assert.ok(serverSide.length >= shells.length, JSON.stringify(serverSide));
     for (const r of serverSide) assert.equal(r.tags.container_id, undefined);
+
+    // The recording kept each container it saw; replayed once the cgroups are gone (as on
+    // another host), it tags every record as the collector did.
+    await testDirs[Symbol.asyncDispose]();
+    try {
+      const facts = Deno.readTextFileSync(recording).split("\n")
+        .filter((l) => l.startsWith(`{"host_fact":"container"`)).map((l) => JSON.parse(l));
+      assert.deepEqual(
+        [...new Set(facts.map((f) => f.container_id))].sort(),
+        containers.map((c) => c.id).sort(),
+      );
+      const replay = new Collector(["--pipeline", pipeline, "--replay", recording]);
+      const status = await replay.exited();
+      assert.equal(status.code, 0, replay.stderr);
+      const sorted = (rs: unknown[]) => rs.map((r) => JSON.stringify(r)).sort();
+      assert.deepEqual(sorted(replay.records()), sorted(records));
+    } finally {
+      await Deno.remove(recording).catch(() => {});
+    }
   },
 );
 

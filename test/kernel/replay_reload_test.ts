@@ -4,7 +4,7 @@
  * commands, a broken file changes nothing, and a window open across reloads keeps its sums.
  */
 import assert from "node:assert/strict";
-import { decodeRecorded } from "../../src/pipeline/recording.ts";
+import { decodeLine } from "../../src/pipeline/recording.ts";
 import { ROOT } from "../_run_command.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
@@ -36,9 +36,12 @@ kernelTest("a recorded bash session replays to byte-identical output, twice", NE
     await live.waitFor("three commands", () => live.stdout.includes(`echo three ${nonce}`));
     assert.equal((await live.stop()).code, 0);
   }
-  const recorded = Deno.readTextFileSync(recording).trim().split("\n").map((l, i) =>
-    decodeRecorded(l, i + 1)
+  const recordingLines = Deno.readTextFileSync(recording).trim().split("\n").map((l, i) =>
+    decodeLine(l, i + 1)
   );
+  // The first line keeps this host's facts (its port range), so a replay elsewhere uses them.
+  assert.equal(recordingLines[0].kind, "header");
+  const recorded = recordingLines.flatMap((l) => l.kind === "record" ? [l.recorded] : []);
   const ours = recorded.filter((r) => String(r.record.fields.cmd).includes(nonce));
   assert.deepEqual(ours.map((r) => [r.probe, r.record.fields.cmd]), [
     ["bash", `echo one ${nonce}`],
