@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
 import ipaddr from "ipaddr.js";
-import { type DnsRequest, type DnsSegment, DnsTracker } from "../src/probes/dns_messages.ts";
+import { type DnsRequest, type DnsSegment, DnsTracker } from "../src/probes/dns_tracker.ts";
 
 const SEED = Number(Deno.env.get("DNS_FUZZ_SEED") ?? 0x5eed);
 const UDP_PAYLOADS = 60_000, TCP_SEGMENTS = 30_000, CUT_SEGMENTS = 10_000;

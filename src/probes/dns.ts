@@ -20,7 +20,7 @@
  * the request into its row; user space takes the rows each poll (aligned to the clock, each
  * record stamped inside the interval it covers, so a minute's window gets that minute). What
  * the kernel does not read comes whole through the ring buffer and is read here as before
- * (dns_messages.ts: TCP reassembly, odd messages), summed under the same keys
+ * (dns_tracker.ts: TCP reassembly, odd messages), summed under the same keys
  * (dns_rows.ts). When the pipeline lets it (ctx.pushdown), the kernel folds the client's
  * ephemeral port to `*` before summing, and sends a response's answers to user space only
  * when they are new to it or their TTL has run out.
@@ -55,17 +55,9 @@ import {
   nameHash,
   pendingKeyBytes,
 } from "./dns_event.ts";
-import {
-  answerRecord,
-  type ClaimedQuery,
-  type DnsRequest,
-  type DnsSegment,
-  DnsTracker,
-  nameOfWire,
-  qtypeName,
-  questionKey,
-} from "./dns_messages.ts";
-import { dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
+import { nameOfWire, qtypeName, questionKey } from "./dns_fast_reader.ts";
+import { answerRecord, dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
+import { type ClaimedQuery, type DnsRequest, type DnsSegment, DnsTracker } from "./dns_tracker.ts";
 
 /** Options of a `dns` probe. */
 export interface DnsConfig {

@@ -6,7 +6,7 @@
  * against the object's BTF.
  */
 import { formatAddress } from "./netflow_event.ts";
-import type { DnsSegment } from "./dns_messages.ts";
+import type { DnsSegment } from "./dns_tracker.ts";
 
 /** `struct dns_event`: member → byte offset. */
 export const DNS_EVENT_LAYOUT = {
