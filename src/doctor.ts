@@ -22,7 +22,7 @@ import { cgroupV2Mount } from "./system/cgroup.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
 import { findReadline } from "./probes/bash.ts";
-import { splitHostPort } from "./outputs/http.ts";
+import { splitHostPort } from "./outputs/url.ts";
 
 /** One line of the report. */
 export interface Check {
