@@ -26,7 +26,7 @@
 import { Counters } from "../counters.ts";
 import type { Logger } from "../log.ts";
 import type { FieldValue, Record } from "../record.ts";
-import { type Condition, parseCondition } from "../transforms/condition.ts";
+import { type Condition, parseCondition } from "../transforms/condition/mod.ts";
 import { ManualClock } from "./clock.ts";
 import type { Pipeline, StageNode } from "./load.ts";
 import { injectAtRecordTime, startPipeline } from "./run.ts";

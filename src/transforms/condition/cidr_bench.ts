@@ -4,13 +4,13 @@
  * netflow and dnsflow records carry, so the figure per record is the time per iteration / 256.
  *
  *   deno bench --allow-read --allow-env=LOG_TOKENS,LOG_STREAM \
- *     --v8-flags=--enable-experimental-regexp-engine src/transforms/condition_bench.ts
+ *     --v8-flags=--enable-experimental-regexp-engine src/transforms/condition/cidr_bench.ts
  */
-import type { ConfigError } from "../errors.ts";
-import { At, type Table } from "../pipeline/schema.ts";
-import { YamlSource } from "../pipeline/yaml_source.ts";
-import type { Record } from "../record.ts";
-import { type Condition, parseCondition } from "./condition.ts";
+import type { ConfigError } from "../../errors.ts";
+import { At, type Table } from "../../pipeline/schema.ts";
+import { YamlSource } from "../../pipeline/yaml_source.ts";
+import type { Record } from "../../record.ts";
+import { type Condition, parseCondition } from "./mod.ts";
 
 function compile(yaml: string): Condition {
   const errors: ConfigError[] = [];
