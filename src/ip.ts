@@ -69,31 +69,23 @@ export function parseIp(text: string, options?: { zone?: boolean }): IpAddress |
     if (!options?.zone) return undefined;
     text = text.slice(0, pct);
   }
-  // The embedded IPv4 tail, held to the dotted quad ipaddr.js reads more loosely.
-  let ipv4Tail: IPv4 | undefined;
+  // An embedded IPv4 tail is held to the dotted quad (ipaddr.js reads it more loosely) and
+  // handed over as two hex groups: ipaddr.js reads `::a.b.c.d` as IPv4-mapped, and reads the
+  // hex form faster.
   if (text.includes(".")) {
     const last = text.lastIndexOf(":");
     const tail = DOTTED_QUAD.exec(text.slice(last + 1));
     if (!tail) return undefined;
-    // `::a.b.c.d` alone is IPv4-compatible, which ipaddr.js reads as mapped: read it as ::0:0.
-    if (last === 1) {
-      ipv4Tail = new ipaddr.IPv4([+tail[1], +tail[2], +tail[3], +tail[4]]);
-      text = "::0:0";
-    }
+    const high = ((+tail[1] << 8) | +tail[2]).toString(16);
+    const low = ((+tail[3] << 8) | +tail[4]).toString(16);
+    text = `${text.slice(0, last + 1)}${high}:${low}`;
   }
-  let address: IPv6;
   try {
-    address = ipaddr.IPv6.parse(text);
+    return ipaddr.IPv6.parse(text);
   } catch {
     // ipaddr.js throws on text it cannot read; such text names no address.
     return undefined;
   }
-  if (ipv4Tail) {
-    const [a, b, c, d] = ipv4Tail.octets;
-    address.parts[6] = (a << 8) | b;
-    address.parts[7] = (c << 8) | d;
-  }
-  return address;
 }
 
 /**

@@ -2,7 +2,8 @@
  * The `cidr` operator: the value must be an IP address in one of the listed networks. An
  * IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) also matches IPv4 networks, and a zone
  * (`fe80::1%eth0`) is ignored. Networks are read once, at load; a record costs one parse of its
- * address (src/ip.ts, which says which forms are read).
+ * address (src/ip.ts, which says which forms are read), or a lookup when the address was seen
+ * lately.
  *
  * @module
  */
@@ -49,17 +50,32 @@ export function compileCidr(value: unknown, at: At): Compiled | undefined {
     shown.push(at.source.template(itemAt.path) ?? item);
   });
   if (!ok) return undefined;
-  const match: Matcher = (v) => {
-    if (typeof v !== "string") return false;
-    const ip = parseIp(v, ZONE_IGNORED);
+  const inNetworks = (text: string) => {
+    const ip = parseIp(text, ZONE_IGNORED);
     if (ip === undefined) return false;
     if (ip.kind() === "ipv4") return inAny(ip, v4);
     if (inAny(ip, v6)) return true;
     // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address.
     return v4.length > 0 && isIpv4Mapped(ip as IPv6) && inAny(unmapIpv4(ip), v4);
   };
+  // Records repeat few addresses, and a parse through ipaddr.js costs several times a lookup.
+  const answers = new Map<string, boolean>();
+  const match: Matcher = (v) => {
+    if (typeof v !== "string") return false;
+    let answer = answers.get(v);
+    if (answer === undefined) {
+      answer = inNetworks(v);
+      // Bounded: a host seeing very many addresses starts afresh rather than grow.
+      if (answers.size >= ANSWERS_MAX) answers.clear();
+      answers.set(v, answer);
+    }
+    return answer;
+  };
   return { match, text: `cidr ${shown.join(", ")}` };
 }
+
+/** Addresses whose answer one `cidr` condition remembers at most. */
+const ANSWERS_MAX = 4096;
 
 function inAny(ip: IpAddress, networks: readonly Network[]): boolean {
   for (const n of networks) if (inNetwork(ip, n)) return true;
