@@ -25,11 +25,11 @@
  * ephemeral port to `*` before summing, and sends a response's answers to user space only
  * when they are new to it or their TTL has run out.
  */
-import ipaddr from "ipaddr.js";
 import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs } from "../../ffi/libc.ts";
 import type { BpfMap } from "../../ffi/map.ts";
 import type { BpfObject } from "../../ffi/object.ts";
 import { describeError } from "../errors.ts";
+import { ipv6Bytes, parseIp } from "../ip.ts";
 import { integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
@@ -223,9 +223,9 @@ function writeSettings(
 
 /** An IPv4 or IPv6 address as the kernel keys it: 16 bytes, IPv4 as IPv4-mapped IPv6. */
 function addressBytes(ip: string): Uint8Array {
-  const address = ipaddr.parse(ip);
-  const v6 = address.kind() === "ipv4" ? (address as ipaddr.IPv4).toIPv4MappedAddress() : address;
-  return new Uint8Array(v6.toByteArray());
+  const address = parseIp(ip);
+  if (address === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  return ipv6Bytes(address);
 }
 
 function attach(config: DnsConfig, ctx: StageContext): ProbeStage {

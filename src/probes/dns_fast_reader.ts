@@ -11,6 +11,7 @@
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
 import { Buffer } from "node:buffer";
+import { formatIpv6 } from "../ip.ts";
 import {
   CLASS_IN,
   HEADER_SIZE,
@@ -23,7 +24,6 @@ import {
   TYPE_OPT,
   typeName,
 } from "./dns_message.ts";
-import { formatAddress } from "./netflow_event.ts";
 
 /*
  * The hand-written reader below is the fast path (dns-packet decoding every message was the
@@ -198,7 +198,7 @@ export function readMessage(bytes: Uint8Array): Message | undefined | typeof GIV
         if (type === TYPE_A) {
           value = `${bytes[data]}.${bytes[data + 1]}.${bytes[data + 2]}.${bytes[data + 3]}`;
         } else if (type === TYPE_AAAA) {
-          value = formatAddress(bytes, false, data);
+          value = formatIpv6(bytes, data);
         } else {
           if (readName(bytes, data, true, scratch) !== at) return GIVE_UP;
           value = scratch.text;

@@ -9,7 +9,7 @@
 import { Buffer } from "node:buffer";
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
-import ipaddr from "ipaddr.js";
+import { parseIp } from "../ip.ts";
 import {
   HEADER_SIZE,
   type Message,
@@ -101,7 +101,8 @@ export function decodeWithDnsPacket(bytes: Uint8Array): Message | undefined {
       answers.push({ ...raw, type: TYPE_CNAME, data: a.data });
     }
     if (a.type === "AAAA" && a.class === "IN") {
-      const address = formatIpv6(a.data);
+      // dns-packet writes AAAA data its own way; records carry the form the probes write.
+      const address = parseIp(a.data)?.toString();
       if (address !== undefined) answers.push({ ...raw, type: TYPE_AAAA, data: address });
     }
   }
@@ -114,13 +115,4 @@ export function decodeWithDnsPacket(bytes: Uint8Array): Message | undefined {
     qtype: typeName(String(question.type)),
     answers,
   };
-}
-
-/** Text form of an AAAA address as the netflow probe writes addresses (RFC 5952). */
-function formatIpv6(text: string): string | undefined {
-  try {
-    return ipaddr.IPv6.parse(text).toString();
-  } catch {
-    return undefined;
-  }
 }

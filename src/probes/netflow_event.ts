@@ -2,6 +2,7 @@
  * The netflow probe's kernel records (bpf/netflow.h), decoded. Pure: tested on hand-built
  * bytes; test/kernel/layout_test.ts checks these offsets against the object's BTF.
  */
+import { formatIpv6 } from "../ip.ts";
 import ipaddr from "ipaddr.js";
 
 /** `struct flow_key`: member → byte offset. */
@@ -133,7 +134,7 @@ function comm(bytes: Uint8Array, at: number): string {
  */
 export function formatAddress(bytes: Uint8Array, ipv4: boolean, at = 0): string {
   if (ipv4) return `${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`;
-  return ipaddr.fromByteArray(Array.from(bytes.subarray(at, at + 16))).toString();
+  return formatIpv6(bytes, at);
 }
 
 /** Decodes a `struct flow_key` at `offset`. */
