@@ -28,6 +28,7 @@ import {
   type Network,
   parseIp,
   parseNetwork,
+  rememberPerAddress,
   unmapIpv4,
 } from "../ip.ts";
 
@@ -68,19 +69,10 @@ function inAny(addr: IpAddress, networks: readonly Network[]): boolean {
  * ```
  */
 export function ipType(ip: string): IpType {
-  let type = ipTypes.get(ip);
-  if (type === undefined) {
-    type = classify(ip);
-    // Bounded: a host talking to very many addresses starts afresh rather than grow.
-    if (ipTypes.size >= IP_TYPES_MAX) ipTypes.clear();
-    ipTypes.set(ip, type);
-  }
-  return type;
+  return rememberedType(ip);
 }
 
-/** Addresses whose class `ipType` remembers at most. */
-const IP_TYPES_MAX = 4096;
-const ipTypes = new Map<string, IpType>();
+const rememberedType = rememberPerAddress(classify);
 
 function classify(ip: string): IpType {
   const addr = parse(ip);

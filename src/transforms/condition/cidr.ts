@@ -15,6 +15,7 @@ import {
   type Network,
   parseIp,
   parseNetwork,
+  rememberPerAddress,
   unmapIpv4,
 } from "../../ip.ts";
 import { type At, describeValue } from "../../pipeline/schema.ts";
@@ -58,24 +59,10 @@ export function compileCidr(value: unknown, at: At): Compiled | undefined {
     // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address.
     return v4.length > 0 && isIpv4Mapped(ip as IPv6) && inAny(unmapIpv4(ip), v4);
   };
-  // Records repeat few addresses, and a parse through ipaddr.js costs several times a lookup.
-  const answers = new Map<string, boolean>();
-  const match: Matcher = (v) => {
-    if (typeof v !== "string") return false;
-    let answer = answers.get(v);
-    if (answer === undefined) {
-      answer = inNetworks(v);
-      // Bounded: a host seeing very many addresses starts afresh rather than grow.
-      if (answers.size >= ANSWERS_MAX) answers.clear();
-      answers.set(v, answer);
-    }
-    return answer;
-  };
+  const remembered = rememberPerAddress(inNetworks);
+  const match: Matcher = (v) => typeof v === "string" && remembered(v);
   return { match, text: `cidr ${shown.join(", ")}` };
 }
-
-/** Addresses whose answer one `cidr` condition remembers at most. */
-const ANSWERS_MAX = 4096;
 
 function inAny(ip: IpAddress, networks: readonly Network[]): boolean {
   for (const n of networks) if (inNetwork(ip, n)) return true;
