@@ -21,7 +21,7 @@ import type { HostCheck, ProbeStage, StageContext } from "./pipeline/stage.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
 import { liveHostFacts } from "./system/host_facts.ts";
-import { splitHostPort } from "./outputs/http.ts";
+import { splitHostPort } from "./outputs/url.ts";
 
 /** One line of the report. */
 export interface Check {

@@ -31,7 +31,7 @@
  *   No `startTimeUnixNano`: records do not say when their interval began.
  * - **Logs:** one log record per `bash` record: its time, `severityNumber` 9 (INFO), body the
  *   `cmd`, attributes the other fields (`pid`, `user`, ...) and tags but `host`.
- * - **Delivery** is the `http` output's (see http.ts): batches of `batch_size` records or
+ * - **Delivery** is the `http` output's (see http_sender.ts): batches of `batch_size` records or
  *   `batch_age`, gzip, one request at a time, retries with backoff and `Retry-After` on
  *   connection errors, 429 and 5xx, any other 4xx final (dropped, counted), `buffer_records` and
  *   `when_full` in memory, the `spool_dir` in an outage, at-least-once. A 200 that reports a
@@ -50,12 +50,12 @@ import { printable } from "../log.ts";
 import { VERSION } from "../version.ts";
 import {
   HttpSender,
-  parseUrl,
   type Protocol,
   SENDER_SCHEMA,
   type SenderConfig,
   senderExplanation,
-} from "./http.ts";
+} from "./http_sender.ts";
+import { parseUrl } from "./url.ts";
 
 /** Options of an `otlp` output, as the schema reads them. */
 export interface OtlpConfig extends SenderConfig {

@@ -33,7 +33,7 @@ import { UserError } from "../errors.ts";
 import { type At, describeValue } from "../pipeline/schema.ts";
 import type { Stage, StageContext, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
-import { splitHostPort } from "./http.ts";
+import { splitHostPort } from "./url.ts";
 
 /** Options of a `prometheus` output. */
 export interface PrometheusConfig {

@@ -100,7 +100,7 @@ export function permissionFlags(
  * fetched at start (`--cached-only`: the npm packages are in node_modules, a bundle has them
  * inside); 1 MiB young-generation semi-spaces instead of up to 16 keep RSS under a DNS load at
  * 112 MiB instead of 172, for no measurable CPU (docs/bench.md); V8's linear-time regex
- * engine, which users' regexes run on (src/transforms/condition.ts).
+ * engine, which users' regexes run on (src/transforms/condition/regex.ts).
  */
 export const RUNTIME_FLAGS = [
   "--cached-only",

@@ -5,7 +5,7 @@
  */
 import type { ConfigError } from "../errors.ts";
 import type { FieldValue, Record } from "../record.ts";
-import type { Condition } from "../transforms/condition.ts";
+import type { Condition } from "../transforms/condition/mod.ts";
 import type { Section } from "./registry.ts";
 import type { Table } from "./schema.ts";
 import type { StageDef, StageKind } from "./stage.ts";

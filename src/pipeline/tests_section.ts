@@ -3,7 +3,7 @@
  * {@linkcode PipelineTest}s, reporting every problem at its position. The loader calls it.
  */
 import type { Record } from "../record.ts";
-import { parseCondition } from "../transforms/condition.ts";
+import { parseCondition } from "../transforms/condition/mod.ts";
 import type { PartialRecord, PipelineTest, StageNode } from "./pipeline.ts";
 import { type At, describeValue, isTable, suggestion, type Table } from "./schema.ts";
 

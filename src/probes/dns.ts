@@ -20,16 +20,16 @@
  * the request into its row; user space takes the rows each poll (aligned to the clock, each
  * record stamped inside the interval it covers, so a minute's window gets that minute). What
  * the kernel does not read comes whole through the ring buffer and is read here as before
- * (dns_messages.ts: TCP reassembly, odd messages), summed under the same keys
+ * (dns_tracker.ts: TCP reassembly, odd messages), summed under the same keys
  * (dns_rows.ts). When the pipeline lets it (ctx.pushdown), the kernel folds the client's
  * ephemeral port to `*` before summing, and sends a response's answers to user space only
  * when they are new to it or their TTL has run out.
  */
-import ipaddr from "ipaddr.js";
 import { bootToRealtimeOffsetNs, CLOCK_BOOTTIME, clockNs } from "../../ffi/libc.ts";
 import type { BpfMap } from "../../ffi/map.ts";
 import type { BpfObject } from "../../ffi/object.ts";
 import { describeError } from "../errors.ts";
+import { ipv6Bytes, parseIp } from "../ip.ts";
 import { integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
@@ -56,17 +56,9 @@ import {
   nameHash,
   pendingKeyBytes,
 } from "./dns_event.ts";
-import {
-  answerRecord,
-  type ClaimedQuery,
-  type DnsRequest,
-  type DnsSegment,
-  DnsTracker,
-  nameOfWire,
-  qtypeName,
-  questionKey,
-} from "./dns_messages.ts";
-import { dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
+import { nameOfWire, qtypeName, questionKey } from "./dns_fast_reader.ts";
+import { answerRecord, dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
+import { type ClaimedQuery, type DnsRequest, type DnsSegment, DnsTracker } from "./dns_tracker.ts";
 
 /** Options of a `dns` probe. */
 export interface DnsConfig {
@@ -241,9 +233,9 @@ function writeSettings(
 
 /** An IPv4 or IPv6 address as the kernel keys it: 16 bytes, IPv4 as IPv4-mapped IPv6. */
 function addressBytes(ip: string): Uint8Array {
-  const address = ipaddr.parse(ip);
-  const v6 = address.kind() === "ipv4" ? (address as ipaddr.IPv4).toIPv4MappedAddress() : address;
-  return new Uint8Array(v6.toByteArray());
+  const address = parseIp(ip);
+  if (address === undefined) throw new TypeError(`not an IP address: ${JSON.stringify(ip)}`);
+  return ipv6Bytes(address);
 }
 
 function attach(config: DnsConfig, ctx: StageContext): ProbeStage {

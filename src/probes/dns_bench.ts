@@ -10,8 +10,8 @@
 // @ts-types="@types/dns-packet"
 import dnsPacket from "dns-packet";
 import { decodeDnsEvent, DNS_EVENT, DNS_EVENT_HEADER } from "./dns_event.ts";
-import { answerRecord, DnsTracker } from "./dns_messages.ts";
-import { dnsflowRecord } from "./dns_rows.ts";
+import { DnsTracker } from "./dns_tracker.ts";
+import { answerRecord, dnsflowRecord } from "./dns_rows.ts";
 
 const IDS = 4096, BATCH = 256;
 

@@ -8,7 +8,7 @@
 import { COMM_LEN, decodeCommOf } from "./comm.ts";
 import { cEnum, cStruct, indexEnum } from "./layout.ts";
 import { formatAddress } from "./netflow_event.ts";
-import type { DnsSegment } from "./dns_messages.ts";
+import type { DnsSegment } from "./dns_tracker.ts";
 
 /** Bytes of payload an event carries (checked as the size of `dns_event.payload`). */
 export const DNS_PAYLOAD_MAX = 4096;

@@ -12,7 +12,8 @@
  */
 import type { FieldValue, Record } from "../record.ts";
 import { ipType } from "../system/ip_type.ts";
-import { type DnsRequest, rcodeName } from "./dns_messages.ts";
+import { rcodeName } from "./dns_message.ts";
+import type { DnsAnswer, DnsRequest } from "./dns_tracker.ts";
 
 /**
  * What identifies a row: a request's tags and its cgroup. `localPort` or `remotePort` 0: the
@@ -128,4 +129,14 @@ export function dnsflowRecord(r: DnsRow | DnsRequest, host: string, timeNs: bigi
   fields.retransmits = row.retransmits;
   if (row.cgroupId) fields.cgroup_id = row.cgroupId;
   return { measurement: "dnsflow", tags, fields, time: timeNs };
+}
+
+/** An answer as a `dns_answer` record, the side input of `dns_domain` stages. */
+export function answerRecord(a: DnsAnswer, host: string, timeNs: bigint): Record {
+  return {
+    measurement: "dns_answer",
+    tags: { host },
+    fields: { name: a.name, address: a.address, ttl: BigInt(a.ttl) },
+    time: timeNs,
+  };
 }

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { dnsflowRecord, type DnsRow, DnsRows } from "./dns_rows.ts";
+import { SERVER, SUCCESS, T0 } from "./_dns_testing.ts";
+import { answerRecord, dnsflowRecord, type DnsRow, DnsRows } from "./dns_rows.ts";
+import type { DnsAnswer, DnsRequest } from "./dns_tracker.ts";
 
 const ROW: DnsRow = {
   side: "client",
@@ -56,4 +58,88 @@ Deno.test("dnsflowRecord() writes a row: * for a folded port, the mean beside th
   const timeout = dnsflowRecord({ ...ROW, rcode: -1, latencySum: 0n, latencyMax: 0n }, "h", 7n);
   assert.deepEqual(timeout.fields, { count: 3n, rcode: -1n, retransmits: 1n, cgroup_id: 9n });
   assert.equal(timeout.tags.rcode_name, "TIMEOUT");
+});
+
+Deno.test("dnsflowRecord() writes a successful request's tags and fields", () => {
+  assert.deepEqual(dnsflowRecord(SUCCESS, "web-1", T0), {
+    measurement: "dnsflow",
+    tags: {
+      host: "web-1",
+      source: "dnsflow",
+      direction: "outgoing",
+      dst_domain: "www.example.com",
+      dst_ip: "10.0.0.2",
+      dst_ip_type: "private",
+      dst_port: "53",
+      family: "IPv4",
+      pid: "4242",
+      process_name: "curl",
+      qtype: "AAAA",
+      rcode_name: "NOERROR",
+      src_ip: "10.0.0.5",
+      src_ip_type: "private",
+      src_port: "40000",
+      transport: "udp",
+      truncated: "true",
+    },
+    fields: {
+      count: 1n,
+      rcode: 0n,
+      latency: 2_500_000n,
+      latency_sum: 2_500_000n,
+      latency_max: 2_500_000n,
+      retransmits: 2n,
+    },
+    time: T0,
+  });
+});
+
+Deno.test("dnsflowRecord() writes a timeout without latency or truncated", () => {
+  const timeout: DnsRequest = {
+    ...SERVER,
+    transport: "tcp",
+    family: "IPv6",
+    localIp: "::1",
+    remoteIp: "2001:db8::7",
+    name: "",
+    qtype: "NS",
+    rcode: -1,
+    truncated: false,
+    retransmits: 0,
+  };
+
+  assert.deepEqual(dnsflowRecord(timeout, "ns-1", T0 + 1n), {
+    measurement: "dnsflow",
+    tags: {
+      host: "ns-1",
+      source: "dnsflow",
+      direction: "incoming",
+      dst_domain: "",
+      dst_ip: "2001:db8::7",
+      dst_ip_type: "other",
+      dst_port: "51234",
+      family: "IPv6",
+      pid: "700",
+      process_name: "named",
+      qtype: "NS",
+      rcode_name: "TIMEOUT",
+      src_ip: "::1",
+      src_ip_type: "loopback",
+      src_port: "53",
+      transport: "tcp",
+    },
+    fields: { count: 1n, rcode: -1n, retransmits: 0n },
+    time: T0 + 1n,
+  });
+});
+
+Deno.test("answerRecord() writes a dns_answer record", () => {
+  const a: DnsAnswer = { name: "www.example.com", address: "198.51.100.1", ttl: 20 };
+
+  assert.deepEqual(answerRecord(a, "web-1", T0), {
+    measurement: "dns_answer",
+    tags: { host: "web-1" },
+    fields: { name: "www.example.com", address: "198.51.100.1", ttl: 20n },
+    time: T0,
+  });
 });

@@ -20,11 +20,11 @@
  *     exclude_pids: [1]
  * ```
  */
-import ipaddr from "ipaddr.js";
 import { BpfObject, readIterator } from "../../ffi/object.ts";
 import type { BpfLink } from "../../ffi/link.ts";
 import type { BpfMap } from "../../ffi/map.ts";
 import { describeError } from "../errors.ts";
+import { parseNetwork } from "../ip.ts";
 import { type At, describeValue, integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
@@ -91,23 +91,15 @@ function parseCidrs(value: unknown, at: At): string[] | undefined {
       ok = false;
       return;
     }
-    try {
-      // ipaddr.js also reads inet_aton's short forms ("10.0.0" is 10.0.0.0): a typo, here.
-      const address = item.split("/")[0];
-      if (!address.includes(":") && !ipaddr.IPv4.isValidFourPartDecimal(address)) {
-        throw new Error("not a dotted quad");
-      }
-      if (item.includes("/")) {
-        const [addr, bits] = ipaddr.parseCIDR(item);
-        out.push(`${addr.toString()}/${bits}`);
-      } else {
-        const addr = ipaddr.parse(item);
-        out.push(`${addr.toString()}/${addr.kind() === "ipv4" ? 32 : 128}`);
-      }
-    } catch {
-      itemAt.report(`not an IP network: ${JSON.stringify(item)} (write e.g. "10.0.0.0/8")`);
+    // Read as the cidr condition reads networks: "10.1.2.3/8" is refused (with the network
+    // meant), not taken as 10.0.0.0/8 without a word.
+    const network = parseNetwork(item);
+    if (typeof network === "string") {
+      itemAt.report(network);
       ok = false;
+      return;
     }
+    out.push(`${network.address}/${network.bits}`);
   });
   return ok ? out : undefined;
 }

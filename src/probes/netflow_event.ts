@@ -2,7 +2,7 @@
  * The netflow probe's kernel records (bpf/netflow.h), decoded. Pure: tested on hand-built
  * bytes; src/probes/layout_test.ts checks these layouts and enums against the object's BTF.
  */
-import ipaddr from "ipaddr.js";
+import { formatIpv6, parseNetwork } from "../ip.ts";
 import { COMM_LEN, decodeComm } from "./comm.ts";
 import { cEnum, cStruct, indexEnum } from "./layout.ts";
 
@@ -155,7 +155,7 @@ export class DecodeError extends Error {
  */
 export function formatAddress(bytes: Uint8Array, ipv4: boolean, at = 0): string {
   if (ipv4) return `${bytes[at + 12]}.${bytes[at + 13]}.${bytes[at + 14]}.${bytes[at + 15]}`;
-  return ipaddr.fromByteArray(Array.from(bytes.subarray(at, at + 16))).toString();
+  return formatIpv6(bytes, at);
 }
 
 /** Decodes a `struct flow_key` at `offset`. */
@@ -255,7 +255,9 @@ export function sumUdpCounts(
  * kernel stores every address that way), so "10.0.0.0/8" is ::ffff:10.0.0.0/104.
  */
 export function cidrKey(cidr: string): Uint8Array<ArrayBuffer> {
-  const [addr, bits] = ipaddr.parseCIDR(cidr);
+  const network = parseNetwork(cidr);
+  if (typeof network === "string") throw new Error(network); // the schema checked it already
+  const { address: addr, bits } = network;
   const key = new Uint8Array(CIDR_KEY.size);
   const view = new DataView(key.buffer), L = CIDR_KEY.offsets;
   if (addr.kind() === "ipv4") {

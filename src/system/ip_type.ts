@@ -15,14 +15,22 @@
  * class and the family: a dual-stack socket reports an IPv4 peer that way, but on the wire the
  * flow is IPv4, and that is what DataKit's (and Datadog's) tracers report too.
  *
- * Only the forms sockets print are read: IPv4 as a dotted quad of plain decimals (`10.0.0.1`,
- * not `10.1`, `0x0a000001` or `010.0.0.1`, which ipaddr.js would accept and inet_ntop never
- * writes), IPv6 in any RFC 4291 text form, with or without a `%zone`.
+ * Addresses are read as src/ip.ts reads them: only the forms sockets print (IPv4 as a dotted
+ * quad of plain decimals, not `10.1`, `0x0a000001` or `010.0.0.1`), IPv6 in any RFC 4291 text
+ * form, with or without a `%zone`.
  *
  * Called for every record with few distinct addresses: `ipType` remembers its answers
  * (a bounded table), since parsing an address costs more than the rest of a dnsflow record.
  */
-import ipaddr from "ipaddr.js";
+import {
+  inNetwork,
+  type IpAddress,
+  type Network,
+  parseIp,
+  parseNetwork,
+  rememberPerAddress,
+  unmapIpv4,
+} from "../ip.ts";
 
 /** The value of a `*_ip_type` tag. */
 export type IpType = "loopback" | "private" | "multicast" | "other";
@@ -30,40 +38,22 @@ export type IpType = "loopback" | "private" | "multicast" | "other";
 /** The value of a `family` tag. */
 export type IpFamily = "IPv4" | "IPv6";
 
-type IPv4 = ipaddr.IPv4;
-type IPv6 = ipaddr.IPv6;
-
-const v4 = (cidr: string) => ipaddr.IPv4.parseCIDR(cidr);
-const v6 = (cidr: string) => ipaddr.IPv6.parseCIDR(cidr);
+/** A network of the fixed tables below (their text is known good). */
+const net = (cidr: string) => parseNetwork(cidr) as Network;
 
 // Parsed once at load: a fixed, small list, so matching costs a few integer compares.
-const V4_LOOPBACK = [v4("127.0.0.0/8")];
-const V4_PRIVATE = [v4("10.0.0.0/8"), v4("172.16.0.0/12"), v4("192.168.0.0/16")];
-const V4_MULTICAST = [v4("224.0.0.0/4")];
-const V6_LOOPBACK = [v6("::1/128")];
-const V6_PRIVATE = [v6("fc00::/7")];
-const V6_MULTICAST = [v6("ff00::/8")];
-
-// A dotted quad of plain decimals, each at most three digits with no leading zero; ipaddr.js
-// then checks each is at most 255.
-const DOTTED_QUAD = /^(?:0|[1-9]\d{0,2})(?:\.(?:0|[1-9]\d{0,2})){3}$/;
+const LOOPBACK = [net("127.0.0.0/8"), net("::1/128")];
+const PRIVATE = [net("10.0.0.0/8"), net("172.16.0.0/12"), net("192.168.0.0/16"), net("fc00::/7")];
+const MULTICAST = [net("224.0.0.0/4"), net("ff00::/8")];
 
 /** Parses `ip`, turning an IPv4-mapped IPv6 address into its IPv4 one; undefined if invalid. */
-function parse(ip: string): IPv4 | IPv6 | undefined {
-  try {
-    if (ip.includes(":")) {
-      const addr = ipaddr.IPv6.parse(ip);
-      return addr.isIPv4MappedAddress() ? addr.toIPv4Address() : addr;
-    }
-    return DOTTED_QUAD.test(ip) ? ipaddr.IPv4.parse(ip) : undefined;
-  } catch {
-    // ipaddr.js throws on text it cannot read; a tag value is not worth an exception.
-    return undefined;
-  }
+function parse(ip: string): IpAddress | undefined {
+  const address = parseIp(ip, { zone: true });
+  return address && unmapIpv4(address);
 }
 
-function inAny<A extends IPv4 | IPv6>(addr: A, ranges: [A, number][]): boolean {
-  for (const range of ranges) if (addr.match(range)) return true;
+function inAny(addr: IpAddress, networks: readonly Network[]): boolean {
+  for (const n of networks) if (inNetwork(addr, n)) return true;
   return false;
 }
 
@@ -79,34 +69,17 @@ function inAny<A extends IPv4 | IPv6>(addr: A, ranges: [A, number][]): boolean {
  * ```
  */
 export function ipType(ip: string): IpType {
-  let type = ipTypes.get(ip);
-  if (type === undefined) {
-    type = classify(ip);
-    // Bounded: a host talking to very many addresses starts afresh rather than grow.
-    if (ipTypes.size >= IP_TYPES_MAX) ipTypes.clear();
-    ipTypes.set(ip, type);
-  }
-  return type;
+  return rememberedType(ip);
 }
 
-/** Addresses whose class `ipType` remembers at most. */
-const IP_TYPES_MAX = 4096;
-const ipTypes = new Map<string, IpType>();
+const rememberedType = rememberPerAddress(classify);
 
 function classify(ip: string): IpType {
   const addr = parse(ip);
   if (addr === undefined) return "other";
-  if (addr.kind() === "ipv4") {
-    const a = addr as IPv4;
-    if (inAny(a, V4_LOOPBACK)) return "loopback";
-    if (inAny(a, V4_PRIVATE)) return "private";
-    if (inAny(a, V4_MULTICAST)) return "multicast";
-    return "other";
-  }
-  const a = addr as IPv6;
-  if (inAny(a, V6_LOOPBACK)) return "loopback";
-  if (inAny(a, V6_PRIVATE)) return "private";
-  if (inAny(a, V6_MULTICAST)) return "multicast";
+  if (inAny(addr, LOOPBACK)) return "loopback";
+  if (inAny(addr, PRIVATE)) return "private";
+  if (inAny(addr, MULTICAST)) return "multicast";
   return "other";
 }
 

@@ -27,7 +27,7 @@
  * cache.lookup("2001:db8:0:0:0:0:0:1", now); // "example.com"
  * ```
  */
-import ipaddr from "ipaddr.js";
+import { isIpv4Text, parseIp, unmapIpv4 } from "../ip.ts";
 
 /** Bounds of a {@linkcode DomainCache}. */
 export interface DomainCacheOptions {
@@ -51,11 +51,6 @@ interface Entry {
 
 const NS_PER_MS = 1_000_000n;
 
-// A dotted quad in the one form inet_ntop writes (no leading zeros, each part <= 255): already
-// normal, so the common IPv4 case never reaches ipaddr.js (its parse is most of the cost).
-const OCTET = String.raw`(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)`;
-const DOTTED_QUAD = new RegExp(String.raw`^(?:${OCTET}\.){3}${OCTET}$`);
-
 /**
  * The text form addresses are compared in, or undefined when `text` is not an IP address.
  *
@@ -67,19 +62,12 @@ const DOTTED_QUAD = new RegExp(String.raw`^(?:${OCTET}\.){3}${OCTET}$`);
  * ```
  */
 export function normalizeAddress(text: string): string | undefined {
-  if (DOTTED_QUAD.test(text)) return text;
-  if (!text.includes(":")) return undefined;
-  let addr: ipaddr.IPv6;
-  try {
-    addr = ipaddr.IPv6.parse(text);
-  } catch {
-    // ipaddr.js throws on text it cannot read; such text names no address.
-    return undefined;
-  }
-  if (addr.isIPv4MappedAddress()) return addr.toIPv4Address().toString();
+  // A dotted quad is already in its one form: the common case never reaches ipaddr.js, whose
+  // parse is most of the cost.
+  if (isIpv4Text(text)) return text;
   // The zone names a local interface, which neither DNS answers nor netflow records carry.
-  addr.zoneId = undefined;
-  return addr.toRFC5952String();
+  const address = parseIp(text, { zone: true });
+  return address && unmapIpv4(address).toString();
 }
 
 /** IP address → domain name, each for its clamped TTL, in an LRU of bounded size. */

@@ -10,12 +10,12 @@
  *     drop: { field: cmd, regex: "^(ls|cd|pwd|clear)( |$)" }
  * ```
  *
- * The condition language is in `condition.ts`.
+ * The condition language is in `condition/` (its mod.ts).
  */
 import type { ConfigError } from "../errors.ts";
 import type { At } from "../pipeline/schema.ts";
 import type { StageDef } from "../pipeline/stage.ts";
-import { type Condition, describeCondition, parseCondition } from "./condition.ts";
+import { type Condition, describeCondition, parseCondition } from "./condition/mod.ts";
 
 /** Options of a `filter` transform: exactly one of `keep` and `drop`. */
 export interface FilterConfig {

@@ -20,7 +20,7 @@ import type { ConfigError } from "../errors.ts";
 import { type At, describeValue, isTable, suggestion } from "../pipeline/schema.ts";
 import type { StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
-import { compileRegex } from "./condition.ts";
+import { compileRegex } from "./condition/mod.ts";
 
 /** One compiled rule: every match of `pattern` (global) becomes `replacement`. */
 export interface RedactRule {
