@@ -13,19 +13,28 @@ const NS_NEEDS = { ...NEEDS, tools: ["ip", "python3"] };
 
 type Drop = ReturnType<Collector["records"]>[number];
 
-/** A collector running only the netdrop probe, polling every second. */
-async function startNetdrop(): Promise<Collector> {
+/** A collector running only the netdrop probe, polling every second (and `ephemeral_port`). */
+async function startNetdrop(
+  options: { collapse?: boolean; probe?: string } = {},
+): Promise<Collector> {
+  const collapse = options.collapse
+    ? `transforms:
+  merged:
+    type: ephemeral_port
+    inputs: [drops]
+`
+    : "";
   const collector = new Collector([
     "--pipeline",
     tempPipeline(`version: 1
 probes:
   drops:
     type: netdrop
-    poll: 1s
-outputs:
+    ${options.probe ?? "poll: 1s"}
+${collapse}outputs:
   out:
     type: stdout
-    inputs: [drops]
+    inputs: [${options.collapse ? "merged" : "drops"}]
     format: json
 `),
   ]);
@@ -121,6 +130,61 @@ kernelTest(
     assert.equal(packets(drops, { ...where, reason: "NO_SOCKET", direction: "ingress" }), 20);
     // The refusals (resets) reached their sockets: consumed, not dropped.
     assert.equal(packets(drops, where), 20);
+  },
+);
+
+kernelTest(
+  "netdrop: through ephemeral_port, the kernel folds the clients' ports: one series per service port",
+  NEEDS,
+  async () => {
+    // A closed port below every Linux ephemeral range, so that only the client's is folded.
+    let port = 0;
+    while (!port) {
+      const p = 20000 + Math.floor(Math.random() * 10000);
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port: p }).close();
+        port = p;
+      } catch { /* in use: another */ }
+    }
+    await using collector = await startNetdrop({ collapse: true });
+    for (let i = 0; i < 20; i++) {
+      await assert.rejects(
+        Deno.connect({ hostname: "127.0.0.1", port }),
+        Deno.errors.ConnectionRefused,
+      );
+    }
+    const drops = await stopAndRead(collector);
+    const ours = drops.filter((d) =>
+      d.tags.src_port === String(port) && d.tags.reason === "NO_SOCKET"
+    );
+    assert.equal(packets(ours, {}), 20);
+    assert.deepEqual(new Set(ours.map((d) => d.tags.dst_port)), new Set(["*"]));
+    assert.ok(ours.length <= 2, `${ours.length} records: at most one per poll`);
+  },
+);
+
+kernelTest(
+  "netdrop: keys beyond max_keys are counted in their reason's bucket, none lost",
+  NEEDS,
+  async () => {
+    const port = freePort();
+    // One poll for the whole test: 40 clients' drops, each its own key, into 16 keys.
+    await using collector = await startNetdrop({ probe: "poll: 60s\n    max_keys: 16" });
+    for (let i = 0; i < 40; i++) {
+      await assert.rejects(
+        Deno.connect({ hostname: "127.0.0.1", port }),
+        Deno.errors.ConnectionRefused,
+      );
+    }
+    const drops = await stopAndRead(collector);
+    const keyed = packets(drops, { reason: "NO_SOCKET", src_port: String(port) });
+    const buckets = drops.filter((d) => d.tags.direction === undefined);
+    const inBuckets = packets(buckets, {});
+    assert.ok(keyed < 40, `only ${keyed} of 40 had a key of their own`);
+    // Other drops on this host may share the buckets: ours are in, at least.
+    assert.ok(keyed + packets(buckets, { reason: "NO_SOCKET" }) >= 40);
+    const m = /keys_overflowed\{stage=drops\}=(\d+)/.exec(collector.stderr);
+    assert.equal(Number(m?.[1]), inBuckets, "keys_overflowed counts the buckets' packets");
   },
 );
 
