@@ -220,9 +220,8 @@ static __noinline void add_drop(struct drop_key *k, struct drop_counts *c)
 		count(NETDROP_COUNT_REASONS_FULL);
 }
 
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(on_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
-	     struct sock *rx_sk)
+static __always_inline int on_kfree_skb(struct sk_buff *skb, enum skb_drop_reason reason,
+					struct sock *rx_sk)
 {
 	struct drop_key k = {};
 	struct drop_counts c = {};
@@ -250,6 +249,24 @@ int BPF_PROG(on_drop, struct sk_buff *skb, void *location, enum skb_drop_reason 
 	}
 	add_drop(&k, &c);
 	return 0;
+}
+
+/* 6.13 and later: the tracepoint also hands the socket a received packet was for. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_drop, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	return on_kfree_skb(skb, reason, rx_sk);
+}
+
+/*
+ * Before 6.13 (three arguments): user space loads this one instead. A drop at receive then has
+ * no socket (skb->sk is not set yet): no pid or cgroup for it.
+ */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_drop_no_rx_sk, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	return on_kfree_skb(skb, reason, 0);
 }
 
 /* socket(2) of an IPv4 or IPv6 socket, in the creating process: note its owner. */

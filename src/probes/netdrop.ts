@@ -86,7 +86,8 @@ export const netdropProbe: StageDef<NetdropConfig> = {
   explain(config) {
     return {
       details: [
-        "tp_btf/kfree_skb: every dropped packet, counted by reason and key in the kernel",
+        "tp_btf/kfree_skb: every dropped packet, counted by reason and key in the kernel " +
+        "(the socket a received packet was for from 6.13 on)",
         `cgroup/sock_create on ${config.cgroup || "the cgroup v2 root"}: the owner of each ` +
         "new socket (sockets open before the start have none)",
         `program object: build/bpf/netdrop.bpf.o; maps keys ${config.max_keys} (two ` +
@@ -104,33 +105,55 @@ export const netdropProbe: StageDef<NetdropConfig> = {
   },
 };
 
-const BTF_KIND_ENUM = 6;
+const BTF_KIND_PTR = 2, BTF_KIND_ENUM = 6, BTF_KIND_TYPEDEF = 8, BTF_KIND_FUNC_PROTO = 13;
+
+/** What netdrop reads of the running kernel's BTF. */
+export interface KernelFacts {
+  /** `enum skb_drop_reason` and `enum skb_drop_reason_subsys`. */
+  reasons: EnumMember[];
+  subsystems: EnumMember[];
+  /** Arguments of the kfree_skb tracepoint (3 before 6.13, 4 with rx_sk); 0: not found. */
+  kfreeSkbArgs: number;
+}
 
 /**
- * The members of the running kernel's `enum <name>`, read from its BTF by libbpf (which opens
- * /sys/kernel/btf/vmlinux itself: no Deno read permission). Empty when the kernel has none.
+ * Reads {@linkcode KernelFacts} from the running kernel's BTF through libbpf, which opens
+ * /sys/kernel/btf/vmlinux itself: no Deno read permission.
  */
-export function kernelEnum(name: string): EnumMember[] {
+export function kernelFacts(): KernelFacts {
   const lib = libbpf();
   const btf = checkPtr(lib.btf__load_vmlinux_btf(), "btf__load_vmlinux_btf");
-  try {
-    const id = lib.btf__find_by_name_kind(btf, cString(name), BTF_KIND_ENUM);
+  // struct btf_type {name_off, info (kind << 24 | vlen), size or type}, then its members.
+  const type = (id: number) =>
+    new Deno.UnsafePointerView(checkPtr(lib.btf__type_by_id(btf, id), "btf__type_by_id"));
+  const kind = (t: Deno.UnsafePointerView) => (t.getUint32(4) >>> 24) & 0x1f;
+  const vlen = (t: Deno.UnsafePointerView) => t.getUint32(4) & 0xffff;
+  const find = (name: string, kind: number) => lib.btf__find_by_name_kind(btf, cString(name), kind);
+  const enumMembers = (name: string) => {
+    const id = find(name, BTF_KIND_ENUM);
     if (id < 0) return [];
-    // struct btf_type {name_off, info, size}, then vlen struct btf_enum {name_off, s32 val}.
-    const type = new Deno.UnsafePointerView(
-      checkPtr(lib.btf__type_by_id(btf, id), "btf__type_by_id", name),
-    );
-    const vlen = type.getUint32(4) & 0xffff;
-    const members: EnumMember[] = [];
-    for (let i = 0; i < vlen; i++) {
-      const at = 12 + i * 8;
-      const text = checkPtr(lib.btf__name_by_offset(btf, type.getUint32(at)), "btf name", name);
-      members.push({
-        name: Deno.UnsafePointerView.getCString(text),
-        value: type.getInt32(at + 4),
-      });
+    const t = type(id), members: EnumMember[] = [];
+    for (let i = 0, at = 12; i < vlen(t); i++, at += 8) { // struct btf_enum {name_off, s32 val}
+      const text = checkPtr(lib.btf__name_by_offset(btf, t.getUint32(at)), "btf name", name);
+      members.push({ name: Deno.UnsafePointerView.getCString(text), value: t.getInt32(at + 4) });
     }
     return members;
+  };
+  /** typedef btf_trace_<name> → pointer → function prototype (its first argument is the context). */
+  const tracepointArgs = (name: string) => {
+    const id = find(`btf_trace_${name}`, BTF_KIND_TYPEDEF);
+    if (id < 0) return 0;
+    const ptr = type(type(id).getUint32(8));
+    if (kind(ptr) !== BTF_KIND_PTR) return 0;
+    const proto = type(ptr.getUint32(8));
+    return kind(proto) === BTF_KIND_FUNC_PROTO ? vlen(proto) - 1 : 0;
+  };
+  try {
+    return {
+      reasons: enumMembers("skb_drop_reason"),
+      subsystems: enumMembers("skb_drop_reason_subsys"),
+      kfreeSkbArgs: tracepointArgs("kfree_skb"),
+    };
   } finally {
     lib.btf__free(btf);
   }
@@ -161,16 +184,19 @@ function writeGeneration(obj: BpfObject, gen: number): void {
 /** Opens, loads and attaches the netdrop object, then polls it. */
 function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
   let config = initial;
-  const names = new ReasonNames(
-    kernelEnum("skb_drop_reason"),
-    kernelEnum("skb_drop_reason_subsys"),
-  );
+  const kernel = kernelFacts();
+  const names = new ReasonNames(kernel.reasons, kernel.subsystems);
+  // The program for this kernel's tracepoint arguments (rx_sk came in 6.13).
+  const onDrop = kernel.kfreeSkbArgs >= 4 ? "on_drop" : "on_drop_no_rx_sk";
   const stack = new DisposableStack(); // closes the links, then the object
   try {
     const obj = stack.use(openBpfObject("netdrop"));
     const ports = ctx.pushdown.clientPorts;
     writeSettings(obj, ports && portRangeOf(ports, (p) => ctx.log.warn(`${ctx.name}: ${p}`)));
     for (const map of ["keys0", "keys1"]) obj.map(map).setMaxEntries(config.max_keys);
+    for (const program of ["on_drop", "on_drop_no_rx_sk"]) {
+      obj.program(program).setAutoload(program === onDrop);
+    }
     obj.load();
     let gen = 0;
     writeGeneration(obj, gen);
@@ -183,7 +209,7 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
     } catch (e) {
       ctx.log.warn(`${ctx.name}: drops will have no pid or process_name: ${describeError(e)}`);
     }
-    attached.push(stack.use(obj.program("on_drop").attach()).description);
+    attached.push(stack.use(obj.program(onDrop).attach()).description);
 
     const keys = [obj.map("keys0"), obj.map("keys1")];
     const buckets = [obj.map("buckets0"), obj.map("buckets1")];
