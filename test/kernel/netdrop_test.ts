@@ -114,7 +114,7 @@ async function udpCounter(ns: string, name: string): Promise<number> {
 }
 
 kernelTest(
-  "netdrop: 20 connects to a closed loopback port are 20 NO_SOCKET drops",
+  "netdrop: 20 connects to a closed loopback port are 20 NO_SOCKET drops (and 5 on ::1)",
   NEEDS,
   async () => {
     const port = freePort();
@@ -125,11 +125,16 @@ kernelTest(
         Deno.errors.ConnectionRefused,
       );
     }
+    for (let i = 0; i < 5; i++) {
+      await assert.rejects(Deno.connect({ hostname: "::1", port }), Deno.errors.ConnectionRefused);
+    }
     const drops = await stopAndRead(collector);
     const where = { transport: "tcp", src_ip: "127.0.0.1", src_port: String(port) };
     assert.equal(packets(drops, { ...where, reason: "NO_SOCKET", direction: "ingress" }), 20);
     // The refusals (resets) reached their sockets: consumed, not dropped.
     assert.equal(packets(drops, where), 20);
+    const v6 = { family: "IPv6", src_ip: "::1", src_port: String(port), dst_ip: "::1" };
+    assert.equal(packets(drops, { ...v6, reason: "NO_SOCKET", direction: "ingress" }), 5);
   },
 );
 
@@ -193,38 +198,42 @@ kernelTest(
   { ...NS_NEEDS, tools: [...NS_NEEDS.tools, "iptables"] },
   async () => {
     await withNamespace(async (ns) => {
-      const port = 40000 + Math.floor(Math.random() * 20000);
-      await run("ip", [
-        "netns",
-        "exec",
-        ns,
-        "iptables",
-        "-A",
-        "INPUT",
-        "-p",
-        "udp",
-        "--dport",
-        String(port),
-        "-j",
-        "DROP",
-      ]);
+      const port = 40000 + Math.floor(Math.random() * 20000), out = port + 1;
+      const drop = (chain: string, port: number) =>
+        run("ip", [
+          ...["netns", "exec", ns, "iptables", "-A", chain],
+          ...["-p", "udp", "--dport", String(port), "-j", "DROP"],
+        ]);
+      await drop("INPUT", port);
+      await drop("OUTPUT", out); // dropped on the way out, in the sender's process
       await using collector = await startNetdrop();
-      await python(
+      const pid = await python(
         ns,
         `
-import socket
+import os, socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for i in range(30):
     s.sendto(b"x" * 100, ("127.0.0.1", ${port}))
+for i in range(10):
+    try:
+        s.sendto(b"x" * 100, ("127.0.0.1", ${out}))
+    except PermissionError:  # what a local sender hears of an OUTPUT drop
+        pass
+print(os.getpid())
 `,
       );
       const drops = await stopAndRead(collector);
+      // Received: this host's end (src) is the port the datagrams were sent to.
       const on = { transport: "udp", src_port: String(port), dst_ip: "127.0.0.1" };
       assert.equal(packets(drops, { ...on, reason: "NETFILTER_DROP", direction: "ingress" }), 30);
       assert.equal(packets(drops, on), 30);
       const bytes = drops.filter((d) => d.tags.src_port === String(port))
         .reduce((n, d) => n + Number(d.fields.bytes), 0);
       assert.equal(bytes, 30 * (20 + 8 + 100), "bytes from the IP header on");
+      // Sent: the peer's port is dst; the sending socket's owner is known.
+      const sent = { transport: "udp", dst_port: String(out), reason: "NETFILTER_DROP" };
+      assert.equal(packets(drops, { ...sent, direction: "egress", pid: pid.trim() }), 10);
+      assert.equal(packets(drops, sent), 10);
     });
   },
 );
