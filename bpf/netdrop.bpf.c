@@ -235,8 +235,14 @@ static __always_inline int on_kfree_skb(struct sk_buff *skb, enum skb_drop_reaso
 	/* A packet received on an interface (loopback too) remembers it; one being sent does not. */
 	k.direction = skb->skb_iif ? DROP_DIR_INGRESS : DROP_DIR_EGRESS;
 	c.bytes = skb->len;
-	if (key_from_headers(&k, skb))
+	if (key_from_headers(&k, skb)) {
+		/* Bytes from the IP header on, wherever the drop happened (a layer may have pulled it). */
+		long pulled = (long)(skb->data - skb->head) - skb->network_header;
+
+		if (pulled > 0 && pulled < NO_HEADER)
+			c.bytes += pulled;
 		fold_client_port(&k);
+	}
 	/* The socket the packet was for (at receive), or the one that sent it. */
 	sk = rx_sk ? rx_sk : skb->sk;
 	if (sk && full_sock(sk)) {

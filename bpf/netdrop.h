@@ -42,7 +42,7 @@ struct drop_key {
 /* What was dropped of one key (summed with atomic adds: one entry, every CPU). */
 struct drop_counts {
 	__u64 packets;
-	__u64 bytes; /* skb->len: the packet from its current header on */
+	__u64 bytes; /* from the IP header on (no network header: skb->len, from where it is) */
 	char comm[NETDROP_COMM_LEN]; /* the socket owner's process name ("" unknown) */
 };
 

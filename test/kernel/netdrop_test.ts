@@ -133,6 +133,18 @@ kernelTest(
     assert.equal(packets(drops, { ...where, reason: "NO_SOCKET", direction: "ingress" }), 20);
     // The refusals (resets) reached their sockets: consumed, not dropped.
     assert.equal(packets(drops, where), 20);
+    // Bytes from the IP header on, although TCP had pulled it: the same SYN over IPv6 is its
+    // 20 more bytes of IP header.
+    const sizes = new Map<string, Set<number>>();
+    for (const d of drops.filter((d) => d.tags.src_port === String(port))) {
+      const set = sizes.get(d.tags.family) ?? new Set();
+      set.add(Number(d.fields.bytes) / Number(d.fields.packets));
+      sizes.set(d.tags.family, set);
+    }
+    const [v4Size, v6Size] = ["IPv4", "IPv6"].map((f) => [...sizes.get(f) ?? []]);
+    assert.equal(v4Size.length, 1, `one SYN size: ${v4Size}`);
+    assert.equal(v6Size[0] - v4Size[0], 20, `IPv4 SYNs ${v4Size}, IPv6 ${v6Size} bytes`);
+    assert.ok(v4Size[0] >= 20 + 20, `${v4Size[0]} bytes: IP and TCP headers at least`);
     const v6 = { family: "IPv6", src_ip: "::1", src_port: String(port), dst_ip: "::1" };
     assert.equal(packets(drops, { ...v6, reason: "NO_SOCKET", direction: "ingress" }), 5);
   },
