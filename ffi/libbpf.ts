@@ -83,6 +83,15 @@ const symbols = {
     result: "i32",
   },
   libbpf_num_possible_cpus: { parameters: [], result: "i32" }, // int (void)
+  // The running kernel's BTF, to read enums by name (netdrop's drop reasons).
+  btf__load_vmlinux_btf: { parameters: [], result: "pointer" }, // struct btf *(void)
+  btf__free: { parameters: ["pointer"], result: "void" }, // struct btf *btf
+  btf__find_by_name_kind: {
+    parameters: ["pointer", "buffer", "u32"], // const struct btf *btf, const char *name, __u32 kind
+    result: "i32", // type id, or -errno
+  },
+  btf__type_by_id: { parameters: ["pointer", "u32"], result: "pointer" }, // const struct btf_type *
+  btf__name_by_offset: { parameters: ["pointer", "u32"], result: "pointer" }, // const char *
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];

@@ -4,7 +4,9 @@
  * each pair is summarised as a median and its spread (quartiles, min-max), next to its target.
  *
  * Workloads (`--only` takes these names): `iperf3` (TCP throughput, one stream, 127.0.0.1),
- * `udp` (a 64-byte UDP flood: iperf3 -u -l 64 -b 0), `short_tcp` (short TCP connections a
+ * `udp` (a 64-byte UDP flood: iperf3 -u -l 64 -b 0; it overflows its receiver's buffer, so
+ * netdrop's on_drop runs once per dropped datagram: its ns/run in the bpf_stats table is the
+ * BPF cost of a drop, and the note says how many there were), `short_tcp` (short TCP connections a
  * second), `dns` (queries a second against a local dnsmasq), `bash` (commands a second typed
  * into bash on a pty), `scaling` (1k, 10k, 50k idle connections: netflow poll time, CPU per
  * poll, RSS) and `memory` (where the collector's RSS above an empty `deno run` goes).
@@ -22,7 +24,7 @@
  * them also runs perf on the collector, if installed.
  *
  * Variants, each an on run beside every off run (their order turns each pair):
- * - `--probes`: besides all of them, each probe alone (bash, netflow, dns), with what the
+ * - `--probes`: besides all of them, each probe alone (bash, netflow, dns, netdrop), with what the
  *   pipeline puts after it (its transforms, windows and the stdout output; a stage that needs
  *   another probe, like dns_domain's answers, left out): scripts/bench/probe_alone.ts. The
  *   memory breakdown then also reads the collector with no BPF probe and with each alone.
@@ -87,7 +89,7 @@ import type { Measurement } from "./bench/workload.ts";
 /** Quiet time before each measured run, so one run's tail (or the collector's start) is not in the next. */
 const SETTLE_MS = 1000;
 /** The probes whose records_out count as events the collector saw (and --probes runs alone). */
-const PROBES = ["bash", "netflow", "dns"];
+const PROBES = ["bash", "netflow", "dns", "netdrop"];
 /** Light load for the memory breakdown: DNS queries a second (every probe's path, few records). */
 const LIGHT_DNS_RATE = 200;
 /** The runtime with no kernel probe (--probes' memory stage): only the collector's self-report. */
@@ -193,7 +195,7 @@ const USAGE =
   --json FILE            the figures (default build/bench.json); the chart goes beside it
   --svg FILE             the chart (default: the JSON's name with .svg)
   --profile-runs N       bpf_stats runs per workload and variant (CPU per event: their medians)
-  --probes               also run each probe alone (bash, netflow, dns) with what the
+  --probes               also run each probe alone (bash, netflow, dns, netdrop) with what the
                          pipeline puts after it, beside the all-probes run (and in memory)
   --collector-root DIR   run the collector of another checkout (built) instead of this one
   --compare DIR          run this one's and DIR's collector against the same off runs`;

@@ -48,9 +48,22 @@ export async function iperfThroughput(port: number, seconds: number): Promise<Me
   };
 }
 
-/** 64-byte datagrams received a second, the sender sending as fast as it can; events: datagrams. */
+/** This host's UDP datagrams dropped for a full receive buffer (`RcvbufErrors`, /proc/net/snmp). */
+function udpRcvbufErrors(): number {
+  const [names, values] = Deno.readTextFileSync("/proc/net/snmp").split("\n")
+    .filter((l) => l.startsWith("Udp: ")).map((l) => l.split(/\s+/));
+  return Number(values?.[names?.indexOf("RcvbufErrors") ?? -1] ?? NaN);
+}
+
+/**
+ * 64-byte datagrams received a second, the sender sending as fast as it can; events: datagrams.
+ * The receiver cannot keep up: the note says how many the kernel dropped for its full buffer
+ * (each one netdrop run; other UDP receivers on the host count in it too).
+ */
 export async function udpFlood(port: number, seconds: number): Promise<Measurement> {
+  const before = udpRcvbufErrors();
   const report = await iperfClient(port, seconds, ["-u", "-l", "64", "-b", "0"]);
+  const dropped = udpRcvbufErrors() - before;
   const sent = report.end.sum_sent, received = report.end.sum_received;
   const got = received.packets - received.lost_packets;
   return {
@@ -58,6 +71,6 @@ export async function udpFlood(port: number, seconds: number): Promise<Measureme
     events: got,
     note: `sent ${(sent.packets / sent.seconds).toFixed(0)}/s, ${
       received.lost_percent.toFixed(0)
-    }% not received`,
+    }% not received, ${dropped} dropped for a full receive buffer (RcvbufErrors)`,
   };
 }
