@@ -75,4 +75,8 @@ enum netdrop_count {
 	NETDROP_COUNTS = 3,
 };
 
+/* The types user space mirrors that no map holds, kept in the BTF (see BTF_ANCHOR). */
+BTF_ANCHOR(netdrop, enum drop_direction *direction, enum drop_key_flag *flag,
+	   enum netdrop_count *count)
+
 #endif /* NETDROP_H */

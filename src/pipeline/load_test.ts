@@ -50,20 +50,25 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netfl
     ["probes", "bash", "bash", []],
     ["probes", "netflow", "netflow", []],
     ["probes", "dns", "dns", []],
+    ["probes", "netdrop", "netdrop", []],
     ["probes", "self", "collector", []],
     ["transforms", "bash_containers", "container", ["bash"]],
     ["transforms", "netflow_containers", "container", ["netflow"]],
     ["transforms", "dns_containers", "container", ["dns"]],
+    ["transforms", "netdrop_containers", "container", ["netdrop"]],
     ["transforms", "redact_secrets", "redact", ["bash_containers"]],
     ["transforms", "name_destinations", "dns_domain", ["netflow_containers"]],
     ["transforms", "merge_client_ports", "ephemeral_port", ["name_destinations"]],
     ["transforms", "merge_dns_client_ports", "ephemeral_port", ["dns_containers"]],
+    ["transforms", "merge_drop_client_ports", "ephemeral_port", ["netdrop_containers"]],
     ["windows", "netflow_per_minute", "window", ["merge_client_ports"]],
     ["windows", "dnsflow_per_minute", "window", ["merge_dns_client_ports"]],
+    ["windows", "netdrop_per_minute", "window", ["merge_drop_client_ports"]],
     ["outputs", "console", "stdout", [
       "redact_secrets",
       "netflow_per_minute",
       "dnsflow_per_minute",
+      "netdrop_per_minute",
       "self",
     ]],
   ]);
@@ -135,7 +140,8 @@ Deno.test("parsePipeline() rejects an unknown probe type at the type's value", (
   const error = onlyError(VALID.replace("type: bash", "type: zsh"));
 
   assert.equal(where(error), "p.yaml:4:11 probes.bash.type");
-  assert.equal(error.reason, 'unknown probe type "zsh"; known: bash, netflow, dns, collector');
+  const known = [...REGISTRY.probes.keys()].join(", ");
+  assert.equal(error.reason, `unknown probe type "zsh"; known: ${known}`);
 });
 
 Deno.test("parsePipeline() rejects an unknown probe option at its key, listing the known ones", () => {

@@ -13,6 +13,7 @@ import type { StageNode } from "./pipeline.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
 import {
   type FlushReason,
+  type ProbePushdown,
   type Pushdown,
   QUEUE_LIMIT,
   type Stage,
@@ -53,8 +54,8 @@ function withPortRange(
   pushdown: Pushdown,
   hostFacts: HostFacts,
   warn: (problem: string) => void,
-): Pushdown {
-  if (pushdown.clientPorts !== "kernel") return pushdown;
+): ProbePushdown {
+  if (pushdown.clientPorts !== "kernel") return { ...pushdown, clientPorts: pushdown.clientPorts };
   const { range, problem } = hostFacts.portRange();
   if (problem !== undefined) warn(problem);
   return { ...pushdown, clientPorts: range };

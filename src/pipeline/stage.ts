@@ -101,6 +101,9 @@ export interface Pushdown {
   readonly answerTtl?: { readonly minMs: number; readonly maxMs: number };
 }
 
+/** {@linkcode Pushdown} as a probe gets it: the client ports' range is a range. */
+export type ProbePushdown = Omit<Pushdown, "clientPorts"> & { readonly clientPorts?: PortRange };
+
 /** Counters bound to one stage: labels `{stage: name}` plus any given here. */
 export type StageCounters = BoundCounters;
 
@@ -118,8 +121,11 @@ export interface StageContext {
    * stage never reads the host itself.
    */
   readonly hostFacts: HostFacts;
-  /** Probes: what they may do in the kernel for the stages after them ({} for others). */
-  readonly pushdown: Pushdown;
+  /**
+   * Probes: what they may do in the kernel for the stages after them ({} for others), with a
+   * "kernel" port range already resolved through `hostFacts`.
+   */
+  readonly pushdown: ProbePushdown;
   /**
    * Stages after probes: the longest span of time one record reaching this stage may sum (the
    * longest `intervalMs` of the probes upstream; 0 when every record is one event at its time).
@@ -220,8 +226,8 @@ export interface StageDef<C = any> {
    */
   readonly hostPaths?: { readonly [key: string]: string };
   /**
-   * Probes with a BPF object: the counters their `drops` map mirrors, by index (the map's
-   * key), with what each loses. Every probe's object has the reasons every probe shares,
+   * Probes whose BPF programs count drops (`count_drop`, bpf/common.h): the counters their
+   * `drops` map mirrors, by index (the map's key), with what each loses. Every probe's object has the reasons every probe shares,
    * `enum drop_reason` in bpf/common.h = `COMMON_DROPS` in src/probes/drops.ts; a probe with
    * kernel reasons of its own continues that enum from `DROP_REASONS` in its `.h`, lists
    * `[...COMMON_DROPS, its own]` here, sizes the map to that before load

@@ -11,7 +11,7 @@ import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
 import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import { At, readWithSchema } from "./schema.ts";
-import type { Pushdown, Stage, StageDef } from "./stage.ts";
+import type { ProbePushdown, Stage, StageDef } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
 
 /** Configures `def` from `options` the way the loader does; the stage sits at `test.<type>`. */
@@ -48,7 +48,7 @@ export async function buildStage(
   def: StageDef,
   options: { [key: string]: unknown },
   clock = new ManualClock(1_764_000_000_000_000_000n),
-  graph: { pushdown?: Pushdown; inputSpanMs?: number; hostFacts?: HostFacts } = {},
+  graph: { pushdown?: ProbePushdown; inputSpanMs?: number; hostFacts?: HostFacts } = {},
 ): Promise<StageUnderTest> {
   const { config, errors } = configureStage(def, options);
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));

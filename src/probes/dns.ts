@@ -34,7 +34,6 @@ import { integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
-import { portRangeOf } from "../system/port_range.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import {
@@ -243,8 +242,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
   try {
     const obj = stack.use(openBpfObject("dns"));
     // per_request records are one request each: ephemeral_port folds them after.
-    const ports = config.per_request ? undefined : ctx.pushdown.clientPorts;
-    const fold = ports && portRangeOf(ports, (p) => ctx.log.warn(`${ctx.name}: ${p}`));
+    const fold = config.per_request ? undefined : ctx.pushdown.clientPorts;
     writeSettings(obj, config, fold, ctx);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
     obj.map("pending").setMaxEntries(config.max_pending);

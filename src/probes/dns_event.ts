@@ -415,3 +415,6 @@ export function nameHash(wire: Uint8Array): bigint {
   }
   return h;
 }
+
+/** bpf/dns.h's types user space never reads: the socket's owner, copied into events. */
+export const KERNEL_ONLY_TYPES = ["dns_owner"];

@@ -6,26 +6,26 @@
  * an edited bpf/*.h is what it reads).
  */
 import assert from "node:assert/strict";
-import * as bashEvent from "./bash_event.ts";
-import * as dnsEvent from "./dns_event.ts";
-import * as netflowEvent from "./netflow_event.ts";
 import { DROP_REASONS } from "./drops.ts";
 import type { CEnum, CStruct } from "./layout.ts";
+import { PROBES as PROBE_DEFS } from "./mod.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
-/** Each probe's object, the module that mirrors its header, and its header's kernel-only types. */
-const PROBES: { object: string; module: object; kernelOnly: string[] }[] = [
-  { object: "bash", module: bashEvent, kernelOnly: [] },
-  {
-    object: "netflow",
-    module: netflowEvent,
-    // Socket storage: the kernel's bookkeeping, never read by user space.
-    kernelOnly: ["sock_totals", "sock_report", "tcp_sock_state", "udp_peer", "udp_sock_state"],
-  },
-  // Socket storage (dns_owner): copied into events by the kernel, never read by user space.
-  { object: "dns", module: dnsEvent, kernelOnly: ["dns_owner"] },
-];
+/**
+ * Each registered probe's object and the module that mirrors its header, by convention
+ * `src/probes/<object>_event.ts`; its `KERNEL_ONLY_TYPES` names the header's types user space
+ * never reads (socket storage and the like).
+ */
+const PROBES: { object: string; module: { [name: string]: unknown }; kernelOnly: string[] }[] =
+  await Promise.all(
+    [...PROBE_DEFS.values()].flatMap((def) => def.bpfObject ? [def.bpfObject] : []).map(
+      async (object) => {
+        const module = await import(`./${object}_event.ts`);
+        return { object, module, kernelOnly: module.KERNEL_ONLY_TYPES ?? [] };
+      },
+    ),
+  );
 
 interface BtfType {
   id: number;

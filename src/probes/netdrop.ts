@@ -28,7 +28,8 @@ import { describeError } from "../errors.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
-import { portRangeOf } from "../system/port_range.ts";
+import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
+import { DECODE_ERRORS } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
 import {
   decodeDropCounts,
@@ -37,10 +38,8 @@ import {
   dropRecord,
   type EnumMember,
   NETDROP_COUNTS,
-  NETDROP_SETTINGS_LAYOUT,
-  NETDROP_SETTINGS_SIZE,
-  NETDROP_SWITCHES_LAYOUT,
-  NETDROP_SWITCHES_SIZE,
+  NETDROP_SETTINGS,
+  NETDROP_SWITCHES,
   ReasonNames,
 } from "./netdrop_event.ts";
 
@@ -59,6 +58,18 @@ export const netdropProbe: StageDef<NetdropConfig> = {
   kind: "probe",
   // CAP_NET_ADMIN: the owner hook is a cgroup program, which the kernel loads only with it.
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
+  bpfObject: "netdrop",
+  hostPaths: { cgroup: "/host/sys/fs/cgroup" },
+  losses: [DECODE_ERRORS, {
+    counter: "reasons_full",
+    what: "drops not counted",
+    why: "the per-reason buckets map (1024) was full",
+  }, {
+    counter: "keys_overflowed",
+    what: "drops counted by reason only",
+    why: "more kinds of drop between polls than max_keys: no address or process; raise max_keys",
+  }],
+  checks: [CGROUP_V2_CHECK],
   describe: "Packets the kernel dropped, with its reason, per address, port and process.",
   schema: {
     poll: {
@@ -161,23 +172,23 @@ export function kernelFacts(): KernelFacts {
 
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
   const rodata = obj.map(".rodata").initialValue();
-  if (rodata.length !== NETDROP_SETTINGS_SIZE) {
-    throw new Error(`netdrop .rodata is ${rodata.length} bytes, not ${NETDROP_SETTINGS_SIZE}`);
+  if (rodata.length !== NETDROP_SETTINGS.size) {
+    throw new Error(`netdrop .rodata is ${rodata.length} bytes, not ${NETDROP_SETTINGS.size}`);
   }
   const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
-  view.setUint16(NETDROP_SETTINGS_LAYOUT.fold_low, fold?.low ?? 0, true);
-  view.setUint16(NETDROP_SETTINGS_LAYOUT.fold_high, fold?.high ?? 0, true);
+  view.setUint16(NETDROP_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
+  view.setUint16(NETDROP_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
 }
 
 function writeGeneration(obj: BpfObject, gen: number): void {
   const bss = obj.map(".bss");
-  if (bss.valueSize !== NETDROP_SWITCHES_SIZE) {
+  if (bss.valueSize !== NETDROP_SWITCHES.size) {
     throw new Error(
-      `netdrop .bss is ${bss.valueSize} bytes, not ${NETDROP_SWITCHES_SIZE}: rebuild`,
+      `netdrop .bss is ${bss.valueSize} bytes, not ${NETDROP_SWITCHES.size}: rebuild`,
     );
   }
-  const value = new DataView(new ArrayBuffer(NETDROP_SWITCHES_SIZE));
-  value.setUint32(NETDROP_SWITCHES_LAYOUT.gen, gen, true);
+  const value = new DataView(new ArrayBuffer(NETDROP_SWITCHES.size));
+  value.setUint32(NETDROP_SWITCHES.offsets.gen, gen, true);
   bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
 }
 
@@ -191,8 +202,7 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
   const stack = new DisposableStack(); // closes the links, then the object
   try {
     const obj = stack.use(openBpfObject("netdrop"));
-    const ports = ctx.pushdown.clientPorts;
-    writeSettings(obj, ports && portRangeOf(ports, (p) => ctx.log.warn(`${ctx.name}: ${p}`)));
+    writeSettings(obj, ctx.pushdown.clientPorts);
     for (const map of ["keys0", "keys1"]) obj.map(map).setMaxEntries(config.max_keys);
     for (const program of ["on_drop", "on_drop_no_rx_sk"]) {
       obj.program(program).setAutoload(program === onDrop);

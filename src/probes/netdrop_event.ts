@@ -4,44 +4,67 @@
  */
 import { ipType } from "../system/ip_type.ts";
 import type { Record } from "../record.ts";
+import { COMM_LEN, decodeComm } from "./comm.ts";
+import { cEnum, cStruct, indexEnum } from "./layout.ts";
 import { AF_INET, AF_INET6, DecodeError, formatAddress } from "./netflow_event.ts";
 
 export { DecodeError };
 
-/** `struct drop_key`: member → byte offset. */
-export const DROP_KEY_LAYOUT = {
-  reason: 0,
-  pid: 4,
-  cgroup_id: 8,
-  family: 16,
-  transport: 17,
-  direction: 18,
-  flags: 19,
-  local_port: 20,
-  remote_port: 22,
-  local_addr: 24,
-  remote_addr: 40,
-} as const;
-export const DROP_KEY_SIZE = 56;
+/** `struct drop_key`: one kind of drop, as the kernel keys it. */
+export const DROP_KEY = cStruct("drop_key", 56, {
+  reason: [0, 4],
+  pid: [4, 4],
+  cgroup_id: [8, 8],
+  family: [16, 1],
+  transport: [17, 1],
+  direction: [18, 1],
+  flags: [19, 1],
+  local_port: [20, 2],
+  remote_port: [22, 2],
+  local_addr: [24, 16],
+  remote_addr: [40, 16],
+});
 
-/** `struct drop_counts`. */
-export const DROP_COUNTS_LAYOUT = { packets: 0, bytes: 8, comm: 16 } as const;
-export const DROP_COUNTS_SIZE = 32;
+/** `struct drop_counts`: what was dropped of one key. */
+export const DROP_COUNTS = cStruct("drop_counts", 32, {
+  packets: [0, 8],
+  bytes: [8, 8],
+  comm: [16, COMM_LEN],
+});
 
 /** `struct netdrop_settings` (.rodata) and `struct netdrop_switches` (.bss). */
-export const NETDROP_SETTINGS_LAYOUT = { fold_low: 0, fold_high: 2 } as const;
-export const NETDROP_SETTINGS_SIZE = 4;
-export const NETDROP_SWITCHES_LAYOUT = { gen: 0 } as const;
-export const NETDROP_SWITCHES_SIZE = 4;
+export const NETDROP_SETTINGS = cStruct("netdrop_settings", 4, {
+  fold_low: [0, 2],
+  fold_high: [2, 2],
+});
+export const NETDROP_SWITCHES = cStruct("netdrop_switches", 4, { gen: [0, 4] });
 
-/** `enum netdrop_count`: the kernel's per-CPU counts, by index. */
-export const NETDROP_COUNTS = ["keys_overflowed", "reasons_full", "ports_collapsed"] as const;
+/** `enum netdrop_count`: the kernel's per-CPU counts, each with its counter's name. */
+export const NETDROP_COUNT = indexEnum("netdrop_count", {
+  NETDROP_COUNT_KEYS_OVERFLOWED: "keys_overflowed",
+  NETDROP_COUNT_REASONS_FULL: "reasons_full",
+  NETDROP_COUNT_PORTS_COLLAPSED: "ports_collapsed",
+}, "NETDROP_COUNTS");
+/** The kernel's per-CPU counts' names, by index. */
+export const NETDROP_COUNTS = NETDROP_COUNT.names;
 
-/** `enum drop_direction`. */
-export const DROP_DIRECTIONS = ["unknown", "ingress", "egress"] as const;
+/** `enum drop_direction`: how the packet travelled, each with its tag value. */
+export const DROP_DIRECTION = indexEnum("drop_direction", {
+  DROP_DIR_UNKNOWN: "unknown",
+  DROP_DIR_INGRESS: "ingress",
+  DROP_DIR_EGRESS: "egress",
+});
+export const DROP_DIRECTIONS = DROP_DIRECTION.names;
 
-/** `enum drop_key_flag`. */
+/** `enum drop_key_flag`: bits of `flags`. */
 export const DROP_KEY_LOCAL_FOLDED = 1, DROP_KEY_REMOTE_FOLDED = 2;
+export const DROP_KEY_FLAG = cEnum("drop_key_flag", {
+  DROP_KEY_LOCAL_FOLDED,
+  DROP_KEY_REMOTE_FOLDED,
+});
+
+/** bpf/netdrop.h's types user space never reads: the socket owner the kernel copies in. */
+export const KERNEL_ONLY_TYPES = ["sock_owner"];
 
 const TRANSPORTS: { [protocol: number]: string } = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6" };
 
@@ -72,20 +95,12 @@ export interface DropCounts {
   comm: string;
 }
 
-const utf8 = new TextDecoder();
-
-function commOf(bytes: Uint8Array, at: number): string {
-  const field = bytes.subarray(at, at + 16);
-  const end = field.indexOf(0);
-  return utf8.decode(end < 0 ? field : field.subarray(0, end));
-}
-
 /** Decodes a `struct drop_key`. */
 export function decodeDropKey(bytes: Uint8Array): DropKey {
-  if (bytes.length < DROP_KEY_SIZE) {
-    throw new DecodeError(`drop key of ${bytes.length} bytes, not ${DROP_KEY_SIZE}`);
+  if (bytes.length < DROP_KEY.size) {
+    throw new DecodeError(`drop key of ${bytes.length} bytes, not ${DROP_KEY.size}`);
   }
-  const L = DROP_KEY_LAYOUT;
+  const L = DROP_KEY.offsets;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const direction = DROP_DIRECTIONS[bytes[L.direction]];
   if (direction === undefined) throw new DecodeError(`unknown direction ${bytes[L.direction]}`);
@@ -119,14 +134,15 @@ export function decodeDropKey(bytes: Uint8Array): DropKey {
 
 /** Decodes a `struct drop_counts`. */
 export function decodeDropCounts(bytes: Uint8Array): DropCounts {
-  if (bytes.length < DROP_COUNTS_SIZE) {
-    throw new DecodeError(`drop counts of ${bytes.length} bytes, not ${DROP_COUNTS_SIZE}`);
+  if (bytes.length < DROP_COUNTS.size) {
+    throw new DecodeError(`drop counts of ${bytes.length} bytes, not ${DROP_COUNTS.size}`);
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const L = DROP_COUNTS.offsets;
   return {
-    packets: view.getBigUint64(DROP_COUNTS_LAYOUT.packets, true),
-    bytes: view.getBigUint64(DROP_COUNTS_LAYOUT.bytes, true),
-    comm: commOf(bytes, DROP_COUNTS_LAYOUT.comm),
+    packets: view.getBigUint64(L.packets, true),
+    bytes: view.getBigUint64(L.bytes, true),
+    comm: decodeComm(bytes, L.comm),
   };
 }
 

@@ -3,12 +3,10 @@ import {
   decodeDropCounts,
   decodeDropKey,
   DecodeError,
-  DROP_COUNTS_LAYOUT,
-  DROP_COUNTS_SIZE,
-  DROP_KEY_LAYOUT,
+  DROP_COUNTS,
+  DROP_KEY,
   DROP_KEY_LOCAL_FOLDED,
   DROP_KEY_REMOTE_FOLDED,
-  DROP_KEY_SIZE,
   dropRecord,
   ReasonNames,
 } from "./netdrop_event.ts";
@@ -33,7 +31,7 @@ interface KeyFixture {
 const v4 = (...octets: number[]) => [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...octets];
 
 function keyBytes(f: KeyFixture): Uint8Array<ArrayBuffer> {
-  const L = DROP_KEY_LAYOUT, bytes = new Uint8Array(DROP_KEY_SIZE);
+  const L = DROP_KEY.offsets, bytes = new Uint8Array(DROP_KEY.size);
   const view = new DataView(bytes.buffer);
   view.setUint32(L.reason, f.reason, true);
   view.setUint32(L.pid, f.pid ?? 0, true);
@@ -50,10 +48,10 @@ function keyBytes(f: KeyFixture): Uint8Array<ArrayBuffer> {
 }
 
 function countsBytes(packets: bigint, bytes: bigint, comm: string): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(DROP_COUNTS_SIZE), view = new DataView(out.buffer);
-  view.setBigUint64(DROP_COUNTS_LAYOUT.packets, packets, true);
-  view.setBigUint64(DROP_COUNTS_LAYOUT.bytes, bytes, true);
-  out.set(new TextEncoder().encode(comm).subarray(0, 16), DROP_COUNTS_LAYOUT.comm);
+  const out = new Uint8Array(DROP_COUNTS.size), view = new DataView(out.buffer);
+  view.setBigUint64(DROP_COUNTS.offsets.packets, packets, true);
+  view.setBigUint64(DROP_COUNTS.offsets.bytes, bytes, true);
+  out.set(new TextEncoder().encode(comm).subarray(0, 16), DROP_COUNTS.offsets.comm);
   return out;
 }
 

@@ -29,7 +29,6 @@ import { type At, describeValue, integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
-import { portRangeOf } from "../system/port_range.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
@@ -275,8 +274,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
   const stack = new DisposableStack(); // closes ring and links, then the object
   try {
     const obj = stack.use(openBpfObject("netflow"));
-    const ports = ctx.pushdown.clientPorts;
-    const fold = ports && portRangeOf(ports, (p) => ctx.log.warn(`${ctx.name}: ${p}`));
+    const fold = ctx.pushdown.clientPorts;
     writeSettings(obj, fold);
     obj.map("udp_flows").setMaxEntries(config.max_udp_flows);
     obj.map("closed0").setMaxEntries(config.max_closed_flows);

@@ -270,3 +270,12 @@ export function cidrKey(cidr: string): Uint8Array<ArrayBuffer> {
   }
   return key;
 }
+
+/** bpf/netflow.h's types user space never reads: socket storage, the kernel's bookkeeping. */
+export const KERNEL_ONLY_TYPES = [
+  "sock_totals",
+  "sock_report",
+  "tcp_sock_state",
+  "udp_peer",
+  "udp_sock_state",
+];

@@ -34,20 +34,6 @@ export function kernelPortRange(
   return { range: { low, high } };
 }
 
-/**
- * `range`, or for "kernel" this host's range, telling `warn` why when it falls back to the Linux
- * default (what ephemeral_port and the probes folding ports for it do at start).
- */
-export function portRangeOf(
-  range: PortRange | "kernel",
-  warn: (problem: string) => void,
-): PortRange {
-  if (range !== "kernel") return range;
-  const kernel = kernelPortRange();
-  if (kernel.problem !== undefined) warn(kernel.problem);
-  return kernel.range;
-}
-
 function fallback(why: string): string {
   const { low, high } = LINUX_DEFAULT_RANGE;
   return `cannot read ${KERNEL_RANGE_FILE} (${why}); collapsing ports ${low}-${high}, ` +
