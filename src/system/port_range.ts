@@ -4,7 +4,7 @@
  * in the kernel for it reads the same range.
  */
 import { readKernelFile } from "../../ffi/libc.ts";
-import { LINUX_DEFAULT_RANGE, type PortRange, type PortRangeFact } from "../pipeline/host_facts.ts";
+import { LINUX_DEFAULT_RANGE, type PortRangeFact } from "../pipeline/host_facts.ts";
 
 const KERNEL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range";
 
