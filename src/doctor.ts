@@ -194,6 +194,7 @@ async function tryProbe(p: StageNode): Promise<Check> {
     emit: () => {},
     emitSide: () => {},
     counterSnapshot: () => counters.snapshot(),
+    requestStop: () => {}, // a dry build: nothing runs to stop
   };
   const started = performance.now();
   const stage = await p.def.build(p.config, ctx) as ProbeStage;

@@ -81,7 +81,7 @@ export interface ReplayOptions {
 export async function replayFile(
   pipeline: Pipeline,
   file: string,
-  env: { host: string; counters: Counters; log: Logger },
+  env: { host: string; counters: Counters; log: Logger; requestStop?: (why: string) => void },
   options: ReplayOptions = {},
 ): Promise<number> {
   const cannotRead = (why: string) => new UserError(`cannot read recording ${file}: ${why}`, 2);

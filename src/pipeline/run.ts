@@ -31,6 +31,8 @@ export interface RuntimeEnv {
   counters: Counters;
   log: Logger;
   clock: Clock;
+  /** What a stage's `ctx.requestStop` calls (main.ts stops as on SIGINT); absent: nothing. */
+  requestStop?: (why: string) => void;
 }
 
 /**
@@ -118,6 +120,7 @@ class Runner {
         this.beforeSnapshot();
         return counters.snapshot();
       },
+      requestStop: (why) => this.#env.requestStop?.(why),
     };
   }
 

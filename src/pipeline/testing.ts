@@ -36,6 +36,8 @@ export interface StageUnderTest {
   counters: Counters;
   clock: ManualClock;
   logs: string[];
+  /** The `why` of each `ctx.requestStop` call. */
+  stopRequests: string[];
 }
 
 /**
@@ -52,7 +54,7 @@ export async function buildStage(
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));
   const emitted: Record[] = [], emittedSide: Record[] = [];
   const counters = new Counters();
-  const logs: string[] = [];
+  const logs: string[] = [], stopRequests: string[] = [];
   const log: Logger = {
     info: (m) => logs.push(m),
     warn: (m) => logs.push(`warning: ${m}`),
@@ -69,6 +71,7 @@ export async function buildStage(
     emit: (record) => emitted.push(record),
     emitSide: (record) => emittedSide.push(record),
     counterSnapshot: () => counters.snapshot(),
+    requestStop: (why) => stopRequests.push(why),
   });
-  return { stage, emitted, emittedSide, counters, clock, logs };
+  return { stage, emitted, emittedSide, counters, clock, logs, stopRequests };
 }
