@@ -17,6 +17,8 @@ export interface FlowRow {
   process: string;
   pid: string;
   container: string;
+  /** This host's port (`*`: a client's, folded by `ephemeral_port`). */
+  localPort: string;
   /** The peer: its DNS name or address, and port. */
   peer: string;
   /** `out` (this host connected) or `in`. */
@@ -178,11 +180,12 @@ export class TopModel {
   #addFlow(r: Record, t: number): void {
     const g = r.tags;
     const key = `${g.pid}\0${g.process_name}\0${g.container_id}\0${g.direction}\0${g.transport}` +
-      `\0${g.dst_domain}\0${g.dst_ip}\0${g.dst_port}`;
+      `\0${g.src_port}\0${g.dst_domain}\0${g.dst_ip}\0${g.dst_port}`;
     const s = this.#series(this.#flows, key, t, "flows", (): FlowMeta => ({
       process: g.process_name ?? "",
       pid: g.pid ?? "",
       container: g.container_id?.slice(0, 12) ?? "",
+      localPort: g.src_port ?? "",
       peer: peerOf(g),
       direction: g.direction === "outgoing" ? "out" : g.direction === "incoming" ? "in" : "?",
       transport: g.transport ?? "",

@@ -7,7 +7,7 @@
  */
 import type { CommandRow, DnsRow, FlowRow, Snapshot } from "./model.ts";
 import { type Pane, PANES, type ViewState } from "./keys.ts";
-import { fit } from "./text.ts";
+import { displayWidth, fit } from "./text.ts";
 
 /** What the status line says besides the model's figures. */
 export interface StatusFacts {
@@ -30,6 +30,11 @@ export interface Screen {
   cols: number;
   rows: number;
   color: boolean;
+  /**
+   * Blank lines fill what rows leave free, so a frame drawn in place hides the one before;
+   * plain frames (not a terminal) leave them out.
+   */
+  fill: boolean;
 }
 
 interface Column<R> {
@@ -72,6 +77,7 @@ const FLOW_COLUMNS = (cols: number): Column<FlowRow>[] => [
   { title: "PID", width: 7, right: true, cell: (r) => r.pid },
   { title: "CONTAINER", width: 12, from: 120, cell: (r) => r.container },
   { title: "PROTO", width: 5, from: 100, cell: (r) => r.transport },
+  { title: "LOCAL", width: 5, right: true, cell: (r) => r.localPort },
   { title: "DIR", width: 3, cell: (r) => r.direction },
   { title: "PEER", width: 0, flex: true, cell: (r) => r.peer },
   { title: "IN", width: 9, right: true, cell: (r) => formatRate(r.inRate) },
@@ -80,6 +86,7 @@ const FLOW_COLUMNS = (cols: number): Column<FlowRow>[] => [
     title: "RETR",
     width: 4,
     right: true,
+    from: 90,
     cell: (r) => r.transport === "tcp" ? `${r.retransmits}` : "",
   },
   {
@@ -202,7 +209,10 @@ function tableOf<R>(columns: Column<R>[], rows: R[], width: number) {
 
 const STYLE = { bold: "\x1b[1m", inverse: "\x1b[7m", dim: "\x1b[2m", reset: "\x1b[0m" };
 
-/** The frame for `screen`: `screen.rows` lines (fewer on a tiny one), each `screen.cols` wide. */
+/**
+ * The frame for `screen`: `screen.rows` lines (fewer on a tiny screen, or without `fill`), each
+ * `screen.cols` wide.
+ */
 export function render(
   snap: Snapshot,
   status: StatusFacts,
@@ -232,7 +242,8 @@ export function render(
     const counted = p.count === p.total ? `${p.total}` : `${p.count} of ${p.total}`;
     const title = `${focused ? "▶" : " "} ${p.title} (${counted}) · ${sort}` +
       (p.pane === "commands" ? "" : " · rates over 5 s") + " ";
-    lines.push(style(focused ? "bold" : "dim", fit(title + "─".repeat(cols), cols)));
+    const rule = "─".repeat(Math.max(cols - displayWidth(title), 0));
+    lines.push(style(focused ? "bold" : "dim", fit(title + rule, cols)));
     const { header, lines: rowLines } = p.draw(n);
     lines.push(style("bold", header));
     if (rowLines.length === 0 && n > 0) {
@@ -241,9 +252,9 @@ export function render(
       );
     }
     lines.push(...rowLines);
-    for (let i = rowLines.length; i < n; i++) lines.push(fit("", cols));
+    if (screen.fill) { for (let i = rowLines.length; i < n; i++) lines.push(fit("", cols)); }
   }
-  while (lines.length < rows - 1) lines.push(fit("", cols));
+  while (screen.fill && lines.length < rows - 1) lines.push(fit("", cols));
   if (rows >= 2) lines.push(fit(keysLine(status, view), cols));
   return lines.slice(0, Math.max(rows, 1));
 }

@@ -139,7 +139,11 @@ export function startTop(
     const started = performance.now();
     const nowMs = Number(ctx.clock.now() / 1_000_000n);
     if (refresh && !view.paused) snap = model.snapshot(nowMs);
-    const screen: Screen = { ...terminal.size(), color: terminal.color };
+    const screen: Screen = {
+      ...terminal.size(),
+      color: terminal.color,
+      fill: terminal.interactive,
+    };
     const facts: StatusFacts = { nowMs, ...countersFacts(ctx), frameMs, lastLog, heldLogs };
     const lines = render(snap, facts, view, screen);
     const text = terminal.interactive
