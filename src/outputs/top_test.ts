@@ -106,17 +106,17 @@ Deno.test("top: rows past max_rows are counted as records_dropped{reason=rows_fu
 
 Deno.test("top: on a terminal it takes the screen, quits through ctx.requestStop, gives it back", async () => {
   const t = await started(true);
-  assert.match(t.direct.join(""), /\x1b\[\?1049h/, "alternate screen");
+  assert.ok(t.direct.join("").includes("\x1b[?1049h"), "alternate screen");
   assert.deepEqual(t.raw, [true]);
   t.press("\t");
   assert.match(t.frames.at(-1)!, /▶ DNS/, "a key redraws at once");
-  assert.match(t.frames.at(-1)!, /\x1b\[1;1H/, "lines drawn in place");
+  assert.ok(t.frames.at(-1)!.includes("\x1b[1;1H"), "lines drawn in place");
   t.press("\x03"); // Ctrl-C in raw mode
   assert.deepEqual(t.stopRequests, ["Ctrl-C"]);
   await t.stage.flush("shutdown");
   await t.stage.close();
   assert.deepEqual(t.raw, [true, false]);
-  assert.match(t.direct.at(-1)!, /\x1b\[\?25h\x1b\[\?1049l$/, "cursor shown, screen given back");
+  assert.ok(t.direct.at(-1)!.endsWith("\x1b[?25h\x1b[?1049l"), "cursor shown, screen given back");
 });
 
 const TOP_AND = (other: string) => `
