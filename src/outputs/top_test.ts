@@ -72,7 +72,7 @@ Deno.test("top: not on a terminal, a plain frame every `every`, with no escape c
   assert.equal(t.frames.length, 3);
   const last = t.frames.at(-1)!;
   assert.ok(!last.includes("\x1b"), JSON.stringify(last));
-  assert.match(last, /^ ebpf-collector top /);
+  assert.match(last, /^ top \d\d:\d\d:\d\d │ probes: /);
   assert.match(last, /server +4242 +tcp +5201 +in +127\.0\.0\.1:\*/);
   for (const line of last.split("\n")) assert.ok(line.length <= 100);
   assert.deepEqual(t.direct, [], "no alternate screen, no raw mode");

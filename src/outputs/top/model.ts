@@ -32,7 +32,7 @@ export interface FlowRow {
   rttUs?: number;
 }
 
-/** One DNS name, type and asking process. */
+/** One DNS name, type and asking program (its latest pid). */
 export interface DnsRow {
   name: string;
   qtype: string;
@@ -40,12 +40,12 @@ export interface DnsRow {
   pid: string;
   /** Queries a second over the window. */
   qps: number;
-  /** Queries since the row appeared. */
+  /** Queries since the row appeared (as are the errors and latencies). */
   total: number;
-  /** Answers other than NOERROR within the window (timeouts too), e.g. `NXDOMAIN:2`. */
+  /** Answers other than NOERROR (timeouts too), e.g. `NXDOMAIN:2`. */
   errors: string;
   errorCount: number;
-  /** Mean and max latency within the window, ns (absent when every query timed out). */
+  /** Mean and max latency, ns (absent when every query timed out). */
   meanNs?: number;
   maxNs?: number;
 }
@@ -91,11 +91,6 @@ interface FlowSample {
 interface DnsSample {
   t: number;
   count: number;
-  rcode: string;
-  latencySum: number;
-  latencyMax: number;
-  /** Queries the latency sums cover (0: timeouts). */
-  timed: number;
 }
 
 interface Series<M, S> {
@@ -106,7 +101,19 @@ interface Series<M, S> {
 }
 
 type FlowMeta = Omit<FlowRow, "inRate" | "outRate" | "retransmits">;
-type DnsMeta = Pick<DnsRow, "name" | "qtype" | "process" | "pid"> & { total: number };
+/** A DNS row's running totals since it appeared; only queries a second are windowed. */
+interface DnsMeta {
+  name: string;
+  qtype: string;
+  process: string;
+  pid: string;
+  total: number;
+  errors: Map<string, number>;
+  latencySum: number;
+  /** Queries the latency sum covers (timeouts have none). */
+  timed: number;
+  latencyMax?: number;
+}
 
 function num(v: FieldValue | undefined): number {
   return typeof v === "bigint" || typeof v === "number" ? Number(v) : 0;
@@ -203,26 +210,29 @@ export class TopModel {
 
   #addDns(r: Record, t: number): void {
     const g = r.tags;
-    const key = `${g.dst_domain}\0${g.qtype}\0${g.pid}\0${g.process_name}`;
-    const s = this.#series(this.#dns, key, t, "dns", () => ({
+    // One row a name, type and program: five `dig`s are one row, the latest pid shown.
+    const key = `${g.dst_domain}\0${g.qtype}\0${g.process_name}`;
+    const s = this.#series(this.#dns, key, t, "dns", (): DnsMeta => ({
       name: g.dst_domain ?? "",
       qtype: g.qtype ?? "",
       process: g.process_name ?? "",
-      pid: g.pid ?? "",
+      pid: "",
       total: 0,
+      errors: new Map(),
+      latencySum: 0,
+      timed: 0,
     }));
     if (!s) return;
-    const f = r.fields, count = num(f.count);
-    const timed = f.latency_sum === undefined ? 0 : count;
-    s.meta.total += count;
-    s.samples.push({
-      t,
-      count,
-      rcode: g.rcode_name ?? "?",
-      latencySum: num(f.latency_sum),
-      latencyMax: num(f.latency_max),
-      timed,
-    });
+    const f = r.fields, count = num(f.count), m = s.meta, rcode = g.rcode_name ?? "?";
+    m.pid = g.pid ?? "";
+    m.total += count;
+    if (rcode !== "NOERROR") m.errors.set(rcode, (m.errors.get(rcode) ?? 0) + count);
+    if (f.latency_sum !== undefined) {
+      m.latencySum += num(f.latency_sum);
+      m.timed += count;
+      m.latencyMax = Math.max(m.latencyMax ?? 0, num(f.latency_max));
+    }
+    s.samples.push({ t, count });
   }
 
   #addCommand(r: Record, t: number): void {
@@ -276,30 +286,20 @@ export class TopModel {
         continue;
       }
       prune(s.samples, from);
-      let count = 0, latencySum = 0, timed = 0, maxNs: number | undefined, errorCount = 0;
-      const errors = new Map<string, number>();
-      for (const x of s.samples) {
-        if (x.t > end) continue;
-        count += x.count;
-        if (x.rcode !== "NOERROR") {
-          errors.set(x.rcode, (errors.get(x.rcode) ?? 0) + x.count);
-          errorCount += x.count;
-        }
-        if (x.timed > 0) {
-          latencySum += x.latencySum;
-          timed += x.timed;
-          maxNs = Math.max(maxNs ?? 0, x.latencyMax);
-        }
-      }
-      const { total, ...meta } = s.meta;
+      let count = 0;
+      for (const x of s.samples) if (x.t <= end) count += x.count;
+      const m = s.meta;
       dns.push({
-        ...meta,
+        name: m.name,
+        qtype: m.qtype,
+        process: m.process,
+        pid: m.pid,
         qps: count / seconds(s),
-        total,
-        errors: [...errors].map(([rcode, n]) => `${rcode}:${n}`).join(" "),
-        errorCount,
-        meanNs: timed ? latencySum / timed : undefined,
-        maxNs,
+        total: m.total,
+        errors: [...m.errors].map(([rcode, n]) => `${rcode}:${n}`).join(" "),
+        errorCount: [...m.errors.values()].reduce((a, b) => a + b, 0),
+        meanNs: m.timed ? m.latencySum / m.timed : undefined,
+        maxNs: m.latencyMax,
       });
     }
     return {

@@ -24,7 +24,14 @@ function flow(tMs: number, port: number, read: number, written: number, extra = 
   };
 }
 
-function dns(tMs: number, name: string, rcode: string, count: number, latencyNs?: number): Record {
+function dns(
+  tMs: number,
+  name: string,
+  rcode: string,
+  count: number,
+  latencyNs?: number,
+  pid = "7",
+): Record {
   const fields: Record["fields"] = { count: BigInt(count), rcode: 0n };
   if (latencyNs !== undefined) {
     fields.latency_sum = BigInt(latencyNs * count);
@@ -32,7 +39,7 @@ function dns(tMs: number, name: string, rcode: string, count: number, latencyNs?
   }
   return {
     measurement: "dnsflow",
-    tags: { dst_domain: name, qtype: "A", pid: "7", process_name: "curl", rcode_name: rcode },
+    tags: { dst_domain: name, qtype: "A", pid, process_name: "curl", rcode_name: rcode },
     fields,
     time: BigInt(tMs) * 1_000_000n,
   };
@@ -71,17 +78,25 @@ Deno.test("TopModel: an IPv6 peer is bracketed and a name replaces the address",
   assert.deepEqual(peers, ["[::1]:443", "example.test:80"]);
 });
 
-Deno.test("TopModel: DNS rows count queries, errors by rcode and latency over the window", () => {
+Deno.test("TopModel: a DNS row counts queries, errors by rcode and latency; its rate is windowed", () => {
   const m = new TopModel(OPTIONS);
   m.add(dns(T0, "a.test", "NOERROR", 4, 1_000_000));
   m.add(dns(T0 + 1000, "a.test", "NXDOMAIN", 2, 3_000_000));
   m.add(dns(T0 + 1000, "a.test", "TIMEOUT", 1));
+  m.add(dns(T0 + 1000, "a.test", "NOERROR", 1, 1_000_000, "8")); // another dig, same row
   const [row] = m.snapshot(T0 + 1000).dns;
-  assert.equal(row.total, 7);
-  assert.equal(row.qps, 3.5); // 7 queries over 2 s
+  assert.equal(m.snapshot(T0 + 1000).dns.length, 1);
+  assert.equal(row.pid, "8");
+  assert.equal(row.total, 8);
+  assert.equal(row.qps, 4); // 8 queries over 2 s
   assert.equal(row.errors, "NXDOMAIN:2 TIMEOUT:1");
   assert.equal(row.errorCount, 3);
-  assert.equal(row.meanNs, (4 * 1e6 + 2 * 3e6) / 6, "timeouts have no latency");
+  assert.equal(row.meanNs, (5 * 1e6 + 2 * 3e6) / 7, "timeouts have no latency");
+  // Later the rate falls out of the window; the totals stay.
+  const later = m.snapshot(T0 + 20_000).dns[0];
+  assert.equal(later.qps, 0);
+  assert.equal(later.total, 8);
+  assert.equal(later.maxNs, 6e6);
   assert.equal(row.maxNs, 6e6);
   assert.equal(row.process, "curl");
 });

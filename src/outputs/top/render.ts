@@ -261,10 +261,10 @@ export function render(
 
 function statusLine(snap: Snapshot, s: StatusFacts, view: ViewState): string {
   const parts = [
-    `ebpf-collector top ${clock(s.nowMs)}${view.paused ? " PAUSED" : ""}`,
+    `top ${clock(s.nowMs)}${view.paused ? " PAUSED" : ""}`,
     `probes: ${s.probes.join(" ") || "-"}` +
     (s.disabled.length ? ` (disabled: ${s.disabled.join(" ")})` : ""),
-    `lost: ${s.lost}`,
+    `lost ${s.lost}`,
     `cpu ${snap.cpuPercent === undefined ? "-" : `${snap.cpuPercent.toFixed(1)}%`}` +
     ` rss ${snap.rssBytes === undefined ? "-" : formatBytes(snap.rssBytes)}`,
     `frame ${s.frameMs === undefined ? "-" : `${s.frameMs.toFixed(1)}ms`}`,
