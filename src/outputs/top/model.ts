@@ -1,11 +1,14 @@
 /**
  * What the `top` view keeps from the records it is given, and the rows it shows: per flow and
- * per DNS name a few samples over a sliding window (rates are sums over the window divided by
+ * per DNS name, sums per second over a sliding window (rates are sums over the window divided by
  * the time it covers), the latest commands, and the collector's own CPU and memory.
  *
- * Bounded: at most `maxRows` flows and as many DNS rows (a new one past that is refused and
- * counted by `onFull`); a row with nothing new for {@linkcode IDLE_KEEP_MS} goes; samples
- * older than the window go at each snapshot.
+ * Bounded, and cheap per frame: each row holds one ring of per-second sums (window + 1 slots,
+ * allocated once) and one row object updated in place, so 10,000 flows cost no allocation a
+ * record and one pass a frame. At most `maxRows` flows and as many DNS rows (a new one past
+ * that is refused and counted by `onFull`); a row with nothing new for
+ * {@linkcode IDLE_KEEP_MS} goes. Sums are kept to the second: a record counts in the second
+ * its time falls in.
  */
 import type { FieldValue, Record } from "../../record.ts";
 
@@ -81,38 +84,54 @@ export interface ModelOptions {
   onFull?: (table: "flows" | "dns") => void;
 }
 
-interface FlowSample {
-  t: number;
-  read: number;
-  written: number;
-  retransmits: number;
+/**
+ * Sums per second, in a ring: slot i is `[second, value...]` (`stride` numbers). A slot whose
+ * second is not the one written is reset first, so old seconds drop out without a sweep.
+ */
+class SecondSums {
+  readonly #stride: number;
+  readonly #slots: Float64Array;
+
+  constructor(seconds: number, values: number) {
+    this.#stride = values + 1;
+    this.#slots = new Float64Array(seconds * this.#stride);
+    for (let i = 0; i < this.#slots.length; i += this.#stride) this.#slots[i] = -1;
+  }
+
+  add(second: number, value: number, k = 0): void {
+    const i = (second % (this.#slots.length / this.#stride)) * this.#stride;
+    if (this.#slots[i] !== second) {
+      this.#slots.fill(0, i + 1, i + this.#stride);
+      this.#slots[i] = second;
+    }
+    this.#slots[i + 1 + k] += value;
+  }
+
+  /** The sum of value `k` over the seconds in (`after`, `upTo`]. */
+  sum(after: number, upTo: number, k = 0): number {
+    let total = 0;
+    for (let i = 0; i < this.#slots.length; i += this.#stride) {
+      const second = this.#slots[i];
+      if (second > after && second <= upTo) total += this.#slots[i + 1 + k];
+    }
+    return total;
+  }
 }
 
-interface DnsSample {
-  t: number;
-  count: number;
-}
-
-interface Series<M, S> {
-  meta: M;
+interface Series<R> {
+  /** The row shown, updated in place at each snapshot. */
+  row: R;
   firstMs: number;
   lastMs: number;
-  samples: S[];
+  sums: SecondSums;
 }
 
-type FlowMeta = Omit<FlowRow, "inRate" | "outRate" | "retransmits">;
-/** A DNS row's running totals since it appeared; only queries a second are windowed. */
-interface DnsMeta {
-  name: string;
-  qtype: string;
-  process: string;
-  pid: string;
-  total: number;
+/** What a DNS row sums since it appeared; only queries a second are windowed. */
+interface DnsTotals {
   errors: Map<string, number>;
   latencySum: number;
   /** Queries the latency sum covers (timeouts have none). */
   timed: number;
-  latencyMax?: number;
 }
 
 function num(v: FieldValue | undefined): number {
@@ -128,8 +147,8 @@ function peerOf(tags: Record["tags"]): string {
 
 export class TopModel {
   readonly #o: ModelOptions;
-  readonly #flows = new Map<string, Series<FlowMeta, FlowSample>>();
-  readonly #dns = new Map<string, Series<DnsMeta, DnsSample>>();
+  readonly #flows = new Map<string, Series<FlowRow>>();
+  readonly #dns = new Map<string, Series<DnsRow> & { totals: DnsTotals }>();
   #commands: CommandRow[] = [];
   #cpuPercent?: number;
   #rssBytes?: number;
@@ -164,75 +183,106 @@ export class TopModel {
     }
   }
 
-  #series<M, S>(
-    table: Map<string, Series<M, S>>,
+  #series<S extends { lastMs: number }>(
+    table: Map<string, S>,
     key: string,
     t: number,
     which: "flows" | "dns",
-    meta: () => M,
-  ): Series<M, S> | undefined {
+    create: () => S,
+  ): S | undefined {
     let s = table.get(key);
     if (!s) {
       if (table.size >= this.#o.maxRows) {
         this.#o.onFull?.(which);
         return undefined;
       }
-      s = { meta: meta(), firstMs: t, lastMs: t, samples: [] };
+      s = create();
       table.set(key, s);
     }
     if (t > s.lastMs) s.lastMs = t;
     return s;
   }
 
+  /** Slots of a row's ring: the window's seconds and the one being filled. */
+  get #seconds(): number {
+    return Math.ceil(this.#o.windowMs / 1000) + 1;
+  }
+
   #addFlow(r: Record, t: number): void {
     const g = r.tags;
     const key = `${g.pid}\0${g.process_name}\0${g.container_id}\0${g.direction}\0${g.transport}` +
       `\0${g.src_port}\0${g.dst_domain}\0${g.dst_ip}\0${g.dst_port}`;
-    const s = this.#series(this.#flows, key, t, "flows", (): FlowMeta => ({
-      process: g.process_name ?? "",
-      pid: g.pid ?? "",
-      container: g.container_id?.slice(0, 12) ?? "",
-      localPort: g.src_port ?? "",
-      peer: peerOf(g),
-      direction: g.direction === "outgoing" ? "out" : g.direction === "incoming" ? "in" : "?",
-      transport: g.transport ?? "",
+    const s = this.#series(this.#flows, key, t, "flows", (): Series<FlowRow> => ({
+      row: {
+        process: g.process_name ?? "",
+        pid: g.pid ?? "",
+        container: g.container_id?.slice(0, 12) ?? "",
+        localPort: g.src_port ?? "",
+        peer: peerOf(g),
+        direction: g.direction === "outgoing" ? "out" : g.direction === "incoming" ? "in" : "?",
+        transport: g.transport ?? "",
+        inRate: 0,
+        outRate: 0,
+        retransmits: 0,
+        rttUs: undefined,
+      },
+      firstMs: t,
+      lastMs: t,
+      sums: new SecondSums(this.#seconds, 3),
     }));
     if (!s) return;
-    const f = r.fields;
-    s.samples.push({
-      t,
-      read: num(f.bytes_read),
-      written: num(f.bytes_written),
-      retransmits: num(f.retransmits),
-    });
-    if (f.rtt !== undefined) s.meta.rttUs = num(f.rtt);
+    const f = r.fields, second = Math.floor(t / 1000);
+    s.sums.add(second, num(f.bytes_read), 0);
+    s.sums.add(second, num(f.bytes_written), 1);
+    s.sums.add(second, num(f.retransmits), 2);
+    if (f.rtt !== undefined) s.row.rttUs = num(f.rtt);
   }
 
   #addDns(r: Record, t: number): void {
     const g = r.tags;
     // One row a name, type and program: five `dig`s are one row, the latest pid shown.
     const key = `${g.dst_domain}\0${g.qtype}\0${g.process_name}`;
-    const s = this.#series(this.#dns, key, t, "dns", (): DnsMeta => ({
-      name: g.dst_domain ?? "",
-      qtype: g.qtype ?? "",
-      process: g.process_name ?? "",
-      pid: "",
-      total: 0,
-      errors: new Map(),
-      latencySum: 0,
-      timed: 0,
-    }));
+    const s = this.#series(
+      this.#dns,
+      key,
+      t,
+      "dns",
+      (): Series<DnsRow> & { totals: DnsTotals } => ({
+        row: {
+          name: g.dst_domain ?? "",
+          qtype: g.qtype ?? "",
+          process: g.process_name ?? "",
+          pid: "",
+          qps: 0,
+          total: 0,
+          errors: "",
+          errorCount: 0,
+          meanNs: undefined,
+          maxNs: undefined,
+        },
+        totals: { errors: new Map(), latencySum: 0, timed: 0 },
+        firstMs: t,
+        lastMs: t,
+        sums: new SecondSums(this.#seconds, 1),
+      }),
+    );
     if (!s) return;
-    const f = r.fields, count = num(f.count), m = s.meta, rcode = g.rcode_name ?? "?";
-    m.pid = g.pid ?? "";
-    m.total += count;
-    if (rcode !== "NOERROR") m.errors.set(rcode, (m.errors.get(rcode) ?? 0) + count);
-    if (f.latency_sum !== undefined) {
-      m.latencySum += num(f.latency_sum);
-      m.timed += count;
-      m.latencyMax = Math.max(m.latencyMax ?? 0, num(f.latency_max));
+    const f = r.fields, count = num(f.count), row = s.row, totals = s.totals;
+    const rcode = g.rcode_name ?? "?";
+    row.pid = g.pid ?? "";
+    row.total += count;
+    if (rcode !== "NOERROR") {
+      totals.errors.set(rcode, (totals.errors.get(rcode) ?? 0) + count);
+      row.errorCount += count;
+      row.errors = [...totals.errors].map(([rcode, n]) => `${rcode}:${n}`).join(" ");
     }
-    s.samples.push({ t, count });
+    if (f.latency_sum !== undefined) {
+      totals.latencySum += num(f.latency_sum);
+      totals.timed += count;
+      row.meanNs = totals.latencySum / totals.timed;
+      row.maxNs = Math.max(row.maxNs ?? 0, num(f.latency_max));
+    }
+    s.sums.add(Math.floor(t / 1000), count);
   }
 
   #addCommand(r: Record, t: number): void {
@@ -256,9 +306,9 @@ export class TopModel {
   snapshot(nowMs: number): Snapshot {
     const quiet = nowMs - this.#latestMs > Math.max(this.#o.spanMs, 1000) + 500;
     const end = quiet ? nowMs : Math.min(nowMs, this.#latestMs);
-    const from = end - this.#o.windowMs;
+    const upTo = Math.floor(end / 1000), after = Math.floor((end - this.#o.windowMs) / 1000);
     // Seconds a row's window covers: from its first record's span, at most the window.
-    const seconds = (s: Series<unknown, unknown>) =>
+    const seconds = (s: Series<unknown>) =>
       Math.max(Math.min(this.#o.windowMs, end - (s.firstMs - this.#o.spanMs)), 1000) / 1000;
 
     const flows: FlowRow[] = [];
@@ -267,40 +317,20 @@ export class TopModel {
         this.#flows.delete(key);
         continue;
       }
-      prune(s.samples, from);
-      let read = 0, written = 0, retransmits = 0;
-      for (const x of s.samples) {
-        if (x.t > end) continue;
-        read += x.read;
-        written += x.written;
-        retransmits += x.retransmits;
-      }
-      const secs = seconds(s);
-      flows.push({ ...s.meta, inRate: read / secs, outRate: written / secs, retransmits });
+      const secs = seconds(s), row = s.row;
+      row.inRate = s.sums.sum(after, upTo, 0) / secs;
+      row.outRate = s.sums.sum(after, upTo, 1) / secs;
+      row.retransmits = s.sums.sum(after, upTo, 2);
+      flows.push(row);
     }
-
     const dns: DnsRow[] = [];
     for (const [key, s] of this.#dns) {
       if (nowMs - s.lastMs > IDLE_KEEP_MS) {
         this.#dns.delete(key);
         continue;
       }
-      prune(s.samples, from);
-      let count = 0;
-      for (const x of s.samples) if (x.t <= end) count += x.count;
-      const m = s.meta;
-      dns.push({
-        name: m.name,
-        qtype: m.qtype,
-        process: m.process,
-        pid: m.pid,
-        qps: count / seconds(s),
-        total: m.total,
-        errors: [...m.errors].map(([rcode, n]) => `${rcode}:${n}`).join(" "),
-        errorCount: [...m.errors.values()].reduce((a, b) => a + b, 0),
-        meanNs: m.timed ? m.latencySum / m.timed : undefined,
-        maxNs: m.latencyMax,
-      });
+      s.row.qps = s.sums.sum(after, upTo) / seconds(s);
+      dns.push(s.row);
     }
     return {
       flows,
@@ -310,11 +340,4 @@ export class TopModel {
       rssBytes: this.#rssBytes,
     };
   }
-}
-
-/** Drops the samples at or before `from` (they are in time order, oldest first). */
-function prune(samples: { t: number }[], from: number): void {
-  let n = 0;
-  while (n < samples.length && samples[n].t <= from) n++;
-  if (n > 0) samples.splice(0, n);
 }

@@ -136,7 +136,8 @@ function table<R>(all: Column<R>[], rows: R[], width: number): { header: string;
 
 const byDesc = <R>(f: (r: R) => number) => (a: R, b: R) => f(b) - f(a);
 
-function sortFlows(rows: FlowRow[], sort: string): FlowRow[] {
+/** How flows compare in each sort (first = shown first); ties go by peer. */
+function flowOrder(sort: string): (a: FlowRow, b: FlowRow) => number {
   const compare = sort === "in"
     ? byDesc<FlowRow>((r) => r.inRate)
     : sort === "out"
@@ -148,10 +149,11 @@ function sortFlows(rows: FlowRow[], sort: string): FlowRow[] {
     : sort === "process"
     ? (a: FlowRow, b: FlowRow) => a.process.localeCompare(b.process)
     : byDesc<FlowRow>((r) => r.inRate + r.outRate);
-  return rows.sort((a, b) => compare(a, b) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
+  return (a, b) => compare(a, b) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
 }
 
-function sortDns(rows: DnsRow[], sort: string): DnsRow[] {
+/** How DNS rows compare in each sort; ties go by count, then name. */
+function dnsOrder(sort: string): (a: DnsRow, b: DnsRow) => number {
   const compare = sort === "errors"
     ? byDesc<DnsRow>((r) => r.errorCount)
     : sort === "latency"
@@ -159,7 +161,28 @@ function sortDns(rows: DnsRow[], sort: string): DnsRow[] {
     : sort === "name"
     ? (a: DnsRow, b: DnsRow) => a.name.localeCompare(b.name)
     : byDesc<DnsRow>((r) => r.qps);
-  return rows.sort((a, b) => compare(a, b) || b.total - a.total || a.name.localeCompare(b.name));
+  return (a, b) => compare(a, b) || b.total - a.total || a.name.localeCompare(b.name);
+}
+
+/**
+ * The first `n` of `rows` in `order`, without sorting them all: a frame shows a few dozen of
+ * 10,000 flows, and most rows cost one comparison with the last kept.
+ */
+export function firstInOrder<R>(rows: R[], order: (a: R, b: R) => number, n: number): R[] {
+  const kept: R[] = [];
+  if (n <= 0) return kept;
+  for (const r of rows) {
+    if (kept.length === n && order(r, kept[n - 1]) >= 0) continue;
+    let lo = 0, hi = kept.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (order(r, kept[mid]) < 0) hi = mid;
+      else lo = mid + 1;
+    }
+    kept.splice(lo, 0, r);
+    if (kept.length > n) kept.pop();
+  }
+  return kept;
 }
 
 /** Whether any of `texts` contains `filter` (lower case). */
@@ -167,17 +190,16 @@ function matches(filter: string, ...texts: string[]): boolean {
   return !filter || texts.some((t) => t.toLowerCase().includes(filter));
 }
 
-/** A pane's rows after the filter, in its sort order. */
+/** A pane's rows after the filter; `draw(n)` lays out the first `n` in its sort order. */
 function paneRows(snap: Snapshot, view: ViewState, pane: Pane, width: number) {
   const f = view.filter.toLowerCase();
   switch (pane) {
     case "flows": {
       const rows = snap.flows.filter((r) => matches(f, r.process, r.peer));
-      // Only the rows a frame can show are sorted in full: the rest need not be in order.
       return {
         title: "Flows",
         total: snap.flows.length,
-        ...tableOf(FLOW_COLUMNS(width), sortFlows(rows, view.sort.flows), width),
+        ...tableOf(FLOW_COLUMNS(width), rows, width, flowOrder(view.sort.flows)),
       };
     }
     case "dns": {
@@ -185,7 +207,7 @@ function paneRows(snap: Snapshot, view: ViewState, pane: Pane, width: number) {
       return {
         title: "DNS",
         total: snap.dns.length,
-        ...tableOf(DNS_COLUMNS(width), sortDns(rows, view.sort.dns), width),
+        ...tableOf(DNS_COLUMNS(width), rows, width, dnsOrder(view.sort.dns)),
       };
     }
     case "commands": {
@@ -193,17 +215,23 @@ function paneRows(snap: Snapshot, view: ViewState, pane: Pane, width: number) {
       return {
         title: "Commands",
         total: snap.commands.length,
-        ...tableOf(COMMAND_COLUMNS(), rows, width),
+        ...tableOf(COMMAND_COLUMNS(), rows, width), // newest first already
       };
     }
   }
 }
 
-/** Rows are turned into lines only when shown: 10,000 flows are filtered and sorted, not drawn. */
-function tableOf<R>(columns: Column<R>[], rows: R[], width: number) {
+/** Rows become lines only when shown: 10,000 flows are filtered, not sorted or drawn. */
+function tableOf<R>(
+  columns: Column<R>[],
+  rows: R[],
+  width: number,
+  order?: (a: R, b: R) => number,
+) {
   return {
     count: rows.length,
-    draw: (n: number) => table(columns, rows.slice(0, n), width),
+    draw: (n: number) =>
+      table(columns, order ? firstInOrder(rows, order, n) : rows.slice(0, n), width),
   };
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { applyKeys, initialView } from "./keys.ts";
 import type { Snapshot } from "./model.ts";
-import { formatRate, render, type StatusFacts } from "./render.ts";
+import { firstInOrder, formatRate, render, type StatusFacts } from "./render.ts";
 import { displayWidth, fit } from "./text.ts";
 
 const NOW = 1_764_000_000_000;
@@ -134,4 +134,12 @@ Deno.test("formatRate() says bytes a second in three digits", () => {
   assert.equal(formatRate(512), "512B/s");
   assert.equal(formatRate(5_000_000), "5.00MB/s");
   assert.equal(formatRate(12_345), "12.3kB/s");
+});
+
+Deno.test("firstInOrder() keeps the first n of many rows as a full sort would", () => {
+  const rows = Array.from({ length: 1000 }, (_, i) => (i * 7919) % 1000);
+  const order = (a: number, b: number) => b - a;
+  assert.deepEqual(firstInOrder(rows, order, 5), [999, 998, 997, 996, 995]);
+  assert.deepEqual(firstInOrder([3, 1, 2], order, 10), [3, 2, 1]);
+  assert.deepEqual(firstInOrder(rows, order, 0), []);
 });
