@@ -83,7 +83,12 @@ kernelTest(
     assert.match(
       screen,
       /bench\.test +A +[\d.]+ +5 .*dig/,
+    // COUNT 5, no errors, a mean and max latency, the asking program.
+    assert.match(
+      screen,
+      /bench\.test +A +[\d.]+ +5 +[\d.]+(µs|ms) +[\d.]+(µs|ms) +dig/,
       `the name, with its 5 queries:\n${screen}`,
+    );
     );
     assert.ok(screen.includes("echo top-test-$((6*7))"), `the command typed:\n${screen}`);
     // Log lines are held (the keys line names the latest), never written over the frame.
@@ -112,5 +117,24 @@ kernelTest(
     assert.equal(await tmux.display("viewer", "#{cursor_flag}"), "1", "the cursor is shown");
     // deno-lint-ignore no-control-regex
     assert.ok(!/\x1b|\^\[|\[\?\d+[hl]/.test(screen), `no stray escape codes:\n${screen}`);
+  },
+);
+
+kernelTest(
+  "deno task top: Ctrl-C in raw mode (a byte, not a signal) stops it and flushes",
+  { objects: NEEDS.objects, tools: ["tmux"] },
+  async () => {
+    await using tmux = new Tmux();
+    await tmux.start("viewer", BASH, 80, 24);
+    await tmux.waitForScreen("viewer", PROMPT);
+    await tmux.type("viewer", `cd ${ROOT} && ${Deno.execPath()} task top; echo "exit=$?"`);
+    await tmux.waitForScreen("viewer", / top \d\d:\d\d:\d\d │ probes:.*self/, 30_000);
+    await tmux.press("viewer", "C-c");
+    await tmux.waitForScreen("viewer", /exit=\d+\n(.*\n)*?.*[$#]\s*$/, 30_000);
+    const screen = await tmux.screen("viewer", { history: true });
+    assert.match(screen, /exit=0/);
+    assert.match(screen, /stopping \(Ctrl-C\): draining and flushing/);
+    assert.match(screen, /summary: /);
+    assert.equal(await tmux.display("viewer", "#{alternate_on}"), "0");
   },
 );

@@ -195,6 +195,7 @@ export function startTop(
     });
   }
   const timer = ctx.clock.every(config.every, () => draw(true));
+  if (terminal.interactive) draw(true); // the frame at once, not a blank screen for a second
 
   return {
     push(record) {
