@@ -22,6 +22,7 @@ import { missingCapabilities, neededCapabilities } from "./system/capabilities.t
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
 import { liveHostFacts } from "./system/host_facts.ts";
 import { splitHostPort } from "./outputs/url.ts";
+import { isLossCounter } from "./pipeline/loss_watch.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -181,6 +182,8 @@ async function tryProbe(p: StageNode): Promise<Check> {
     emit: () => {},
     emitSide: () => {},
     counterSnapshot: () => counters.snapshot(),
+    isLossCounter,
+    requestStop: () => {}, // a dry build: nothing runs to stop
   };
   const started = performance.now();
   const stage = await p.def.build(p.config, ctx) as ProbeStage;

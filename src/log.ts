@@ -8,10 +8,46 @@ export interface Logger {
   debug(message: string): void;
 }
 
-/** A logger writing `<level>: <message>` lines to stderr. */
+/** The most lines held while a screen is drawn; older ones are counted, not kept. */
+const HOLD_LIMIT = 1000;
+
+/** Lines held instead of written (see {@linkcode holdLogLines}). */
+let held: { lines: string[]; dropped: number; onLine?: (line: string) => void } | undefined;
+
+/**
+ * Holds stderr log lines instead of writing them, while a screen is drawn on the terminal
+ * (the `top` output): a line written there would scroll or tear the frame. `onLine` sees each
+ * one as it comes (to show the latest on the screen). The returned release writes what was
+ * held, in order, and lets lines through again; calling it again does nothing.
+ */
+export function holdLogLines(onLine?: (line: string) => void): () => void {
+  const mine = { lines: [] as string[], dropped: 0, onLine };
+  held = mine;
+  return () => {
+    if (held !== mine) return;
+    held = undefined;
+    if (mine.dropped) writeLine(`(${mine.dropped} earlier log lines were not kept)`);
+    for (const line of mine.lines) writeLine(line);
+  };
+}
+
+const encoder = new TextEncoder();
+function writeLine(line: string): void {
+  if (!held) {
+    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    return;
+  }
+  held.lines.push(line);
+  if (held.lines.length > HOLD_LIMIT) {
+    held.lines.shift();
+    held.dropped++;
+  }
+  held.onLine?.(line);
+}
+
+/** A logger writing `<level>: <message>` lines to stderr (held while a screen is drawn). */
 export function stderrLogger(options: { debug?: boolean } = {}): Logger {
-  const encoder = new TextEncoder();
-  const write = (line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  const write = writeLine;
   return {
     info: (m) => write(m),
     warn: (m) => write(`warning: ${m}`),

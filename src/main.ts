@@ -121,7 +121,15 @@ async function collect(options: CliOptions, log: Logger, shown: ShownText): Prom
   const started = performance.now();
   const running = await startPipeline(
     pipeline,
-    { host, counters, log, clock: new LiveClock(), hostFacts },
+    // A stage's stop (top's `q`) is a stop signal: a second one exits at once.
+    {
+      host,
+      counters,
+      log,
+      clock: new LiveClock(),
+      hostFacts,
+      requestStop: (why) => signals!.stop(why),
+    },
     { tap: recorder && ((probe, record, side) => recorder.add(probe, record, side)) },
   );
   const revoked = await revokeStartupPermissions(options.record);
@@ -219,7 +227,13 @@ async function replay(
   let n;
   try {
     // This host's facts only for a recording made before recordings kept their own.
-    n = await replayFile(pipeline, file, { host, counters, log, hostFacts: liveHostFacts() }, {
+    n = await replayFile(pipeline, file, {
+      host,
+      counters,
+      log,
+      hostFacts: liveHostFacts(),
+      requestStop: (why) => signals.stop(why),
+    }, {
       skipBad: options.replaySkipBad,
       stop: stop.signal,
     });
@@ -251,8 +265,8 @@ class Signals implements Disposable {
   #reload?: (why: string) => void;
   #reloadPending = false;
   readonly #listeners: [Deno.Signal, () => void][] = [
-    ["SIGINT", () => this.#stop("SIGINT")],
-    ["SIGTERM", () => this.#stop("SIGTERM")],
+    ["SIGINT", () => this.stop("SIGINT")],
+    ["SIGTERM", () => this.stop("SIGTERM")],
   ];
 
   /** `reload: false` (a replay): SIGHUP is left alone. */
@@ -289,9 +303,10 @@ class Signals implements Disposable {
     else if (!this.#stopAsked) this.#reloadPending = true;
   }
 
-  #stop(signal: string): void {
-    if (!this.#stopAsked) return this.requestStop(signal);
-    this.#secondStop?.(signal);
+  /** What a stop signal does (`why`: the signal, or what a stage's `requestStop` says). */
+  stop(why: string): void {
+    if (!this.#stopAsked) return this.requestStop(why);
+    this.#secondStop?.(why);
   }
 
   [Symbol.dispose](): void {

@@ -156,7 +156,7 @@ function permissionFlags(words: string[]): string[] {
 
 Deno.test("deno.json's tasks run with the flags and environment --explain prints", () => {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)).tasks;
-  for (const task of ["run", "record"]) {
+  for (const task of ["run", "record", "top"]) {
     const words = tasks[task].split(" ");
     for (const flag of RUNTIME_FLAGS) assert.ok(words.includes(flag), `${task}: ${flag}`);
     for (const [name, value] of Object.entries(RUNTIME_ENV)) {

@@ -5,6 +5,7 @@ import { httpOutput } from "./http.ts";
 import { otlpOutput } from "./otlp.ts";
 import { prometheusOutput } from "./prometheus.ts";
 import { stdoutOutput } from "./stdout.ts";
+import { topOutput } from "./top.ts";
 
 export const OUTPUTS = registryOf(
   stdoutOutput,
@@ -12,4 +13,5 @@ export const OUTPUTS = registryOf(
   httpOutput,
   prometheusOutput,
   otlpOutput,
+  topOutput,
 );

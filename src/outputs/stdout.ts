@@ -14,6 +14,7 @@ const HIGH_WATER = 1 << 20;
 export const stdoutOutput: StageDef<StdoutConfig> = {
   type: "stdout",
   kind: "output",
+  standardOutput: "shared",
   describe: "Writes each record as one line (JSON or InfluxDB line protocol) to standard output.",
   schema: {
     format: {

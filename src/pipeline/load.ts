@@ -122,6 +122,7 @@ export function parsePipeline(
   }
   const warnings: ConfigError[] = deprecatedKeys(stages, source);
   const ordered = checkGraph(stages, new Set(seen.keys()), source, errors, warnings);
+  checkStandardOutput(stages, source, errors);
   if (errors.length === 0) checkGrantablePaths(ordered, top);
   const tests = errors.length === 0 ? parseTests(root.tests, top.child("tests"), ordered) : [];
   if (errors.length > 0) {
@@ -308,6 +309,26 @@ function checkGraph(
     );
   }
   return order.map((i) => stages[i]);
+}
+
+/**
+ * An output that draws the terminal (`top`) has standard output to itself: at most one such,
+ * and no `stdout` output beside it, whose lines would tear its frames (StageDef.standardOutput).
+ */
+function checkStandardOutput(stages: StageNode[], source: YamlSource, errors: ConfigError[]) {
+  const users = stages.filter((s) => s.def.standardOutput !== undefined);
+  const owner = users.find((s) => s.def.standardOutput === "exclusive");
+  if (!owner) return;
+  for (const s of users) {
+    if (s === owner) continue;
+    errors.push(
+      source.error(
+        `${s.section}.${s.name}.type`,
+        `outputs.${owner.name} (type ${owner.def.type}) draws the terminal on standard output: ` +
+          `it cannot share it with a ${s.def.type} output (use a file output instead)`,
+      ),
+    );
+  }
 }
 
 /**

@@ -43,12 +43,13 @@ export interface RunMode {
 
 function needsOf(pipeline: Pipeline, mode: RunMode = {}): Needs {
   const reads = new Map([[pipeline.file, literalTemplate(pipeline.file)]]);
-  const writes = new Map<string, string>(), net = new Set<string>();
+  const writes = new Map<string, string>(), net = new Set<string>(), env = new Set<string>();
   if (mode.replay) reads.set(mode.replay, literalTemplate(mode.replay));
   if (mode.record) writes.set(mode.record, literalTemplate(mode.record));
   for (const s of pipeline.stages) {
     const e = s.def.explain?.(s.config);
     e?.net?.forEach((h) => net.add(h));
+    e?.env?.forEach((v) => env.add(v));
     // A path that came from ${VAR} is shown as written (a shell expands it), never its value.
     const shown = templatesOf(pipeline, s);
     // A derived path (a rotated `out.jsonl.1`) keeps the ${VAR} of the path it extends.
@@ -68,7 +69,7 @@ function needsOf(pipeline: Pipeline, mode: RunMode = {}): Needs {
     reads,
     writes,
     net,
-    env: [...new Set([...YAML_ENV, ...pipeline.source.variables])],
+    env: [...new Set([...YAML_ENV, ...pipeline.source.variables, ...env])],
   };
 }
 

@@ -141,7 +141,13 @@ async function recordedHostFacts(file: string): Promise<HostFacts | undefined> {
 export async function replayFile(
   pipeline: Pipeline,
   file: string,
-  env: { host: string; counters: Counters; log: Logger; hostFacts?: HostFacts },
+  env: {
+    host: string;
+    counters: Counters;
+    log: Logger;
+    hostFacts?: HostFacts;
+    requestStop?: (why: string) => void;
+  },
   options: ReplayOptions = {},
 ): Promise<number> {
   const hostFacts = await recordedHostFacts(file) ?? env.hostFacts;

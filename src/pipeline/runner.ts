@@ -19,6 +19,7 @@ import {
   type Stage,
   type StageContext,
 } from "./stage.ts";
+import { isLossCounter } from "./loss_watch.ts";
 
 /** What the runtime gives every stage. */
 export interface RuntimeEnv {
@@ -28,6 +29,8 @@ export interface RuntimeEnv {
   clock: Clock;
   /** What stages may know of the host: this one's, a recording's; none by default (tests). */
   hostFacts?: HostFacts;
+  /** What a stage's `ctx.requestStop` calls (main.ts stops as on SIGINT); absent: nothing. */
+  requestStop?: (why: string) => void;
 }
 
 /** Sees a probe's records: `side` for those sent with `ctx.emitSide` (`--record` keeps both). */
@@ -148,6 +151,8 @@ export class Runner {
         this.beforeSnapshot();
         return counters.snapshot();
       },
+      requestStop: (why) => this.#env.requestStop?.(why),
+      isLossCounter,
     };
   }
 

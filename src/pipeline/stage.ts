@@ -145,6 +145,19 @@ export interface StageContext {
   emitSide(record: Record): void;
   /** Every counter of the collector, all stages' (for outputs that expose them, e.g. /metrics). */
   counterSnapshot(): CounterValue[];
+  /**
+   * Whether a counter counts lost data (the probes' declared `drops` and `losses`, the
+   * runtime's and outputs' losses): what the loss watch warns about, for a stage that shows
+   * losses itself (`top`'s status line) without reading the registry.
+   */
+  isLossCounter(name: string): boolean;
+  /**
+   * Asks the collector to stop as SIGINT would: drain, flush and close every stage, then exit
+   * (`why` goes to the log line). For an output the user quits from (`top` reads `q`, and
+   * Ctrl-C, which arrives as a byte in raw mode). A second call while stopping exits at once,
+   * as a second SIGINT does. Returns at once; the stop happens after.
+   */
+  requestStop(why: string): void;
 }
 
 /** What `--explain` and permission derivation learn from a configured stage. */
@@ -156,6 +169,8 @@ export interface StageExplanation {
   writes?: string[];
   /** `host:port`s the stage connects to (`--allow-net`). */
   net?: string[];
+  /** Environment variables it reads (`--allow-env`), e.g. `NO_COLOR`. */
+  env?: string[];
 }
 
 /**
@@ -259,6 +274,12 @@ export interface StageDef<C = any> {
   foldsClientPorts?(config: C): PortRange | "kernel";
   /** Side readers of DNS answers: how long they keep a name ({@linkcode Pushdown.answerTtl}). */
   answerTtl?(config: C): { minMs: number; maxMs: number };
+  /**
+   * Outputs that write to standard output: `shared` (lines, as `stdout` writes) or `exclusive`
+   * (the whole terminal, as `top` draws it). The loader allows at most one `exclusive` output
+   * in a pipeline, and no other output on standard output beside it.
+   */
+  readonly standardOutput?: "shared" | "exclusive";
 }
 
 /** The most records a stage's queue holds while its `push` is pending. */

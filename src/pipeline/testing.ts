@@ -13,6 +13,7 @@ import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import { At, readWithSchema } from "./schema.ts";
 import type { ProbePushdown, Stage, StageDef } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
+import { isLossCounter } from "./loss_watch.ts";
 
 /** Configures `def` from `options` the way the loader does; the stage sits at `test.<type>`. */
 export function configureStage(
@@ -37,6 +38,8 @@ export interface StageUnderTest {
   counters: Counters;
   clock: ManualClock;
   logs: string[];
+  /** The `why` of each `ctx.requestStop` call. */
+  stopRequests: string[];
 }
 
 /**
@@ -54,7 +57,7 @@ export async function buildStage(
   if (errors.length > 0) throw new Error(errors.map((e) => e.message).join("\n"));
   const emitted: Record[] = [], emittedSide: Record[] = [];
   const counters = new Counters();
-  const logs: string[] = [];
+  const logs: string[] = [], stopRequests: string[] = [];
   const log: Logger = {
     info: (m) => logs.push(m),
     warn: (m) => logs.push(`warning: ${m}`),
@@ -72,6 +75,8 @@ export async function buildStage(
     emit: (record) => emitted.push(record),
     emitSide: (record) => emittedSide.push(record),
     counterSnapshot: () => counters.snapshot(),
+    isLossCounter,
+    requestStop: (why) => stopRequests.push(why),
   });
-  return { stage, emitted, emittedSide, counters, clock, logs };
+  return { stage, emitted, emittedSide, counters, clock, logs, stopRequests };
 }

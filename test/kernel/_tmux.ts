@@ -18,15 +18,42 @@ export class Tmux implements AsyncDisposable {
     return run("tmux", ["-L", this.socket, ...args]);
   }
 
-  /** Starts `command` (argv) in a new detached session; returns the pid of its process. */
-  async start(session: string, command: string[]): Promise<number> {
-    await this.#tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", ...command);
-    return Number((await this.#tmux("display-message", "-p", "-t", session, "#{pane_pid}")).trim());
+  /**
+   * Starts `command` (argv) in a new detached session of `cols`×`rows`; returns the pid of its
+   * process.
+   */
+  async start(session: string, command: string[], cols = 200, rows = 50): Promise<number> {
+    await this.#tmux(
+      "new-session",
+      "-d",
+      "-s",
+      session,
+      "-x",
+      `${cols}`,
+      "-y",
+      `${rows}`,
+      ...command,
+    );
+    return Number(await this.display(session, "#{pane_pid}"));
   }
 
-  /** What the session's screen shows now. */
-  screen(session: string): Promise<string> {
-    return this.#tmux("capture-pane", "-p", "-t", session);
+  /** A tmux format about the session's pane, e.g. `#{alternate_on}` (1: alternate screen on). */
+  async display(session: string, format: string): Promise<string> {
+    return (await this.#tmux("display-message", "-p", "-t", session, format)).trim();
+  }
+
+  /** Presses keys by tmux's names (`Tab`, `Enter`, `C-c`, `q`), not typed as text. */
+  async press(session: string, ...keys: string[]): Promise<void> {
+    await this.#tmux("send-keys", "-t", session, ...keys);
+  }
+
+  /**
+   * What the session's screen shows now; with `history`, also the lines scrolled off it, and
+   * lines the terminal wrapped joined again.
+   */
+  screen(session: string, { history = false } = {}): Promise<string> {
+    const more = history ? ["-J", "-S", "-"] : [];
+    return this.#tmux("capture-pane", "-p", ...more, "-t", session);
   }
 
   /** Waits until the screen matches `pattern`. */
