@@ -12,7 +12,9 @@
  *
  * Which port is the client's follows from the netflow tags (src is this host, dst the peer):
  * on an `outgoing` flow this host is the client, so `src_port` collapses; on an `incoming` one
- * the peer is, so `dst_port` does. Only a port inside `range` collapses: a client that bound a
+ * the peer is, so `dst_port` does. A packet's direction (`ingress`, `egress`: netdrop's) names
+ * no client, so there the one end whose port is inside `range` collapses, when the other's is
+ * not. Only a port inside `range` collapses: a client that bound a
  * fixed port keeps it. Records with another or no `direction`, or whose port is missing, not a
  * plain decimal, or outside the range, go on unchanged (the same object); a changed record goes
  * on as a copy with new tags (another branch of the pipeline may hold the input), its fields
@@ -103,6 +105,14 @@ function kernelRange(fact: PortRangeFact, log: Logger): PortRange {
 }
 
 /** `type: ephemeral_port`: writes ephemeral client ports as `*` so flows merge. */
+/** Directions a packet travelled (netdrop's), which say nothing of who is the client. */
+const PACKET_DIRECTIONS = new Set(["ingress", "egress"]);
+
+/** The one end whose port is a client's, when only one is (both: which is unknown). */
+function onlyEphemeralEnd(src: boolean, dst: boolean): "src_port" | "dst_port" | undefined {
+  return src === dst ? undefined : src ? "src_port" : "dst_port";
+}
+
 export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
   type: "ephemeral_port",
   kind: "transform",
@@ -129,6 +139,8 @@ export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
           ? "src_port"
           : tags.direction === "incoming"
           ? "dst_port"
+          : PACKET_DIRECTIONS.has(tags.direction)
+          ? onlyEphemeralEnd(ephemeral(tags.src_port), ephemeral(tags.dst_port))
           : undefined;
         if (key === undefined || !ephemeral(tags[key])) return ctx.emit(record);
         collapsed.inc();
@@ -145,7 +157,8 @@ export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
       : "the host's ip_local_port_range (the recording's in a replay), read at start";
     return {
       details: [
-        `outgoing: src_port in ${range} → *; incoming: dst_port in ${range} → *`,
+        `outgoing: src_port in ${range} → *; incoming: dst_port in ${range} → *; ` +
+        `ingress, egress: the one port in ${range} → *`,
         "collapsed records are counted as ports_collapsed",
       ],
     };

@@ -60,6 +60,24 @@ Deno.test("ephemeral_port looks only at the client side's port", async () => {
   assert.equal(emitted[1].tags.src_port, "40000");
 });
 
+Deno.test("ephemeral_port folds a dropped packet's one port in the range, as netdrop's kernel fold does", async () => {
+  // A packet's direction names no client: the end whose port is in the range is the client's.
+  const drop = (direction: string, src_port: string, dst_port: string) =>
+    flow({ direction, src_port, dst_port, reason: "NO_SOCKET" });
+  const { emitted } = await through({ range: "32768-60999" }, [
+    drop("ingress", "9", "45123"), // a SYN to closed port 9 from a client's port
+    drop("egress", "45123", "53"),
+    drop("ingress", "40000", "45123"), // both in the range: which is the client is unknown
+    drop("egress", "80", "443"), // neither
+  ]);
+  assert.deepEqual(emitted.map((r) => [r.tags.src_port, r.tags.dst_port]), [
+    ["9", "*"],
+    ["*", "53"],
+    ["40000", "45123"],
+    ["80", "443"],
+  ]);
+});
+
 Deno.test("ephemeral_port passes odd, unknown and untagged records on as the same object", async () => {
   const records = [
     out("*"), // already collapsed
@@ -191,7 +209,8 @@ Deno.test("ephemeral_port explains its range, or that the kernel's is read at st
       configureStage(ephemeralPortTransform, options).config as EphemeralPortConfig,
     ).details;
   assert.deepEqual(explain({ range: [1000, 2000] }), [
-    "outgoing: src_port in 1000-2000 → *; incoming: dst_port in 1000-2000 → *",
+    "outgoing: src_port in 1000-2000 → *; incoming: dst_port in 1000-2000 → *; " +
+    "ingress, egress: the one port in 1000-2000 → *",
     "collapsed records are counted as ports_collapsed",
   ]);
   assert.match(
