@@ -192,22 +192,47 @@ function writeGeneration(obj: BpfObject, gen: number): void {
   bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
 }
 
+/**
+ * Opens and loads the object with the drop program this kernel's tracepoint takes: the one
+ * reading `rx_sk` (6.13 on) first, since the verifier refuses it on a kernel without that
+ * argument, then the one without. Trying costs nothing where it loads; reading the kernel's BTF
+ * to choose would cost ~70 ms of start-up on every kernel.
+ */
+function loadObject(config: NetdropConfig, ctx: StageContext) {
+  const programs = ["on_drop", "on_drop_no_rx_sk"];
+  for (const onDrop of programs) {
+    const obj = openBpfObject("netdrop");
+    try {
+      writeSettings(obj, ctx.pushdown.clientPorts);
+      for (const map of ["keys0", "keys1"]) obj.map(map).setMaxEntries(config.max_keys);
+      for (const program of programs) obj.program(program).setAutoload(program === onDrop);
+      obj.load();
+      return { obj, onDrop };
+    } catch (e) {
+      obj.close();
+      if (onDrop === programs.at(-1)) throw e;
+      ctx.log.debug(`${ctx.name}: ${onDrop} did not load (${describeError(e)}); trying without`);
+    }
+  }
+  throw new Error("unreachable");
+}
+
 /** Opens, loads and attaches the netdrop object, then polls it. */
 function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
   let config = initial;
-  const kernel = kernelFacts();
-  const names = new ReasonNames(kernel.reasons, kernel.subsystems);
-  // The program for this kernel's tracepoint arguments (rx_sk came in 6.13).
-  const onDrop = kernel.kfreeSkbArgs >= 4 ? "on_drop" : "on_drop_no_rx_sk";
+  // The reasons' names are read at the first poll, not before the probe is attached.
+  let reasonNames: ReasonNames | undefined;
+  const names = () => {
+    if (!reasonNames) {
+      const kernel = kernelFacts();
+      reasonNames = new ReasonNames(kernel.reasons, kernel.subsystems);
+    }
+    return reasonNames;
+  };
   const stack = new DisposableStack(); // closes the links, then the object
   try {
-    const obj = stack.use(openBpfObject("netdrop"));
-    writeSettings(obj, ctx.pushdown.clientPorts);
-    for (const map of ["keys0", "keys1"]) obj.map(map).setMaxEntries(config.max_keys);
-    for (const program of ["on_drop", "on_drop_no_rx_sk"]) {
-      obj.program(program).setAutoload(program === onDrop);
-    }
-    obj.load();
+    const { obj, onDrop } = loadObject(config, ctx);
+    stack.use(obj);
     let gen = 0;
     writeGeneration(obj, gen);
 
@@ -238,10 +263,10 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
           const counts = decodeDropCounts(value);
           if (bucket) {
             const reason = new DataView(key.buffer, key.byteOffset, 4).getUint32(0, true);
-            ctx.emit(dropRecord(names.name(reason), undefined, counts, ctx.host, time));
+            ctx.emit(dropRecord(names().name(reason), undefined, counts, ctx.host, time));
           } else {
             const k = decodeDropKey(key);
-            ctx.emit(dropRecord(names.name(k.reason), k, counts, ctx.host, time));
+            ctx.emit(dropRecord(names().name(k.reason), k, counts, ctx.host, time));
           }
         } catch (e) {
           decodeFailed(e);
