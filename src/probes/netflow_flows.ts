@@ -28,7 +28,7 @@ interface UdpBaseline {
 
 /** A flow key as one string: the identity deltas are summed under within a poll. */
 export function flowId(k: FlowKey): string {
-  return `${k.transport}|${k.family}|${k.pid}|${k.direction}|${k.localIp}|${k.localPort}|${k.remoteIp}|${k.remotePort}`;
+  return `${k.transport}|${k.family}|${k.pid}|${k.direction}|${k.localIp}|${k.localPort}|${k.remoteIp}|${k.remotePort}|${k.netns}`;
 }
 
 /** A port folded to `*` (records write it so, as ephemeral_port does). */
@@ -205,6 +205,7 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
       dst_ip_type: cachedIpType(k.remoteIp),
       dst_port: portText(k.remotePort),
       family: k.family,
+      netns: k.netns ? String(k.netns) : "",
       pid: String(k.pid),
       process_name: d.comm,
       src_ip: src,
