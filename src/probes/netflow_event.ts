@@ -144,6 +144,8 @@ export interface FlowDelta {
   connectAborted?: bigint;
   resetsReceived?: bigint;
   resetsSent?: bigint;
+  /** Where conntrack's DNAT sent an outgoing flow (netflow_nat.ts); absent: not translated. */
+  dstNat?: { ip: string; port: number };
 }
 
 /** Bytes the kernel could not have written. */

@@ -403,3 +403,20 @@ Deno.test("flowRecord() leaves a wildcard local address as it is when the peer i
   assert.equal(udpTags("127.0.0.2", "127.0.0.1", "IPv4").src_ip, "127.0.0.2");
   assert.equal(udpTags("10.0.0.5", "10.0.0.6", "IPv4").src_ip, "10.0.0.5");
 });
+
+Deno.test("flowRecord() tags a translated flow's dst_nat_ip/dst_nat_port, and mergeDeltas() keeps backends apart", () => {
+  const toA = { ...TCP_DELTA, dstNat: { ip: "198.19.0.2", port: 8080 } };
+  const toB = { ...TCP_DELTA, dstNat: { ip: "198.19.0.3", port: 8080 } };
+
+  const merged = mergeDeltas([toA, toB, toA, TCP_DELTA]);
+
+  assert.deepEqual(
+    merged.map((d) => [d.dstNat?.ip, d.bytesRead]),
+    [["198.19.0.2", 10000n], ["198.19.0.3", 5000n], [undefined, 5000n]],
+  );
+  const tags = merged.map((d) => flowRecord(d, "h", 0n).tags);
+  assert.equal(tags[0].dst_nat_ip, "198.19.0.2");
+  assert.equal(tags[0].dst_nat_port, "8080");
+  assert.equal(tags[0].dst_ip, "93.184.216.34"); // the address the socket connected to
+  assert.ok(!("dst_nat_ip" in tags[2]) && !("dst_nat_port" in tags[2]));
+});
