@@ -4,6 +4,8 @@
  * makes (198.18.0.0/15 only; rule, route, link and namespace removed however the test ends).
  */
 import assert from "node:assert/strict";
+import { ROOT } from "../_run_command.ts";
+import { endpointSlice, FakeApiServer, service } from "../kubernetes/_api_server.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { type Flow, NEEDS, run, stopAndRead, sum, summaryCounter } from "./_netflow.ts";
@@ -162,5 +164,68 @@ kernelTest(
 
       assert.ok(summaryCounter(collector, "nat_overruns") > 0, collector.stderr);
       assert.equal(sum(ours(flows, { dst_ip: virtual }), "tcp_established", {}), 200);
+    }),
+);
+
+kernelTest(
+  "netflow + container: a flow to a ClusterIP carries its service, and through NAT the pod that served it (stand-in API server)",
+  { ...NEEDS, tools: ["ip", "iptables", "python3"] },
+  () =>
+    withDnat(async ({ virtual, server }) => {
+      // A real API server (with etcd) cannot run here: test/kubernetes/_api_server.ts serves the
+      // Services and EndpointSlices lists and watches as the API reference documents them.
+      const fixtures = `${ROOT}test/kubernetes`;
+      const api = new FakeApiServer(
+        await Deno.readTextFile(`${fixtures}/server.crt`),
+        await Deno.readTextFile(`${fixtures}/server.key`),
+      );
+      const dir = await Deno.makeTempDir({ prefix: "k8s-nat-" });
+      try {
+        await Deno.writeTextFile(`${dir}/token`, "nat-token\n");
+        api.tokens.add("nat-token");
+        api.put(service("shop", "cart", virtual));
+        api.put(endpointSlice("shop", "cart", [{ name: "cart-7d9f-x2", ip: server }]));
+        api.start();
+        await using collector = new Collector([
+          "--pipeline",
+          tempPipeline(`version: 1
+probes:
+  flows: { type: netflow, poll: 1s }
+transforms:
+  remote:
+    type: container
+    inputs: [flows]
+    kubernetes_api: ${api.url}
+    kubernetes_token_file: ${dir}/token
+    kubernetes_ca_file: ${fixtures}/ca.crt
+    node_name: node-a
+  merged: { type: ephemeral_port, inputs: [remote] }
+outputs:
+  out: { type: stdout, inputs: [merged], format: json }
+`),
+        ], [
+          `--allow-read=.,/etc/passwd,/bin/bash,/usr/bin/bash,${dir}/token,${fixtures}/ca.crt`,
+          `--allow-net=127.0.0.1:${api.port}`,
+        ]);
+        await collector.attached();
+        // Pods, Services and EndpointSlices listed and watched.
+        await collector.waitFor("the watches", () => api.watching >= 3, 10_000);
+        await connect(virtual, 80, 20);
+        await connect(server, 8080, 5);
+        await new Promise((r) => setTimeout(r, 1500));
+        const flows = await stopAndRead(collector);
+
+        const remote = (f: Flow) =>
+          [f.tags.dst_k8s_namespace, f.tags.dst_k8s_service, f.tags.dst_k8s_pod].join("/");
+        const viaService = ours(flows, { dst_ip: virtual });
+        assert.equal(sum(viaService, "tcp_established", {}), 20);
+        assert.deepEqual(new Set(viaService.map(remote)), new Set(["shop/cart/cart-7d9f-x2"]));
+        const toPod = ours(flows, { dst_ip: server });
+        assert.equal(sum(toPod, "tcp_established", {}), 5);
+        assert.deepEqual(new Set(toPod.map(remote)), new Set(["shop/cart/cart-7d9f-x2"]));
+      } finally {
+        await api.stop();
+        await Deno.remove(dir, { recursive: true });
+      }
     }),
 );

@@ -1,7 +1,8 @@
 /**
- * A stand-in for the Kubernetes API server's pods resource, for tests: a real API server (with
- * etcd) cannot run here. It serves over HTTPS on 127.0.0.1 what the API reference documents for
- * `GET /api/v1/pods`: a v1 PodList, and with `watch=1` a stream of WatchEvent JSON lines
+ * A stand-in for the Kubernetes API server's pods, services and endpointslices resources, for
+ * tests: a real API server (with etcd) cannot run here. It serves over HTTPS on 127.0.0.1 what
+ * the API reference documents for `GET /api/v1/pods` (and `/api/v1/services`,
+ * `/apis/discovery.k8s.io/v1/endpointslices`): a list, and with `watch=1` a stream of WatchEvent JSON lines
  * (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR) from a resourceVersion, replayed from its history.
  * `compact()` forgets that history, as etcd compaction does, so an older resourceVersion gets the
  * ERROR event with a 410 Expired Status that real servers send.
@@ -43,16 +44,65 @@ export interface ContainerStatus {
   state: { [state: string]: { [key: string]: string | number } };
 }
 
+/** A v1 Service: its cluster IPs. */
+export interface Service {
+  apiVersion: "v1";
+  kind: "Service";
+  metadata: { name: string; namespace: string; uid: string; resourceVersion?: string };
+  spec: { type: string; clusterIP: string; clusterIPs: string[]; ports: { port: number }[] };
+}
+
+/** A discovery.k8s.io/v1 EndpointSlice: a Service's endpoints, each naming its pod. */
+export interface EndpointSlice {
+  apiVersion: "discovery.k8s.io/v1";
+  kind: "EndpointSlice";
+  metadata: {
+    name: string;
+    namespace: string;
+    uid: string;
+    resourceVersion?: string;
+    labels: { [key: string]: string };
+  };
+  addressType: "IPv4" | "IPv6";
+  endpoints: {
+    addresses: string[];
+    conditions: { ready: boolean };
+    targetRef?: { kind: string; name: string; namespace: string; uid: string };
+  }[];
+  ports: { port: number; protocol: string }[];
+}
+
+type ApiObject = Pod | Service | EndpointSlice;
+
+/** The collections served, by path, and their list kinds. */
+const COLLECTIONS: { [path: string]: string } = {
+  "/api/v1/pods": "PodList",
+  "/api/v1/services": "ServiceList",
+  "/apis/discovery.k8s.io/v1/endpointslices": "EndpointSliceList",
+};
+
+function collectionOf(o: ApiObject): string {
+  if (o.kind === "Pod") return "/api/v1/pods";
+  if (o.kind === "Service") return "/api/v1/services";
+  return "/apis/discovery.k8s.io/v1/endpointslices";
+}
+
+/** Pods are on a node; the other objects are the whole cluster's. */
+function nodeOf(o: ApiObject): string | undefined {
+  return o.kind === "Pod" ? o.spec.nodeName : undefined;
+}
+
 type EventType = "ADDED" | "MODIFIED" | "DELETED";
 
 interface HistoryEntry {
   rv: number;
   type: EventType;
-  pod: Pod;
+  object: ApiObject;
 }
 
-/** An open watch stream: events for `node` (every node when undefined). */
+/** An open watch stream: events of `path` for `node` (every node when undefined). */
 interface Watch {
+  path: string;
   node: string | undefined;
   send(line: string): void;
   end(): void;
@@ -61,6 +111,7 @@ interface Watch {
 
 /** One request the server saw. */
 export interface SeenRequest {
+  path: string;
   params: URLSearchParams;
   authorization: string | null;
 }
@@ -70,14 +121,12 @@ export class FakeApiServer {
   /** Bearer tokens accepted; others get 401. */
   tokens = new Set<string>();
   readonly requests: SeenRequest[] = [];
-  #pods = new Map<string, Pod>();
+  #objects = new Map<string, ApiObject>();
   #history: HistoryEntry[] = [];
   #rv = 1000;
   /** Watches from below this resourceVersion get 410 Expired. */
   #oldest = 1000;
-  #watches = new Set<
-    { node: string | undefined; send: (line: string) => void; end(): void; fail(): void }
-  >();
+  #watches = new Set<Watch>();
   #server: Deno.HttpServer | undefined;
   #port = 0;
 
@@ -129,17 +178,17 @@ export class FakeApiServer {
     this.#watches.clear();
   }
 
-  /** Creates or updates a pod: ADDED or MODIFIED to watchers (unless `quiet`). */
-  put(pod: Pod, { quiet = false } = {}): void {
-    const type = this.#pods.has(pod.metadata.uid) ? "MODIFIED" : "ADDED";
-    this.#pods.set(pod.metadata.uid, pod);
-    this.#record(type, pod, quiet);
+  /** Creates or updates a pod (service, slice): ADDED or MODIFIED to watchers (unless `quiet`). */
+  put(object: ApiObject, { quiet = false } = {}): void {
+    const type = this.#objects.has(object.metadata.uid) ? "MODIFIED" : "ADDED";
+    this.#objects.set(object.metadata.uid, object);
+    this.#record(type, object, quiet);
   }
 
-  /** Deletes a pod: DELETED to watchers. */
-  delete(pod: Pod): void {
-    this.#pods.delete(pod.metadata.uid);
-    this.#record("DELETED", pod, false);
+  /** Deletes a pod (service, slice): DELETED to watchers. */
+  delete(object: ApiObject): void {
+    this.#objects.delete(object.metadata.uid);
+    this.#record("DELETED", object, false);
   }
 
   /** Forgets the event history, as etcd compaction does: older watches get 410. */
@@ -148,22 +197,23 @@ export class FakeApiServer {
     this.#oldest = this.#rv;
   }
 
-  #record(type: EventType, pod: Pod, quiet: boolean): void {
+  #record(type: EventType, object: ApiObject, quiet: boolean): void {
     this.#rv++;
-    pod.metadata.resourceVersion = String(this.#rv);
-    const entry = { rv: this.#rv, type, pod: structuredClone(pod) };
+    object.metadata.resourceVersion = String(this.#rv);
+    const entry = { rv: this.#rv, type, object: structuredClone(object) };
     this.#history.push(entry);
     if (quiet) return;
     for (const w of this.#watches) {
-      if (w.node === undefined || w.node === pod.spec.nodeName) w.send(eventLine(entry));
+      if (shows(w.path, w.node, object)) w.send(eventLine(entry));
     }
   }
 
   #handle(request: Request): Response {
     const url = new URL(request.url);
     const authorization = request.headers.get("authorization");
-    this.requests.push({ params: url.searchParams, authorization });
-    if (url.pathname !== "/api/v1/pods") {
+    this.requests.push({ path: url.pathname, params: url.searchParams, authorization });
+    const listKind = COLLECTIONS[url.pathname];
+    if (!listKind) {
       return status(404, "NotFound", "the server could not find the requested resource");
     }
     const token = authorization?.replace(/^Bearer /, "");
@@ -172,17 +222,19 @@ export class FakeApiServer {
     }
     const selector = url.searchParams.get("fieldSelector");
     const node = selector?.match(/^spec\.nodeName=(.+)$/)?.[1];
-    if (url.searchParams.get("watch") === "1") return this.#watch(url.searchParams, node);
-    const items = [...this.#pods.values()].filter((p) => !node || p.spec.nodeName === node);
+    if (url.searchParams.get("watch") === "1") {
+      return this.#watch(url.pathname, url.searchParams, node);
+    }
+    const items = [...this.#objects.values()].filter((o) => shows(url.pathname, node, o));
     return Response.json({
-      kind: "PodList",
-      apiVersion: "v1",
+      kind: listKind,
+      apiVersion: url.pathname.startsWith("/apis/") ? "discovery.k8s.io/v1" : "v1",
       metadata: { resourceVersion: String(this.#rv) },
       items,
     });
   }
 
-  #watch(params: URLSearchParams, node: string | undefined): Response {
+  #watch(path: string, params: URLSearchParams, node: string | undefined): Response {
     const from = Number(params.get("resourceVersion") ?? this.#rv);
     const encoder = new TextEncoder();
     if (from < this.#oldest) {
@@ -204,15 +256,11 @@ export class FakeApiServer {
       });
     }
     const watches = this.#watches;
-    let watch: {
-      node: string | undefined;
-      send: (line: string) => void;
-      end(): void;
-      fail(): void;
-    };
+    let watch: Watch;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
         watch = {
+          path,
           node,
           send: (line) => controller.enqueue(encoder.encode(line)),
           fail: () => controller.error(new Error("connection reset")),
@@ -225,7 +273,7 @@ export class FakeApiServer {
           },
         };
         for (const entry of this.#history) {
-          if (entry.rv > from && (!node || entry.pod.spec.nodeName === node)) {
+          if (entry.rv > from && shows(path, node, entry.object)) {
             watch.send(eventLine(entry));
           }
         }
@@ -252,7 +300,12 @@ export class FakeApiServer {
 }
 
 function eventLine(entry: HistoryEntry): string {
-  return JSON.stringify({ type: entry.type, object: entry.pod }) + "\n";
+  return JSON.stringify({ type: entry.type, object: entry.object }) + "\n";
+}
+
+/** Whether a list or watch of `path` (for `node`) shows `object`. */
+function shows(path: string, node: string | undefined, object: ApiObject): boolean {
+  return collectionOf(object) === path && (!node || nodeOf(object) === node);
 }
 
 function status(code: number, reason: string, message: string): Response {
@@ -305,4 +358,40 @@ export function pod(
 export function containerId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A ClusterIP Service. */
+export function service(namespace: string, name: string, clusterIP: string, port = 80): Service {
+  return {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name, namespace, uid: crypto.randomUUID() },
+    spec: { type: "ClusterIP", clusterIP, clusterIPs: [clusterIP], ports: [{ port }] },
+  };
+}
+
+/** The EndpointSlice of Service `name`, one ready endpoint a pod. */
+export function endpointSlice(
+  namespace: string,
+  name: string,
+  pods: { name: string; ip: string }[],
+  port = 8080,
+): EndpointSlice {
+  return {
+    apiVersion: "discovery.k8s.io/v1",
+    kind: "EndpointSlice",
+    metadata: {
+      name: `${name}-${crypto.randomUUID().slice(0, 5)}`,
+      namespace,
+      uid: crypto.randomUUID(),
+      labels: { "kubernetes.io/service-name": name },
+    },
+    addressType: "IPv4",
+    endpoints: pods.map((p) => ({
+      addresses: [p.ip],
+      conditions: { ready: true },
+      targetRef: { kind: "Pod", name: p.name, namespace, uid: crypto.randomUUID() },
+    })),
+    ports: [{ port, protocol: "TCP" }],
+  };
 }
