@@ -14,6 +14,7 @@ import {
   pod,
   running,
   service,
+  startStandIn,
 } from "../../test/kubernetes/_api_server.ts";
 import { liveHostFacts } from "../system/host_facts.ts";
 import { containerTransform } from "./container.ts";
@@ -191,77 +192,66 @@ function flow(dstIp: string, dstNatIp?: string): Record {
 }
 
 Deno.test("container names a flow's remote end: a ClusterIP's service, through NAT the pod that served it (stand-in server's Services and EndpointSlices)", async () => {
-  const fixtures = new URL("../../test/kubernetes/", import.meta.url).pathname;
-  const server = new FakeApiServer(
-    await Deno.readTextFile(`${fixtures}/server.crt`),
-    await Deno.readTextFile(`${fixtures}/server.key`),
-  );
-  const dir = await Deno.makeTempDir({ prefix: "k8s-remote-" });
-  await Deno.writeTextFile(`${dir}/token`, "t0ken\n");
-  server.tokens.add("t0ken");
   const cart = service("shop", "cart", "10.96.4.2");
-  server.put(cart);
-  server.put(endpointSlice("shop", "cart", [
-    { name: "cart-7d9f-x2", ip: "10.244.2.9" },
-    { name: "cart-7d9f-q8", ip: "10.244.3.4" },
-  ]));
-  server.put(service("kube-system", "kube-dns", "10.96.0.10"));
-  server.start();
+  await using standIn = await startStandIn([
+    cart,
+    endpointSlice("shop", "cart", [
+      { name: "cart-7d9f-x2", ip: "10.244.2.9" },
+      { name: "cart-7d9f-q8", ip: "10.244.3.4" },
+    ]),
+    service("kube-system", "kube-dns", "10.96.0.10"),
+  ]);
+  const server = standIn.server;
+  const { stage, emitted } = await onThisHost({
+    cgroup: "/nonexistent-cgroup2",
+    kubernetes_api: server.url,
+    kubernetes_token_file: standIn.tokenFile,
+    kubernetes_ca_file: standIn.caFile,
+    node_name: "node-a",
+  });
   try {
-    const { stage, emitted } = await onThisHost({
-      cgroup: dir,
-      kubernetes_api: server.url,
-      kubernetes_token_file: `${dir}/token`,
-      kubernetes_ca_file: `${fixtures}/ca.crt`,
-      node_name: "node-a",
-    });
-    try {
-      const deadline = Date.now() + 10_000;
-      while (server.watching < 3 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      await stage.push(flow("10.96.4.2", "10.244.3.4")); // through kube-proxy's DNAT
-      await stage.push(flow("10.96.4.2")); // no translation seen
-      await stage.push(flow("10.244.2.9")); // straight to a pod
-      await stage.push(flow("10.96.0.10"));
-      await stage.push(flow("198.18.0.1")); // not the cluster's
-      const remote = (
-        r: Record,
-      ) => [r.tags.dst_k8s_namespace, r.tags.dst_k8s_service, r.tags.dst_k8s_pod];
+    const deadline = Date.now() + 10_000;
+    while (server.watching < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await stage.push(flow("10.96.4.2", "10.244.3.4")); // through kube-proxy's DNAT
+    await stage.push(flow("10.96.4.2")); // no translation seen
+    await stage.push(flow("10.244.2.9")); // straight to a pod
+    await stage.push(flow("10.96.0.10"));
+    await stage.push(flow("198.18.0.1")); // not the cluster's
+    const remote = (
+      r: Record,
+    ) => [r.tags.dst_k8s_namespace, r.tags.dst_k8s_service, r.tags.dst_k8s_pod];
 
-      assert.deepEqual(emitted.map(remote), [
-        ["shop", "cart", "cart-7d9f-q8"],
-        ["shop", "cart", undefined],
-        ["shop", "cart", "cart-7d9f-x2"],
-        ["kube-system", "kube-dns", undefined],
-        [undefined, undefined, undefined],
-      ]);
-      assert.equal(emitted[0].tags.dst_ip, "10.96.4.2", "the address connected to stays");
+    assert.deepEqual(emitted.map(remote), [
+      ["shop", "cart", "cart-7d9f-q8"],
+      ["shop", "cart", undefined],
+      ["shop", "cart", "cart-7d9f-x2"],
+      ["kube-system", "kube-dns", undefined],
+      [undefined, undefined, undefined],
+    ]);
+    assert.equal(emitted[0].tags.dst_ip, "10.96.4.2", "the address connected to stays");
 
-      // Deleted: the watch takes it out.
-      server.delete(cart);
-      const gone = Date.now() + 10_000;
-      do {
-        emitted.length = 0;
-        await stage.push(flow("10.96.4.2"));
-        await new Promise((r) => setTimeout(r, 20));
-      } while (emitted[0]?.tags.dst_k8s_service && Date.now() < gone);
-      assert.equal(emitted[0].tags.dst_k8s_service, undefined);
+    // Deleted: the watch takes it out.
+    server.delete(cart);
+    const gone = Date.now() + 10_000;
+    do {
+      emitted.length = 0;
+      await stage.push(flow("10.96.4.2"));
+      await new Promise((r) => setTimeout(r, 20));
+    } while (emitted[0]?.tags.dst_k8s_service && Date.now() < gone);
+    assert.equal(emitted[0].tags.dst_k8s_service, undefined);
 
-      // Exactly the three collections the RBAC grants; pods only of this node.
-      assert.deepEqual([...new Set(server.requests.map((r) => r.path))].sort(), [
-        "/api/v1/pods",
-        "/api/v1/services",
-        "/apis/discovery.k8s.io/v1/endpointslices",
-      ]);
-      for (const r of server.requests.filter((r) => r.path !== "/api/v1/pods")) {
-        assert.equal(r.params.get("fieldSelector"), null, "services are the cluster's");
-      }
-    } finally {
-      await stage.close();
+    // Exactly the three collections the RBAC grants; pods only of this node.
+    assert.deepEqual([...new Set(server.requests.map((r) => r.path))].sort(), [
+      "/api/v1/pods",
+      "/api/v1/services",
+      "/apis/discovery.k8s.io/v1/endpointslices",
+    ]);
+    for (const r of server.requests.filter((r) => r.path !== "/api/v1/pods")) {
+      assert.equal(r.params.get("fieldSelector"), null, "services are the cluster's");
     }
   } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
+    await stage.close();
   }
 });

@@ -4,8 +4,7 @@
  * makes (198.18.0.0/15 only; rule, route, link and namespace removed however the test ends).
  */
 import assert from "node:assert/strict";
-import { ROOT } from "../_run_command.ts";
-import { endpointSlice, FakeApiServer, service } from "../kubernetes/_api_server.ts";
+import { endpointSlice, service, startStandIn } from "../kubernetes/_api_server.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { type Flow, NEEDS, run, stopAndRead, sum, summaryCounter } from "./_netflow.ts";
@@ -160,6 +159,8 @@ kernelTest(
       await using collector = startCollector("poll: 60s, nat_buffer_size: 1KiB", true);
       await collector.attached();
       await connect(virtual, 80, 200);
+      // The server reads each connection to its end: the last closes finish after the loop.
+      await new Promise((r) => setTimeout(r, 1000));
       const flows = await stopAndRead(collector);
 
       assert.ok(summaryCounter(collector, "nat_overruns") > 0, collector.stderr);
@@ -174,21 +175,14 @@ kernelTest(
     withDnat(async ({ virtual, server }) => {
       // A real API server (with etcd) cannot run here: test/kubernetes/_api_server.ts serves the
       // Services and EndpointSlices lists and watches as the API reference documents them.
-      const fixtures = `${ROOT}test/kubernetes`;
-      const api = new FakeApiServer(
-        await Deno.readTextFile(`${fixtures}/server.crt`),
-        await Deno.readTextFile(`${fixtures}/server.key`),
-      );
-      const dir = await Deno.makeTempDir({ prefix: "k8s-nat-" });
-      try {
-        await Deno.writeTextFile(`${dir}/token`, "nat-token\n");
-        api.tokens.add("nat-token");
-        api.put(service("shop", "cart", virtual));
-        api.put(endpointSlice("shop", "cart", [{ name: "cart-7d9f-x2", ip: server }]));
-        api.start();
-        await using collector = new Collector([
-          "--pipeline",
-          tempPipeline(`version: 1
+      await using standIn = await startStandIn([
+        service("shop", "cart", virtual),
+        endpointSlice("shop", "cart", [{ name: "cart-7d9f-x2", ip: server }]),
+      ]);
+      const api = standIn.server;
+      await using collector = new Collector([
+        "--pipeline",
+        tempPipeline(`version: 1
 probes:
   flows: { type: netflow, poll: 1s }
 transforms:
@@ -196,36 +190,32 @@ transforms:
     type: container
     inputs: [flows]
     kubernetes_api: ${api.url}
-    kubernetes_token_file: ${dir}/token
-    kubernetes_ca_file: ${fixtures}/ca.crt
+    kubernetes_token_file: ${standIn.tokenFile}
+    kubernetes_ca_file: ${standIn.caFile}
     node_name: node-a
   merged: { type: ephemeral_port, inputs: [remote] }
 outputs:
   out: { type: stdout, inputs: [merged], format: json }
 `),
-        ], [
-          `--allow-read=.,/etc/passwd,/bin/bash,/usr/bin/bash,${dir}/token,${fixtures}/ca.crt`,
-          `--allow-net=127.0.0.1:${api.port}`,
-        ]);
-        await collector.attached();
-        // Pods, Services and EndpointSlices listed and watched.
-        await collector.waitFor("the watches", () => api.watching >= 3, 10_000);
-        await connect(virtual, 80, 20);
-        await connect(server, 8080, 5);
-        await new Promise((r) => setTimeout(r, 1500));
-        const flows = await stopAndRead(collector);
+      ], [
+        `--allow-read=.,/etc/passwd,/bin/bash,/usr/bin/bash,${standIn.tokenFile},${standIn.caFile}`,
+        `--allow-net=127.0.0.1:${api.port}`,
+      ]);
+      await collector.attached();
+      // Pods, Services and EndpointSlices listed and watched.
+      await collector.waitFor("the watches", () => api.watching >= 3, 10_000);
+      await connect(virtual, 80, 20);
+      await connect(server, 8080, 5);
+      await new Promise((r) => setTimeout(r, 1500));
+      const flows = await stopAndRead(collector);
 
-        const remote = (f: Flow) =>
-          [f.tags.dst_k8s_namespace, f.tags.dst_k8s_service, f.tags.dst_k8s_pod].join("/");
-        const viaService = ours(flows, { dst_ip: virtual });
-        assert.equal(sum(viaService, "tcp_established", {}), 20);
-        assert.deepEqual(new Set(viaService.map(remote)), new Set(["shop/cart/cart-7d9f-x2"]));
-        const toPod = ours(flows, { dst_ip: server });
-        assert.equal(sum(toPod, "tcp_established", {}), 5);
-        assert.deepEqual(new Set(toPod.map(remote)), new Set(["shop/cart/cart-7d9f-x2"]));
-      } finally {
-        await api.stop();
-        await Deno.remove(dir, { recursive: true });
-      }
+      const remote = (f: Flow) =>
+        [f.tags.dst_k8s_namespace, f.tags.dst_k8s_service, f.tags.dst_k8s_pod].join("/");
+      const viaService = ours(flows, { dst_ip: virtual });
+      assert.equal(sum(viaService, "tcp_established", {}), 20);
+      assert.deepEqual(new Set(viaService.map(remote)), new Set(["shop/cart/cart-7d9f-x2"]));
+      const toPod = ours(flows, { dst_ip: server });
+      assert.equal(sum(toPod, "tcp_established", {}), 5);
+      assert.deepEqual(new Set(toPod.map(remote)), new Set(["shop/cart/cart-7d9f-x2"]));
     }),
 );

@@ -395,3 +395,39 @@ export function endpointSlice(
     ports: [{ port, protocol: "TCP" }],
   };
 }
+
+/** A started stand-in with the test certificate, a token it accepts and the files to reach it. */
+export interface StandIn extends AsyncDisposable {
+  server: FakeApiServer;
+  /** Holds the token, as a service account's token file does. */
+  tokenFile: string;
+  /** The CA that signed the stand-in's certificate. */
+  caFile: string;
+}
+
+/**
+ * Starts a stand-in on 127.0.0.1 holding `objects`, with the test-only certificate of this
+ * folder (README.md) and a token file it accepts; disposing it stops it and removes the file.
+ */
+export async function startStandIn(objects: ApiObject[] = []): Promise<StandIn> {
+  const fixtures = new URL(".", import.meta.url).pathname;
+  const server = new FakeApiServer(
+    await Deno.readTextFile(`${fixtures}server.crt`),
+    await Deno.readTextFile(`${fixtures}server.key`),
+  );
+  const dir = await Deno.makeTempDir({ prefix: "k8s-standin-" });
+  const token = crypto.randomUUID();
+  await Deno.writeTextFile(`${dir}/token`, `${token}\n`);
+  server.tokens.add(token);
+  for (const o of objects) server.put(o);
+  server.start();
+  return {
+    server,
+    tokenFile: `${dir}/token`,
+    caFile: `${fixtures}ca.crt`,
+    async [Symbol.asyncDispose]() {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
