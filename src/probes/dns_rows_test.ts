@@ -57,3 +57,15 @@ Deno.test("dnsflowRecord() writes a row: * for a folded port, the mean beside th
   assert.deepEqual(timeout.fields, { count: 3n, rcode: -1n, retransmits: 1n, cgroup_id: 9n });
   assert.equal(timeout.tags.rcode_name, "TIMEOUT");
 });
+
+Deno.test("DnsRows keeps rows of different network namespaces apart, and dnsflowRecord() tags netns", () => {
+  const rows = new DnsRows();
+  rows.add({ ...ROW, netns: 4026531992 });
+  rows.add({ ...ROW, netns: 4026532300 });
+  rows.add({ ...ROW, netns: 4026531992 });
+
+  const taken = rows.take();
+  assert.deepEqual(taken.map((r) => [r.netns, r.count]), [[4026531992, 6n], [4026532300, 3n]]);
+  assert.equal(dnsflowRecord(taken[1], "h", 0n).tags.netns, "4026532300");
+  assert.equal(dnsflowRecord(ROW, "h", 0n).tags.netns, undefined, "unknown: no tag");
+});
