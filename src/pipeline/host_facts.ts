@@ -39,13 +39,15 @@ export interface PodInfo {
 
 /**
  * Who is at a cluster address, the remote end of a connection: what the collector tags as
- * `dst_k8s_namespace`, `dst_k8s_service`, `dst_k8s_pod`. A Service's ClusterIP has a service;
+ * `dst_k8s_namespace`, `dst_k8s_service`, `dst_k8s_pod`, `dst_k8s_workload`. A Service's ClusterIP has a service;
  * a pod behind a Service has its pod and (from its EndpointSlice) its service.
  */
 export interface RemoteIdentity {
   namespace: string;
   service?: string;
   pod?: string;
+  /** The pod's controller, from its owner references: `Deployment/cart`, `StatefulSet/db`. */
+  workload?: string;
 }
 
 /** Where the Kubernetes API server is and how to authenticate to it. */

@@ -209,7 +209,7 @@ function hostFactOf(o: Parsed, bad: (what: string) => RecordingError): HostFact 
   if (o.host_fact === "remote") {
     if (typeof o.ip !== "string" || !o.ip) throw bad(`"ip" must be an address`);
     if (typeof o.namespace !== "string") throw bad(`"namespace" must be a string`);
-    const optional = ["service", "pod"] as const;
+    const optional = ["service", "pod", "workload"] as const;
     const wrong = optional.find((k) => k in o && typeof o[k] !== "string");
     if (wrong) throw bad(`"${wrong}" must be a string`);
     return {
@@ -219,6 +219,7 @@ function hostFactOf(o: Parsed, bad: (what: string) => RecordingError): HostFact 
         namespace: o.namespace,
         ...(typeof o.service === "string" ? { service: o.service } : {}),
         ...(typeof o.pod === "string" ? { pod: o.pod } : {}),
+        ...(typeof o.workload === "string" ? { workload: o.workload } : {}),
       },
     };
   }

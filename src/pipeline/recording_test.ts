@@ -127,7 +127,12 @@ Deno.test("decodeLine() reads the header, host facts and records a --record file
     {
       fact: "remote",
       ip: "fd00::9",
-      remote: { namespace: "shop", service: "cart", pod: "cart-7d9f-x2" },
+      remote: {
+        namespace: "shop",
+        service: "cart",
+        pod: "cart-7d9f-x2",
+        workload: "Deployment/cart",
+      },
     },
   ] as const;
   for (const fact of facts) {

@@ -60,6 +60,7 @@ interface ObjectMeta {
   uid?: string;
   resourceVersion?: string;
   labels?: { [key: string]: string };
+  ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
 }
 interface PodObject {
   metadata?: ObjectMeta;
@@ -442,6 +443,19 @@ class ListWatcher<O extends { metadata?: ObjectMeta }, I extends ObjectIndex<O>>
     return this.#client;
   }
 
+  /**
+   * One object by its path (`/api/v1/namespaces/shop/pods/cart-7d9f-x2`), or undefined when
+   * the API says it does not exist (404); other failures throw.
+   */
+  async getObject(path: string): Promise<unknown> {
+    try {
+      return await this.#get(`${this.#base}${path}`, LIST_DEADLINE_MS, (r) => r.json());
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 404) return undefined;
+      throw e;
+    }
+  }
+
   #url(query: Record<string, string>): string {
     const params = new URLSearchParams();
     if (this.#resource.perNode && this.#options.nodeName) {
@@ -670,24 +684,58 @@ class AddressWatcher<O extends { metadata?: ObjectMeta }> extends ListWatcher<O,
   }
 }
 
+/**
+ * A pod's workload from its owner references: `Deployment/cart` for a pod of a Deployment's
+ * ReplicaSet (the ReplicaSet's name is the Deployment's and the pod's `pod-template-hash`),
+ * else its controller's `Kind/name` (`StatefulSet/db`, `DaemonSet/agent`, `Job/...`); "" for a
+ * pod of no controller.
+ */
+export function workloadOf(pod: unknown): string {
+  const m = (pod as { metadata?: ObjectMeta } | undefined)?.metadata;
+  const owners = Array.isArray(m?.ownerReferences) ? m.ownerReferences : [];
+  const owner = owners.find((o) => o?.controller) ?? owners[0];
+  if (typeof owner?.kind !== "string" || typeof owner.name !== "string") return "";
+  const hash = m?.labels?.["pod-template-hash"];
+  if (owner.kind === "ReplicaSet" && hash && owner.name.endsWith(`-${hash}`)) {
+    return `Deployment/${owner.name.slice(0, -hash.length - 1)}`;
+  }
+  return `${owner.kind}/${owner.name}`;
+}
+
+/** How long a pod whose workload could not be read waits before it is asked for again. */
+const WORKLOAD_RETRY_MS = 30_000;
+
 /** Knobs of {@linkcode RemoteIdentities}: the watchers' tuning and the caps of its indexes. */
 export interface RemoteTuning extends PodWatcherTuning {
   /** Most Services indexed (beyond: `k8s_services_dropped`); default 10000. */
   maxServices?: number;
   /** Most EndpointSlices indexed (beyond: `k8s_endpointslices_dropped`); default 20000. */
   maxEndpointSlices?: number;
+  /** Most remote pods' workloads remembered (the oldest go first); default 10000. */
+  maxWorkloads?: number;
 }
 
 /**
  * Who is at an address of the cluster: a Service's ClusterIP (namespace, service) or a pod
  * behind a Service (namespace, pod, and the service), from a list and a watch of the Services
  * and EndpointSlices (each endpoint's `targetRef` names its pod): bounded by the cluster's
- * services, not its pods. Counters `k8s_services`, `k8s_endpointslices` (gauges) and their
- * `_dropped`.
+ * services, not its pods. A pod's workload comes from its owner references, read with one GET
+ * the first time the pod is seen (not yet known on that first lookup), remembered (bounded).
+ * Counters `k8s_services`, `k8s_endpointslices`, `k8s_workloads` (gauges), the first two's
+ * `_dropped`, and `k8s_workload_errors` (GETs that failed, retried after 30 s).
  */
 export class RemoteIdentities {
   readonly #services: AddressWatcher<ServiceObject>;
   readonly #slices: AddressWatcher<EndpointSliceObject>;
+  readonly #counters: StageCounters;
+  readonly #log: Logger;
+  readonly #maxWorkloads: number;
+  /** "namespace/pod" → its workload ("": none, or the pod is gone). */
+  readonly #workloads = new Map<string, string>();
+  /** Pods being asked for, and when the last failed attempt for one was. */
+  readonly #asking = new Map<string, Promise<void>>();
+  readonly #failedAt = new Map<string, number>();
+  #closed = false;
 
   constructor(
     options: KubernetesOptions,
@@ -711,6 +759,9 @@ export class RemoteIdentities {
       counters,
       tuning,
     );
+    this.#counters = counters;
+    this.#log = log;
+    this.#maxWorkloads = tuning.maxWorkloads ?? 10_000;
   }
 
   /** Lists, then watches, in the background until {@linkcode RemoteIdentities.close}. */
@@ -721,10 +772,39 @@ export class RemoteIdentities {
 
   /** Who is at `ip`: a Service's ClusterIP first, else a pod an EndpointSlice names. */
   lookup(ip: string): RemoteIdentity | undefined {
-    return this.#services.lookup(ip) ?? this.#slices.lookup(ip);
+    const found = this.#services.lookup(ip) ?? this.#slices.lookup(ip);
+    if (!found?.pod) return found;
+    const key = `${found.namespace}/${found.pod}`;
+    const workload = this.#workloads.get(key);
+    if (workload === undefined) this.#ask(found.namespace, found.pod, key);
+    return workload ? { ...found, workload } : found;
+  }
+
+  /** Reads a pod's owner references in the background (one request at a time per pod). */
+  #ask(namespace: string, pod: string, key: string): void {
+    if (this.#closed || this.#asking.has(key)) return;
+    if (Date.now() - (this.#failedAt.get(key) ?? -Infinity) < WORKLOAD_RETRY_MS) return;
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/` +
+      encodeURIComponent(pod);
+    const asked = this.#slices.getObject(path).then((object) => {
+      if (this.#workloads.size >= this.#maxWorkloads) {
+        this.#workloads.delete(this.#workloads.keys().next().value!);
+      }
+      this.#workloads.set(key, workloadOf(object));
+      this.#failedAt.delete(key);
+      this.#counters.set("k8s_workloads", this.#workloads.size);
+    }, (e) => {
+      if (this.#closed) return;
+      this.#counters.add("k8s_workload_errors");
+      this.#failedAt.set(key, Date.now());
+      this.#log.debug(`kubernetes: cannot read pod ${key}: ${describe(e)}`);
+    }).finally(() => this.#asking.delete(key));
+    this.#asking.set(key, asked);
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     await Promise.all([this.#services.close(), this.#slices.close()]);
+    await Promise.allSettled(this.#asking.values());
   }
 }

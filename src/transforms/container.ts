@@ -19,7 +19,8 @@
  * record's remote end is named too, from its `dst_ip` and `dst_nat_ip` tags (netflow, dnsflow):
  * `dst_k8s_namespace`, `dst_k8s_service` for a Service's ClusterIP, `dst_k8s_pod` for the pod
  * behind it (through NAT) or a pod's own address, from a list-then-watch of the Services and
- * EndpointSlices (not every pod of the cluster). `cgroup_id` is
+ * EndpointSlices (not every pod of the cluster), and `dst_k8s_workload` from that pod's owner
+ * references (`Deployment/cart`; one GET of the pod when first seen, so not on that record). `cgroup_id` is
  * removed (it means nothing off this host) unless `keep_cgroup_id`. Records without it pass
  * unchanged. The cgroup id → container id mapping is in src/system/containers.ts.
  *
@@ -103,7 +104,12 @@ function permittedEnv(name: string): string | undefined {
 const IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT";
 
 /** The remote end's tags, from the record's `dst_ip` (and `dst_nat_ip`) with Kubernetes. */
-const REMOTE_TAGS = ["dst_k8s_namespace", "dst_k8s_service", "dst_k8s_pod"] as const;
+const REMOTE_TAGS = [
+  "dst_k8s_namespace",
+  "dst_k8s_service",
+  "dst_k8s_pod",
+  "dst_k8s_workload",
+] as const;
 
 /**
  * The record with who is at its destination: a Service's ClusterIP gives its namespace and
@@ -117,14 +123,15 @@ function withRemote(record: Record, remote: (ip: string) => RemoteIdentity | und
   if (!dst && !served) return record;
   const namespace = dst?.namespace ?? served!.namespace;
   const service = dst?.service ?? served?.service;
-  const pod = served?.pod ?? dst?.pod;
+  const pod = served?.pod ? served : dst?.pod ? dst : undefined;
   return {
     ...record,
     tags: {
       ...record.tags,
       dst_k8s_namespace: namespace,
       ...(service ? { dst_k8s_service: service } : {}),
-      ...(pod ? { dst_k8s_pod: pod } : {}),
+      ...(pod?.pod ? { dst_k8s_pod: pod.pod } : {}),
+      ...(pod?.workload ? { dst_k8s_workload: pod.workload } : {}),
     },
   };
 }
@@ -135,7 +142,7 @@ export const containerTransform: StageDef<ContainerConfig> = {
   kind: "transform",
   describe: "Tags records with container_id (and k8s_namespace, k8s_pod, k8s_container) from " +
     "cgroup_id; with Kubernetes also the remote end (dst_k8s_namespace, dst_k8s_service, " +
-    "dst_k8s_pod).",
+    "dst_k8s_pod, dst_k8s_workload).",
   schema: {
     keep_cgroup_id: {
       type: "boolean",
@@ -165,8 +172,8 @@ export const containerTransform: StageDef<ContainerConfig> = {
       default: false,
       doc: "add k8s_namespace, k8s_pod, k8s_container from the API server, with the pod's " +
         `service account (address: ${IN_CLUSTER_ENV} if readable, else kubernetes.default.svc); ` +
-        "and dst_k8s_namespace, dst_k8s_service, dst_k8s_pod of dst_ip and dst_nat_ip from the " +
-        "cluster's Services and EndpointSlices",
+        "and dst_k8s_namespace, dst_k8s_service, dst_k8s_pod, dst_k8s_workload of dst_ip and " +
+        "dst_nat_ip from the cluster's Services and EndpointSlices (a remote pod's owner: one GET)",
     },
     kubernetes_api: {
       type: "string",
@@ -322,8 +329,9 @@ export const containerTransform: StageDef<ContainerConfig> = {
       `k8s_namespace, k8s_pod, k8s_container: list+watch of pods at ${options.apiServer}` +
         (options.nodeName ? ` on node ${options.nodeName}` : " (every node)") +
         "; stale metadata kept while the API is unreachable (k8s_stale)",
-      "dst_k8s_namespace, dst_k8s_service, dst_k8s_pod from dst_ip and dst_nat_ip: list+watch " +
-        "of the cluster's Services (ClusterIPs) and EndpointSlices (the pods behind them)",
+      "dst_k8s_namespace, dst_k8s_service, dst_k8s_pod, dst_k8s_workload from dst_ip and " +
+        "dst_nat_ip: list+watch of the cluster's Services (ClusterIPs) and EndpointSlices (the " +
+        "pods behind them), a GET of each remote pod for its owner",
     );
     return { details, reads: needs.reads, net: needs.net };
   },

@@ -175,6 +175,15 @@ Deno.test("container adds k8s_namespace, k8s_pod, k8s_container from the API ser
   }
 });
 
+const sleep = (ms: number) => new Promise<undefined>((r) => setTimeout(() => r(undefined), ms));
+
+/** `p` with a controller owner reference (and the `pod-template-hash` a ReplicaSet's pods carry). */
+function ownedBy(p: ReturnType<typeof pod>, kind: string, name: string, hash?: string) {
+  p.metadata.ownerReferences = [{ apiVersion: "apps/v1", kind, name, controller: true }];
+  if (hash) p.metadata.labels = { ...p.metadata.labels, "pod-template-hash": hash };
+  return p;
+}
+
 /** A netflow record to `dst_ip` (and through DNAT to `dst_nat_ip`), as the probe makes them. */
 function flow(dstIp: string, dstNatIp?: string): Record {
   return {
@@ -200,6 +209,8 @@ Deno.test("container names a flow's remote end: a ClusterIP's service, through N
       { name: "cart-7d9f-q8", ip: "10.244.3.4" },
     ]),
     service("kube-system", "kube-dns", "10.96.0.10"),
+    // On another node: its owner references name the workload (cart-7d9f-x2 has no pod object).
+    ownedBy(pod("shop", "cart-7d9f-q8", "node-b", {}), "ReplicaSet", "cart-7d9f", "7d9f"),
   ]);
   const server = standIn.server;
   const { stage, emitted } = await onThisHost({
@@ -232,6 +243,29 @@ Deno.test("container names a flow's remote end: a ClusterIP's service, through N
     ]);
     assert.equal(emitted[0].tags.dst_ip, "10.96.4.2", "the address connected to stays");
 
+    // The pod's workload, read once in the background after its first lookup; none for a pod
+    // the API does not know.
+    const workload = async (ip: string) => {
+      const until = Date.now() + 10_000;
+      for (;;) {
+        emitted.length = 0;
+        await stage.push(flow("10.96.4.2", ip));
+        const got = emitted[0].tags.dst_k8s_workload;
+        if (got || Date.now() > until) return got;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    assert.equal(await workload("10.244.3.4"), "Deployment/cart");
+    const asked = (pod: string) => server.requests.some((r) => r.path.endsWith(`/pods/${pod}`));
+    await stage.push(flow("10.96.4.2", "10.244.2.9"));
+    for (let i = 0; i < 500 && !asked("cart-7d9f-x2"); i++) await sleep(20);
+    await sleep(100); // its 404 answered
+    emitted.length = 0;
+    await stage.push(flow("10.96.4.2", "10.244.2.9"));
+    assert.ok(asked("cart-7d9f-x2"));
+    assert.equal(emitted[0].tags.dst_k8s_pod, "cart-7d9f-x2");
+    assert.equal(emitted[0].tags.dst_k8s_workload, undefined);
+
     // Deleted: the watch takes it out.
     server.delete(cart);
     const gone = Date.now() + 10_000;
@@ -242,8 +276,10 @@ Deno.test("container names a flow's remote end: a ClusterIP's service, through N
     } while (emitted[0]?.tags.dst_k8s_service && Date.now() < gone);
     assert.equal(emitted[0].tags.dst_k8s_service, undefined);
 
-    // Exactly the three collections the RBAC grants; pods only of this node.
+    // Exactly what the RBAC grants: the three collections, and the two remote pods by name.
     assert.deepEqual([...new Set(server.requests.map((r) => r.path))].sort(), [
+      "/api/v1/namespaces/shop/pods/cart-7d9f-q8",
+      "/api/v1/namespaces/shop/pods/cart-7d9f-x2",
       "/api/v1/pods",
       "/api/v1/services",
       "/apis/discovery.k8s.io/v1/endpointslices",

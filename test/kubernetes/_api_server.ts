@@ -21,6 +21,7 @@ export interface Pod {
     resourceVersion?: string;
     creationTimestamp: string;
     labels?: { [key: string]: string };
+    ownerReferences?: { apiVersion: string; kind: string; name: string; controller: boolean }[];
   };
   spec: { nodeName: string; containers: { name: string; image: string }[] };
   status: {
@@ -212,6 +213,10 @@ export class FakeApiServer {
     const url = new URL(request.url);
     const authorization = request.headers.get("authorization");
     this.requests.push({ path: url.pathname, params: url.searchParams, authorization });
+    const one = url.pathname.match(/^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/);
+    if (one) {
+      return this.#getPod(authorization, decodeURIComponent(one[1]), decodeURIComponent(one[2]));
+    }
     const listKind = COLLECTIONS[url.pathname];
     if (!listKind) {
       return status(404, "NotFound", "the server could not find the requested resource");
@@ -232,6 +237,19 @@ export class FakeApiServer {
       metadata: { resourceVersion: String(this.#rv) },
       items,
     });
+  }
+
+  /** `GET /api/v1/namespaces/{namespace}/pods/{name}`: the pod, or 404. */
+  #getPod(authorization: string | null, namespace: string, name: string): Response {
+    const token = authorization?.replace(/^Bearer /, "");
+    if (token === undefined || !this.tokens.has(token)) {
+      return status(401, "Unauthorized", "Unauthorized");
+    }
+    const found = [...this.#objects.values()].find((o) =>
+      o.kind === "Pod" && o.metadata.namespace === namespace && o.metadata.name === name
+    );
+    if (!found) return status(404, "NotFound", `pods "${name}" not found`);
+    return Response.json(found);
   }
 
   #watch(path: string, params: URLSearchParams, node: string | undefined): Response {
