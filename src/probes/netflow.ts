@@ -442,6 +442,8 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
         yield foldedInKernel(d);
       }
     };
+    // Where conntrack's DNAT sent outgoing flows (netflow_nat.ts): events read each poll.
+    const nat = config.nat ? stack.use(openNatEvents(config, ctx)) : undefined;
     // Before the client port is folded here: a socket's own port finds its translation.
     const tagged = (deltas: FlowDelta[]) => nat ? deltas.map((d) => nat.tag(d)) : deltas;
     const folded = (deltas: Iterable<FlowDelta>) => {
@@ -453,7 +455,6 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
         return f;
       });
     };
-    const nat = config.nat ? stack.use(openNatEvents(config, ctx)) : undefined;
     const poll = (time: bigint) => {
       const started = performance.now();
       ring.drain();
