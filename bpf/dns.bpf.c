@@ -469,6 +469,7 @@ static __always_inline void count_request(struct dns_scratch *s, const struct dn
 	k->truncated = truncated;
 	__builtin_memcpy(k->local_addr, e->local_addr, 16);
 	__builtin_memcpy(k->remote_addr, e->remote_addr, 16);
+	k->netns = e->netns;
 	if (switches.gen)
 		added = add_row(&flows1, k, latency, p->retransmits);
 	else
@@ -611,6 +612,7 @@ static __always_inline bool count_here(struct dns_scratch *s, __u32 slot)
 	s->pkey.side = e->side;
 	__builtin_memcpy(s->pkey.local_addr, e->local_addr, 16);
 	__builtin_memcpy(s->pkey.remote_addr, e->remote_addr, 16);
+	s->pkey.netns = e->netns;
 
 	/* A client's queries leave and a server's arrive. */
 	query_way = e->side == DNS_SIDE_CLIENT;
@@ -644,6 +646,16 @@ static __always_inline bool count_here(struct dns_scratch *s, __u32 slot)
 		      e->boot_ns > p.first_ns ? e->boot_ns - p.first_ns : 0);
 	offer_answers(s, &w);
 	return true;
+}
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* The network namespace (inode) of the packet's local socket: the same on both of its ends. */
+static __always_inline __u32 skb_netns(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+
+	return BPF_CORE_READ(kskb, sk, __sk_common.skc_net.net, ns.inum);
 }
 
 static __always_inline int capture(struct __sk_buff *skb, bool egress)
@@ -748,6 +760,7 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 	e->remote_port = egress ? dport : sport;
 	/* The socket's cgroup (set when it was created), not the current task's: softirq. */
 	e->cgroup_id = bpf_skb_cgroup_id(skb);
+	e->netns = skb_netns(skb);
 	sk = skb->sk;
 	if (sk) {
 		sk = bpf_sk_fullsock(sk);

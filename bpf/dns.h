@@ -48,10 +48,11 @@ struct dns_event {
 	__u8 local_addr[16]; /* IPv4 as IPv4-mapped IPv6 */
 	__u8 remote_addr[16];
 	char comm[DNS_COMM_LEN];
+	__u32 netns; /* the local socket's network namespace inode (0: no socket) */
 	__u8 payload[DNS_PAYLOAD_MAX];
 };
 
-_Static_assert(__builtin_offsetof(struct dns_event, payload) == 84,
+_Static_assert(__builtin_offsetof(struct dns_event, payload) == 88,
 	       "update DNS_EVENT_LAYOUT in src/probes/dns_event.ts");
 
 /*
@@ -74,6 +75,8 @@ struct dns_flow_key {
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
 	char comm[DNS_COMM_LEN];
+	__u32 netns; /* pods share addresses: their rows stay apart */
+	__u32 _pad;
 };
 
 /* A row's sums since user space last took them. */
@@ -92,9 +95,9 @@ struct dns_row_event {
 	struct dns_flow_stats stats;
 };
 
-_Static_assert(sizeof(struct dns_flow_key) == 80, "update DNS_FLOW_KEY_LAYOUT");
+_Static_assert(sizeof(struct dns_flow_key) == 88, "update DNS_FLOW_KEY_LAYOUT");
 _Static_assert(sizeof(struct dns_flow_stats) == 32, "update DNS_FLOW_STATS_LAYOUT");
-_Static_assert(sizeof(struct dns_row_event) == 120, "update DNS_ROW_EVENT_SIZE");
+_Static_assert(sizeof(struct dns_row_event) == 128, "update DNS_ROW_EVENT_SIZE");
 
 /* A query awaiting its response: the socket pair, the DNS id and the question. */
 struct dns_pending_key {
@@ -108,7 +111,7 @@ struct dns_pending_key {
 	__u8 _pad[2];
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
-	__u8 _pad1[4];
+	__u32 netns; /* a query and its response share their socket's namespace */
 };
 
 struct dns_pending {

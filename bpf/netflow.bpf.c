@@ -158,6 +158,8 @@ static __always_inline bool key_from_sock(struct flow_key *k, const struct sock_
 
 	k->local_port = skc->skc_num;
 	k->remote_port = bpf_ntohs(skc->skc_dport);
+	/* Pods share addresses (each has its own loopback): the namespace keeps their flows apart. */
+	k->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
 	if (family == AF_INET) {
 		k->family = AF_INET;
 		map_v4(k->local_addr, skc->skc_rcv_saddr);

@@ -29,7 +29,7 @@ struct flow_key {
 	__u16 remote_port;
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
-	__u32 _pad1;
+	__u32 netns; /* the socket's network namespace (its inode, as `ls -i /proc/PID/ns/net`) */
 };
 
 /* A flow and its cgroup (containers with their own network namespaces can share a 4-tuple). */

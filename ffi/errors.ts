@@ -22,7 +22,9 @@ const ERRNO_NAMES: { [errno: number]: [string, string] } = {
   24: ["EMFILE", "Too many open files"],
   28: ["ENOSPC", "No space left on device"],
   38: ["ENOSYS", "Function not implemented"],
+  93: ["EPROTONOSUPPORT", "Protocol not supported"],
   95: ["EOPNOTSUPP", "Operation not supported"],
+  105: ["ENOBUFS", "No buffer space available"],
   524: ["ENOTSUPP", "Operation is not supported"],
   4007: ["LIBBPF_ERRNO__PROG2BIG", "Program too big"],
 };

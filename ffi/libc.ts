@@ -1,4 +1,7 @@
-/** The few libc calls the FFI layer needs: mmap for the ring buffer, epoll to wait on it, errno. */
+/**
+ * The few libc calls the FFI layer needs: mmap for the ring buffer, epoll to wait on it, netlink
+ * sockets, errno.
+ */
 import { LibbpfError, LibraryMissingError } from "./errors.ts";
 
 const symbols = {
@@ -50,6 +53,15 @@ const symbols = {
     parameters: ["i64", "i64", "buffer", "u64"],
     result: "i64",
   },
+  // Netlink sockets (ffi/netlink.ts: conntrack's events).
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" }, // int socket(int domain, int type, int protocol)
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" }, // int bind(int fd, const struct sockaddr *, socklen_t)
+  setsockopt: {
+    // int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)
+    parameters: ["i32", "i32", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  recv: { parameters: ["i32", "buffer", "usize", "i32"], result: "isize" }, // ssize_t recv(int fd, void *buf, size_t len, int flags)
   vsnprintf: {
     // int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap); va_list is a pointer on x86-64
     parameters: ["buffer", "usize", "pointer", "pointer"],

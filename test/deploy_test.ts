@@ -4,7 +4,8 @@
  * docs/capabilities.md's table is generated from), the unit passes
  * `systemd-analyze verify` and runs the flags `--explain` prints, every Kubernetes manifest
  * type-checks against the Kubernetes API types (kubernetes-types 1.30.0), no container is
- * privileged, RBAC only reads pods, and the ConfigMap holds the default pipeline.
+ * privileged, RBAC only reads pods, services and endpointslices, and the ConfigMap holds the
+ * default pipeline.
  *
  * `deno run -R -W -E test/deploy_test.ts` regenerates
  * deploy/kubernetes/configmap.yaml from pipeline.yaml.
@@ -353,16 +354,17 @@ Deno.test("no container is privileged; each holds exactly the probes' capabiliti
   }
 });
 
-Deno.test("RBAC grants only get, list and watch on pods", () => {
+Deno.test("RBAC grants only get, list and watch on pods, list and watch on services and endpointslices", () => {
   const roles = manifests().filter((m) => m.doc.kind === "ClusterRole" || m.doc.kind === "Role");
   assert.equal(roles.length, 1);
   // deno-lint-ignore no-explicit-any
   const rules = (roles[0].doc as any).rules;
-  assert.deepEqual(rules, [{
-    apiGroups: [""],
-    resources: ["pods"],
-    verbs: ["get", "list", "watch"],
-  }]);
+  assert.deepEqual(rules, [
+    { apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] },
+    // The remote end's identity (dst_k8s_*): Services and the pods their EndpointSlices name.
+    { apiGroups: [""], resources: ["services"], verbs: ["list", "watch"] },
+    { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
+  ]);
 });
 
 Deno.test("the ConfigMap holds the default pipeline, cluster variant (regenerate: see top)", () => {

@@ -435,6 +435,80 @@ victoriaTest(
   },
 );
 
+victoriaTest(
+  "docs/fleet.md's per-Service queries sum each Service's and each pod's bytes over three nodes",
+  async () => {
+    await using vm = await startVictoriametrics();
+    const out = await buildStage(httpOutput, {
+      preset: "influxdb",
+      url: vm.url,
+      database: "ebpf",
+      batch_age: "50ms",
+    });
+    // Windows of three nodes' flows: to cart's ClusterIP (DNAT to two pods, or folded closes
+    // that could not be split: no pod), to kube-dns, and to an address of no Service.
+    const dests: { [tag: string]: string }[] = [
+      {
+        dst_ip: "10.96.4.2",
+        dst_k8s_namespace: "shop",
+        dst_k8s_service: "cart",
+        dst_k8s_pod: "cart-x2",
+      },
+      {
+        dst_ip: "10.96.4.2",
+        dst_k8s_namespace: "shop",
+        dst_k8s_service: "cart",
+        dst_k8s_pod: "cart-q8",
+      },
+      { dst_ip: "10.96.4.2", dst_k8s_namespace: "shop", dst_k8s_service: "cart" },
+      { dst_ip: "10.96.0.10", dst_k8s_namespace: "kube-system", dst_k8s_service: "kube-dns" },
+      { dst_ip: "203.0.113.9" },
+    ];
+    const rnd = random(23);
+    const want = new Map<string, bigint>();
+    const add = (key: string, n: bigint) => want.set(key, (want.get(key) ?? 0n) + n);
+    for (let m = 0n; m < 60n; m++) {
+      for (const host of ["node-a", "node-b", "node-c"]) {
+        for (const d of dests) {
+          const bytes = BigInt(1 + rnd(100_000));
+          await out.stage.push({
+            measurement: "netflow",
+            tags: { host, source: "netflow", direction: "outgoing", dst_port: "80", ...d },
+            fields: { bytes_written: bytes },
+            time: T0 + m * MINUTE,
+          });
+          if (!d.dst_k8s_service) continue;
+          add(`${d.dst_k8s_namespace}/${d.dst_k8s_service}`, bytes);
+          add(`${d.dst_k8s_namespace}/${d.dst_k8s_service}/${d.dst_k8s_pod ?? ""}`, bytes);
+        }
+      }
+    }
+    await out.stage.flush("shutdown");
+    await out.stage.close();
+    await vm.flush();
+
+    const queries = [
+      ...Deno.readTextFileSync(`${ROOT}docs/fleet.md`).matchAll(
+        /```promql\n(.*)\n```/g,
+      ),
+    ].map((m) => m[1]);
+    assert.equal(queries.length, 2, "the two queries of the section");
+    const at = Number((T0 + 59n * MINUTE + 30n * SECOND) / SECOND); // [1h] holds the hour
+    const got = new Map<string, bigint>();
+    // The first sums by Service, the second by Service and pod (no label: "").
+    for (const [i, query] of queries.entries()) {
+      for (const { metric: m, value } of await vm.query(query, at)) {
+        const parts = [m.dst_k8s_namespace, m.dst_k8s_service, ...(i ? [m.dst_k8s_pod ?? ""] : [])];
+        got.set(parts.join("/"), BigInt(value[1]));
+      }
+    }
+    assert.deepEqual(
+      [...got.entries()].sort(),
+      [...want.entries()].sort(),
+    );
+  },
+);
+
 Deno.test("docs/fleet.md: each pipeline loads cleanly; the vminsert one posts to /insert/<account>/influx/write", () => {
   const text = Deno.readTextFileSync(`${ROOT}docs/fleet.md`);
   const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);

@@ -37,6 +37,19 @@ export interface PodInfo {
   container: string;
 }
 
+/**
+ * Who is at a cluster address, the remote end of a connection: what the collector tags as
+ * `dst_k8s_namespace`, `dst_k8s_service`, `dst_k8s_pod`, `dst_k8s_workload`. A Service's ClusterIP has a service;
+ * a pod behind a Service has its pod and (from its EndpointSlice) its service.
+ */
+export interface RemoteIdentity {
+  namespace: string;
+  service?: string;
+  pod?: string;
+  /** The pod's controller, from its owner references: `Deployment/cart`, `StatefulSet/db`. */
+  workload?: string;
+}
+
 /** Where the Kubernetes API server is and how to authenticate to it. */
 export interface KubernetesOptions {
   /** Base URL, e.g. `https://10.96.0.1:443`. */
@@ -88,6 +101,8 @@ export interface ContainerFacts {
   container(id: bigint): string | undefined;
   /** The pod running container `id`, when pod metadata was asked for and is known. */
   pod(containerId: string): PodInfo | undefined;
+  /** Who is at cluster address `ip` (a ClusterIP, a pod's), when pod metadata was asked for. */
+  remote(ip: string): RemoteIdentity | undefined;
   /** Running totals (live: read for every record). */
   readonly stats: Readonly<ContainerStats>;
   /** Ids cached. */
@@ -118,7 +133,7 @@ const NO_STATS: ContainerStats = { hits: 0, misses: 0, evictions: 0, scans: 0, d
  */
 export const OFFLINE_HOST_FACTS: HostFacts = {
   portRange: () => ({ range: LINUX_DEFAULT_RANGE }),
-  containers: () => new RecordedContainers(new Map(), new Map(), "no host"),
+  containers: () => new RecordedContainers(new Map(), new Map(), new Map(), "no host"),
 };
 
 /** Container facts from a map: a replay's (what was recorded) or none. */
@@ -127,6 +142,7 @@ class RecordedContainers implements ContainerFacts {
   constructor(
     readonly containers: ReadonlyMap<bigint, string>,
     readonly pods: ReadonlyMap<string, PodInfo>,
+    readonly remotes: ReadonlyMap<string, RemoteIdentity>,
     readonly source: string,
   ) {}
   container(id: bigint): string | undefined {
@@ -137,6 +153,9 @@ class RecordedContainers implements ContainerFacts {
   }
   pod(containerId: string): PodInfo | undefined {
     return this.pods.get(containerId);
+  }
+  remote(ip: string): RemoteIdentity | undefined {
+    return this.remotes.get(ip);
   }
   get stats(): Readonly<ContainerStats> {
     return this.#stats;
@@ -150,7 +169,8 @@ class RecordedContainers implements ContainerFacts {
 /** One host fact as a recording keeps it (a line of its own; recording.ts). */
 export type HostFact =
   | { fact: "container"; cgroupId: bigint; containerId: string }
-  | { fact: "pod"; containerId: string; pod: PodInfo };
+  | { fact: "pod"; containerId: string; pod: PodInfo }
+  | { fact: "remote"; ip: string; remote: RemoteIdentity };
 
 /**
  * The facts a recording was made with: the port range from its header, the containers and
@@ -161,6 +181,7 @@ export class RecordedHostFacts implements HostFacts {
   readonly #range: PortRange;
   readonly #containers = new Map<bigint, string>();
   readonly #pods = new Map<string, PodInfo>();
+  readonly #remotes = new Map<string, RemoteIdentity>();
   readonly #file: string;
 
   constructor(file: string, range: PortRange) {
@@ -171,7 +192,9 @@ export class RecordedHostFacts implements HostFacts {
   /** Learns one fact line. */
   add(f: HostFact): void {
     if (f.fact === "container") this.#containers.set(f.cgroupId, f.containerId);
-    else this.#pods.set(f.containerId, f.pod);
+    else if (f.fact === "pod") this.#pods.set(f.containerId, f.pod);
+    // An address may change hands during a recording: the last one recorded is kept.
+    else this.#remotes.set(f.ip, f.remote);
   }
 
   portRange(): PortRangeFact {
@@ -179,7 +202,12 @@ export class RecordedHostFacts implements HostFacts {
   }
 
   containers(): ContainerFacts {
-    return new RecordedContainers(this.#containers, this.#pods, `recording ${this.#file}`);
+    return new RecordedContainers(
+      this.#containers,
+      this.#pods,
+      this.#remotes,
+      `recording ${this.#file}`,
+    );
   }
 }
 
@@ -192,6 +220,8 @@ export function recordingHostFacts(
   record: (fact: HostFact) => void,
 ): HostFacts {
   const seenContainers = new Set<bigint>(), seenPods = new Set<string>();
+  // An address's identity as last recorded: recorded again when it changes hands.
+  const seenRemotes = new Map<string, string>();
   return {
     portRange: () => facts.portRange(),
     containers(options, env) {
@@ -213,6 +243,17 @@ export function recordingHostFacts(
           if (found !== undefined && !seenPods.has(containerId)) {
             seenPods.add(containerId);
             record({ fact: "pod", containerId, pod: found });
+          }
+          return found;
+        },
+        remote(ip) {
+          const found = inner.remote(ip);
+          if (found !== undefined) {
+            const text = JSON.stringify(found);
+            if (seenRemotes.get(ip) !== text) {
+              seenRemotes.set(ip, text);
+              record({ fact: "remote", ip, remote: found });
+            }
           }
           return found;
         },

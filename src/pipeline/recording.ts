@@ -22,7 +22,9 @@
  *   `{"recording":1,"host_facts":{"port_range":[32768,60999]}}`.
  * - A container stage's facts are lines of their own, written when the stage first sees each:
  *   `{"host_fact":"container","cgroup_id":4242,"container_id":"4f2a…"}` and
- *   `{"host_fact":"pod","container_id":"4f2a…","namespace":"shop","pod":"cart-7d9f","container":"app"}`.
+ *   `{"host_fact":"pod","container_id":"4f2a…","namespace":"shop","pod":"cart-7d9f","container":"app"}`,
+ *   and the remote ends they tagged (an address's identity again when it changed hands):
+ *   `{"host_fact":"remote","ip":"10.96.4.2","namespace":"shop","service":"cart"}`.
  *   A cgroup's container and a container's pod never change, so a replay knows every fact of
  *   the recording from its start (it reads them before the records). Only what the recording's
  *   container stages looked up is there: a recording made without one has no container facts,
@@ -161,6 +163,9 @@ export function encodeHostFact(f: HostFact): string {
     return `{"host_fact":"container","cgroup_id":${f.cgroupId},` +
       `"container_id":${JSON.stringify(f.containerId)}}`;
   }
+  if (f.fact === "remote") {
+    return JSON.stringify({ host_fact: "remote", ip: f.ip, ...f.remote });
+  }
   const { namespace, pod, container } = f.pod;
   return `{"host_fact":"pod","container_id":${JSON.stringify(f.containerId)},` +
     `"namespace":${JSON.stringify(namespace)},"pod":${JSON.stringify(pod)},` +
@@ -201,6 +206,23 @@ export function decodeLine(line: string, lineNumber: number): RecordingLine {
 }
 
 function hostFactOf(o: Parsed, bad: (what: string) => RecordingError): HostFact {
+  if (o.host_fact === "remote") {
+    if (typeof o.ip !== "string" || !o.ip) throw bad(`"ip" must be an address`);
+    if (typeof o.namespace !== "string") throw bad(`"namespace" must be a string`);
+    const optional = ["service", "pod", "workload"] as const;
+    const wrong = optional.find((k) => k in o && typeof o[k] !== "string");
+    if (wrong) throw bad(`"${wrong}" must be a string`);
+    return {
+      fact: "remote",
+      ip: o.ip,
+      remote: {
+        namespace: o.namespace,
+        ...(typeof o.service === "string" ? { service: o.service } : {}),
+        ...(typeof o.pod === "string" ? { pod: o.pod } : {}),
+        ...(typeof o.workload === "string" ? { workload: o.workload } : {}),
+      },
+    };
+  }
   if (typeof o.container_id !== "string" || !o.container_id) {
     throw bad(`"container_id" must be a container's id`);
   }
@@ -220,7 +242,7 @@ function hostFactOf(o: Parsed, bad: (what: string) => RecordingError): HostFact 
     };
     return { fact: "pod", containerId: o.container_id, pod };
   }
-  throw bad(`"host_fact" must be "container" or "pod"`);
+  throw bad(`"host_fact" must be "container", "pod" or "remote"`);
 }
 
 function integerOf(v: unknown): bigint | undefined {

@@ -123,6 +123,17 @@ Deno.test("decodeLine() reads the header, host facts and records a --record file
   const facts = [
     { fact: "container", cgroupId: 18446744073709551615n, containerId: container },
     { fact: "pod", containerId: container, pod },
+    { fact: "remote", ip: "10.96.4.2", remote: { namespace: "shop", service: "cart" } },
+    {
+      fact: "remote",
+      ip: "fd00::9",
+      remote: {
+        namespace: "shop",
+        service: "cart",
+        pod: "cart-7d9f-x2",
+        workload: "Deployment/cart",
+      },
+    },
   ] as const;
   for (const fact of facts) {
     assert.deepEqual(decodeLine(encodeHostFact(fact), 5), { kind: "fact", fact });

@@ -49,11 +49,14 @@ function flow(srcPort: number, cgroupId: bigint, i: number): Record {
 const silent: Logger = { info() {}, warn() {}, debug() {} };
 
 /** Replays `recording` through PIPELINE on a host whose facts are `hostFacts`; the lines out. */
-async function replayed(dir: string, recording: string, hostFacts: HostFacts) {
+async function replayed(dir: string, recording: string, hostFacts: HostFacts, cluster = false) {
   const out = `${dir}/replayed.jsonl`;
+  // With Kubernetes (an API server nothing listens on: a replay asks it nothing).
+  const cgroup = "/nonexistent-cgroup2" +
+    (cluster ? '", kubernetes_api: "https://127.0.0.1:9' : "");
   const pipeline = parsePipeline(
     "test.yaml",
-    PIPELINE.replaceAll("${OUT}", out).replaceAll("${CGROUP}", "/nonexistent-cgroup2"),
+    PIPELINE.replaceAll("${OUT}", out).replaceAll("${CGROUP}", cgroup),
   );
   const counters = new Counters();
   await replayFile(pipeline, recording, { host: "h", counters, log: silent, hostFacts });
@@ -113,6 +116,67 @@ Deno.test("a replay tags the containers and pods the recording saw, without this
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a replay names remote ends as the recording did: each address's latest identity", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const recording = `${dir}/r.ndjson`;
+    const to = (ip: string, natIp: string | undefined, i: number): Record => {
+      const r = flow(80, 7n, i);
+      return { ...r, tags: { ...r.tags, dst_ip: ip, ...(natIp ? { dst_nat_ip: natIp } : {}) } };
+    };
+    await Deno.writeTextFile(
+      recording,
+      [
+        encodeHeader({ low: 32768, high: 60999 }),
+        encodeHostFact({
+          fact: "remote",
+          ip: "10.96.4.2",
+          remote: { namespace: "shop", service: "cart" },
+        }),
+        encodeHostFact({
+          fact: "remote",
+          ip: "10.244.2.9",
+          remote: { namespace: "shop", service: "cart", pod: "cart-7d9f-x2" },
+        }),
+        encodeRecorded("netflow", to("10.96.4.2", "10.244.2.9", 0)),
+        encodeRecorded("netflow", to("198.18.0.1", undefined, 1)),
+      ].join("\n") + "\n",
+    );
+    const { lines } = await replayed(dir, recording, OFFLINE_HOST_FACTS, true);
+    const remote = lines.map((l) => JSON.parse(l).tags).map((
+      t,
+    ) => [t.dst_k8s_namespace, t.dst_k8s_service, t.dst_k8s_pod]);
+    assert.deepEqual(remote, [["shop", "cart", "cart-7d9f-x2"], [undefined, undefined, undefined]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recordingHostFacts() records a remote end when first seen and when it changes hands", () => {
+  const recorded: unknown[] = [];
+  let identity = { namespace: "shop", service: "cart" } as { namespace: string; service?: string };
+  const inner: HostFacts = {
+    ...OFFLINE_HOST_FACTS,
+    containers: (...args) => ({
+      ...OFFLINE_HOST_FACTS.containers(...args),
+      remote: () => identity,
+    }),
+  };
+  const facts = recordingHostFacts(inner, (f) => recorded.push(f)).containers(
+    { cgroup: "", maxEntries: 1, rescanIntervalMs: 1 },
+    { log: silent, counters: new Counters().bound({}), warn() {} },
+  );
+  facts.remote("10.96.4.2");
+  facts.remote("10.96.4.2");
+  identity = { namespace: "shop", service: "checkout" };
+  facts.remote("10.96.4.2");
+
+  assert.deepEqual(recorded, [
+    { fact: "remote", ip: "10.96.4.2", remote: { namespace: "shop", service: "cart" } },
+    { fact: "remote", ip: "10.96.4.2", remote: { namespace: "shop", service: "checkout" } },
+  ]);
 });
 
 Deno.test("what --record writes replays, on another host, to what the collector wrote", async () => {

@@ -34,7 +34,8 @@ export const DNS_EVENT = cStruct("dns_event", 4184, {
   local_addr: [36, 16],
   remote_addr: [52, 16],
   comm: [68, COMM_LEN],
-  payload: [84, DNS_PAYLOAD_MAX],
+  netns: [84, 4],
+  payload: [88, DNS_PAYLOAD_MAX],
 });
 export const DNS_EVENT_HEADER = DNS_EVENT.offsets.payload;
 
@@ -47,7 +48,7 @@ export const DNS_EVENT_KIND = cEnum("dns_event_kind", {
 });
 
 /** `struct dns_flow_key`: one row's tags. */
-export const DNS_FLOW_KEY = cStruct("dns_flow_key", 80, {
+export const DNS_FLOW_KEY = cStruct("dns_flow_key", 88, {
   name_hash: [0, 8],
   cgroup_id: [8, 8],
   pid: [16, 4],
@@ -62,6 +63,8 @@ export const DNS_FLOW_KEY = cStruct("dns_flow_key", 80, {
   local_addr: [32, 16],
   remote_addr: [48, 16],
   comm: [64, COMM_LEN],
+  netns: [80, 4],
+  _pad: [84, 4],
 });
 
 /** `struct dns_flow_stats`: a row's sums. */
@@ -73,11 +76,11 @@ export const DNS_FLOW_STATS = cStruct("dns_flow_stats", 32, {
 });
 
 /** `struct dns_row_event`: a kind byte, then a key and its stats. */
-export const DNS_ROW_EVENT = cStruct("dns_row_event", 120, {
+export const DNS_ROW_EVENT = cStruct("dns_row_event", 128, {
   kind: [0, 1],
   _pad: [1, 7],
   key: [8, DNS_FLOW_KEY],
-  stats: [88, DNS_FLOW_STATS],
+  stats: [96, DNS_FLOW_STATS],
 });
 
 /** `struct dns_pending_key`: a query awaiting its response. */
@@ -92,7 +95,7 @@ export const DNS_PENDING_KEY = cStruct("dns_pending_key", 56, {
   _pad: [18, 2],
   local_addr: [20, 16],
   remote_addr: [36, 16],
-  _pad1: [52, 4],
+  netns: [52, 4],
 });
 
 /** `struct dns_pending`. */
@@ -211,6 +214,7 @@ export function decodeDnsEvent(
     remotePort: view.getUint16(offset + L.remote_port, true),
     pid,
     cgroupId: view.getBigUint64(offset + L.cgroup_id, true),
+    netns: view.getUint32(offset + L.netns, true),
     comm: decodeCommOf(pid, bytes, L.comm),
     payload: bytes.slice(L.payload, L.payload + captured),
   };
@@ -237,6 +241,8 @@ export interface DnsRowKey {
   remoteIp: string;
   remotePort: number;
   comm: string;
+  /** The local socket's network namespace inode (0: unknown). */
+  netns: number;
 }
 
 /** A row's sums (`struct dns_flow_stats`). */
@@ -273,6 +279,7 @@ export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
     remoteIp: formatAddress(key, ipv4, L.remote_addr),
     remotePort: view.getUint16(L.remote_port, true),
     comm: decodeCommOf(pid, key, L.comm),
+    netns: view.getUint32(L.netns, true),
   };
 }
 
@@ -322,6 +329,7 @@ export interface DnsPendingQuery {
   pid: number;
   retransmits: number;
   comm: string;
+  netns: number;
 }
 
 /** Decodes a pending query from its `struct dns_pending_key` and `struct dns_pending`. */
@@ -349,6 +357,7 @@ export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQue
     pid,
     retransmits: v.getUint32(V.retransmits, true),
     comm: decodeCommOf(pid, value, V.comm),
+    netns: k.getUint32(K.netns, true),
   };
 }
 
@@ -365,6 +374,7 @@ export function pendingKeyBytes(
     family: "IPv4" | "IPv6";
     localPort: number;
     remotePort: number;
+    netns?: number;
   },
   localAddr: Uint8Array,
   remoteAddr: Uint8Array,
@@ -381,6 +391,7 @@ export function pendingKeyBytes(
   key[K.side] = q.side === "client" ? DNS_SIDE_CLIENT : DNS_SIDE_SERVER;
   key.set(localAddr, K.local_addr);
   key.set(remoteAddr, K.remote_addr);
+  view.setUint32(K.netns, q.netns ?? 0, true);
   return key;
 }
 

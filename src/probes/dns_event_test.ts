@@ -11,7 +11,7 @@ import {
 
 // Offsets written out from `struct dns_event` in bpf/dns.h, not taken from DNS_EVENT.offsets,
 // so a wrong layout constant fails here.
-const HEADER = 84;
+const HEADER = 88;
 
 /** A ring-like view: 0xAA everywhere, one UDP IPv4 client event at `at` with `payload`. */
 function event(at: number, payload: Uint8Array, payloadLen = payload.length, kind = 1): DataView {
@@ -29,6 +29,7 @@ function event(at: number, payload: Uint8Array, payloadLen = payload.length, kin
   bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 5], at + 36);
   bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], at + 52);
   bytes.set([...new TextEncoder().encode("dig"), 0], at + 68);
+  view.setUint32(at + 84, 0xf000_0098, true); // netns: above 2^31, read unsigned
   bytes.set(payload, at + HEADER);
   return view;
 }
@@ -55,6 +56,7 @@ Deno.test("decodeDnsEvent() reads every header field, the cgroup id included, at
     remotePort: 53,
     pid: 4242,
     cgroupId: 0x8000_0000_0000_0042n, // all 64 unsigned bits
+    netns: 0xf000_0098,
     comm: "dig",
     payload,
   });
@@ -79,9 +81,9 @@ Deno.test("decodeDnsEvent() tells a message sent for its answers only, and refus
   assert.throws(() => decodeDnsEvent(event(0, new Uint8Array(0), 0, 9), 0, HEADER), /kind 9/);
 });
 
-/** A `struct dns_row_event` as bpf/dns.h lays it out: kind, 7 pad, key (80), stats (32). */
+/** A `struct dns_row_event` as bpf/dns.h lays it out: kind, 7 pad, key (88), stats (32). */
 function rowEvent(): DataView {
-  const bytes = new Uint8Array(120);
+  const bytes = new Uint8Array(128);
   const view = new DataView(bytes.buffer);
   bytes[0] = 3;
   const k = 8;
@@ -96,7 +98,8 @@ function rowEvent(): DataView {
   bytes[k + 32 + 15] = 1; // ::1
   bytes.set([0x20, 0x01, 0x0d, 0xb8], k + 48); // 2001:db8::
   bytes.set(new TextEncoder().encode("curl"), k + 64);
-  const s = 88;
+  view.setUint32(k + 80, 4026532300, true); // netns
+  const s = 96;
   view.setBigUint64(s, 3n, true);
   view.setBigUint64(s + 8, 300n, true);
   view.setBigUint64(s + 16, 150n, true);
@@ -105,7 +108,7 @@ function rowEvent(): DataView {
 }
 
 Deno.test("decodeRowEvent() reads a kernel row's key and sums", () => {
-  assert.deepEqual(decodeRowEvent(rowEvent(), 0, 120), {
+  assert.deepEqual(decodeRowEvent(rowEvent(), 0, 128), {
     key: {
       nameHash: 0x1234_5678_9abc_def0n,
       cgroupId: 77n,
@@ -121,10 +124,11 @@ Deno.test("decodeRowEvent() reads a kernel row's key and sums", () => {
       remoteIp: "2001:db8::",
       remotePort: 53,
       comm: "curl",
+      netns: 4026532300,
     },
     stats: { count: 3n, latencySum: 300n, latencyMax: 150n, retransmits: 1n },
   });
-  assert.throws(() => decodeRowEvent(rowEvent(), 0, 119), DnsDecodeError);
+  assert.throws(() => decodeRowEvent(rowEvent(), 0, 127), DnsDecodeError);
 });
 
 Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
@@ -140,12 +144,14 @@ Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
       family: "IPv4",
       localPort: 53,
       remotePort: 40000,
+      netns: 4026532300,
     },
     local,
     remote,
   );
   assert.equal(key.length, 56);
   assert.equal(new DataView(key.buffer).getUint16(8, true), 0xbeef); // id
+  assert.equal(new DataView(key.buffer).getUint32(52, true), 4026532300); // netns
   const value = new Uint8Array(40);
   const v = new DataView(value.buffer);
   v.setBigUint64(0, 5n, true);
@@ -167,6 +173,7 @@ Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
     pid: 7,
     retransmits: 2,
     comm: "named",
+    netns: 4026532300,
   });
 });
 

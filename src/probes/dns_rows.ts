@@ -47,6 +47,7 @@ export function rowOfRequest(r: DnsRequest): DnsRow {
     rcode: r.rcode,
     truncated: r.truncated,
     cgroupId: r.cgroupId,
+    netns: r.netns,
     count: 1n,
     latencySum: latency,
     latencyMax: latency,
@@ -57,7 +58,7 @@ export function rowOfRequest(r: DnsRequest): DnsRow {
 function identity(t: DnsRowTags): string {
   return `${t.side}|${t.transport}|${t.family}|${t.localIp}|${t.localPort}|${t.remoteIp}|${t.remotePort}|${t.pid}|${t.comm}|${t.qtype}|${t.rcode}|${t.truncated}|${
     t.cgroupId ?? 0n
-  }|${t.name}`;
+  }|${t.netns ?? 0}|${t.name}`;
 }
 
 /** Rows summed since the last {@linkcode take}. */
@@ -119,6 +120,7 @@ export function dnsflowRecord(r: DnsRow | DnsRequest, host: string, timeNs: bigi
     transport: row.transport,
   };
   if (row.truncated) tags.truncated = "true";
+  if (row.netns) tags.netns = String(row.netns);
   const fields: { [name: string]: FieldValue } = { count: row.count, rcode: BigInt(row.rcode) };
   if (row.rcode !== -1 && row.count > 0n) {
     const half = row.count / 2n;

@@ -143,3 +143,15 @@ Deno.test("answerRecord() writes a dns_answer record", () => {
     time: T0,
   });
 });
+
+Deno.test("DnsRows keeps rows of different network namespaces apart, and dnsflowRecord() tags netns", () => {
+  const rows = new DnsRows();
+  rows.add({ ...ROW, netns: 4026531992 });
+  rows.add({ ...ROW, netns: 4026532300 });
+  rows.add({ ...ROW, netns: 4026531992 });
+
+  const taken = rows.take();
+  assert.deepEqual(taken.map((r) => [r.netns, r.count]), [[4026531992, 6n], [4026532300, 3n]]);
+  assert.equal(dnsflowRecord(taken[1], "h", 0n).tags.netns, "4026532300");
+  assert.equal(dnsflowRecord(ROW, "h", 0n).tags.netns, undefined, "unknown: no tag");
+});

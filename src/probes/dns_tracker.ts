@@ -37,6 +37,8 @@ export interface DnsSegment {
   comm: string;
   /** The local socket's cgroup v2 id (0 or absent: unknown), for the `container` transform. */
   cgroupId?: bigint;
+  /** The local socket's network namespace inode (0 or absent: unknown). */
+  netns?: number;
   /** UDP: one DNS message; TCP: a segment of the 2-byte-length-prefixed stream. */
   payload: Uint8Array;
   /**
@@ -60,6 +62,7 @@ export interface DnsRequest extends
     | "pid"
     | "comm"
     | "cgroupId"
+    | "netns"
   > {
   /** The question name, lower case, no trailing dot ("" for the root). */
   name: string;
@@ -286,7 +289,8 @@ export class DnsTracker {
    * framing, and the direction starts afresh with its next segment.
    */
   #tcp(seg: DnsSegment, out: { requests: DnsRequest[]; answers: DnsAnswer[] }): void {
-    const key = `${seg.localIp}|${seg.localPort}|${seg.remoteIp}|${seg.remotePort}|${seg.outbound}`;
+    const key =
+      `${seg.localIp}|${seg.localPort}|${seg.remoteIp}|${seg.remotePort}|${seg.outbound}|${seg.netns}`;
     let lost = Math.max(0, (seg.payloadLength ?? 0) - seg.payload.length);
     let data = seg.payload;
     const s = this.#streams.get(key);
@@ -364,7 +368,7 @@ export class DnsTracker {
     // A client's queries leave and a server's arrive.
     const queryWay = seg.side === "client";
     const key =
-      `${seg.side}|${seg.transport}|${seg.localIp}|${seg.localPort}|${seg.remoteIp}|${seg.remotePort}|${m.id}|${m.name}|${m.qtype}`;
+      `${seg.side}|${seg.transport}|${seg.localIp}|${seg.localPort}|${seg.remoteIp}|${seg.remotePort}|${m.id}|${m.name}|${m.qtype}|${seg.netns}`;
     if (!m.response) {
       if (seg.outbound !== queryWay) {
         this.#stats.ignored++;
@@ -442,5 +446,6 @@ function request(
   if (latencyNs !== undefined) r.latencyNs = latencyNs;
   const cgroupId = q.cgroupId || end.cgroupId;
   if (cgroupId) r.cgroupId = cgroupId;
+  if (q.netns) r.netns = q.netns;
   return r;
 }

@@ -32,6 +32,7 @@ import { openBpfObject } from "../system/bpf_objects.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
+import { NAT_EVICTED, NAT_OVERRUNS, openNatEvents } from "./netflow_nat_events.ts";
 import {
   cidrKey,
   decodeClosedFlow,
@@ -74,6 +75,12 @@ export interface NetflowConfig {
   cgroup: string;
   /** Bytes of the ring buffer that carries closed connections' last counts. */
   ring_buffer_size: number;
+  /** Tag outgoing flows conntrack translated with dst_nat_ip/dst_nat_port. */
+  nat: boolean;
+  /** Receive buffer of the conntrack event socket. */
+  nat_buffer_size: number;
+  /** Translations remembered at most. */
+  nat_max_entries: number;
 }
 
 /** UDP flows with no bytes for this many polls in a row leave the kernel map. */
@@ -111,7 +118,7 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   bpfObject: "netflow",
   hostPaths: { cgroup: "/host/sys/fs/cgroup" },
   drops: COMMON_DROPS,
-  losses: [DECODE_ERRORS],
+  losses: [DECODE_ERRORS, NAT_OVERRUNS, NAT_EVICTED],
   checks: [CGROUP_V2_CHECK],
   describe: "TCP and UDP flows per process: bytes, retransmits, RTT, connections (IPv4, IPv6).",
   schema: {
@@ -171,6 +178,24 @@ export const netflowProbe: StageDef<NetflowConfig> = {
       doc: "ring buffer for closes max_closed_flows has no room for (a power of two, 4KiB or " +
         "more); overflow is ring_lost",
     },
+    nat: {
+      type: "boolean",
+      default: true,
+      doc: "dst_nat_ip/dst_nat_port on outgoing flows conntrack's DNAT rewrote (a Service's " +
+        "ClusterIP to its pod), from conntrack's events over netlink",
+    },
+    nat_buffer_size: {
+      type: "size",
+      default: "4MiB",
+      doc: "receive buffer for conntrack's events between polls; overflow is nat_overruns",
+    },
+    nat_max_entries: {
+      type: "integer",
+      default: 65536,
+      min: 16,
+      max: 1 << 22,
+      doc: "translations remembered; beyond, the oldest is forgotten (nat_evicted)",
+    },
   },
   validate(config, at) {
     const n = config.ring_buffer_size;
@@ -199,6 +224,13 @@ export const netflowProbe: StageDef<NetflowConfig> = {
         `program objects: build/bpf/netflow.bpf.o; maps udp_flows ${config.max_udp_flows}, ` +
         `closed flows ${config.max_closed_flows}, ring buffer events ${config.ring_buffer_size} ` +
         "bytes",
+        ...(config.nat
+          ? [
+            "conntrack NEW/DESTROY events over netlink (translated entries only, a classic BPF " +
+            `filter on the status), read each poll: ${config.nat_buffer_size} bytes buffered, ` +
+            `${config.nat_max_entries} translations remembered`,
+          ]
+          : []),
       ],
       reads: [],
     };
@@ -400,6 +432,10 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
         yield foldedInKernel(d);
       }
     };
+    // Where conntrack's DNAT sent outgoing flows (netflow_nat.ts): events read each poll.
+    const nat = config.nat ? stack.use(openNatEvents(config, ctx)) : undefined;
+    // Before the client port is folded here: a socket's own port finds its translation.
+    const tagged = (deltas: FlowDelta[]) => nat ? deltas.map((d) => nat.tag(d)) : deltas;
     const folded = (deltas: Iterable<FlowDelta>) => {
       if (!fold) return deltas;
       return [...deltas].map((d) => {
@@ -412,6 +448,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     const poll = (time: bigint) => {
       const started = performance.now();
       ring.drain();
+      nat?.read();
       // A new epoch (what the last pass staged is taken) and the other generation of closes.
       const old = switches.gen;
       switches.epoch = (switches.epoch % 0xffffffff) + 1;
@@ -419,13 +456,14 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       writeSwitches(obj, switches);
       const fromRing = ringDeltas;
       ringDeltas = [];
-      const deltas = mergeDeltas(folded([
+      const deltas = mergeDeltas(folded(tagged([
         ...readSockets([iterator, udpIterator], decodeFailed),
         ...readClosed(closed[old]),
         ...readUdp(udpFlows),
         ...fromRing,
-      ]));
+      ])));
       for (const d of deltas) ctx.emit(flowRecord(d, ctx.host, time));
+      nat?.endPoll();
       const count = new Uint8Array(walked.valueSize);
       walked.lookup(new Uint8Array(4), count);
       const w = new DataView(count.buffer);
@@ -476,7 +514,15 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       reconfigure(next: NetflowConfig) {
         // Map sizes and the cgroup are fixed at load; exclusions and the poll are not.
         const fixed = (c: NetflowConfig) =>
-          [c.max_closed_flows, c.max_udp_flows, c.cgroup, c.ring_buffer_size].join();
+          [
+            c.max_closed_flows,
+            c.max_udp_flows,
+            c.cgroup,
+            c.ring_buffer_size,
+            c.nat,
+            c.nat_buffer_size,
+            c.nat_max_entries,
+          ].join();
         if (fixed(next) !== fixed(config)) return undefined;
         return () => {
           switches.exclusions = applyExclusions(obj, next);

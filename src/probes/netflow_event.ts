@@ -17,7 +17,7 @@ export const FLOW_KEY = cStruct("flow_key", 48, {
   remote_port: [10, 2],
   local_addr: [12, 16],
   remote_addr: [28, 16],
-  _pad1: [44, 4],
+  netns: [44, 4],
 });
 
 /** `struct flow_id`: a flow key and its cgroup. */
@@ -114,6 +114,8 @@ export interface FlowKey {
   remotePort: number;
   localIp: string;
   remoteIp: string;
+  /** The socket's network namespace inode (0: unknown, as in records of older recordings). */
+  netns: number;
 }
 
 /**
@@ -142,6 +144,8 @@ export interface FlowDelta {
   connectAborted?: bigint;
   resetsReceived?: bigint;
   resetsSent?: bigint;
+  /** Where conntrack's DNAT sent an outgoing flow (netflow_nat.ts); absent: not translated. */
+  dstNat?: { ip: string; port: number };
 }
 
 /** Bytes the kernel could not have written. */
@@ -183,6 +187,7 @@ export function decodeFlowKey(view: DataView, offset: number): FlowKey {
     remotePort: view.getUint16(offset + L.remote_port, true),
     localIp: formatAddress(bytes, ipv4, L.local_addr),
     remoteIp: formatAddress(bytes, ipv4, L.remote_addr),
+    netns: view.getUint32(offset + L.netns, true),
   };
 }
 

@@ -31,6 +31,7 @@ interface KeyFixture {
   remotePort: number;
   localAddr: number[];
   remoteAddr: number[];
+  netns: number;
 }
 
 /** A 16-byte IPv4-mapped address (::ffff:a.b.c.d), as the kernel stores IPv4. */
@@ -53,6 +54,7 @@ const KEY: KeyFixture = {
   remotePort: 443, // 0x01bb: big-endian would read 47873
   localAddr: mapped(10, 0, 0, 5),
   remoteAddr: mapped(93, 184, 216, 34),
+  netns: 0xf000_0098, // a network namespace inode (4026531992 is the host's, often): unsigned
 };
 
 /** {@linkcode KEY} as the decoder gives it back. */
@@ -65,6 +67,7 @@ const KEY_DECODED = {
   remotePort: 443,
   localIp: "10.0.0.5",
   remoteIp: "93.184.216.34",
+  netns: 0xf000_0098,
 };
 
 /**
@@ -88,6 +91,7 @@ function writeKey(view: DataView, at: number, k: KeyFixture): void {
   const bytes = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
   bytes.set(k.localAddr, at + L.local_addr);
   bytes.set(k.remoteAddr, at + L.remote_addr);
+  view.setUint32(at + L.netns, k.netns, true);
 }
 
 /** A view holding one flow key at `at`. */
@@ -190,6 +194,7 @@ Deno.test("decodeFlowKey() reads an IPv6 UDP key in RFC 5952 form", () => {
     remotePort: 40000,
     localIp: "2001:db8::1",
     remoteIp: "fe80::a00:27ff:fe4e:66a1",
+    netns: 0xf000_0098,
   });
 });
 

@@ -28,7 +28,7 @@ interface UdpBaseline {
 
 /** A flow key as one string: the identity deltas are summed under within a poll. */
 export function flowId(k: FlowKey): string {
-  return `${k.transport}|${k.family}|${k.pid}|${k.direction}|${k.localIp}|${k.localPort}|${k.remoteIp}|${k.remotePort}`;
+  return `${k.transport}|${k.family}|${k.pid}|${k.direction}|${k.localIp}|${k.localPort}|${k.remoteIp}|${k.remotePort}|${k.netns}`;
 }
 
 /** A port folded to `*` (records write it so, as ephemeral_port does). */
@@ -119,7 +119,8 @@ export const TCP_FAILURES = [
 export function mergeDeltas(deltas: Iterable<FlowDelta>): FlowDelta[] {
   const byId = new Map<string, FlowDelta>();
   for (const d of deltas) {
-    const id = `${flowId(d.key)}|${d.cgroupId ?? 0n}`;
+    const nat = d.dstNat ? `${d.dstNat.ip}|${d.dstNat.port}` : "";
+    const id = `${flowId(d.key)}|${d.cgroupId ?? 0n}|${nat}`;
     const seen = byId.get(id);
     if (!seen) {
       byId.set(id, { ...d });
@@ -194,6 +195,9 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
     }
   }
   if (d.cgroupId) fields.cgroup_id = d.cgroupId;
+  const nat: { [tag: string]: string } = d.dstNat
+    ? { dst_nat_ip: d.dstNat.ip, dst_nat_port: String(d.dstNat.port) }
+    : {};
   return {
     measurement: "netflow",
     tags: {
@@ -204,7 +208,9 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
       dst_ip: k.remoteIp,
       dst_ip_type: cachedIpType(k.remoteIp),
       dst_port: portText(k.remotePort),
+      ...nat,
       family: k.family,
+      netns: k.netns ? String(k.netns) : "",
       pid: String(k.pid),
       process_name: d.comm,
       src_ip: src,

@@ -19,6 +19,7 @@ const KEY: FlowKey = {
   remotePort: 443,
   localIp: "10.0.0.5",
   remoteIp: "93.184.216.34",
+  netns: 4026531992,
 };
 
 const UDP_KEY: FlowKey = {
@@ -164,6 +165,21 @@ Deno.test("mergeDeltas() sums the deltas of one flow, RTT sums and samples inclu
   assert.equal(a.rttSumUs, 1500n);
 });
 
+Deno.test("mergeDeltas() keeps flows of different network namespaces apart (each pod has a loopback)", () => {
+  const base: FlowDelta = { key: KEY, comm: "curl", cgroupId: 5n, bytesRead: 1n, bytesWritten: 0n };
+
+  const merged = mergeDeltas([base, { ...base, key: { ...KEY, netns: 4026532400 } }, base]);
+
+  assert.deepEqual(merged.map((d) => [d.key.netns, d.bytesRead]), [
+    [4026531992, 2n],
+    [4026532400, 1n],
+  ]);
+  assert.deepEqual(merged.map((d) => flowRecord(d, "h", 0n).tags.netns), [
+    "4026531992",
+    "4026532400",
+  ]);
+});
+
 Deno.test("mergeDeltas() keeps flows that differ in pid, direction or transport apart", () => {
   const base: FlowDelta = { key: UDP_KEY, comm: "dig", bytesRead: 1n, bytesWritten: 1n };
 
@@ -192,6 +208,7 @@ Deno.test("flowRecord() makes a TCP delta a netflow record with the spec's tags 
       dst_ip_type: "other",
       dst_port: "443",
       family: "IPv4",
+      netns: "4026531992",
       pid: "4242",
       process_name: "curl",
       src_ip: "10.0.0.5",
@@ -306,6 +323,7 @@ Deno.test("flowRecord() gives a UDP record only bytes_read and bytes_written", (
     remotePort: 5353,
     localIp: "fd00::5",
     remoteIp: "ff02::fb",
+    netns: 4026532300,
   };
 
   const record = flowRecord(
@@ -325,6 +343,7 @@ Deno.test("flowRecord() gives a UDP record only bytes_read and bytes_written", (
       dst_ip_type: "multicast",
       dst_port: "5353",
       family: "IPv6",
+      netns: "4026532300",
       pid: "77",
       process_name: "avahi-daemon",
       src_ip: "fd00::5",
@@ -383,4 +402,21 @@ Deno.test("flowRecord() leaves a wildcard local address as it is when the peer i
   // Only the wildcard is replaced: a real local address stays, even to a loopback peer.
   assert.equal(udpTags("127.0.0.2", "127.0.0.1", "IPv4").src_ip, "127.0.0.2");
   assert.equal(udpTags("10.0.0.5", "10.0.0.6", "IPv4").src_ip, "10.0.0.5");
+});
+
+Deno.test("flowRecord() tags a translated flow's dst_nat_ip/dst_nat_port, and mergeDeltas() keeps backends apart", () => {
+  const toA = { ...TCP_DELTA, dstNat: { ip: "198.19.0.2", port: 8080 } };
+  const toB = { ...TCP_DELTA, dstNat: { ip: "198.19.0.3", port: 8080 } };
+
+  const merged = mergeDeltas([toA, toB, toA, TCP_DELTA]);
+
+  assert.deepEqual(
+    merged.map((d) => [d.dstNat?.ip, d.bytesRead]),
+    [["198.19.0.2", 10000n], ["198.19.0.3", 5000n], [undefined, 5000n]],
+  );
+  const tags = merged.map((d) => flowRecord(d, "h", 0n).tags);
+  assert.equal(tags[0].dst_nat_ip, "198.19.0.2");
+  assert.equal(tags[0].dst_nat_port, "8080");
+  assert.equal(tags[0].dst_ip, "93.184.216.34"); // the address the socket connected to
+  assert.ok(!("dst_nat_ip" in tags[2]) && !("dst_nat_port" in tags[2]));
 });

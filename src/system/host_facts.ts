@@ -8,7 +8,7 @@ import { describeError } from "../errors.ts";
 import type { ContainerFacts, HostFacts } from "../pipeline/host_facts.ts";
 import { cgroupV2Mount } from "./cgroup.ts";
 import { ContainerResolver, KernelCgroups } from "./containers.ts";
-import { PodWatcher } from "./kubernetes.ts";
+import { PodWatcher, RemoteIdentities } from "./kubernetes.ts";
 import { kernelPortRange } from "./port_range.ts";
 
 /** Where nothing is mounted: lookups then fail, and are counted, as on a mount gone away. */
@@ -34,15 +34,18 @@ export function liveHostFacts(): HostFacts {
         rescanIntervalMs: options.rescanIntervalMs,
         now: () => performance.now(),
       });
-      let pods: PodWatcher | undefined;
+      let pods: PodWatcher | undefined, remotes: RemoteIdentities | undefined;
       if (options.kubernetes) {
         pods = new PodWatcher(options.kubernetes, log, counters);
         pods.start();
+        remotes = new RemoteIdentities(options.kubernetes, log, counters);
+        remotes.start();
       }
       return {
         source: mount,
         container: (id) => resolver.lookup(id),
         pod: (containerId) => pods?.lookup(containerId),
+        remote: (ip) => remotes?.lookup(ip),
         get stats() {
           return resolver.stats;
         },
@@ -51,7 +54,7 @@ export function liveHostFacts(): HostFacts {
         },
         async close() {
           resolver.close();
-          await pods?.close();
+          await Promise.all([pods?.close(), remotes?.close()]);
         },
       };
     },

@@ -24,10 +24,10 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import type { KubernetesOptions, PodInfo } from "../pipeline/host_facts.ts";
+import type { KubernetesOptions, PodInfo, RemoteIdentity } from "../pipeline/host_facts.ts";
 import type { StageCounters } from "../pipeline/stage.ts";
 
-export type { KubernetesOptions, PodInfo };
+export type { KubernetesOptions, PodInfo, RemoteIdentity };
 
 /** Knobs with production defaults; tests shorten the backoff. */
 export interface PodWatcherTuning {
@@ -54,8 +54,16 @@ interface ContainerStatus {
   name?: string;
   containerID?: string;
 }
+interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  labels?: { [key: string]: string };
+  ownerReferences?: { kind?: string; name?: string; controller?: boolean }[];
+}
 interface PodObject {
-  metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
+  metadata?: ObjectMeta;
   status?: {
     containerStatuses?: ContainerStatus[];
     initContainerStatuses?: ContainerStatus[];
@@ -69,11 +77,32 @@ interface StatusObject {
   message?: string;
 }
 
+/** What a {@linkcode ListWatcher} keeps of the objects it lists and watches. */
+interface ObjectIndex<O> {
+  readonly size: number;
+  readonly maxObjects: number;
+  /** Adds or replaces an object; false when it is new and the index is full. */
+  put(o: O): boolean;
+  remove(o: O): void;
+}
+
+/** A resource to list and watch, and the index its objects go to. */
+interface Resource<O, I extends ObjectIndex<O>> {
+  /** The collection's path, e.g. `/api/v1/pods`. */
+  path: string;
+  /** Its plural, for messages and the counters `k8s_<plural>` and `k8s_<plural>_dropped`. */
+  plural: string;
+  singular: string;
+  /** Listed for one node (`spec.nodeName`) when the options name one. */
+  perNode: boolean;
+  index(maxObjects: number): I;
+}
+
 /** Pods by uid and their containers by id, capped at `maxPods` pods. */
-class PodIndex {
+class PodIndex implements ObjectIndex<PodObject> {
   #containerIds = new Map<string, string[]>();
   #containers = new Map<string, PodInfo>();
-  constructor(readonly maxPods: number) {}
+  constructor(readonly maxObjects: number) {}
 
   get size(): number {
     return this.#containerIds.size;
@@ -88,7 +117,7 @@ class PodIndex {
     const key = podKey(pod);
     if (key === undefined) return true;
     const known = this.#containerIds.has(key);
-    if (!known && this.#containerIds.size >= this.maxPods) return false;
+    if (!known && this.#containerIds.size >= this.maxObjects) return false;
     if (known) this.remove(pod);
     const namespace = pod.metadata?.namespace ?? "";
     const name = pod.metadata?.name ?? "";
@@ -122,8 +151,8 @@ class PodIndex {
   }
 }
 
-// The uid tells apart a pod deleted and re-created under the same name.
-function podKey(pod: PodObject): string | undefined {
+// The uid tells apart an object deleted and re-created under the same name.
+function podKey(pod: { metadata?: ObjectMeta }): string | undefined {
   const m = pod?.metadata;
   if (!m) return undefined;
   return m.uid ?? (m.name === undefined ? undefined : `${m.namespace ?? ""}/${m.name}`);
@@ -137,9 +166,9 @@ class ApiError extends Error {
 }
 
 /** What the user must grant when the API refuses the service account. */
-function permissionHint(status: number): string {
+function permissionHint(status: number, plural: string): string {
   if (status === 401) return " (the token was refused)";
-  if (status === 403) return " (the service account needs get, list and watch on pods)";
+  if (status === 403) return ` (the service account needs get, list and watch on ${plural})`;
   return "";
 }
 
@@ -166,20 +195,11 @@ const LIST_DEADLINE_MS = 60_000;
 const WATCH_GRACE_MS = 30_000;
 
 /**
- * Keeps an index of the pods' containers from a list and a watch of the API server.
- *
- * @example
- * ```ts
- * const options = inClusterOptions((name) => Deno.env.get(name));
- * if (options) {
- *   const pods = new PodWatcher(options, ctx.log, ctx.counters);
- *   pods.start();
- *   pods.lookup("4f0c…");  // { namespace: "shop", pod: "cart-7d9f", container: "app" }
- *   await pods.close();
- * }
- * ```
+ * Keeps an index of one resource's objects from a list and a watch of the API server (the
+ * pods' containers: {@linkcode PodWatcher}; Services and EndpointSlices:
+ * {@linkcode RemoteIdentities}).
  */
-export class PodWatcher {
+class ListWatcher<O extends { metadata?: ObjectMeta }, I extends ObjectIndex<O>> {
   readonly #options: KubernetesOptions;
   readonly #log: Logger;
   readonly #counters: StageCounters;
@@ -187,7 +207,8 @@ export class PodWatcher {
   readonly #maxBackoffMs: number;
   readonly #watchTimeoutSeconds: number;
   readonly #base: string;
-  #index: PodIndex;
+  readonly #resource: Resource<O, I>;
+  protected index: I;
   #client: Deno.HttpClient | undefined;
   #resourceVersion: string | undefined;
   #running: Promise<void> | undefined;
@@ -202,13 +223,16 @@ export class PodWatcher {
   #listed = false;
   #warnedFull = false;
 
-  /** Makes a watcher; nothing is read or fetched until {@linkcode PodWatcher.start}. */
+  /** Makes a watcher; nothing is read or fetched until {@linkcode ListWatcher.start}. */
   constructor(
+    resource: Resource<O, I>,
+    maxObjects: number,
     options: KubernetesOptions,
     log: Logger,
     counters: StageCounters,
     tuning: PodWatcherTuning = {},
   ) {
+    this.#resource = resource;
     this.#options = options;
     this.#log = log;
     this.#counters = counters;
@@ -216,7 +240,7 @@ export class PodWatcher {
     this.#maxBackoffMs = tuning.maxBackoffMs ?? 30_000;
     this.#watchTimeoutSeconds = tuning.watchTimeoutSeconds ?? 300;
     this.#backoffMs = this.#minBackoffMs;
-    this.#index = new PodIndex(tuning.maxPods ?? 2000);
+    this.index = resource.index(maxObjects);
     this.#base = options.apiServer.replace(/\/+$/, "");
   }
 
@@ -224,11 +248,6 @@ export class PodWatcher {
   start(): void {
     if (this.#running || this.#closed) return;
     this.#running = this.#run();
-  }
-
-  /** The pod running a container, by id with or without its runtime prefix. */
-  lookup(containerId: string): PodInfo | undefined {
-    return this.#index.lookup(bareContainerId(containerId));
   }
 
   /** Ends the watch and any retry timer; resolves once nothing is left running. */
@@ -268,7 +287,7 @@ export class PodWatcher {
         }
         if (e instanceof ApiError && e.code === 410) {
           // Our resourceVersion is older than the server keeps: only a new list catches up.
-          this.#log.debug(`kubernetes: ${e.message}; listing pods again`);
+          this.#log.debug(`kubernetes: ${e.message}; listing ${this.#resource.plural} again`);
           needList = true;
           continue;
         }
@@ -287,19 +306,19 @@ export class PodWatcher {
     const list = await this.#get(
       this.#url({ resourceVersion: "0" }),
       LIST_DEADLINE_MS,
-      (r) => r.json() as Promise<{ metadata?: { resourceVersion?: string }; items?: PodObject[] }>,
+      (r) => r.json() as Promise<{ metadata?: { resourceVersion?: string }; items?: O[] }>,
     );
-    const index = new PodIndex(this.#index.maxPods);
+    const index = this.#resource.index(this.index.maxObjects);
     let dropped = 0;
     for (const pod of Array.isArray(list.items) ? list.items : []) {
       if (!index.put(pod)) dropped++;
     }
-    this.#index = index;
+    this.index = index;
     this.#resourceVersion = list.metadata?.resourceVersion;
     this.#listed = true;
-    if (dropped > 0) this.#droppedPods(dropped);
-    this.#counters.set("k8s_pods", index.size);
-    this.#log.debug(`kubernetes: listed ${index.size} pods${this.#onNode()}`);
+    if (dropped > 0) this.#dropped(dropped);
+    this.#counters.set(`k8s_${this.#resource.plural}`, index.size);
+    this.#log.debug(`kubernetes: listed ${index.size} ${this.#resource.plural}${this.#onNode()}`);
   }
 
   /** Watches until the stream ends; returns how many events it delivered. */
@@ -344,20 +363,20 @@ export class PodWatcher {
   }
 
   #event(line: string): void {
-    let event: { type?: string; object?: PodObject & StatusObject };
+    let event: { type?: string; object?: O & StatusObject };
     try {
       event = JSON.parse(line);
     } catch {
       throw new Error(`watch sent a line that is not JSON: ${line.slice(0, 80)}`);
     }
-    const object = event.object ?? {};
+    const object = event.object ?? {} as O & StatusObject;
     switch (event.type) {
       case "ADDED":
       case "MODIFIED":
-        if (!this.#index.put(object)) this.#droppedPods(1);
+        if (!this.index.put(object)) this.#dropped(1);
         break;
       case "DELETED":
-        this.#index.remove(object);
+        this.index.remove(object);
         break;
       case "BOOKMARK":
         break;
@@ -371,11 +390,11 @@ export class PodWatcher {
     }
     const rv = object.metadata?.resourceVersion;
     if (rv !== undefined) this.#resourceVersion = rv;
-    this.#counters.set("k8s_pods", this.#index.size);
+    this.#counters.set(`k8s_${this.#resource.plural}`, this.index.size);
   }
 
   /**
-   * One GET of the pods resource: `read` gets the response once its status is 200 (anything
+   * One GET of the resource: `read` gets the response once its status is 200 (anything
    * else throws an ApiError). The request is aborted if `read` is not done within `deadlineMs`.
    */
   async #get<T>(url: string, deadlineMs: number, read: (r: Response) => Promise<T>): Promise<T> {
@@ -393,7 +412,8 @@ export class PodWatcher {
         throw new ApiError(
           response.status,
           `GET ${new URL(url).pathname}: ${response.status} ${response.statusText}` +
-            (status.message ? `: ${status.message}` : "") + permissionHint(response.status),
+            (status.message ? `: ${status.message}` : "") +
+            permissionHint(response.status, this.#resource.plural),
         );
       }
       this.#recovered();
@@ -423,13 +443,26 @@ export class PodWatcher {
     return this.#client;
   }
 
+  /**
+   * One object by its path (`/api/v1/namespaces/shop/pods/cart-7d9f-x2`), or undefined when
+   * the API says it does not exist (404); other failures throw.
+   */
+  async getObject(path: string): Promise<unknown> {
+    try {
+      return await this.#get(`${this.#base}${path}`, LIST_DEADLINE_MS, (r) => r.json());
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 404) return undefined;
+      throw e;
+    }
+  }
+
   #url(query: Record<string, string>): string {
     const params = new URLSearchParams();
-    if (this.#options.nodeName) {
+    if (this.#resource.perNode && this.#options.nodeName) {
       params.set("fieldSelector", `spec.nodeName=${this.#options.nodeName}`);
     }
     for (const [k, v] of Object.entries(query)) params.set(k, v);
-    return `${this.#base}/api/v1/pods?${params}`;
+    return `${this.#base}${this.#resource.path}?${params}`;
   }
 
   #failed(e: unknown): void {
@@ -438,10 +471,11 @@ export class PodWatcher {
     if (this.#failures === 1) {
       this.#counters.set("k8s_stale", 1);
       const keeping = this.#listed
-        ? `keeping the metadata of the ${this.#index.size} pods last seen`
-        : "no pod metadata yet";
+        ? `keeping the metadata of the ${this.index.size} ${this.#resource.plural} last seen`
+        : `no ${this.#resource.singular} metadata yet`;
       this.#log.warn(
-        `kubernetes: cannot watch pods at ${this.#base}: ${describe(e)}; ${keeping}, retrying`,
+        `kubernetes: cannot watch ${this.#resource.plural} at ${this.#base}: ${describe(e)}; ` +
+          `${keeping}, retrying`,
       );
     } else {
       this.#log.debug(`kubernetes: attempt ${this.#failures} failed: ${describe(e)}`);
@@ -452,24 +486,30 @@ export class PodWatcher {
     if (this.#failures === 0) return;
     this.#log.info(
       `kubernetes: API server at ${this.#base} answers again after ${this.#failures} failed ` +
-        `attempts; pod metadata is current`,
+        `attempts; ${this.#resource.singular} metadata is current`,
     );
     this.#failures = 0;
     this.#counters.set("k8s_stale", 0);
   }
 
-  #droppedPods(n: number): void {
-    this.#counters.add("k8s_pods_dropped", n);
+  #dropped(n: number): void {
+    const { plural, perNode } = this.#resource;
+    this.#counters.add(`k8s_${plural}_dropped`, n);
     if (this.#warnedFull) return;
     this.#warnedFull = true;
+    const hint = perNode && !this.#options.nodeName
+      ? " (set NODE_NAME to watch this node only)"
+      : "";
     this.#log.warn(
-      `kubernetes: more than ${this.#index.maxPods} pods${this.#onNode()}; the others get no ` +
-        `k8s_* tags` + (this.#options.nodeName ? "" : " (set NODE_NAME to watch this node only)"),
+      `kubernetes: more than ${this.index.maxObjects} ${plural}${this.#onNode()}; the others ` +
+        `get no k8s_* tags${hint}`,
     );
   }
 
   #onNode(): string {
-    return this.#options.nodeName ? ` on node ${this.#options.nodeName}` : "";
+    return this.#resource.perNode && this.#options.nodeName
+      ? ` on node ${this.#options.nodeName}`
+      : "";
   }
 
   #nextBackoff(): number {
@@ -487,5 +527,284 @@ export class PodWatcher {
         resolve();
       }, ms);
     });
+  }
+}
+
+const PODS: Resource<PodObject, PodIndex> = {
+  path: "/api/v1/pods",
+  plural: "pods",
+  singular: "pod",
+  perNode: true,
+  index: (max) => new PodIndex(max),
+};
+
+/**
+ * Keeps an index of the pods' containers from a list and a watch of the API server.
+ *
+ * @example
+ * ```ts
+ * const options = inClusterOptions((name) => Deno.env.get(name));
+ * if (options) {
+ *   const pods = new PodWatcher(options, ctx.log, ctx.counters);
+ *   pods.start();
+ *   pods.lookup("4f0c…");  // { namespace: "shop", pod: "cart-7d9f", container: "app" }
+ *   await pods.close();
+ * }
+ * ```
+ */
+export class PodWatcher extends ListWatcher<PodObject, PodIndex> {
+  constructor(
+    options: KubernetesOptions,
+    log: Logger,
+    counters: StageCounters,
+    tuning: PodWatcherTuning = {},
+  ) {
+    super(PODS, tuning.maxPods ?? 2000, options, log, counters, tuning);
+  }
+
+  /** The pod running a container, by id with or without its runtime prefix. */
+  lookup(containerId: string): PodInfo | undefined {
+    return this.index.lookup(bareContainerId(containerId));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The remote end of a connection: Services (their ClusterIPs) and EndpointSlices (the pods
+// behind them, `targetRef`), cluster-wide, instead of every pod of the cluster.
+
+interface ServiceObject {
+  metadata?: ObjectMeta;
+  spec?: { clusterIP?: string; clusterIPs?: string[] };
+}
+interface EndpointSliceObject {
+  metadata?: ObjectMeta;
+  endpoints?: {
+    addresses?: string[];
+    targetRef?: { kind?: string; name?: string; namespace?: string };
+  }[];
+}
+
+/** Objects by uid and what each says of its addresses; an address of several: the first put. */
+class AddressIndex<O extends { metadata?: ObjectMeta }> implements ObjectIndex<O> {
+  readonly #addresses = new Map<string, string[]>();
+  readonly #byAddress = new Map<string, Map<string, RemoteIdentity>>();
+  constructor(
+    readonly maxObjects: number,
+    readonly identities: (o: O) => [string, RemoteIdentity][],
+  ) {}
+
+  get size(): number {
+    return this.#addresses.size;
+  }
+
+  lookup(ip: string): RemoteIdentity | undefined {
+    const found = this.#byAddress.get(ip);
+    return found?.values().next().value;
+  }
+
+  put(o: O): boolean {
+    const key = podKey(o);
+    if (key === undefined) return true;
+    const known = this.#addresses.has(key);
+    if (!known && this.#addresses.size >= this.maxObjects) return false;
+    if (known) this.remove(o);
+    const ips: string[] = [];
+    for (const [ip, identity] of this.identities(o)) {
+      let holders = this.#byAddress.get(ip);
+      if (!holders) this.#byAddress.set(ip, holders = new Map());
+      holders.set(key, identity);
+      ips.push(ip);
+    }
+    this.#addresses.set(key, ips);
+    return true;
+  }
+
+  remove(o: O): void {
+    const key = podKey(o);
+    if (key === undefined) return;
+    for (const ip of this.#addresses.get(key) ?? []) {
+      const holders = this.#byAddress.get(ip);
+      holders?.delete(key);
+      if (holders?.size === 0) this.#byAddress.delete(ip);
+    }
+    this.#addresses.delete(key);
+  }
+}
+
+/** A Service's cluster IPs (not "None": a headless Service has none). */
+function serviceAddresses(s: ServiceObject): [string, RemoteIdentity][] {
+  const namespace = s.metadata?.namespace ?? "", service = s.metadata?.name ?? "";
+  const ips = s.spec?.clusterIPs ?? (s.spec?.clusterIP ? [s.spec.clusterIP] : []);
+  return ips.filter((ip) => typeof ip === "string" && ip !== "None" && ip !== "")
+    .map((ip) => [ip, { namespace, service }]);
+}
+
+/** An EndpointSlice's endpoints: each address, its pod (`targetRef`) and the slice's Service. */
+function sliceAddresses(slice: EndpointSliceObject): [string, RemoteIdentity][] {
+  const namespace = slice.metadata?.namespace ?? "";
+  const service = slice.metadata?.labels?.["kubernetes.io/service-name"];
+  const out: [string, RemoteIdentity][] = [];
+  for (const e of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
+    const ref = e?.targetRef;
+    const pod = ref?.kind === "Pod" && typeof ref.name === "string" ? ref.name : undefined;
+    for (const ip of Array.isArray(e?.addresses) ? e.addresses : []) {
+      if (typeof ip !== "string") continue;
+      out.push([ip, {
+        namespace: ref?.namespace ?? namespace,
+        ...(service ? { service } : {}),
+        ...(pod ? { pod } : {}),
+      }]);
+    }
+  }
+  return out;
+}
+
+type ServiceIndex = AddressIndex<ServiceObject>;
+type SliceIndex = AddressIndex<EndpointSliceObject>;
+
+const SERVICES: Resource<ServiceObject, ServiceIndex> = {
+  path: "/api/v1/services",
+  plural: "services",
+  singular: "service",
+  perNode: false,
+  index: (max) => new AddressIndex(max, serviceAddresses),
+};
+
+const ENDPOINT_SLICES: Resource<EndpointSliceObject, SliceIndex> = {
+  path: "/apis/discovery.k8s.io/v1/endpointslices",
+  plural: "endpointslices",
+  singular: "endpointslice",
+  perNode: false,
+  index: (max) => new AddressIndex(max, sliceAddresses),
+};
+
+class AddressWatcher<O extends { metadata?: ObjectMeta }> extends ListWatcher<O, AddressIndex<O>> {
+  lookup(ip: string): RemoteIdentity | undefined {
+    return this.index.lookup(ip);
+  }
+}
+
+/**
+ * A pod's workload from its owner references: `Deployment/cart` for a pod of a Deployment's
+ * ReplicaSet (the ReplicaSet's name is the Deployment's and the pod's `pod-template-hash`),
+ * else its controller's `Kind/name` (`StatefulSet/db`, `DaemonSet/agent`, `Job/...`); "" for a
+ * pod of no controller.
+ */
+export function workloadOf(pod: unknown): string {
+  const m = (pod as { metadata?: ObjectMeta } | undefined)?.metadata;
+  const owners = Array.isArray(m?.ownerReferences) ? m.ownerReferences : [];
+  const owner = owners.find((o) => o?.controller) ?? owners[0];
+  if (typeof owner?.kind !== "string" || typeof owner.name !== "string") return "";
+  const hash = m?.labels?.["pod-template-hash"];
+  if (owner.kind === "ReplicaSet" && hash && owner.name.endsWith(`-${hash}`)) {
+    return `Deployment/${owner.name.slice(0, -hash.length - 1)}`;
+  }
+  return `${owner.kind}/${owner.name}`;
+}
+
+/** How long a pod whose workload could not be read waits before it is asked for again. */
+const WORKLOAD_RETRY_MS = 30_000;
+
+/** Knobs of {@linkcode RemoteIdentities}: the watchers' tuning and the caps of its indexes. */
+export interface RemoteTuning extends PodWatcherTuning {
+  /** Most Services indexed (beyond: `k8s_services_dropped`); default 10000. */
+  maxServices?: number;
+  /** Most EndpointSlices indexed (beyond: `k8s_endpointslices_dropped`); default 20000. */
+  maxEndpointSlices?: number;
+  /** Most remote pods' workloads remembered (the oldest go first); default 10000. */
+  maxWorkloads?: number;
+}
+
+/**
+ * Who is at an address of the cluster: a Service's ClusterIP (namespace, service) or a pod
+ * behind a Service (namespace, pod, and the service), from a list and a watch of the Services
+ * and EndpointSlices (each endpoint's `targetRef` names its pod): bounded by the cluster's
+ * services, not its pods. A pod's workload comes from its owner references, read with one GET
+ * the first time the pod is seen (not yet known on that first lookup), remembered (bounded).
+ * Counters `k8s_services`, `k8s_endpointslices`, `k8s_workloads` (gauges), the first two's
+ * `_dropped`, and `k8s_workload_errors` (GETs that failed, retried after 30 s).
+ */
+export class RemoteIdentities {
+  readonly #services: AddressWatcher<ServiceObject>;
+  readonly #slices: AddressWatcher<EndpointSliceObject>;
+  readonly #counters: StageCounters;
+  readonly #log: Logger;
+  readonly #maxWorkloads: number;
+  /** "namespace/pod" → its workload ("": none, or the pod is gone). */
+  readonly #workloads = new Map<string, string>();
+  /** Pods being asked for, and when the last failed attempt for one was. */
+  readonly #asking = new Map<string, Promise<void>>();
+  readonly #failedAt = new Map<string, number>();
+  #closed = false;
+
+  constructor(
+    options: KubernetesOptions,
+    log: Logger,
+    counters: StageCounters,
+    tuning: RemoteTuning = {},
+  ) {
+    this.#services = new AddressWatcher(
+      SERVICES,
+      tuning.maxServices ?? 10_000,
+      options,
+      log,
+      counters,
+      tuning,
+    );
+    this.#slices = new AddressWatcher(
+      ENDPOINT_SLICES,
+      tuning.maxEndpointSlices ?? 20_000,
+      options,
+      log,
+      counters,
+      tuning,
+    );
+    this.#counters = counters;
+    this.#log = log;
+    this.#maxWorkloads = tuning.maxWorkloads ?? 10_000;
+  }
+
+  /** Lists, then watches, in the background until {@linkcode RemoteIdentities.close}. */
+  start(): void {
+    this.#services.start();
+    this.#slices.start();
+  }
+
+  /** Who is at `ip`: a Service's ClusterIP first, else a pod an EndpointSlice names. */
+  lookup(ip: string): RemoteIdentity | undefined {
+    const found = this.#services.lookup(ip) ?? this.#slices.lookup(ip);
+    if (!found?.pod) return found;
+    const key = `${found.namespace}/${found.pod}`;
+    const workload = this.#workloads.get(key);
+    if (workload === undefined) this.#ask(found.namespace, found.pod, key);
+    return workload ? { ...found, workload } : found;
+  }
+
+  /** Reads a pod's owner references in the background (one request at a time per pod). */
+  #ask(namespace: string, pod: string, key: string): void {
+    if (this.#closed || this.#asking.has(key)) return;
+    if (Date.now() - (this.#failedAt.get(key) ?? -Infinity) < WORKLOAD_RETRY_MS) return;
+    const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/` +
+      encodeURIComponent(pod);
+    const asked = this.#slices.getObject(path).then((object) => {
+      if (this.#workloads.size >= this.#maxWorkloads) {
+        this.#workloads.delete(this.#workloads.keys().next().value!);
+      }
+      this.#workloads.set(key, workloadOf(object));
+      this.#failedAt.delete(key);
+      this.#counters.set("k8s_workloads", this.#workloads.size);
+    }, (e) => {
+      if (this.#closed) return;
+      this.#counters.add("k8s_workload_errors");
+      this.#failedAt.set(key, Date.now());
+      this.#log.debug(`kubernetes: cannot read pod ${key}: ${describe(e)}`);
+    }).finally(() => this.#asking.delete(key));
+    this.#asking.set(key, asked);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all([this.#services.close(), this.#slices.close()]);
+    await Promise.allSettled(this.#asking.values());
   }
 }

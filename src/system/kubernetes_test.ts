@@ -9,7 +9,12 @@
 import assert from "node:assert/strict";
 import { Counters } from "../counters.ts";
 import type { Logger } from "../log.ts";
-import { type KubernetesOptions, PodWatcher, type PodWatcherTuning } from "./kubernetes.ts";
+import {
+  type KubernetesOptions,
+  PodWatcher,
+  type PodWatcherTuning,
+  workloadOf,
+} from "./kubernetes.ts";
 import { containerId, FakeApiServer, pod, running } from "../../test/kubernetes/_api_server.ts";
 
 const FIXTURES = new URL("../../test/kubernetes/", import.meta.url).pathname;
@@ -470,4 +475,24 @@ sanitized("PodWatcher without nodeName lists every pod (no fieldSelector)", asyn
     await until("the watch is open", () => server.watching === 1);
     assert.equal(server.requests[0].params.get("fieldSelector"), null);
   });
+});
+
+Deno.test("workloadOf() names a pod's controller from its owner references, a Deployment through its ReplicaSet", () => {
+  const owned = (kind: string, name: string, labels = {}) => ({
+    metadata: { labels, ownerReferences: [{ kind, name, controller: true }] },
+  });
+
+  assert.equal(
+    workloadOf(owned("ReplicaSet", "cart-7d9f", { "pod-template-hash": "7d9f" })),
+    "Deployment/cart",
+  );
+  // A ReplicaSet of its own (no Deployment's hash in its name) stays one.
+  assert.equal(
+    workloadOf(owned("ReplicaSet", "legacy", { "pod-template-hash": "7d9f" })),
+    "ReplicaSet/legacy",
+  );
+  assert.equal(workloadOf(owned("StatefulSet", "db")), "StatefulSet/db");
+  assert.equal(workloadOf(owned("DaemonSet", "agent")), "DaemonSet/agent");
+  assert.equal(workloadOf({ metadata: {} }), "", "a pod of no controller");
+  assert.equal(workloadOf(undefined), "");
 });

@@ -15,7 +15,12 @@
  * A record with a `cgroup_id` field whose cgroup is a container's gets the tag `container_id`
  * (64 hex digits); with Kubernetes metadata also `k8s_namespace`, `k8s_pod`, `k8s_container`
  * (from a list-then-watch of the API server's pods, src/system/kubernetes.ts; kept, stale,
- * while the API is unreachable). Processes outside containers get no tag. `cgroup_id` is
+ * while the API is unreachable). Processes outside containers get no tag. With Kubernetes a
+ * record's remote end is named too, from its `dst_ip` and `dst_nat_ip` tags (netflow, dnsflow):
+ * `dst_k8s_namespace`, `dst_k8s_service` for a Service's ClusterIP, `dst_k8s_pod` for the pod
+ * behind it (through NAT) or a pod's own address, from a list-then-watch of the Services and
+ * EndpointSlices (not every pod of the cluster), and `dst_k8s_workload` from that pod's owner
+ * references (`Deployment/cart`; one GET of the pod when first seen, so not on that record). `cgroup_id` is
  * removed (it means nothing off this host) unless `keep_cgroup_id`. Records without it pass
  * unchanged. The cgroup id → container id mapping is in src/system/containers.ts.
  *
@@ -31,7 +36,7 @@
  * watcher's `k8s_*` counters.
  */
 import { describeError } from "../errors.ts";
-import type { KubernetesOptions } from "../pipeline/host_facts.ts";
+import type { KubernetesOptions, RemoteIdentity } from "../pipeline/host_facts.ts";
 import type { Stage, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
 import { inClusterOptions, kubernetesPermissions } from "./kubernetes_api.ts";
@@ -98,12 +103,46 @@ function permittedEnv(name: string): string | undefined {
 
 const IN_CLUSTER_ENV = "KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT";
 
+/** The remote end's tags, from the record's `dst_ip` (and `dst_nat_ip`) with Kubernetes. */
+const REMOTE_TAGS = [
+  "dst_k8s_namespace",
+  "dst_k8s_service",
+  "dst_k8s_pod",
+  "dst_k8s_workload",
+] as const;
+
+/**
+ * The record with who is at its destination: a Service's ClusterIP gives its namespace and
+ * service, and the address conntrack's DNAT sent the connection to (`dst_nat_ip`) the pod that
+ * served it; a pod's own address gives its pod (and service, when an EndpointSlice names it).
+ * Unchanged when neither address is the cluster's.
+ */
+function withRemote(record: Record, remote: (ip: string) => RemoteIdentity | undefined): Record {
+  const ip = record.tags.dst_ip, natIp = record.tags.dst_nat_ip;
+  const dst = ip ? remote(ip) : undefined, served = natIp ? remote(natIp) : undefined;
+  if (!dst && !served) return record;
+  const namespace = dst?.namespace ?? served!.namespace;
+  const service = dst?.service ?? served?.service;
+  const pod = served?.pod ? served : dst?.pod ? dst : undefined;
+  return {
+    ...record,
+    tags: {
+      ...record.tags,
+      dst_k8s_namespace: namespace,
+      ...(service ? { dst_k8s_service: service } : {}),
+      ...(pod?.pod ? { dst_k8s_pod: pod.pod } : {}),
+      ...(pod?.workload ? { dst_k8s_workload: pod.workload } : {}),
+    },
+  };
+}
+
 /** `type: container`: container_id (and pod) tags from the kernel's cgroup id. */
 export const containerTransform: StageDef<ContainerConfig> = {
   type: "container",
   kind: "transform",
-  describe:
-    "Tags records with container_id (and k8s_namespace, k8s_pod, k8s_container) from cgroup_id.",
+  describe: "Tags records with container_id (and k8s_namespace, k8s_pod, k8s_container) from " +
+    "cgroup_id; with Kubernetes also the remote end (dst_k8s_namespace, dst_k8s_service, " +
+    "dst_k8s_pod, dst_k8s_workload).",
   schema: {
     keep_cgroup_id: {
       type: "boolean",
@@ -132,7 +171,9 @@ export const containerTransform: StageDef<ContainerConfig> = {
       type: "boolean",
       default: false,
       doc: "add k8s_namespace, k8s_pod, k8s_container from the API server, with the pod's " +
-        `service account (address: ${IN_CLUSTER_ENV} if readable, else kubernetes.default.svc)`,
+        `service account (address: ${IN_CLUSTER_ENV} if readable, else kubernetes.default.svc); ` +
+        "and dst_k8s_namespace, dst_k8s_service, dst_k8s_pod, dst_k8s_workload of dst_ip and " +
+        "dst_nat_ip from the cluster's Services and EndpointSlices (a remote pod's owner: one GET)",
     },
     kubernetes_api: {
       type: "string",
@@ -173,7 +214,15 @@ export const containerTransform: StageDef<ContainerConfig> = {
   },
   example: { keep_cgroup_id: false, max_entries: 10_000, rescan_interval: "1s" },
   // Reads the cgroup_id field; writes only these tags.
-  tagsUsed: () => ["container_id", "k8s_namespace", "k8s_pod", "k8s_container"],
+  tagsUsed: () => [
+    "container_id",
+    "k8s_namespace",
+    "k8s_pod",
+    "k8s_container",
+    ...REMOTE_TAGS,
+    "dst_ip",
+    "dst_nat_ip",
+  ],
 
   build(config, ctx): Stage {
     // The host's containers and pods: this one's when collecting, the recording's in a replay.
@@ -227,8 +276,10 @@ export const containerTransform: StageDef<ContainerConfig> = {
       }
     };
 
+    const kubernetes = kubernetesOptions(config, permittedEnv) !== undefined;
     return {
-      push(record: Record) {
+      push(input: Record) {
+        const record = kubernetes ? withRemote(input, (ip) => facts.remote(ip)) : input;
         const id = record.fields.cgroup_id;
         if (typeof id !== "bigint") return ctx.emit(record);
         const container = id > 0n ? lookup(id) : undefined;
@@ -278,6 +329,9 @@ export const containerTransform: StageDef<ContainerConfig> = {
       `k8s_namespace, k8s_pod, k8s_container: list+watch of pods at ${options.apiServer}` +
         (options.nodeName ? ` on node ${options.nodeName}` : " (every node)") +
         "; stale metadata kept while the API is unreachable (k8s_stale)",
+      "dst_k8s_namespace, dst_k8s_service, dst_k8s_pod, dst_k8s_workload from dst_ip and " +
+        "dst_nat_ip: list+watch of the cluster's Services (ClusterIPs) and EndpointSlices (the " +
+        "pods behind them), a GET of each remote pod for its owner",
     );
     return { details, reads: needs.reads, net: needs.net };
   },

@@ -7,7 +7,15 @@
 import assert from "node:assert/strict";
 import { buildStage, configureStage } from "../pipeline/testing.ts";
 import type { Record } from "../record.ts";
-import { containerId, FakeApiServer, pod, running } from "../../test/kubernetes/_api_server.ts";
+import {
+  containerId,
+  endpointSlice,
+  FakeApiServer,
+  pod,
+  running,
+  service,
+  startStandIn,
+} from "../../test/kubernetes/_api_server.ts";
 import { liveHostFacts } from "../system/host_facts.ts";
 import { containerTransform } from "./container.ts";
 
@@ -164,5 +172,122 @@ Deno.test("container adds k8s_namespace, k8s_pod, k8s_container from the API ser
     }
   } finally {
     await server.stop();
+  }
+});
+
+const sleep = (ms: number) => new Promise<undefined>((r) => setTimeout(() => r(undefined), ms));
+
+/** `p` with a controller owner reference (and the `pod-template-hash` a ReplicaSet's pods carry). */
+function ownedBy(p: ReturnType<typeof pod>, kind: string, name: string, hash?: string) {
+  p.metadata.ownerReferences = [{ apiVersion: "apps/v1", kind, name, controller: true }];
+  if (hash) p.metadata.labels = { ...p.metadata.labels, "pod-template-hash": hash };
+  return p;
+}
+
+/** A netflow record to `dst_ip` (and through DNAT to `dst_nat_ip`), as the probe makes them. */
+function flow(dstIp: string, dstNatIp?: string): Record {
+  return {
+    measurement: "netflow",
+    tags: {
+      host: "web-1",
+      source: "netflow",
+      dst_ip: dstIp,
+      dst_port: "80",
+      ...(dstNatIp ? { dst_nat_ip: dstNatIp, dst_nat_port: "8080" } : {}),
+    },
+    fields: { bytes_written: 100n },
+    time: 1n,
+  };
+}
+
+Deno.test("container names a flow's remote end: a ClusterIP's service, through NAT the pod that served it (stand-in server's Services and EndpointSlices)", async () => {
+  const cart = service("shop", "cart", "10.96.4.2");
+  await using standIn = await startStandIn([
+    cart,
+    endpointSlice("shop", "cart", [
+      { name: "cart-7d9f-x2", ip: "10.244.2.9" },
+      { name: "cart-7d9f-q8", ip: "10.244.3.4" },
+    ]),
+    service("kube-system", "kube-dns", "10.96.0.10"),
+    // On another node: its owner references name the workload (cart-7d9f-x2 has no pod object).
+    ownedBy(pod("shop", "cart-7d9f-q8", "node-b", {}), "ReplicaSet", "cart-7d9f", "7d9f"),
+  ]);
+  const server = standIn.server;
+  const { stage, emitted } = await onThisHost({
+    cgroup: "/nonexistent-cgroup2",
+    kubernetes_api: server.url,
+    kubernetes_token_file: standIn.tokenFile,
+    kubernetes_ca_file: standIn.caFile,
+    node_name: "node-a",
+  });
+  try {
+    const deadline = Date.now() + 10_000;
+    while (server.watching < 3 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await stage.push(flow("10.96.4.2", "10.244.3.4")); // through kube-proxy's DNAT
+    await stage.push(flow("10.96.4.2")); // no translation seen
+    await stage.push(flow("10.244.2.9")); // straight to a pod
+    await stage.push(flow("10.96.0.10"));
+    await stage.push(flow("198.18.0.1")); // not the cluster's
+    const remote = (
+      r: Record,
+    ) => [r.tags.dst_k8s_namespace, r.tags.dst_k8s_service, r.tags.dst_k8s_pod];
+
+    assert.deepEqual(emitted.map(remote), [
+      ["shop", "cart", "cart-7d9f-q8"],
+      ["shop", "cart", undefined],
+      ["shop", "cart", "cart-7d9f-x2"],
+      ["kube-system", "kube-dns", undefined],
+      [undefined, undefined, undefined],
+    ]);
+    assert.equal(emitted[0].tags.dst_ip, "10.96.4.2", "the address connected to stays");
+
+    // The pod's workload, read once in the background after its first lookup; none for a pod
+    // the API does not know.
+    const workload = async (ip: string) => {
+      const until = Date.now() + 10_000;
+      for (;;) {
+        emitted.length = 0;
+        await stage.push(flow("10.96.4.2", ip));
+        const got = emitted[0].tags.dst_k8s_workload;
+        if (got || Date.now() > until) return got;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    assert.equal(await workload("10.244.3.4"), "Deployment/cart");
+    const asked = (pod: string) => server.requests.some((r) => r.path.endsWith(`/pods/${pod}`));
+    await stage.push(flow("10.96.4.2", "10.244.2.9"));
+    for (let i = 0; i < 500 && !asked("cart-7d9f-x2"); i++) await sleep(20);
+    await sleep(100); // its 404 answered
+    emitted.length = 0;
+    await stage.push(flow("10.96.4.2", "10.244.2.9"));
+    assert.ok(asked("cart-7d9f-x2"));
+    assert.equal(emitted[0].tags.dst_k8s_pod, "cart-7d9f-x2");
+    assert.equal(emitted[0].tags.dst_k8s_workload, undefined);
+
+    // Deleted: the watch takes it out.
+    server.delete(cart);
+    const gone = Date.now() + 10_000;
+    do {
+      emitted.length = 0;
+      await stage.push(flow("10.96.4.2"));
+      await new Promise((r) => setTimeout(r, 20));
+    } while (emitted[0]?.tags.dst_k8s_service && Date.now() < gone);
+    assert.equal(emitted[0].tags.dst_k8s_service, undefined);
+
+    // Exactly what the RBAC grants: the three collections, and the two remote pods by name.
+    assert.deepEqual([...new Set(server.requests.map((r) => r.path))].sort(), [
+      "/api/v1/namespaces/shop/pods/cart-7d9f-q8",
+      "/api/v1/namespaces/shop/pods/cart-7d9f-x2",
+      "/api/v1/pods",
+      "/api/v1/services",
+      "/apis/discovery.k8s.io/v1/endpointslices",
+    ]);
+    for (const r of server.requests.filter((r) => r.path !== "/api/v1/pods")) {
+      assert.equal(r.params.get("fieldSelector"), null, "services are the cluster's");
+    }
+  } finally {
+    await stage.close();
   }
 });

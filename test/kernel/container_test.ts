@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { cgroupV2Mount } from "../../src/system/cgroup.ts";
 import { ContainerResolver, KernelCgroups } from "../../src/system/containers.ts";
 import { ROOT } from "../_run_command.ts";
-import { FakeApiServer, pod, running } from "../kubernetes/_api_server.ts";
+import { pod, running, startStandIn } from "../kubernetes/_api_server.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
 import { BASH, PROMPT, Tmux } from "./_tmux.ts";
@@ -249,20 +249,11 @@ kernelTest(
     const tag = `ebpf-test-${Deno.pid}-k8s`;
     const path = `/${tag}.slice/${tag}-pod7f3a.slice/cri-containerd-${id}.scope`;
     await using _cgroups = await testCgroups(mount, [path]);
-    const fixtures = `${ROOT}test/kubernetes`;
-    const server = new FakeApiServer(
-      await Deno.readTextFile(`${fixtures}/server.crt`),
-      await Deno.readTextFile(`${fixtures}/server.key`),
-    );
-    const dir = await Deno.makeTempDir({ prefix: "k8s-e2e-" });
-    try {
-      await Deno.writeTextFile(`${dir}/token`, "e2e-token\n");
-      server.tokens.add("e2e-token");
-      server.put(
-        pod("shop", "cart-7d9f-x2", "node-a", { containerStatuses: [running("app", id)] }),
-      );
-      server.start();
-      const pipeline = tempPipeline(`version: 1
+    await using standIn = await startStandIn([
+      pod("shop", "cart-7d9f-x2", "node-a", { containerStatuses: [running("app", id)] }),
+    ]);
+    const server = standIn.server;
+    const pipeline = tempPipeline(`version: 1
 probes:
   bash: { type: bash }
 transforms:
@@ -270,35 +261,31 @@ transforms:
     type: container
     inputs: [bash]
     kubernetes_api: ${server.url}
-    kubernetes_token_file: ${dir}/token
-    kubernetes_ca_file: ${fixtures}/ca.crt
+    kubernetes_token_file: ${standIn.tokenFile}
+    kubernetes_ca_file: ${standIn.caFile}
     node_name: node-a
 outputs:
   out: { type: stdout, inputs: [pods], format: json }
 `);
-      // What --explain derives for this pipeline beyond deno task run's own set.
-      await using collector = new Collector(["--pipeline", pipeline], [
-        `--allow-read=.,/etc/passwd,/bin/bash,/usr/bin/bash,${dir}/token,${fixtures}/ca.crt`,
-        `--allow-net=127.0.0.1:${server.port}`,
-      ]);
-      await using tmux = new Tmux();
-      const pid = await tmux.start("app", BASH);
-      await Deno.writeTextFile(`${mount}${path}/cgroup.procs`, String(pid));
-      await tmux.waitForScreen("app", PROMPT);
-      await collector.attached();
-      await collector.waitFor("the pod list", () => server.watching > 0, 10_000);
-      await tmux.type("app", "echo in-the-pod");
-      await collector.waitFor("the command", () => collector.stdout.includes("in-the-pod"));
-      await collector.stop();
+    // What --explain derives for this pipeline beyond deno task run's own set.
+    await using collector = new Collector(["--pipeline", pipeline], [
+      `--allow-read=.,/etc/passwd,/bin/bash,/usr/bin/bash,${standIn.tokenFile},${standIn.caFile}`,
+      `--allow-net=127.0.0.1:${server.port}`,
+    ]);
+    await using tmux = new Tmux();
+    const pid = await tmux.start("app", BASH);
+    await Deno.writeTextFile(`${mount}${path}/cgroup.procs`, String(pid));
+    await tmux.waitForScreen("app", PROMPT);
+    await collector.attached();
+    await collector.waitFor("the pod list", () => server.watching > 0, 10_000);
+    await tmux.type("app", "echo in-the-pod");
+    await collector.waitFor("the command", () => collector.stdout.includes("in-the-pod"));
+    await collector.stop();
 
-      const [r] = collector.records().filter((r) => r.fields.cmd === "echo in-the-pod");
-      assert.deepEqual(
-        [r.tags.container_id, r.tags.k8s_namespace, r.tags.k8s_pod, r.tags.k8s_container],
-        [id, "shop", "cart-7d9f-x2", "app"],
-      );
-    } finally {
-      await server.stop();
-      await Deno.remove(dir, { recursive: true });
-    }
+    const [r] = collector.records().filter((r) => r.fields.cmd === "echo in-the-pod");
+    assert.deepEqual(
+      [r.tags.container_id, r.tags.k8s_namespace, r.tags.k8s_pod, r.tags.k8s_container],
+      [id, "shop", "cart-7d9f-x2", "app"],
+    );
   },
 );
