@@ -245,6 +245,11 @@ static __always_inline int on_kfree_skb(struct sk_buff *skb, enum skb_drop_reaso
 	}
 	/* The socket the packet was for (at receive), or the one that sent it. */
 	sk = rx_sk ? rx_sk : skb->sk;
+	/* Pods share addresses (each has a loopback and a 10.x): the namespace keeps them apart. */
+	if (skb->dev)
+		k.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	else if (sk)
+		k.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (sk && full_sock(sk)) {
 		k.cgroup_id = BPF_CORE_READ(sk, sk_cgrp_data.cgroup, kn, id);
 		owner = bpf_sk_storage_get(&owners, sk, 0, 0);

@@ -37,6 +37,8 @@ struct drop_key {
 	__u16 remote_port;
 	__u8 local_addr[16];
 	__u8 remote_addr[16];
+	__u32 netns; /* the network namespace's inode: the device's, else the socket's; 0: unknown */
+	__u32 _pad;
 };
 
 /* What was dropped of one key (summed with atomic adds: one entry, every CPU). */
@@ -46,7 +48,7 @@ struct drop_counts {
 	char comm[NETDROP_COMM_LEN]; /* the socket owner's process name ("" unknown) */
 };
 
-_Static_assert(sizeof(struct drop_key) == 56, "update DROP_KEY_SIZE in src/probes/netdrop_event.ts");
+_Static_assert(sizeof(struct drop_key) == 64, "update DROP_KEY_SIZE in src/probes/netdrop_event.ts");
 _Static_assert(sizeof(struct drop_counts) == 32,
 	       "update DROP_COUNTS_SIZE in src/probes/netdrop_event.ts");
 

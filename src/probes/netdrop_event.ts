@@ -11,7 +11,7 @@ import { AF_INET, AF_INET6, DecodeError, formatAddress } from "./netflow_event.t
 export { DecodeError };
 
 /** `struct drop_key`: one kind of drop, as the kernel keys it. */
-export const DROP_KEY = cStruct("drop_key", 56, {
+export const DROP_KEY = cStruct("drop_key", 64, {
   reason: [0, 4],
   pid: [4, 4],
   cgroup_id: [8, 8],
@@ -23,6 +23,8 @@ export const DROP_KEY = cStruct("drop_key", 56, {
   remote_port: [22, 2],
   local_addr: [24, 16],
   remote_addr: [40, 16],
+  netns: [56, 4],
+  _pad: [60, 4],
 });
 
 /** `struct drop_counts`: what was dropped of one key. */
@@ -75,6 +77,8 @@ export interface DropKey {
   pid: number;
   /** The socket's cgroup v2 id; 0n: no socket. */
   cgroupId: bigint;
+  /** The network namespace's inode (the device's, else the socket's); 0: unknown. */
+  netns: number;
   direction: (typeof DROP_DIRECTIONS)[number];
   /** Absent: the packet had no network header (an early drop) or was not IP. */
   packet?: {
@@ -108,6 +112,7 @@ export function decodeDropKey(bytes: Uint8Array): DropKey {
     reason: view.getUint32(L.reason, true),
     pid: view.getUint32(L.pid, true),
     cgroupId: view.getBigUint64(L.cgroup_id, true),
+    netns: view.getUint32(L.netns, true),
     direction,
   };
   const family = bytes[L.family];
@@ -197,6 +202,7 @@ export function dropRecord(
   const fields: Record["fields"] = { packets: counts.packets, bytes: counts.bytes };
   if (key) {
     tags.direction = key.direction;
+    if (key.netns) tags.netns = String(key.netns);
     const p = key.packet;
     if (p) {
       tags.family = p.family;

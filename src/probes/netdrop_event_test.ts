@@ -18,6 +18,7 @@ interface KeyFixture {
   reason: number;
   pid?: number;
   cgroupId?: bigint;
+  netns?: number;
   family?: number;
   transport?: number;
   direction: number;
@@ -36,6 +37,7 @@ function keyBytes(f: KeyFixture): Uint8Array<ArrayBuffer> {
   view.setUint32(L.reason, f.reason, true);
   view.setUint32(L.pid, f.pid ?? 0, true);
   view.setBigUint64(L.cgroup_id, f.cgroupId ?? 0n, true);
+  view.setUint32(L.netns, f.netns ?? 0, true);
   bytes[L.family] = f.family ?? 0;
   bytes[L.transport] = f.transport ?? 0;
   bytes[L.direction] = f.direction;
@@ -60,6 +62,7 @@ Deno.test("netdrop: a TCP drop at receive reads as netflow names it (src is this
     reason: 3,
     pid: 4242,
     cgroupId: 77n,
+    netns: 4026531840,
     family: 2,
     transport: 6,
     direction: 1,
@@ -82,6 +85,7 @@ Deno.test("netdrop: a TCP drop at receive reads as netflow names it (src is this
       source: "netdrop",
       reason: "NO_SOCKET",
       direction: "ingress",
+      netns: "4026531840",
       family: "IPv4",
       transport: "tcp",
       src_ip: "127.0.0.1",

@@ -239,6 +239,18 @@ print(os.getpid())
       const on = { transport: "udp", src_port: String(port), dst_ip: "127.0.0.1" };
       assert.equal(packets(drops, { ...on, reason: "NETFILTER_DROP", direction: "ingress" }), 30);
       assert.equal(packets(drops, on), 30);
+      // The namespace's inode, which keeps its addresses apart from the host's.
+      const netns = await run("ip", [
+        "netns",
+        "exec",
+        ns,
+        "stat",
+        "-L",
+        "-c",
+        "%i",
+        "/proc/self/ns/net",
+      ]);
+      assert.equal(packets(drops, { ...on, netns: netns.trim() }), 30);
       const bytes = drops.filter((d) => d.tags.src_port === String(port))
         .reduce((n, d) => n + Number(d.fields.bytes), 0);
       assert.equal(bytes, 30 * (20 + 8 + 100), "bytes from the IP header on");
