@@ -29,14 +29,6 @@ const volatile struct bash_settings settings = {};
 
 BTF_ANCHOR(bash, enum bash_event_kind *kind, struct bash_process_event *process)
 
-/* tgid -> the command it belongs to: a command's bash while it runs, and its processes. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct command_ref);
-} commands SEC(".maps");
-
 /* An interactive bash's tgid -> its command under way (boot_ns 0: between commands). */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

@@ -19,15 +19,7 @@ enum bash_event_kind {
 	BASH_EXIT = 4, /* a process of the command exited */
 };
 
-/*
- * A command: the bash that read it and when readline returned its first line. The pair is its
- * id (`cmd_id`), unique across restarts of the collector and, practically, reboots.
- */
-struct command_ref {
-	__u64 boot_ns;
-	__u32 shell_pid;
-	__u32 _pad;
-};
+#include "commands.h" /* struct command_ref, the commands map */
 
 /* The first 24 bytes of every event. */
 struct bash_event_head {

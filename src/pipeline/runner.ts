@@ -11,6 +11,7 @@ import type { Clock } from "./clock.ts";
 import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import type { StageNode } from "./pipeline.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
+import { SharedMaps } from "./shared_maps.ts";
 import {
   type FlushReason,
   type Pushdown,
@@ -27,6 +28,8 @@ export interface RuntimeEnv {
   clock: Clock;
   /** What stages may know of the host: this one's, a recording's; none by default (tests). */
   hostFacts?: HostFacts;
+  /** The kernel maps probes share; one registry per running pipeline. */
+  sharedMaps?: SharedMaps;
 }
 
 /** Sees a probe's records: `side` for those sent with `ctx.emitSide` (`--record` keeps both). */
@@ -130,6 +133,7 @@ export class Runner {
 
   context(): StageContext {
     const { counters, log, clock, host, hostFacts = OFFLINE_HOST_FACTS } = this.#env;
+    const sharedMaps = this.#env.sharedMaps ??= new SharedMaps();
     const labels = this.#labels;
     const name = this.node.name;
     return {
@@ -139,6 +143,7 @@ export class Runner {
       hostFacts,
       pushdown: withPortRange(this.facts.pushdown, hostFacts, (p) => log.warn(`${name}: ${p}`)),
       inputSpanMs: this.facts.inputSpanMs,
+      sharedMaps,
       log,
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),

@@ -35,6 +35,7 @@ import {
   decodeBashEvent,
   DecodeError,
 } from "./bash_event.ts";
+import { COMMANDS_MAP } from "./commands.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 
 /** Options of a `bash` probe. */
@@ -159,6 +160,8 @@ export const bashProbe: StageDef<BashConfig> = {
   // Linux 6.6 needs it, on kernels with the 2025 backport (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON"],
   bpfObject: "bash",
+  // pid -> the typed command (bpf/commands.h): netflow and dns stamp cmd_id from it.
+  provides: [COMMANDS_MAP],
   hostPaths: { binary: "/host/usr/bin/bash" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS],
@@ -362,6 +365,8 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
       onBatchEnd: () => recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(),
     }));
     const reading = startReading(ring, obj.map("drops"), ctx);
+    const commandsFd = obj.map(COMMANDS_MAP).fd;
+    ctx.sharedMaps.provide(COMMANDS_MAP, commandsFd);
 
     return {
       attached: links.map((l) => l.description),
@@ -372,6 +377,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
         else ring.drain();
       },
       async close() {
+        ctx.sharedMaps.withdraw(COMMANDS_MAP, commandsFd);
         await reading.stop();
         stack.dispose();
       },

@@ -4,6 +4,7 @@
  * the compiled object's BTF, so the two cannot drift.
  */
 import type { Record } from "../record.ts";
+import { commandId } from "./commands.ts";
 import { cEnum, cStruct } from "./layout.ts";
 
 /** Bytes of command text the kernel captures (BASH_CMD_MAX). */
@@ -46,12 +47,7 @@ export const BASH_PROCESS_EVENT = cStruct("bash_process_event", 48, {
   comm: [32, 16],
 });
 
-/** `struct command_ref` (bpf/bash.h): the value of the `commands` and `shells` maps. */
-export const COMMAND_REF = cStruct("command_ref", 16, {
-  boot_ns: [0, 8],
-  shell_pid: [8, 4],
-  _pad: [12, 4],
-});
+export { COMMAND_REF } from "./commands.ts"; // the layout test compares it with this BTF
 
 /** `struct bash_settings` (bpf/bash.h): the `settings` rodata written before load. */
 export const BASH_SETTINGS = cStruct("bash_settings", 24, {
@@ -158,14 +154,6 @@ function decodeLine(view: DataView, offset: number, length: number): BashEvent {
     cmdLen: view.getUint32(offset + L.cmd_len, true),
     cmd: new Uint8Array(view.buffer, view.byteOffset + offset + L.cmd, cmdBytes),
   };
-}
-
-/**
- * A command's id, `<bash pid>-<boot ns when readline returned its first line>`: the same
- * string wherever it is made from the kernel's pair (the `bash` and `bash_activity` records).
- */
-export function commandId(shellPid: number, cmdBootNs: bigint): string {
-  return `${shellPid}-${cmdBootNs}`;
 }
 
 /**
