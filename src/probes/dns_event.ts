@@ -6,6 +6,7 @@
  * enums against the object's BTF.
  */
 import { COMM_LEN, decodeCommOf } from "./comm.ts";
+import { COMMAND_REF, decodeCommandRef } from "./commands.ts";
 import { cEnum, cStruct, indexEnum } from "./layout.ts";
 import { formatAddress } from "./netflow_event.ts";
 import type { DnsSegment } from "./dns_messages.ts";
@@ -17,7 +18,7 @@ export const DNS_NAME_MAX = 254;
 export const DNS_LIMIT = cEnum("dns_limit", { DNS_NAME_MAX });
 
 /** `struct dns_event`: a message's header, then its payload. */
-export const DNS_EVENT = cStruct("dns_event", 4184, {
+export const DNS_EVENT = cStruct("dns_event", 4200, {
   kind: [0, 1],
   family: [1, 1],
   transport: [2, 1],
@@ -34,7 +35,9 @@ export const DNS_EVENT = cStruct("dns_event", 4184, {
   local_addr: [36, 16],
   remote_addr: [52, 16],
   comm: [68, COMM_LEN],
-  payload: [84, DNS_PAYLOAD_MAX],
+  _pad1: [84, 4],
+  cmd: [88, COMMAND_REF],
+  payload: [104, DNS_PAYLOAD_MAX],
 });
 export const DNS_EVENT_HEADER = DNS_EVENT.offsets.payload;
 
@@ -47,7 +50,7 @@ export const DNS_EVENT_KIND = cEnum("dns_event_kind", {
 });
 
 /** `struct dns_flow_key`: one row's tags. */
-export const DNS_FLOW_KEY = cStruct("dns_flow_key", 80, {
+export const DNS_FLOW_KEY = cStruct("dns_flow_key", 96, {
   name_hash: [0, 8],
   cgroup_id: [8, 8],
   pid: [16, 4],
@@ -62,6 +65,7 @@ export const DNS_FLOW_KEY = cStruct("dns_flow_key", 80, {
   local_addr: [32, 16],
   remote_addr: [48, 16],
   comm: [64, COMM_LEN],
+  cmd: [80, COMMAND_REF],
 });
 
 /** `struct dns_flow_stats`: a row's sums. */
@@ -73,11 +77,11 @@ export const DNS_FLOW_STATS = cStruct("dns_flow_stats", 32, {
 });
 
 /** `struct dns_row_event`: a kind byte, then a key and its stats. */
-export const DNS_ROW_EVENT = cStruct("dns_row_event", 120, {
+export const DNS_ROW_EVENT = cStruct("dns_row_event", 136, {
   kind: [0, 1],
   _pad: [1, 7],
   key: [8, DNS_FLOW_KEY],
-  stats: [88, DNS_FLOW_STATS],
+  stats: [104, DNS_FLOW_STATS],
 });
 
 /** `struct dns_pending_key`: a query awaiting its response. */
@@ -96,12 +100,13 @@ export const DNS_PENDING_KEY = cStruct("dns_pending_key", 56, {
 });
 
 /** `struct dns_pending`. */
-export const DNS_PENDING = cStruct("dns_pending", 40, {
+export const DNS_PENDING = cStruct("dns_pending", 56, {
   first_ns: [0, 8],
   cgroup_id: [8, 8],
   pid: [16, 4],
   retransmits: [20, 4],
   comm: [24, COMM_LEN],
+  cmd: [40, COMMAND_REF],
 });
 
 /** `struct dns_name`: the name in wire form as the message spells it, then its length. */
@@ -214,6 +219,8 @@ export function decodeDnsEvent(
     comm: decodeCommOf(pid, bytes, L.comm),
     payload: bytes.slice(L.payload, L.payload + captured),
   };
+  const cmdId = decodeCommandRef(view, offset + L.cmd);
+  if (cmdId) segment.cmdId = cmdId;
   // The whole length, so TCP framing stays in step when the kernel copied only the start.
   if (cut) segment.payloadLength = payloadLen;
   return { segment, cut, answersOnly: kind === DNS_EVENT_ANSWERS };
@@ -237,6 +244,8 @@ export interface DnsRowKey {
   remoteIp: string;
   remotePort: number;
   comm: string;
+  /** The asking process's typed command, when in one. */
+  cmdId?: string;
 }
 
 /** A row's sums (`struct dns_flow_stats`). */
@@ -273,7 +282,14 @@ export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
     remoteIp: formatAddress(key, ipv4, L.remote_addr),
     remotePort: view.getUint16(L.remote_port, true),
     comm: decodeCommOf(pid, key, L.comm),
+    ...commandOf(view, L.cmd),
   };
+}
+
+/** `{cmdId}` of the `struct command_ref` at `offset`, or {} when it names no command. */
+function commandOf(view: DataView, offset: number): { cmdId?: string } {
+  const cmdId = decodeCommandRef(view, offset);
+  return cmdId ? { cmdId } : {};
 }
 
 /** Decodes a `struct dns_flow_stats` at `offset` of `bytes`. */
@@ -322,6 +338,7 @@ export interface DnsPendingQuery {
   pid: number;
   retransmits: number;
   comm: string;
+  cmdId?: string;
 }
 
 /** Decodes a pending query from its `struct dns_pending_key` and `struct dns_pending`. */
@@ -349,6 +366,7 @@ export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQue
     pid,
     retransmits: v.getUint32(V.retransmits, true),
     comm: decodeCommOf(pid, value, V.comm),
+    ...commandOf(v, V.cmd),
   };
 }
 

@@ -11,7 +11,7 @@ import {
 
 // Offsets written out from `struct dns_event` in bpf/dns.h, not taken from DNS_EVENT.offsets,
 // so a wrong layout constant fails here.
-const HEADER = 84;
+const HEADER = 104;
 
 /** A ring-like view: 0xAA everywhere, one UDP IPv4 client event at `at` with `payload`. */
 function event(at: number, payload: Uint8Array, payloadLen = payload.length, kind = 1): DataView {
@@ -29,6 +29,8 @@ function event(at: number, payload: Uint8Array, payloadLen = payload.length, kin
   bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 5], at + 36);
   bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], at + 52);
   bytes.set([...new TextEncoder().encode("dig"), 0], at + 68);
+  view.setBigUint64(at + 88, 0x8000_0000_0000_0009n, true); // cmd: its first line's boot ns
+  view.setUint32(at + 96, 3100, true); // and its bash's pid
   bytes.set(payload, at + HEADER);
   return view;
 }
@@ -56,6 +58,7 @@ Deno.test("decodeDnsEvent() reads every header field, the cgroup id included, at
     pid: 4242,
     cgroupId: 0x8000_0000_0000_0042n, // all 64 unsigned bits
     comm: "dig",
+    cmdId: "3100-9223372036854775817",
     payload,
   });
 });
@@ -79,9 +82,9 @@ Deno.test("decodeDnsEvent() tells a message sent for its answers only, and refus
   assert.throws(() => decodeDnsEvent(event(0, new Uint8Array(0), 0, 9), 0, HEADER), /kind 9/);
 });
 
-/** A `struct dns_row_event` as bpf/dns.h lays it out: kind, 7 pad, key (80), stats (32). */
+/** A `struct dns_row_event` as bpf/dns.h lays it out: kind, 7 pad, key (96), stats (32). */
 function rowEvent(): DataView {
-  const bytes = new Uint8Array(120);
+  const bytes = new Uint8Array(136);
   const view = new DataView(bytes.buffer);
   bytes[0] = 3;
   const k = 8;
@@ -96,7 +99,9 @@ function rowEvent(): DataView {
   bytes[k + 32 + 15] = 1; // ::1
   bytes.set([0x20, 0x01, 0x0d, 0xb8], k + 48); // 2001:db8::
   bytes.set(new TextEncoder().encode("curl"), k + 64);
-  const s = 88;
+  view.setBigUint64(k + 80, 12n, true); // cmd boot_ns
+  view.setUint32(k + 88, 3100, true); // cmd shell_pid
+  const s = 104;
   view.setBigUint64(s, 3n, true);
   view.setBigUint64(s + 8, 300n, true);
   view.setBigUint64(s + 16, 150n, true);
@@ -105,7 +110,7 @@ function rowEvent(): DataView {
 }
 
 Deno.test("decodeRowEvent() reads a kernel row's key and sums", () => {
-  assert.deepEqual(decodeRowEvent(rowEvent(), 0, 120), {
+  assert.deepEqual(decodeRowEvent(rowEvent(), 0, 136), {
     key: {
       nameHash: 0x1234_5678_9abc_def0n,
       cgroupId: 77n,
@@ -121,10 +126,11 @@ Deno.test("decodeRowEvent() reads a kernel row's key and sums", () => {
       remoteIp: "2001:db8::",
       remotePort: 53,
       comm: "curl",
+      cmdId: "3100-12",
     },
     stats: { count: 3n, latencySum: 300n, latencyMax: 150n, retransmits: 1n },
   });
-  assert.throws(() => decodeRowEvent(rowEvent(), 0, 119), DnsDecodeError);
+  assert.throws(() => decodeRowEvent(rowEvent(), 0, 135), DnsDecodeError);
 });
 
 Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
@@ -146,7 +152,7 @@ Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
   );
   assert.equal(key.length, 56);
   assert.equal(new DataView(key.buffer).getUint16(8, true), 0xbeef); // id
-  const value = new Uint8Array(40);
+  const value = new Uint8Array(56); // cmd (40..56) zero: in no command
   const v = new DataView(value.buffer);
   v.setBigUint64(0, 5n, true);
   v.setBigUint64(8, 6n, true);

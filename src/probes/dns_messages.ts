@@ -39,6 +39,7 @@ export interface DnsSegment {
   comm: string;
   /** The local socket's cgroup v2 id (0 or absent: unknown), for the `container` transform. */
   cgroupId?: bigint;
+  cmdId?: string; // the asking process's typed command (bpf/commands.h), when in one
   /** UDP: one DNS message; TCP: a segment of the 2-byte-length-prefixed stream. */
   payload: Uint8Array;
   /**
@@ -62,6 +63,7 @@ export interface DnsRequest extends
     | "pid"
     | "comm"
     | "cgroupId"
+    | "cmdId"
   > {
   /** The question name, lower case, no trailing dot ("" for the root). */
   name: string;
@@ -87,6 +89,7 @@ export interface ClaimedQuery {
   comm: string;
   cgroupId: bigint;
   retransmits: number;
+  cmdId?: string;
 }
 
 /**
@@ -826,6 +829,7 @@ function request(
   if (latencyNs !== undefined) r.latencyNs = latencyNs;
   const cgroupId = q.cgroupId || end.cgroupId;
   if (cgroupId) r.cgroupId = cgroupId;
+  if (known.cmdId) r.cmdId = known.cmdId;
   return r;
 }
 

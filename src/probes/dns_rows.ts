@@ -46,6 +46,7 @@ export function rowOfRequest(r: DnsRequest): DnsRow {
     rcode: r.rcode,
     truncated: r.truncated,
     cgroupId: r.cgroupId,
+    ...(r.cmdId ? { cmdId: r.cmdId } : {}),
     count: 1n,
     latencySum: latency,
     latencyMax: latency,
@@ -56,7 +57,7 @@ export function rowOfRequest(r: DnsRequest): DnsRow {
 function identity(t: DnsRowTags): string {
   return `${t.side}|${t.transport}|${t.family}|${t.localIp}|${t.localPort}|${t.remoteIp}|${t.remotePort}|${t.pid}|${t.comm}|${t.qtype}|${t.rcode}|${t.truncated}|${
     t.cgroupId ?? 0n
-  }|${t.name}`;
+  }|${t.cmdId ?? ""}|${t.name}`;
 }
 
 /** Rows summed since the last {@linkcode take}. */
@@ -127,5 +128,6 @@ export function dnsflowRecord(r: DnsRow | DnsRequest, host: string, timeNs: bigi
   }
   fields.retransmits = row.retransmits;
   if (row.cgroupId) fields.cgroup_id = row.cgroupId;
+  if (row.cmdId) fields.cmd_id = row.cmdId; // a field, not a tag: no series per command
   return { measurement: "dnsflow", tags, fields, time: timeNs };
 }
