@@ -184,9 +184,7 @@ export const bashProbe: StageDef<BashConfig> = {
         (end.exitValueAddr ? ", $? from last_command_exit_value" : ", no $? (exit_code -1)");
     },
   }],
-  describe:
-    "Commands typed into interactive bash shells (uretprobe on readline), each with its cmd_id; " +
-    "what each command's processes do goes to command_activity.",
+  describe: "Commands typed into interactive bash shells (uretprobe on readline), with cmd_id.",
   schema: {
     binary: {
       type: "string",

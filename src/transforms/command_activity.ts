@@ -15,12 +15,13 @@
  * - The bash probe's side records (`bash_process`: `event` end, fork, exec, exit) end it
  *   (`exit_code`: bash's `$?`; `duration`: from its first line to bash reading the next) and
  *   count its processes (`processes`, started) and programs (`programs`, distinct names).
- * - `netflow` and `dnsflow` records count to the command their `cmd_id` field names, or else
- *   to the command the process `pid` belonged to at the time (the bash probe told which pid
- *   was whose; a pid keeps its command for `grace` after it exited): `bytes_read`,
- *   `bytes_written`, `connections` (TCP handshakes), `connect_failures` (the netflow
- *   `tcp_connect_*` fields), `dns_queries` (outgoing requests) and `domains` (names looked
- *   up or connected to).
+ * - `netflow` and `dnsflow` records count to the command their `cmd_id` field names (the
+ *   kernel stamps it from the bash probe's shared map: processes bash forks for a command
+ *   inherit it; PROMPT_COMMAND and completion belong to none): `bytes_read`, `bytes_written`,
+ *   `connections` (TCP handshakes), `connect_failures` (the netflow `tcp_connect_*` fields),
+ *   `dns_queries` (outgoing requests) and `domains` (names looked up or connected to). One
+ *   that names a command already reported final, or never seen, is counted as
+ *   `activity_unmatched` (raise `grace` when it grows).
  *
  * A command is reported `grace` after it ended (flows arrive up to a poll later), with
  * `final: true`, or `final: false` when processes of it still run (`sleep 100 &`, a daemon):
@@ -156,6 +157,10 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
     counter: "commands_dropped",
     what: "commands not reported",
     why: "more commands at once than max_commands",
+  }, {
+    counter: "activity_unmatched",
+    what: "flow or DNS records not joined",
+    why: "their command was reported before they came: raise grace",
   }],
   build(config, ctx): Stage {
     // A flow record sums a poll: its process may have exited that long before it came.
@@ -163,9 +168,8 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
     const every = BigInt(config.every) * NS_PER_MS;
     const maxAge = BigInt(config.max_age) * NS_PER_MS;
     const commands = new Map<string, Command>();
-    /** pid -> its command; `untilNs` once it exited (or the bash's command ended). */
-    const pids = new Map<string, { id: string; untilNs?: bigint }>();
     const dropped = ctx.counters.handle("commands_dropped");
+    const unmatched = ctx.counters.handle("activity_unmatched");
     const gauge = () => ctx.counters.set("commands_tracked", commands.size);
     gauge();
 
@@ -190,15 +194,13 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
       return c;
     };
 
-    /** The command a flow record counts to. */
+    /** The command a flow record counts to: the one its cmd_id names, if still held. */
     const commandOfFlow = (record: Record): Command | undefined => {
       const id = record.fields.cmd_id;
-      if (typeof id === "string") return commands.get(id);
-      const owner = pids.get(record.tags.pid ?? "");
-      if (!owner || (owner.untilNs !== undefined && record.time > owner.untilNs + grace)) {
-        return undefined;
-      }
-      return commands.get(owner.id);
+      if (typeof id !== "string") return undefined; // in no typed command
+      const c = commands.get(id);
+      if (!c) unmatched.inc();
+      return c;
     };
 
     /** Each bash's latest command: a bash without parse_command ends one when the next begins. */
@@ -225,8 +227,6 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
           if (record.tags[key] !== undefined) c.tags[key] = record.tags[key];
         }
         c.startNs = record.time < c.startNs ? record.time : c.startNs;
-        // The bash runs builtins itself (`exec 3<>/dev/tcp/...`): its pid is the command's.
-        if (c.endNs === undefined) pids.set(c.pid, { id });
       }
     };
 
@@ -282,15 +282,11 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
     const forget = (c: Command) => {
       commands.delete(c.id);
       if (c.pid !== undefined && latest.get(c.pid) === c) latest.delete(c.pid);
-      for (const [pid, owner] of pids) if (owner.id === c.id) pids.delete(pid);
       gauge();
     };
 
     /** Reports what is due at `nowNs`. */
     const tick = (nowNs: bigint) => {
-      for (const [pid, owner] of pids) {
-        if (owner.untilNs !== undefined && owner.untilNs + grace < nowNs) pids.delete(pid);
-      }
       for (const c of [...commands.values()]) {
         if (nowNs - c.startNs >= maxAge) {
           report(c, nowNs, true);
@@ -325,23 +321,18 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
           case "fork":
             c.activity.processes++;
             c.live.add(pid);
-            pids.set(pid, { id });
             break;
           case "exec":
             addName(c.activity.programs, record.fields.program);
             break;
           case "exit": {
             c.live.delete(pid);
-            const owner = pids.get(pid);
-            if (owner?.id === id) owner.untilNs = record.time;
             if (c.live.size === 0) c.quietSinceNs = record.time;
             break;
           }
           case "end": {
             c.endNs = record.time;
             c.exitCode = int(record.fields.exit_code);
-            const owner = pids.get(pid);
-            if (owner?.id === id) owner.untilNs = record.time;
             if (c.live.size === 0) c.quietSinceNs = record.time;
             break;
           }
@@ -358,7 +349,6 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
       close() {
         timer.cancel();
         commands.clear();
-        pids.clear();
         latest.clear();
       },
     };

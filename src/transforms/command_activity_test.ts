@@ -30,11 +30,17 @@ function event(
   };
 }
 
-function flow(pid: string, time: bigint, fields: Record["fields"], domain = ""): Record {
+/** A netflow record; `cmdId`: the command the kernel stamped (undefined: none). */
+function flow(
+  cmdId: string | undefined,
+  time: bigint,
+  fields: Record["fields"],
+  domain = "",
+): Record {
   return {
     measurement: "netflow",
-    tags: { host: "test-host", source: "netflow", pid, direction: "outgoing", dst_domain: domain },
-    fields,
+    tags: { host: "test-host", source: "netflow", direction: "outgoing", dst_domain: domain },
+    fields: cmdId === undefined ? fields : { ...fields, cmd_id: cmdId },
     time,
   };
 }
@@ -50,13 +56,20 @@ Deno.test("command_activity reports a command once it ended and its grace passed
     stage.side!("events_from", event(id, "fork", pid, T + 1n));
     stage.side!("events_from", event(id, "exec", pid, T + 2n, { program }));
   }
-  stage.push(flow("101", T + S, { bytes_read: 10n, bytes_written: 20n, tcp_established: 1n }));
+  stage.push(flow(id, T + S, { bytes_read: 10n, bytes_written: 20n, tcp_established: 1n }));
   for (const pid of ["101", "102", "103"]) {
     stage.side!("events_from", event(id, "exit", pid, T + S, { exit_code: 0n }));
   }
   stage.side!("events_from", event(id, "end", "100", T + 2n * S, { exit_code: 3n }));
   // A flow of an exited process, polled later: still the command's within the grace.
-  stage.push(flow("102", T + 4n * S, { bytes_read: 1n, bytes_written: 2n }, "example.com"));
+  stage.push(flow(id, T + 4n * S, { bytes_read: 1n, bytes_written: 2n }, "example.com"));
+  stage.push({
+    measurement: "dnsflow",
+    tags: { host: "test-host", direction: "outgoing", dst_domain: "example.com" },
+    fields: { count: 2n, cmd_id: id },
+    time: T + 4n * S,
+  });
+  stage.push(flow(undefined, T + 4n * S, { bytes_read: 1000n, bytes_written: 0n })); // no command
   clock.advance(T + 6n * S);
   assert.equal(emitted.length, 0, "not before the grace passed");
   clock.advance(T + 8n * S);
@@ -83,7 +96,7 @@ Deno.test("command_activity reports a command once it ended and its grace passed
     bytes_written: 22n,
     connections: 1n,
     connect_failures: 0n,
-    dns_queries: 0n,
+    dns_queries: 2n,
     domains: "example.com",
   });
 });
@@ -94,8 +107,8 @@ Deno.test("command_activity joins PS2 lines and leaves other commands' traffic a
   stage.push(line("100-1", "true; done", T + 1n));
   stage.push(line("200-5", "sleep 1", T, "200"));
   stage.side!("events_from", event("200-5", "fork", "201", T + 2n));
-  stage.push(flow("201", T + 3n, { bytes_read: 5n, bytes_written: 0n }));
-  stage.push(flow("999", T + 3n, { bytes_read: 7n, bytes_written: 0n })); // no command's
+  stage.push(flow("200-5", T + 3n, { bytes_read: 5n, bytes_written: 0n }));
+  stage.push(flow(undefined, T + 3n, { bytes_read: 7n, bytes_written: 0n })); // no command's
   stage.side!("events_from", event("100-1", "end", "100", T + S, { exit_code: 0n }));
   stage.side!("events_from", event("200-5", "exit", "201", T + S, { exit_code: 0n }));
   stage.side!("events_from", event("200-5", "end", "200", T + S, { exit_code: 0n }));
@@ -113,13 +126,13 @@ Deno.test("command_activity: a background job reports deltas until its last proc
   stage.push(line(id, "sleep 100 &", T));
   stage.side!("events_from", event(id, "fork", "101", T + 1n));
   stage.side!("events_from", event(id, "end", "100", T + 2n, { exit_code: 0n }));
-  stage.push(flow("101", T + S / 2n, { bytes_read: 0n, bytes_written: 100n }));
+  stage.push(flow(id, T + S / 2n, { bytes_read: 0n, bytes_written: 100n }));
   clock.advance(T + 2n * S);
   assert.equal(emitted.length, 1);
   assert.equal(emitted[0].fields.final, false);
   assert.equal(emitted[0].fields.bytes_written, 100n);
   assert.equal(emitted[0].fields.exit_code, 0n);
-  stage.push(flow("101", T + 5n * S, { bytes_read: 0n, bytes_written: 50n }));
+  stage.push(flow(id, T + 5n * S, { bytes_read: 0n, bytes_written: 50n }));
   clock.advance(T + 13n * S);
   assert.equal(emitted.length, 2);
   assert.equal(emitted[1].fields.final, false);
@@ -134,15 +147,20 @@ Deno.test("command_activity: a background job reports deltas until its last proc
 });
 
 Deno.test("command_activity gives up on a command after max_age", async () => {
-  const { stage, emitted, clock } = await build({ grace: "1s", every: "10s", max_age: "30s" });
+  const { stage, emitted, clock, counters } = await build({
+    grace: "1s",
+    every: "10s",
+    max_age: "30s",
+  });
   stage.push(line("100-9", "nohup daemon", T));
   stage.side!("events_from", event("100-9", "fork", "101", T + 1n));
   stage.side!("events_from", event("100-9", "end", "100", T + 2n, { exit_code: 0n }));
   clock.advance(T + 40n * S);
   assert.equal(emitted.at(-1)?.fields.final, true);
-  stage.push(flow("101", T + 41n * S, { bytes_read: 0n, bytes_written: 1n }));
+  stage.push(flow("100-9", T + 41n * S, { bytes_read: 0n, bytes_written: 1n }));
   clock.advance(T + 80n * S);
   assert.equal(emitted.filter((r) => r.fields.final === true).length, 1, "reported final once");
+  assert.equal(counters.get("activity_unmatched", { stage: "command_activity" }), 1n);
 });
 
 Deno.test("command_activity: without end events a command ends when the next begins", async () => {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
-import { BASH, PROMPT, rootShell, Tmux } from "./_tmux.ts";
+import { PROMPT, rootShell, Tmux } from "./_tmux.ts";
 
 const NEEDS = { objects: ["bash"], tools: ["tmux"] };
 
