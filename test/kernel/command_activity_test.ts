@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
+import { freePort } from "./_netflow.ts";
 import { PROMPT, rootShell, Tmux } from "./_tmux.ts";
 
 const NEEDS = { objects: ["bash"], tools: ["tmux"] };
@@ -100,6 +101,168 @@ kernelTest(
       ),
     );
     assert.equal(ids.size, cases.length + 1, "one cmd_id a command");
+    assert.equal((await collector.stop()).code, 0);
+  },
+);
+
+/** dnsmasq on 127.0.0.1:`port` answering a.test; stopped on dispose. */
+async function startDnsmasq(port: number): Promise<AsyncDisposable> {
+  const child = new Deno.Command("dnsmasq", {
+    args: [
+      "--no-daemon",
+      "--no-resolv",
+      "--no-hosts",
+      `--port=${port}`,
+      "--listen-address=127.0.0.1",
+      "--bind-interfaces",
+      "--user=root",
+      "--pid-file=",
+      "--address=/a.test/127.0.0.7",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0; i < 50; i++) {
+    const out = await new Deno.Command("dig", {
+      args: ["@127.0.0.1", "-p", String(port), "a.test", "+short", "+tries=1", "+time=1"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (new TextDecoder().decode(out.stdout).includes("127.0.0.7")) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    async [Symbol.asyncDispose]() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+/** A TCP server on loopback that reads every connection to its end; how many bytes it read. */
+function sink(): { port: number; bytes: () => number } & AsyncDisposable {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let total = 0;
+  const serving = (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        const buf = new Uint8Array(65536);
+        for (;;) {
+          const n = await conn.read(buf).catch(() => null);
+          if (n === null) break;
+          total += n;
+        }
+        conn.close();
+      })();
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    bytes: () => total,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+    },
+  };
+}
+
+/** A python3 one-liner that connects to `port` and sends `n` bytes. */
+function sendCommand(port: number, n: number, tag: string): string {
+  return `: ${tag}; /usr/bin/python3 -c 'import socket; s = socket.create_connection(("127.0.0.1", ${port})); s.sendall(b"x" * ${n}); s.close()'`;
+}
+
+kernelTest(
+  "bash_activity: a command's bytes, connection and DNS query, none of another shell's or a PROMPT_COMMAND's",
+  { objects: ["bash", "netflow", "dns"], tools: ["tmux", "dnsmasq", "dig", "curl"] },
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using server = sink();
+    const dnsPort = freePort();
+    await using _dnsmasq = await startDnsmasq(dnsPort);
+    await using tmux = new Tmux();
+    await rootShell(tmux);
+    await tmux.start("other", ["bash", "--norc", "--noprofile"]);
+    await tmux.start("prompt", ["bash", "--norc", "--noprofile"]);
+    for (const s of ["other", "prompt"]) await tmux.waitForScreen(s, PROMPT);
+
+    await using collector = new Collector([
+      "--pipeline",
+      tempPipeline(`version: 1
+probes:
+  shell:
+    type: bash
+  flows:
+    type: netflow
+    poll: 1s
+  dns:
+    type: dns
+    ports: [${dnsPort}]
+    poll: 1s
+transforms:
+  activity:
+    type: command_activity
+    inputs: [shell, flows, dns]
+    events_from: shell
+    grace: 2s
+outputs:
+  out:
+    type: stdout
+    inputs: [shell, flows, dns, activity]
+    format: json
+`),
+    ]);
+    await collector.attached();
+
+    // A PROMPT_COMMAND that connects each time bash prompts: in no command.
+    const setPrompt =
+      `: ${nonce}-p; PROMPT_COMMAND='curl -s -m 2 http://127.0.0.1:${server.port}/${nonce} >/dev/null; :'`;
+    await tmux.type("prompt", setPrompt);
+    const quiet = `: ${nonce}-p; true`;
+    await tmux.type("prompt", quiet);
+
+    // Two shells at once: each command gets its own bytes only.
+    const mine = sendCommand(server.port, 54_321, `${nonce}-a; sleep 0.5`);
+    const theirs = sendCommand(server.port, 777, `${nonce}-b`);
+    await Promise.all([tmux.type("root", mine), tmux.type("other", theirs)]);
+    const lookup = `: ${nonce}-d; dig @127.0.0.1 -p ${dnsPort} a.test +short +tries=1`;
+    await tmux.type("root", lookup);
+
+    const [a, b, d, p, q] = await Promise.all(
+      [mine, theirs, lookup, setPrompt, quiet].map((c) => activityOf(collector, c)),
+    );
+    assert.equal(a.fields.bytes_written, 54_321, "the python client's bytes, to the byte");
+    assert.equal(a.fields.connections, 1);
+    assert.equal(a.fields.connect_failures, 0);
+    assert.equal(a.fields.programs, "sleep,python3");
+    assert.equal(a.fields.dns_queries, 0);
+    assert.equal(b.fields.bytes_written, 777, "the other shell's command: its own bytes only");
+    assert.equal(b.fields.connections, 1);
+    assert.notEqual(a.fields.cmd_id, b.fields.cmd_id);
+    assert.equal(d.fields.dns_queries, 1);
+    assert.equal(d.fields.domains, "a.test");
+    assert.equal(d.fields.connections, 0, "DNS over UDP: no connection");
+    assert.equal(d.fields.programs, "dig");
+    for (const r of [p, q]) {
+      assert.equal(
+        r.fields.connections,
+        0,
+        `${r.fields.cmd}: PROMPT_COMMAND's curl is no command's`,
+      );
+      assert.equal(r.fields.bytes_written, 0);
+      assert.equal(r.fields.processes, 0);
+    }
+    // The kernel stamped cmd_id on the flows and the DNS rows themselves.
+    const records = collector.records();
+    const stamped = (m: string, id: unknown) =>
+      records.filter((r) => r.measurement === m && r.fields.cmd_id === id);
+    assert.ok(stamped("netflow", a.fields.cmd_id).length > 0);
+    assert.equal(stamped("dnsflow", d.fields.cmd_id).length, 1);
+    const curls = records.filter((r) =>
+      r.measurement === "netflow" && r.tags.process_name === "curl"
+    );
+    assert.ok(curls.length > 0, "curl ran from PROMPT_COMMAND");
+    assert.ok(curls.every((r) => r.fields.cmd_id === undefined), "and is in no command");
+    assert.equal(server.bytes() >= 54_321 + 777, true);
     assert.equal((await collector.stop()).code, 0);
   },
 );
