@@ -37,6 +37,7 @@ import {
 } from "./bash_event.ts";
 import { COMMANDS_MAP } from "./commands.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { hashMapFill } from "./map_fill.ts";
 
 /** Options of a `bash` probe. */
 export interface BashConfig {
@@ -362,7 +363,12 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
       // Per drain, not per record: follow wall-clock steps (NTP) at negligible cost.
       onBatchEnd: () => recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(),
     }));
-    const reading = startReading(ring, obj.map("drops"), ctx);
+    // How many processes are in a command now, and how many shells are watched: a full LRU
+    // map forgets the oldest (map_fill_commands near 1 says so).
+    const reading = startReading(ring, obj.map("drops"), ctx, [
+      hashMapFill(obj.map(COMMANDS_MAP)),
+      hashMapFill(obj.map("shells")),
+    ]);
     const commandsFd = obj.map(COMMANDS_MAP).fd;
     ctx.sharedMaps.provide(COMMANDS_MAP, commandsFd);
 

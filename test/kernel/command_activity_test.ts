@@ -266,3 +266,108 @@ outputs:
     assert.equal((await collector.stop()).code, 0);
   },
 );
+
+kernelTest(
+  "bash_activity: a background job and a daemon report deltas until they exit or max_age; 1,000 commands, 1,000 records, the map back to its size",
+  { objects: ["bash", "netflow"], tools: ["tmux", "setsid"] },
+  async () => {
+    const nonce = crypto.randomUUID().slice(0, 8);
+    await using server = sink();
+    await using tmux = new Tmux();
+    await rootShell(tmux);
+    await using collector = new Collector([
+      "--pipeline",
+      tempPipeline(`version: 1
+probes:
+  shell:
+    type: bash
+  flows:
+    type: netflow
+    poll: 1s
+  self:
+    type: collector
+    every: 1s
+transforms:
+  activity:
+    type: command_activity
+    inputs: [shell, flows]
+    events_from: shell
+    grace: 1s
+    every: 1s
+    max_age: 4s
+outputs:
+  out:
+    type: stdout
+    inputs: [shell, activity, self]
+    format: json
+`),
+    ]);
+    await collector.attached();
+    const of = (cmd: string) =>
+      collector.records().filter((r) => r.measurement === "bash_activity" && r.fields.cmd === cmd);
+    const commandsMap = () =>
+      collector.records().filter((r) =>
+        r.measurement === "ebpf_collector" && r.tags.stage === "shell" &&
+        r.fields.map_entries_commands !== undefined
+      ).map((r) => Number(r.fields.map_entries_commands));
+
+    // A background job outliving the prompt: reported at once (final: false), then final.
+    const job = `: ${nonce}-j; sleep 3 &`;
+    await tmux.type("root", job);
+    // A double-forking daemon: its bytes at 1 s count to its command; at 6 s, past max_age,
+    // no more (the command was reported final at 4 s).
+    const daemon = `: ${nonce}-d; (setsid /usr/bin/python3 -c 'import socket, time
+time.sleep(1); s = socket.create_connection(("127.0.0.1", ${server.port})); s.sendall(b"x" * 1000)
+time.sleep(5); s.sendall(b"y" * 500); s.close()' &)`;
+    await tmux.type("root", daemon);
+    await collector.waitFor("the job's final report", () => of(job).some((r) => r.fields.final));
+    const jobs = of(job);
+    assert.equal(jobs[0].fields.final, false, "first reported while sleep still ran");
+    assert.equal(jobs[0].fields.processes, 1);
+    assert.equal(jobs[0].fields.exit_code, 0);
+    assert.equal(jobs.at(-1)!.fields.final, true);
+    assert.equal(jobs.filter((r) => r.fields.final).length, 1);
+    assert.equal(jobs.filter((r) => r.fields.exit_code !== undefined).length, 1, "once");
+
+    await collector.waitFor(
+      "the daemon's command at max_age",
+      () => of(daemon).some((r) => r.fields.final),
+      20_000,
+    );
+    const daemons = of(daemon);
+    const sum = (field: string) => daemons.reduce((n, r) => n + Number(r.fields[field]), 0);
+    assert.equal(sum("bytes_written"), 1000, "its traffic until max_age, counted once");
+    assert.equal(sum("connections"), 1);
+    assert.equal(daemons.filter((r) => r.fields.final).length, 1);
+
+    // 1,000 commands typed in one go, each a process of its own.
+    // Once the daemon is gone (its last bytes in, then exit), the map's size before the loop.
+    await collector.waitFor("the daemon's last bytes", () => server.bytes() >= 1000 + 500);
+    await new Promise((r) => setTimeout(r, 500));
+    const earlier = commandsMap().length;
+    await collector.waitFor("a map reading", () => commandsMap().length > earlier);
+    const before = commandsMap().at(-1)!;
+    const loop = Array.from({ length: 1000 }, (_, i) => `/bin/true ${nonce}-${i}`);
+    await tmux.type("root", loop.join("\n"));
+    const ours = () =>
+      collector.records().filter((r) =>
+        r.measurement === "bash_activity" && String(r.fields.cmd).startsWith("/bin/true")
+      );
+    await collector.waitFor("1,000 bash_activity records", () => ours().length >= 1000, 60_000);
+    const lines = new Map(
+      collector.records().filter((r) => r.measurement === "bash").map((r) => [r.fields.cmd_id, r]),
+    );
+    const activity = ours();
+    assert.equal(activity.length, 1000);
+    assert.equal(new Set(activity.map((r) => r.fields.cmd_id)).size, 1000);
+    for (const r of activity) {
+      assert.equal(lines.get(r.fields.cmd_id)?.fields.cmd, r.fields.cmd, "joined by cmd_id");
+      assert.equal(r.fields.processes, 1);
+      assert.equal(r.fields.exit_code, 0);
+    }
+    const reading = commandsMap().length;
+    await collector.waitFor("a later map reading", () => commandsMap().length > reading + 1);
+    assert.equal(commandsMap().at(-1), before, "the commands map back to its size");
+    assert.equal((await collector.stop()).code, 0);
+  },
+);
