@@ -57,3 +57,15 @@ Deno.test("dnsflowRecord() writes a row: * for a folded port, the mean beside th
   assert.deepEqual(timeout.fields, { count: 3n, rcode: -1n, retransmits: 1n, cgroup_id: 9n });
   assert.equal(timeout.tags.rcode_name, "TIMEOUT");
 });
+
+Deno.test("dnsflowRecord() carries the asking command's cmd_id as a field; commands are rows apart", () => {
+  const rows = new DnsRows();
+  rows.add({ ...ROW, cmdId: "4100-5" });
+  rows.add(ROW);
+  rows.add({ ...ROW, cmdId: "4100-5" });
+  const taken = rows.take();
+  assert.deepEqual(taken.map((r) => [r.cmdId, r.count]), [["4100-5", 6n], [undefined, 3n]]);
+  const r = dnsflowRecord(taken[0], "web-1", 7n);
+  assert.equal(r.fields.cmd_id, "4100-5");
+  assert.equal(r.tags.cmd_id, undefined);
+});

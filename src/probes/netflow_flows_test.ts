@@ -384,3 +384,22 @@ Deno.test("flowRecord() leaves a wildcard local address as it is when the peer i
   assert.equal(udpTags("127.0.0.2", "127.0.0.1", "IPv4").src_ip, "127.0.0.2");
   assert.equal(udpTags("10.0.0.5", "10.0.0.6", "IPv4").src_ip, "10.0.0.5");
 });
+
+Deno.test("flowRecord() carries the kernel's cmd_id as a field; UDP totals and merges keep it", () => {
+  const accounts = new FlowAccounts();
+  const udp = accounts.udp(flowId(UDP_KEY), UDP_KEY, "dig", {
+    bytesRead: 1n,
+    bytesWritten: 0n,
+    cmdId: "4100-77",
+  }, 3);
+  assert.equal(udp.delta?.cmdId, "4100-77");
+  const [merged] = mergeDeltas([
+    { key: KEY, comm: "curl", bytesRead: 1n, bytesWritten: 0n },
+    { key: KEY, comm: "curl", cmdId: "4100-78", bytesRead: 2n, bytesWritten: 0n },
+  ]);
+  assert.equal(merged.cmdId, "4100-78", "a socket seen without a command takes its flow's");
+  const record = flowRecord(merged, "web-1", 1n);
+  assert.equal(record.fields.cmd_id, "4100-78");
+  assert.equal(record.tags.cmd_id, undefined, "never a tag: no series per command");
+  assert.equal(flowRecord(TCP_DELTA, "h", 1n).fields.cmd_id, undefined, "in no command");
+});
