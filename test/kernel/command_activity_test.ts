@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
+import { startDnsmasq } from "./_dnsmasq.ts";
 import { kernelTest } from "./_kernel.ts";
 import { freePort } from "./_netflow.ts";
 import { PROMPT, rootShell, Tmux } from "./_tmux.ts";
@@ -104,40 +105,6 @@ kernelTest(
     assert.equal((await collector.stop()).code, 0);
   },
 );
-
-/** dnsmasq on 127.0.0.1:`port` answering a.test; stopped on dispose. */
-async function startDnsmasq(port: number): Promise<AsyncDisposable> {
-  const child = new Deno.Command("dnsmasq", {
-    args: [
-      "--no-daemon",
-      "--no-resolv",
-      "--no-hosts",
-      `--port=${port}`,
-      "--listen-address=127.0.0.1",
-      "--bind-interfaces",
-      "--user=root",
-      "--pid-file=",
-      "--address=/a.test/127.0.0.7",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  for (let i = 0; i < 50; i++) {
-    const out = await new Deno.Command("dig", {
-      args: ["@127.0.0.1", "-p", String(port), "a.test", "+short", "+tries=1", "+time=1"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    if (new TextDecoder().decode(out.stdout).includes("127.0.0.7")) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    async [Symbol.asyncDispose]() {
-      child.kill("SIGTERM");
-      await child.status;
-    },
-  };
-}
 
 /** A TCP server on loopback that reads every connection to its end; how many bytes it read. */
 function sink(): { port: number; bytes: () => number } & AsyncDisposable {
