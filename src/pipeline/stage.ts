@@ -269,6 +269,13 @@ export interface StageDef<C = any> {
    * stages that say they touch no port (see {@linkcode Pushdown}); absent: any tag.
    */
   tagsUsed?(config: C): readonly string[];
+  /**
+   * Transforms that pass none of their input records on, only records of their own
+   * (`command_activity`'s `bash_activity`): no record reaches the stages after them as it
+   * came in, so a path through one ends there for the pushdown, as at a stage nobody reads
+   * (when its `tagsUsed` leave ports alone).
+   */
+  readonly emitsOnlyOwnRecords?: boolean;
   /** Probes: the longest span of time one record sums (a poll), 0 or absent: one event. */
   intervalMs?(config: C): number;
   /** Transforms: the client ports it writes as `*` (what `ephemeral_port` does). */

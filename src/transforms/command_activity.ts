@@ -19,7 +19,8 @@
  *   kernel stamps it from the bash probe's shared map: processes bash forks for a command
  *   inherit it; PROMPT_COMMAND and completion belong to none): `bytes_read`, `bytes_written`,
  *   `connections` (TCP handshakes), `connect_failures` (the netflow `tcp_connect_*` fields),
- *   `dns_queries` (outgoing requests) and `domains` (names looked up or connected to). One
+ *   `dns_queries` (its processes' requests: also those a DNS server of it answered, when the
+ *   dns probe watches `sides: [incoming]`) and `domains` (names looked up or connected to). One
  *   that names a command already reported final, or never seen, is counted as
  *   `activity_unmatched` (raise `grace` when it grows).
  *
@@ -239,7 +240,7 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
         a.bytesWritten += int(f.bytes_written);
         a.connections += int(f.tcp_established);
         for (const name of TCP_FAILURES) a.connectFailures += int(f[name]);
-      } else if (record.tags.direction !== "incoming") {
+      } else {
         a.dnsQueries += int(f.count);
       }
       addName(a.domains, record.tags.dst_domain);
@@ -364,5 +365,8 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
     };
   },
   example: { events_from: "bash", grace: "15s", every: "60s", max_age: "1h" },
-  tagsUsed: () => ["pid", "direction", "dst_domain", ...KEPT_TAGS],
+  // It never reads ports or direction, and passes no flow on: netflow and dns may still fold
+  // client ports in the kernel (pushdown.ts).
+  tagsUsed: () => ["dst_domain", ...KEPT_TAGS],
+  emitsOnlyOwnRecords: true,
 };
