@@ -13,22 +13,25 @@ const NEEDS = { objects: ["bash"], tools: ["tmux"] };
 
 type Row = ReturnType<Collector["records"]>[number];
 
-const BASH_ONLY = `version: 1
+/**
+ * A pipeline: a bash probe `shell` and `probes` (YAML, each `  name: {...}`), command_activity
+ * over them (but a collector probe) with `settings` (`grace: 1s` and more), and stdout writing `outputs`.
+ */
+function pipeline(probes: string[], settings: string, outputs: string[]): string {
+  const read = probes.filter((p) => !p.includes("type: collector")); // its own records only
+  const names = ["shell", ...read.map((p) => p.trim().split(":")[0])];
+  return tempPipeline(`version: 1
 probes:
-  shell:
-    type: bash
+  shell: { type: bash }
+${probes.join("\n")}
 transforms:
-  activity:
-    type: command_activity
-    inputs: [shell]
-    events_from: shell
-    grace: 1s
+  activity: { type: command_activity, inputs: [${
+    names.join(", ")
+  }], events_from: shell, ${settings} }
 outputs:
-  out:
-    type: stdout
-    inputs: [shell, activity]
-    format: json
-`;
+  out: { type: stdout, inputs: [${outputs.join(", ")}], format: json }
+`);
+}
 
 /** The bash_activity record of the command typed as `cmd`, once it is out. */
 async function activityOf(collector: Collector, cmd: string): Promise<Row> {
@@ -45,7 +48,10 @@ kernelTest(
     const nonce = crypto.randomUUID().slice(0, 8);
     await using tmux = new Tmux();
     const shellPid = await rootShell(tmux);
-    await using collector = new Collector(["--pipeline", tempPipeline(BASH_ONLY)]);
+    await using collector = new Collector([
+      "--pipeline",
+      pipeline([], "grace: 1s", ["shell", "activity"]),
+    ]);
     await collector.attached();
 
     // Each command is tagged with the nonce in a comment-free way: `: nonce;` is a builtin.
@@ -154,29 +160,14 @@ kernelTest(
 
     await using collector = new Collector([
       "--pipeline",
-      tempPipeline(`version: 1
-probes:
-  shell:
-    type: bash
-  flows:
-    type: netflow
-    poll: 1s
-  dns:
-    type: dns
-    ports: [${dnsPort}]
-    poll: 1s
-transforms:
-  activity:
-    type: command_activity
-    inputs: [shell, flows, dns]
-    events_from: shell
-    grace: 2s
-outputs:
-  out:
-    type: stdout
-    inputs: [shell, flows, dns, activity]
-    format: json
-`),
+      pipeline(
+        [
+          "  flows: { type: netflow, poll: 1s }",
+          `  dns: { type: dns, ports: [${dnsPort}], poll: 1s }`,
+        ],
+        "grace: 2s",
+        ["shell", "flows", "dns", "activity"],
+      ),
     ]);
     await collector.attached();
 
@@ -242,32 +233,14 @@ kernelTest(
     await using server = sink();
     await using tmux = new Tmux();
     await rootShell(tmux);
+    // The collector probe: its reports give the commands map's size (map_entries_commands).
     await using collector = new Collector([
       "--pipeline",
-      tempPipeline(`version: 1
-probes:
-  shell:
-    type: bash
-  flows:
-    type: netflow
-    poll: 1s
-  self:
-    type: collector
-    every: 1s
-transforms:
-  activity:
-    type: command_activity
-    inputs: [shell, flows]
-    events_from: shell
-    grace: 1s
-    every: 1s
-    max_age: 4s
-outputs:
-  out:
-    type: stdout
-    inputs: [shell, activity, self]
-    format: json
-`),
+      pipeline(
+        ["  flows: { type: netflow, poll: 1s }", "  self: { type: collector, every: 1s }"],
+        "grace: 1s, every: 1s, max_age: 4s",
+        ["shell", "activity", "self"],
+      ),
     ]);
     await collector.attached();
     const of = (cmd: string) =>
