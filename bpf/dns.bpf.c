@@ -454,9 +454,11 @@ static __always_inline void count_request(struct dns_scratch *s, const struct dn
 	if (p->pid) {
 		k->pid = p->pid;
 		__builtin_memcpy(k->comm, p->comm, sizeof(k->comm));
+		k->cmd = p->cmd;
 	} else {
 		k->pid = e->pid;
 		__builtin_memcpy(k->comm, e->comm, sizeof(k->comm));
+		k->cmd = e->cmd;
 	}
 	k->cgroup_id = p->cgroup_id ? p->cgroup_id : e->cgroup_id;
 	k->rcode = rcode;
@@ -532,6 +534,7 @@ static __always_inline bool note_query(struct dns_scratch *s)
 	fresh.cgroup_id = e->cgroup_id;
 	fresh.pid = e->pid;
 	__builtin_memcpy(fresh.comm, e->comm, sizeof(fresh.comm));
+	fresh.cmd = e->cmd;
 	err = bpf_map_update_elem(&pending, &s->pkey, &fresh, BPF_NOEXIST);
 	if (err == -E2BIG) {
 		count(DNS_COUNT_PENDING_FULL);
@@ -769,6 +772,7 @@ static __always_inline int capture(struct __sk_buff *skb, bool egress)
 			if (owner) {
 				e->pid = owner->pid;
 				__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
+				e->cmd = owner->cmd;
 			}
 		}
 	}
@@ -817,6 +821,9 @@ static __always_inline int note_owner(struct bpf_sock_addr *ctx)
 		__builtin_memset(owner->comm, 0, sizeof(owner->comm));
 		current_process_name(owner->comm);
 	}
+	/* Each call: the same process may ask for another typed command (a shell's builtins). */
+	if (owner)
+		current_command(&owner->cmd);
 	return 1; /* never refuse: we only watch */
 }
 

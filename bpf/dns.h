@@ -10,6 +10,8 @@
  * advertised size); longer ones are cut and flagged by captured < payload_len. */
 #define DNS_PAYLOAD_MAX 4096
 #define DNS_COMM_LEN 16
+
+#include "commands.h" /* struct command_ref: the typed command of the asking process */
 /* Limits user space mirrors: an enum, so the layout test reads them from the BTF. */
 enum dns_limit {
 	/* A question name in wire form (length-prefixed labels, no final 0): at most 254 bytes,
@@ -49,10 +51,11 @@ struct dns_event {
 	__u8 remote_addr[16];
 	char comm[DNS_COMM_LEN];
 	__u32 netns; /* the local socket's network namespace inode (0: no socket) */
+	struct command_ref cmd; /* the local socket's owner's typed command (zero: none) */
 	__u8 payload[DNS_PAYLOAD_MAX];
 };
 
-_Static_assert(__builtin_offsetof(struct dns_event, payload) == 88,
+_Static_assert(__builtin_offsetof(struct dns_event, payload) == 104,
 	       "update DNS_EVENT_LAYOUT in src/probes/dns_event.ts");
 
 /*
@@ -77,6 +80,7 @@ struct dns_flow_key {
 	char comm[DNS_COMM_LEN];
 	__u32 netns; /* pods share addresses: their rows stay apart */
 	__u32 _pad;
+	struct command_ref cmd; /* the asking process's typed command (zero: none) */
 };
 
 /* A row's sums since user space last took them. */
@@ -95,9 +99,9 @@ struct dns_row_event {
 	struct dns_flow_stats stats;
 };
 
-_Static_assert(sizeof(struct dns_flow_key) == 88, "update DNS_FLOW_KEY_LAYOUT");
+_Static_assert(sizeof(struct dns_flow_key) == 104, "update DNS_FLOW_KEY_LAYOUT");
 _Static_assert(sizeof(struct dns_flow_stats) == 32, "update DNS_FLOW_STATS_LAYOUT");
-_Static_assert(sizeof(struct dns_row_event) == 128, "update DNS_ROW_EVENT_SIZE");
+_Static_assert(sizeof(struct dns_row_event) == 144, "update DNS_ROW_EVENT_SIZE");
 
 /* A query awaiting its response: the socket pair, the DNS id and the question. */
 struct dns_pending_key {
@@ -120,10 +124,11 @@ struct dns_pending {
 	__u32 pid;
 	__u32 retransmits;
 	char comm[DNS_COMM_LEN];
+	struct command_ref cmd;
 };
 
 _Static_assert(sizeof(struct dns_pending_key) == 56, "update DNS_PENDING_KEY_LAYOUT");
-_Static_assert(sizeof(struct dns_pending) == 40, "update DNS_PENDING_LAYOUT");
+_Static_assert(sizeof(struct dns_pending) == 56, "update DNS_PENDING_LAYOUT");
 
 /*
  * A question name in wire form, as the message spells it: the value of `names`, keyed by its
@@ -156,6 +161,8 @@ BTF_ANCHOR(dns, enum dns_side *side, enum dns_event_kind *kind, enum dns_count *
 struct dns_owner {
 	__u32 pid;
 	char comm[DNS_COMM_LEN];
+	__u32 _pad;
+	struct command_ref cmd;
 };
 
 /* Read-only settings, set before load. */

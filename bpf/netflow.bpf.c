@@ -389,6 +389,7 @@ static __always_inline void claim_tcp_socket(struct sock *sk)
 	if (st && !st->pid) {
 		st->pid = bpf_get_current_pid_tgid() >> 32;
 		current_process_name(st->comm);
+		current_command(&st->cmd);
 	}
 }
 
@@ -429,6 +430,7 @@ static __always_inline bool tcp_flow(struct flow_delta *d, const struct sock *sk
 		d->id.key.pid = st->pid;
 		d->id.key.direction = st->direction;
 		__builtin_memcpy(d->counts.comm, st->comm, sizeof(d->counts.comm));
+		d->counts.cmd = st->cmd;
 		if (!d->id.key.local_port)
 			d->id.key.local_port = st->local_port;
 	} else {
@@ -508,6 +510,7 @@ int BPF_PROG(on_tcp_state, const struct sock *sk, const int oldstate, const int 
 		st->pid = bpf_get_current_pid_tgid() >> 32;
 		st->direction = DIR_OUTGOING;
 		current_process_name(st->comm);
+		current_command(&st->cmd);
 		return 0;
 	}
 	if (newstate == TCP_ESTABLISHED) {
@@ -676,6 +679,7 @@ int dump_tcp(struct bpf_iter__tcp *ctx)
 		return 0;
 	read_rtt(&d.counts, tp);
 	__builtin_memcpy(d.counts.comm, st->comm, sizeof(d.counts.comm));
+	d.counts.cmd = st->cmd;
 	d.id.cgroup_id = sock_cgroup_id(sk);
 	bpf_seq_write(ctx->meta->seq, &d, sizeof(d));
 	return 0;
@@ -729,6 +733,7 @@ static __always_inline bool count_in_socket(struct udp_sock_state *st, const str
 			return false;
 		__builtin_memcpy(&st->key, k, sizeof(*k));
 		current_process_name(st->comm);
+		current_command(&st->cmd);
 		st->cgroup_id = sock_cgroup_id(sk);
 		st->tgid = k->pid;
 		st->bound = 1;
@@ -798,6 +803,7 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 	counts = bpf_map_lookup_elem(&udp_flows, &k);
 	if (!counts) {
 		current_process_name(zero.comm);
+		current_command(&zero.cmd);
 		zero.cgroup_id = sock_cgroup_id(sk);
 		/* EEXIST: another CPU created it first, which is fine. */
 		if (bpf_map_update_elem(&udp_flows, &k, &zero, BPF_NOEXIST) == -E2BIG) {
@@ -811,6 +817,7 @@ static __always_inline void count_udp(struct sock *sk, int bytes, bool sent)
 	/* This CPU's slot of a flow another CPU created starts empty. */
 	if (!counts->comm[0]) {
 		current_process_name(counts->comm);
+		current_command(&counts->cmd);
 		counts->cgroup_id = sock_cgroup_id(sk);
 	}
 	if (sent)
@@ -912,6 +919,7 @@ static __always_inline void udp_flow_id(struct flow_delta *d, const struct udp_s
 	__builtin_memcpy(&d->id.key, &st->key, sizeof(d->id.key));
 	d->id.cgroup_id = st->cgroup_id;
 	__builtin_memcpy(d->counts.comm, st->comm, sizeof(d->counts.comm));
+	d->counts.cmd = st->cmd;
 }
 
 /* Each poll: every UDP socket counting in its own storage whose counters moved, as its delta. */

@@ -6,6 +6,8 @@
 #ifndef NETFLOW_H
 #define NETFLOW_H
 
+#include "commands.h" /* struct command_ref: the typed command a flow's process belongs to */
+
 #define NETFLOW_COMM_LEN 16
 
 enum flow_direction {
@@ -65,6 +67,7 @@ struct flow_counts {
 	__u32 connect_aborted;
 	__u32 resets_received; /* resets that ended a connection past its handshake */
 	__u32 resets_sent;     /* resets this end's socket sent (after its close, often) */
+	struct command_ref cmd; /* the typed command of the socket's process (zero: none) */
 };
 
 /* An iterator's output record, and a closed flow the closed_flows map had no room for. */
@@ -79,15 +82,16 @@ struct udp_counts {
 	__u64 bytes_written;
 	char comm[NETFLOW_COMM_LEN];
 	__u64 cgroup_id; /* the socket's cgroup v2 id (0 in a CPU's slot that saw no datagram) */
+	struct command_ref cmd; /* the typed command of the process (zero: none) */
 };
 
 _Static_assert(sizeof(struct flow_key) == 48, "update FLOW_KEY_SIZE in src/probes/netflow_event.ts");
 _Static_assert(sizeof(struct flow_id) == 56, "update FLOW_ID_SIZE in src/probes/netflow_event.ts");
-_Static_assert(sizeof(struct flow_counts) == 88,
+_Static_assert(sizeof(struct flow_counts) == 104,
 	       "update FLOW_COUNTS_SIZE in src/probes/netflow_event.ts");
-_Static_assert(sizeof(struct flow_delta) == 144,
+_Static_assert(sizeof(struct flow_delta) == 160,
 	       "update FLOW_DELTA_SIZE in src/probes/netflow_event.ts");
-_Static_assert(sizeof(struct udp_counts) == 40,
+_Static_assert(sizeof(struct udp_counts) == 56,
 	       "update UDP_COUNTS_SIZE in src/probes/netflow_event.ts");
 
 /* A socket's cumulative counters as last read. */
@@ -128,6 +132,7 @@ struct tcp_sock_state {
 	 * came while the process held the socket), which reading SO_ERROR clears.
 	 */
 	__u32 connect_error;
+	struct command_ref cmd; /* set with pid */
 };
 
 /*
@@ -160,6 +165,7 @@ struct udp_sock_state {
 	__u8 closed; /* released: its last counts went to closed_flows */
 	__u8 _pad[2];
 	struct sock_report report;
+	struct command_ref cmd; /* set with comm */
 };
 
 /* Settings fixed at load (.rodata). */

@@ -56,6 +56,7 @@ const symbols = {
   },
   bpf_link__destroy: { parameters: ["pointer"], result: "i32" }, // struct bpf_link *link
   bpf_map__fd: { parameters: ["pointer"], result: "i32" }, // const struct bpf_map *map
+  bpf_map__reuse_fd: { parameters: ["pointer", "i32"], result: "i32" }, // struct bpf_map *map, int fd
   bpf_map__max_entries: { parameters: ["pointer"], result: "u32" }, // const struct bpf_map *map
   bpf_map__set_max_entries: { parameters: ["pointer", "u32"], result: "i32" }, // map, __u32 max_entries
   bpf_map__key_size: { parameters: ["pointer"], result: "u32" }, // const struct bpf_map *map

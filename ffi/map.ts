@@ -30,6 +30,14 @@ export class BpfMap {
     return libbpf().bpf_map__value_size(this.#ptr);
   }
 
+  /**
+   * Makes this map, before load, the existing map `fd` (another object's): libbpf takes its
+   * own copy of the fd and the object's programs use that map instead of creating one.
+   */
+  reuseFd(fd: number): void {
+    checkRet(libbpf().bpf_map__reuse_fd(this.#ptr, fd), "bpf_map__reuse_fd", this.name);
+  }
+
   /** Resizes the map (before load); for a ring buffer, a power of two multiple of the page size. */
   setMaxEntries(n: number): void {
     checkRet(

@@ -17,6 +17,7 @@ import type { Logger } from "./log.ts";
 import type { Pipeline, StageNode } from "./pipeline/load.ts";
 import { missingPermission } from "./pipeline/permissions.ts";
 import { LiveClock } from "./pipeline/clock.ts";
+import { SharedMaps } from "./pipeline/shared_maps.ts";
 import type { HostCheck, ProbeStage, StageContext } from "./pipeline/stage.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
@@ -177,6 +178,7 @@ async function tryProbe(p: StageNode): Promise<Check> {
     hostFacts: liveHostFacts(),
     pushdown: {},
     inputSpanMs: 0,
+    sharedMaps: new SharedMaps(), // a trial load: alone, with nothing shared
     log,
     counters: counters.bound({ stage: p.name }),
     emit: () => {},

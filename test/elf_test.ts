@@ -5,12 +5,13 @@
  */
 import assert from "node:assert/strict";
 import { UserError } from "../src/errors.ts";
-import { findReadline } from "../src/probes/bash.ts";
+import { findCommandEnd, findReadline } from "../src/probes/bash.ts";
 import {
   definedFunctions,
   ElfError,
   functionFileOffset,
   neededLibraries,
+  symbolAddress,
 } from "../src/system/elf.ts";
 
 const bash = Deno.readFileSync("/bin/bash");
@@ -246,4 +247,34 @@ Deno.test("findReadline() gives a UserError naming a bash path that cannot be re
     assert.match(e.message, /^bash probe: cannot read \/nonexistent\/dir\/bash: /);
     return true;
   });
+});
+
+/** What readelf says the value of symbol `name` (of `type`: FUNC, OBJECT) is. */
+function readelfValue(path: string, name: string, type: string): number | undefined {
+  const sym = readelf("-s", path)?.map((l) => l.trim().split(/\s+/)).find((f) =>
+    f[7] === name && f[3] === type
+  );
+  return sym ? parseInt(sym[1], 16) : undefined;
+}
+
+Deno.test({
+  name: "findCommandEnd() finds /bin/bash's parse_command and its $? (last_command_exit_value) " +
+    "where readelf does" + (noReadelf ? " (ignored: no readelf here)" : ""),
+  ignore: noReadelf,
+  fn() {
+    const end = findCommandEnd("/bin/bash");
+    assert.ok(end, "Debian's bash exports both");
+    assert.equal(end.binary, "/bin/bash");
+    assert.equal(end.parseCommandAddr, readelfValue("/bin/bash", "parse_command", "FUNC"));
+    assert.equal(end.exitValueAddr, readelfValue("/bin/bash", "last_command_exit_value", "OBJECT"));
+    assert.equal(end.offset, readelfFileOffset("/bin/bash", "parse_command"));
+  },
+});
+
+Deno.test("symbolAddress() is undefined for what a file does not define; findCommandEnd() too", () => {
+  assert.equal(symbolAddress(bash, "malloc"), undefined, "an import");
+  assert.equal(symbolAddress(bash, "no_such_symbol_here"), undefined);
+  const { read } = fakeFs({ "/usr/bin/python3-like": encoder.encode("not an ELF file") });
+  assert.equal(findCommandEnd("/usr/bin/python3-like", read), undefined);
+  assert.equal(findCommandEnd("/missing/bash", read), undefined);
 });

@@ -13,9 +13,10 @@
  *     spool_dir: /var/spool/ebpf-collector/otel
  * ```
  *
- * - **Where:** `bash` records are logs, `POST <url>/v1/logs` (an `ExportLogsServiceRequest`);
- *   every other measurement (`netflow`, `dnsflow`, a window's) is metrics,
- *   `POST <url>/v1/metrics` (an `ExportMetricsServiceRequest`). `Content-Type: application/json`.
+ * - **Where:** `bash` and `bash_activity` records are logs, `POST <url>/v1/logs` (an
+ *   `ExportLogsServiceRequest`); every other measurement (`netflow`, `dnsflow`, a window's) is
+ *   metrics, `POST <url>/v1/metrics` (an `ExportMetricsServiceRequest`). `Content-Type:
+ *   application/json`.
  * - **JSON** as the OTLP specification says: lowerCamelCase names, 64-bit integers as decimal
  *   strings, enums as integers.
  * - **Resource:** `host.name` (the record's `host` tag), `service.name` `ebpf-collector`,
@@ -29,8 +30,9 @@
  *   fields are not metrics: skipped, counted as `fields_skipped`, as are integers outside
  *   int64; a record left with no metric is counted as `records_dropped{reason=no_metrics}`.
  *   No `startTimeUnixNano`: records do not say when their interval began.
- * - **Logs:** one log record per `bash` record: its time, `severityNumber` 9 (INFO), body the
- *   `cmd`, attributes the other fields (`pid`, `user`, ...) and tags but `host`.
+ * - **Logs:** one log record per `bash` (or `bash_activity`) record: its time,
+ *   `severityNumber` 9 (INFO), body the `cmd`, attributes the other fields (`pid`, `user`,
+ *   ...) and tags but `host`.
  * - **Delivery** is the `http` output's (see http_sender.ts): batches of `batch_size` records or
  *   `batch_age`, gzip, one request at a time, retries with backoff and `Retry-After` on
  *   connection errors, 429 and 5xx, any other 4xx final (dropped, counted), `buffer_records` and
@@ -95,7 +97,7 @@ const UNITS: { readonly [field: string]: string } = {
   latency_max: "ns",
 };
 /** Measurements sent as logs; the rest are metrics. */
-const LOG_MEASUREMENTS = new Set(["bash"]);
+const LOG_MEASUREMENTS = new Set(["bash", "bash_activity"]); // one per command: events, not series
 /** `SeverityNumber.SEVERITY_NUMBER_INFO` in opentelemetry/proto/logs/v1/logs.proto. */
 const SEVERITY_INFO = 9;
 /** `AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA` in metrics.proto. */

@@ -183,6 +183,26 @@ Deno.test("otlp encode() keeps log attribute keys unique: a tag named like a fie
   ]);
 });
 
+Deno.test("otlp sends a bash_activity record as a log too: its cmd the body, what it did attributes", () => {
+  const { p } = protocol();
+  const record: Record = {
+    measurement: "bash_activity",
+    tags: { host: "h", source: "bash", user: "root" },
+    fields: { cmd: "curl -s http://x | sh", cmd_id: "4619-1", exit_code: 0n, bytes_read: 5n },
+    time: T0,
+  };
+  const item = p.encode(record)!;
+  assert.ok("log" in item, "one log per command, not metrics summed across commands");
+  assert.equal(p.pathOf(record), LOGS_PATH);
+  const log = JSON.parse(item.log);
+  assert.deepEqual(log.body, { stringValue: "curl -s http://x | sh" });
+  assert.deepEqual(log.attributes.slice(0, 3), [
+    { key: "cmd_id", value: { stringValue: "4619-1" } },
+    { key: "exit_code", value: { intValue: "0" } },
+    { key: "bytes_read", value: { intValue: "5" } },
+  ]);
+});
+
 Deno.test("otlp bodyOf() groups a batch by host, then by metric name, in arrival order", () => {
   const flow = (host: string, n: bigint): Record => ({
     measurement: "netflow",

@@ -67,7 +67,7 @@ export async function buildGeneration(
   }
   const built: Runner[] = [];
   try {
-    for (const node of [...nodes].reverse()) {
+    for (const node of buildOrder(nodes)) {
       const runner = created.get(node.name)!;
       const begun = performance.now();
       try {
@@ -97,6 +97,16 @@ export async function buildGeneration(
   // Loading BPF objects leaves MiBs freed but resident in the C heap (see malloc_trim.ts).
   if (options.probes !== "injected" && built.some((r) => r.node.kind === "probe")) trimCHeap();
   return built.toReversed(); // graph order
+}
+
+/**
+ * The order to build `nodes` (graph order) in: downstream first, so a probe's first record has
+ * somewhere to go; probes last (they have no inputs), those that provide a shared kernel map
+ * before those that may consume it (StageDef.provides).
+ */
+function buildOrder(nodes: StageNode[]): StageNode[] {
+  const rank = (n: StageNode) => n.kind !== "probe" ? 0 : n.def.provides?.length ? 1 : 2;
+  return [...nodes].reverse().sort((a, b) => rank(a) - rank(b)); // stable: keeps the rest
 }
 
 /**

@@ -56,8 +56,13 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netfl
     ["transforms", "netflow_containers", "container", ["netflow"]],
     ["transforms", "dns_containers", "container", ["dns"]],
     ["transforms", "netdrop_containers", "container", ["netdrop"]],
-    ["transforms", "redact_secrets", "redact", ["bash_containers"]],
     ["transforms", "name_destinations", "dns_domain", ["netflow_containers"]],
+    ["transforms", "command_activity", "command_activity", [
+      "bash_containers",
+      "name_destinations",
+      "dns_containers",
+    ]],
+    ["transforms", "redact_secrets", "redact", ["bash_containers", "command_activity"]],
     ["transforms", "merge_client_ports", "ephemeral_port", ["name_destinations"]],
     ["transforms", "merge_dns_client_ports", "ephemeral_port", ["dns_containers"]],
     ["transforms", "merge_drop_client_ports", "ephemeral_port", ["netdrop_containers"]],
@@ -75,6 +80,11 @@ Deno.test("parsePipeline() reads the default pipeline.yaml: bash redacted, netfl
   assert.deepEqual(
     pipeline.stages.find((st) => st.name === "name_destinations")!.sideInputs,
     [{ key: "answers_from", stage: "dns" }],
+  );
+  assert.deepEqual(
+    pipeline.stages.find((st) => st.name === "command_activity")!.sideInputs,
+    [{ key: "events_from", stage: "bash" }],
+    "bash_activity: what each command did, redacted as bash is",
   );
   const byName = new Map(pipeline.stages.map((st) => [st.name, st]));
   const [bash, redact, console] = ["bash", "redact_secrets", "console"].map((n) => byName.get(n)!);

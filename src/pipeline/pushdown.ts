@@ -7,9 +7,10 @@
  *   (every stage but those whose `tagsUsed` leaves them out), and all those stages fold the same
  *   range, the probe may fold the client's port in the kernel: the records reaching the
  *   `ephemeral_port` stages are the same, and the kernel sums what would have been separate
- *   records. A path that ends without reaching anything (a stage nobody reads) does not count.
- * - **Answer TTL**: the stages that read the probe's answers as a side input, with the tightest
- *   of their TTL clamps.
+ *   records. A path that ends without reaching anything (a stage nobody reads, or one that
+ *   passes none of its input records on: `emitsOnlyOwnRecords`) does not count.
+ * - **Answer TTL**: the stages that read the probe's answers as a side input (those with
+ *   `answerTtl`), with the tightest of their TTL clamps.
  *
  * The runtime hands the result to the probe's build (`ctx.pushdown`) and rebuilds the probe on
  * a reload that changes it.
@@ -35,9 +36,11 @@ export function pushdownFor(probe: StageNode, graph: readonly StageNode[]): Push
   if (ranges !== undefined && ranges.size === 1) {
     out.clientPorts = JSON.parse([...ranges][0]);
   }
+  // Side readers that keep names (dns_domain); others read other side records (command_activity
+  // reads the bash probe's process events) and want nothing of answers.
   const ttls = graph
-    .filter((n) => n.sideInputs.some((s) => s.stage === probe.name))
-    .map((n) => n.def.answerTtl?.(n.config) ?? { minMs: 0, maxMs: 0 });
+    .filter((n) => n.sideInputs.some((s) => s.stage === probe.name) && n.def.answerTtl)
+    .map((n) => n.def.answerTtl!(n.config));
   if (ttls.length > 0) {
     out.answerTtl = {
       minMs: Math.min(...ttls.map((t) => t.minMs)),
@@ -66,6 +69,7 @@ function foldRanges(from: string, readers: Map<string, StageNode[]>): Set<string
       }
       const tags = n.def.tagsUsed?.(n.config);
       if (tags === undefined || tags.some((t) => PORT_TAGS.includes(t))) return undefined;
+      if (n.def.emitsOnlyOwnRecords) continue; // the probe's records end here
       stack.push(n.name);
     }
   }

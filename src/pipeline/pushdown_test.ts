@@ -82,3 +82,14 @@ outputs:
   assert.equal(span("typed"), 0); // bash: one command, one record
   assert.equal(span("out"), 30_000);
 });
+
+Deno.test("pushdownFor() still folds when a path ends at a stage that passes no input record on", () => {
+  // command_activity reads the flows, touches no port and emits bash_activity records only:
+  // what reaches the output through it is the same whether ports were folded or not.
+  const transforms = `
+  tail: { type: ephemeral_port, inputs: [flows] }
+  activity: { type: command_activity, inputs: [flows], events_from: dns }`;
+  assert.deepEqual(pushdown(transforms, "[tail, activity]", "flows"), { clientPorts: "kernel" });
+  // It reads dns's side records, but keeps no names: no answer TTL for it.
+  assert.deepEqual(pushdown(transforms, "[tail, activity]", "dns"), {});
+});

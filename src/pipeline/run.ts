@@ -17,6 +17,7 @@ import { watchLosses } from "./loss_watch.ts";
 import type { Pipeline } from "./pipeline.ts";
 import { reloadGeneration, type ReloadReport } from "./reload.ts";
 import type { Runner, RuntimeEnv } from "./runner.ts";
+import { SharedMaps } from "./shared_maps.ts";
 import { ShownText } from "./shown.ts";
 import { trimCHeap } from "../../ffi/malloc_trim.ts";
 
@@ -55,7 +56,11 @@ export async function startPipeline(
 ): Promise<RunningPipeline> {
   // Every line a stage logs shows ${VAR}s as written and no password (shown.ts).
   const shown = ShownText.of(pipeline);
-  const env = { ...runtime, log: shown.logger(runtime.log) };
+  const env = {
+    ...runtime,
+    log: shown.logger(runtime.log),
+    sharedMaps: runtime.sharedMaps ?? new SharedMaps(), // one registry for every generation
+  };
   let runners = new Map<string, Runner>(); // the live generation, by name
   const builder: Builder = {
     env,

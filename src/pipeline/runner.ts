@@ -11,6 +11,7 @@ import type { Clock } from "./clock.ts";
 import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import type { StageNode } from "./pipeline.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
+import { SharedMaps } from "./shared_maps.ts";
 import {
   type FlushReason,
   type ProbePushdown,
@@ -31,6 +32,8 @@ export interface RuntimeEnv {
   hostFacts?: HostFacts;
   /** What a stage's `ctx.requestStop` calls (main.ts stops as on SIGINT); absent: nothing. */
   requestStop?: (why: string) => void;
+  /** The kernel maps probes share; one registry per running pipeline. */
+  sharedMaps?: SharedMaps;
 }
 
 /** Sees a probe's records: `side` for those sent with `ctx.emitSide` (`--record` keeps both). */
@@ -134,6 +137,7 @@ export class Runner {
 
   context(): StageContext {
     const { counters, log, clock, host, hostFacts = OFFLINE_HOST_FACTS } = this.#env;
+    const sharedMaps = this.#env.sharedMaps ??= new SharedMaps();
     const labels = this.#labels;
     const name = this.node.name;
     return {
@@ -143,6 +147,7 @@ export class Runner {
       hostFacts,
       pushdown: withPortRange(this.facts.pushdown, hostFacts, (p) => log.warn(`${name}: ${p}`)),
       inputSpanMs: this.facts.inputSpanMs,
+      sharedMaps,
       log,
       counters: counters.bound(labels),
       emit: (record) => this.emit(record),

@@ -36,6 +36,7 @@ import type { ConfigError } from "../errors.ts";
 import type { At, Schema } from "./schema.ts";
 import type { Clock } from "./clock.ts";
 import type { HostFacts, PortRange } from "./host_facts.ts";
+import type { SharedMaps } from "./shared_maps.ts";
 
 /** The four sections of a pipeline file, one kind of stage each. */
 export type StageKind = "probe" | "transform" | "window" | "output";
@@ -78,7 +79,7 @@ export interface ProbeStage extends Stage {
   readonly attached?: readonly string[];
 }
 
-export type { PortRange };
+export type { PortRange, SharedMaps };
 
 /**
  * What the stages after a probe let it do in the kernel on their behalf (src/pipeline/
@@ -126,6 +127,12 @@ export interface StageContext {
    * "kernel" port range already resolved through `hostFacts`.
    */
   readonly pushdown: ProbePushdown;
+  /**
+   * Probes: the kernel maps probes share ({@linkcode StageDef.provides}): a provider
+   * registers its map's fd once loaded and withdraws it when it closes; a consumer reuses the
+   * fd before it loads, or, when nobody provides it, keeps its own empty copy.
+   */
+  readonly sharedMaps: SharedMaps;
   /**
    * Stages after probes: the longest span of time one record reaching this stage may sum (the
    * longest `intervalMs` of the probes upstream; 0 when every record is one event at its time).
@@ -204,7 +211,7 @@ export interface HostCheck<C = any> {
  * watch, the docs' tables (`deno task docs`), the kernel tests of the default pipeline, the
  * one-file builds and the deploy files' checks read it, so none of them lists stage types by
  * hand. A probe's part of it (the probe contract): `capabilities`, `bpfObject`, `hostPaths`,
- * `drops`, `losses`, `checks`, `intervalMs`.
+ * `drops`, `losses`, `checks`, `intervalMs`, `provides`, `consumes`.
  */
 // deno-lint-ignore no-explicit-any
 export interface StageDef<C = any> {
@@ -261,6 +268,21 @@ export interface StageDef<C = any> {
    * mount. One line each in the report.
    */
   readonly checks?: readonly HostCheck<C>[];
+  /**
+   * Probes: the kernel maps this probe owns and shares with others, by name: the one
+   * sanctioned way for probes to cooperate (bash provides `commands`, pid -> the typed command,
+   * bpf/commands.h). The runtime builds providers before consumers; the provider registers the
+   * map in `ctx.sharedMaps` once loaded and withdraws it when it closes.
+   */
+  readonly provides?: readonly string[];
+  /**
+   * Probes: the shared kernel maps it reads, by name: before load it reuses the provider's
+   * map (libbpf `bpf_map__reuse_fd`) from `ctx.sharedMaps`; with no provider in the pipeline
+   * it keeps its own empty copy and what it would read is simply absent (netflow and dns
+   * stamp `cmd_id` only with a bash probe). A provider rebuilt by a reload is not seen by
+   * consumers built before it until they are rebuilt too.
+   */
+  readonly consumes?: readonly string[];
   /** A config that validates: the compliance test and the docs use it. */
   readonly example: { [key: string]: unknown };
   /**
@@ -268,6 +290,13 @@ export interface StageDef<C = any> {
    * stages that say they touch no port (see {@linkcode Pushdown}); absent: any tag.
    */
   tagsUsed?(config: C): readonly string[];
+  /**
+   * Transforms that pass none of their input records on, only records of their own
+   * (`command_activity`'s `bash_activity`): no record reaches the stages after them as it
+   * came in, so a path through one ends there for the pushdown, as at a stage nobody reads
+   * (when its `tagsUsed` leave ports alone).
+   */
+  readonly emitsOnlyOwnRecords?: boolean;
   /** Probes: the longest span of time one record sums (a poll), 0 or absent: one event. */
   intervalMs?(config: C): number;
   /** Transforms: the client ports it writes as `*` (what `ephemeral_port` does). */

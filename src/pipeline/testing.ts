@@ -11,6 +11,7 @@ import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
 import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
 import { At, readWithSchema } from "./schema.ts";
+import { SharedMaps } from "./shared_maps.ts";
 import type { ProbePushdown, Stage, StageDef } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
 import { isLossCounter } from "./loss_watch.ts";
@@ -70,6 +71,7 @@ export async function buildStage(
     hostFacts: graph.hostFacts ?? OFFLINE_HOST_FACTS,
     pushdown: graph.pushdown ?? {},
     inputSpanMs: graph.inputSpanMs ?? 0,
+    sharedMaps: new SharedMaps(),
     log,
     counters: counters.bound({ stage: def.type }),
     emit: (record) => emitted.push(record),

@@ -19,16 +19,25 @@ import { BPF_TRACE_UPROBE_MULTI } from "../../ffi/uprobe_multi.ts";
 import { UserError, whyUnreadable } from "../errors.ts";
 import type { ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
-import { definedFunctions, ElfError, functionFileOffset, neededLibraries } from "../system/elf.ts";
+import {
+  definedFunctions,
+  ElfError,
+  functionFileOffset,
+  neededLibraries,
+  symbolAddress,
+} from "../system/elf.ts";
 import { systemUserNames } from "../system/users.ts";
 import {
   BASH_CMD_MAX,
   BASH_SETTINGS,
+  bashProcessRecord,
   bashRecord,
   decodeBashEvent,
   DecodeError,
 } from "./bash_event.ts";
+import { COMMANDS_MAP } from "./commands.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { hashMapFill } from "./map_fill.ts";
 
 /** Options of a `bash` probe. */
 export interface BashConfig {
@@ -106,6 +115,35 @@ export function findReadline(bashPath: string, read = Deno.readFileSync): Readli
   );
 }
 
+/**
+ * Where a command ends, in the bash executable itself (never in libreadline): the entry of
+ * `parse_command`, with the addresses that let the kernel read `$?` there. Undefined when the
+ * bash does not export parse_command (then a command ends when the next one starts, and its
+ * exit code is -1); `exitValueAddr` 0 when it does not export last_command_exit_value.
+ */
+export interface CommandEndTarget {
+  binary: string;
+  offset: number;
+  parseCommandAddr: number;
+  exitValueAddr: number;
+}
+
+export function findCommandEnd(
+  bashPath: string,
+  read = Deno.readFileSync,
+): CommandEndTarget | undefined {
+  try {
+    const bytes = read(bashPath);
+    const parseCommandAddr = symbolAddress(bytes, "parse_command");
+    const offset = fileOffset(bytes, "parse_command");
+    if (parseCommandAddr === undefined || offset === undefined) return undefined;
+    const exitValueAddr = symbolAddress(bytes, "last_command_exit_value") ?? 0;
+    return { binary: bashPath, offset, parseCommandAddr, exitValueAddr };
+  } catch {
+    return undefined; // findReadline says what is wrong with the file
+  }
+}
+
 /** `func`'s file offset, or undefined when the file defines it at two places. */
 function fileOffset(bytes: Uint8Array, func: string): number | undefined {
   try {
@@ -123,6 +161,8 @@ export const bashProbe: StageDef<BashConfig> = {
   // Linux 6.6 needs it, on kernels with the 2025 backport (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON"],
   bpfObject: "bash",
+  // pid -> the typed command (bpf/commands.h): netflow and dns stamp cmd_id from it.
+  provides: [COMMANDS_MAP],
   hostPaths: { binary: "/host/usr/bin/bash" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS],
@@ -132,8 +172,20 @@ export const bashProbe: StageDef<BashConfig> = {
       const t = findReadline(config.binary);
       return `${t.func} in ${t.binary}${t.shared ? " (shared libreadline)" : ""}`;
     },
+  }, {
+    what: "command ends",
+    run(config) {
+      const end = findCommandEnd(config.binary);
+      if (!end) {
+        throw new Error(
+          `${config.binary} exports no parse_command: a command ends when the next begins`,
+        );
+      }
+      return `parse_command in ${end.binary}` +
+        (end.exitValueAddr ? ", $? from last_command_exit_value" : ", no $? (exit_code -1)");
+    },
   }],
-  describe: "Commands typed into interactive bash shells (uretprobe on readline).",
+  describe: "Commands typed into interactive bash shells (uretprobe on readline), with cmd_id.",
   schema: {
     binary: {
       type: "string",
@@ -162,9 +214,15 @@ export const bashProbe: StageDef<BashConfig> = {
         (e as Error).message
       })`;
     }
+    const end = findCommandEnd(config.binary);
     return {
       details: [
         `${where}; program handle_readline in build/bpf/bash.bpf.o`,
+        end
+          ? `uprobe ${end.binary}:parse_command (a command ends; its $?): handle_parse_command`
+          : `no parse_command in ${config.binary}: a command ends when the next begins`,
+        `tp_btf sched_process_fork, sched_process_exec, sched_process_exit: a command's ` +
+        `processes (map commands, pid -> cmd_id)`,
         `ring buffer events, 256 KiB`,
       ],
       reads: [config.binary, "/etc/passwd"],
@@ -177,44 +235,80 @@ export const bashProbe: StageDef<BashConfig> = {
 };
 
 /**
- * The bash object, loaded, with its uretprobe attached: as a uprobe_multi link, or, when the
- * kernel refuses that (before 6.6 the attach type does not exist), as a perf uprobe. A program
- * loaded for uprobe_multi cannot take a perf uprobe, so the fallback loads the object again.
+ * The bash object, loaded, with its uprobes attached (readline's return, parse_command's
+ * entry) and its process tracepoints: the uprobes as uprobe_multi links, or, when the kernel
+ * refuses that (before 6.6 the attach type does not exist), as perf uprobes. A program loaded
+ * for uprobe_multi cannot take a perf uprobe, so the fallback loads the object again.
  */
 function loadAndAttach(
   target: ReadlineTarget,
+  end: CommandEndTarget | undefined,
   ctx: StageContext,
-): { obj: BpfObject; link: BpfLink } {
+): { obj: BpfObject; links: BpfLink[] } {
+  const links: BpfLink[] = [];
+  const closeAll = (obj?: BpfObject) => {
+    for (const link of links.splice(0)) link.close();
+    obj?.close();
+  };
   let obj: BpfObject | undefined;
   try {
     const offset = target.offset;
     if (offset === undefined) throw new ElfError(`no single ${target.func} in ${target.binary}`);
-    obj = openConfigured(target);
-    const program = obj.program("handle_readline");
-    program.setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+    obj = openConfigured(target, end);
+    const readline = obj.program("handle_readline");
+    readline.setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
+    obj.program("handle_parse_command").setExpectedAttachType(BPF_TRACE_UPROBE_MULTI);
     obj.load();
-    const link = program.attachUprobeMulti({ ...target, offset, retprobe: true });
-    ctx.log.debug(`${ctx.name}: ${link.description} at file offset 0x${offset.toString(16)}`);
-    return { obj, link };
+    links.push(readline.attachUprobeMulti({ ...target, offset, retprobe: true }));
+    ctx.log.debug(`${ctx.name}: ${links[0].description} at file offset 0x${offset.toString(16)}`);
+    if (end) {
+      links.push(
+        obj.program("handle_parse_command").attachUprobeMulti({
+          binary: end.binary,
+          func: "parse_command",
+          offset: end.offset,
+          retprobe: false,
+        }),
+      );
+    }
+    attachProcessTracepoints(obj, links);
+    return { obj, links };
   } catch (e) {
-    obj?.close();
+    closeAll(obj);
     if (!(e instanceof LibbpfError || e instanceof ElfError)) throw e;
     ctx.log.debug(`${ctx.name}: no uprobe_multi link (${e.message}); using a perf uprobe`);
   }
-  obj = openConfigured(target);
+  obj = openConfigured(target, end);
   try {
     obj.load();
-    const link = obj.program("handle_readline").attachUprobe({ ...target, retprobe: true });
-    ctx.log.debug(`${ctx.name}: ${link.description} (perf uprobe)`);
-    return { obj, link };
+    links.push(obj.program("handle_readline").attachUprobe({ ...target, retprobe: true }));
+    ctx.log.debug(`${ctx.name}: ${links[0].description} (perf uprobe)`);
+    if (end) {
+      links.push(
+        obj.program("handle_parse_command").attachUprobe({
+          binary: end.binary,
+          func: "parse_command",
+          retprobe: false,
+        }),
+      );
+    }
+    attachProcessTracepoints(obj, links);
+    return { obj, links };
   } catch (e) {
-    obj.close();
+    closeAll(obj);
     throw e;
   }
 }
 
+/** The tracepoints that follow a command's processes. */
+function attachProcessTracepoints(obj: BpfObject, links: BpfLink[]): void {
+  for (const name of ["handle_fork", "handle_exec", "handle_exit"]) {
+    links.push(obj.program(name).attach());
+  }
+}
+
 /** The bash object opened, its settings written (not loaded). */
-function openConfigured(target: ReadlineTarget): BpfObject {
+function openConfigured(target: ReadlineTarget, end: CommandEndTarget | undefined): BpfObject {
   const obj = openBpfObject("bash");
   try {
     const settings = obj.map(".rodata").initialValue();
@@ -223,8 +317,12 @@ function openConfigured(target: ReadlineTarget): BpfObject {
         `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS.size}: rebuild`,
       );
     }
-    new DataView(settings.buffer, settings.byteOffset)
-      .setUint32(BASH_SETTINGS.offsets.require_bash_comm, target.shared ? 1 : 0, true);
+    const view = new DataView(settings.buffer, settings.byteOffset);
+    const S = BASH_SETTINGS.offsets;
+    view.setUint32(S.require_bash_comm, target.shared ? 1 : 0, true);
+    view.setBigUint64(S.parse_command_addr, BigInt(end?.parseCommandAddr ?? 0), true);
+    view.setBigUint64(S.exit_value_addr, BigInt(end?.exitValueAddr ?? 0), true);
+    if (!end) obj.program("handle_parse_command").setAutoload(false);
     return obj;
   } catch (e) {
     obj.close();
@@ -235,6 +333,8 @@ function openConfigured(target: ReadlineTarget): BpfObject {
 /** Opens, configures, loads and attaches the bash object, then starts reading its ring. */
 function attach(config: BashConfig, ctx: StageContext): ProbeStage {
   const target = findReadline(config.binary);
+  const end = findCommandEnd(config.binary);
+  if (!end) ctx.log.warn(`${ctx.name}: ${config.binary} exports no parse_command: exit codes -1`);
   const users = systemUserNames();
   const recordContext = {
     host: ctx.host,
@@ -245,28 +345,35 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
 
   const stack = new DisposableStack(); // closes ring, then link, then object
   try {
-    const { obj, link } = loadAndAttach(target, ctx);
+    const { obj, links } = loadAndAttach(target, end, ctx);
     stack.use(obj);
-    stack.use(link);
+    for (const link of links) stack.use(link);
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
-      let record;
       try {
-        record = bashRecord(decodeBashEvent(view, offset, length), recordContext);
+        const event = decodeBashEvent(view, offset, length);
+        // What a command's processes did goes only to the stages that join it (command_activity).
+        if (event.kind === "line") ctx.emit(bashRecord(event, recordContext));
+        else ctx.emitSide(bashProcessRecord(event, recordContext));
       } catch (e) {
         if (!(e instanceof DecodeError)) throw e;
         ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
         ctx.log.debug(`${ctx.name}: ${e.message}`);
-        return;
       }
-      ctx.emit(record);
     }, {
       // Per drain, not per record: follow wall-clock steps (NTP) at negligible cost.
       onBatchEnd: () => recordContext.bootToRealtimeNs = bootToRealtimeOffsetNs(),
     }));
-    const reading = startReading(ring, obj.map("drops"), ctx);
+    // How many processes are in a command now, and how many shells are watched: a full LRU
+    // map forgets the oldest (map_fill_commands near 1 says so).
+    const reading = startReading(ring, obj.map("drops"), ctx, [
+      hashMapFill(obj.map(COMMANDS_MAP)),
+      hashMapFill(obj.map("shells")),
+    ]);
+    const commandsFd = obj.map(COMMANDS_MAP).fd;
+    ctx.sharedMaps.provide(COMMANDS_MAP, commandsFd);
 
     return {
-      attached: [link.description],
+      attached: links.map((l) => l.description),
       push() {}, // a probe has no inputs
       async flush(reason) {
         // At shutdown the reader stops after a final drain; otherwise just drain now.
@@ -274,6 +381,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
         else ring.drain();
       },
       async close() {
+        ctx.sharedMaps.withdraw(COMMANDS_MAP, commandsFd);
         await reading.stop();
         stack.dispose();
       },

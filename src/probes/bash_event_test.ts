@@ -2,22 +2,31 @@ import assert from "node:assert/strict";
 import {
   BASH_CMD_MAX,
   type BashEvent,
+  bashProcessRecord,
   bashRecord,
   type BashRecordContext,
   cutUtf8,
-  decodeBashEvent,
+  decodeBashEvent as decodeAnyBashEvent,
   DecodeError,
 } from "./bash_event.ts";
 
 const encoder = new TextEncoder();
+
+/** Decodes an event that must be a line (what these fixtures write). */
+function decodeBashEvent(view: DataView, offset: number, length: number): BashEvent {
+  const event = decodeAnyBashEvent(view, offset, length);
+  assert.equal(event.kind, "line");
+  return event as BashEvent;
+}
 const fatal = new TextDecoder("utf-8", { fatal: true }); // throws on a split character
 
 // Offsets written out from `struct bash_event` in bpf/bash.h, not taken from BASH_EVENT.offsets,
 // so a wrong layout constant fails here.
-const HEADER = 32;
+const HEADER = 48;
 
 interface Fixture {
   bootNs: bigint;
+  cmdBootNs?: bigint;
   cgroupId?: bigint;
   pid: number;
   uid: number;
@@ -35,11 +44,13 @@ function ring(at: number, f: Fixture, size = 8192): DataView {
   new Uint8Array(buffer).fill(0xaa);
   const view = new DataView(buffer, 64);
   view.setBigUint64(at + 0, f.bootNs, true);
-  view.setBigUint64(at + 8, f.cgroupId ?? 0n, true);
-  view.setUint32(at + 16, f.pid, true);
-  view.setUint32(at + 20, f.uid, true);
-  view.setUint32(at + 24, f.cmdLen, true);
-  view.setUint32(at + 28, f.cmdBytes, true);
+  view.setBigUint64(at + 8, f.cmdBootNs ?? 0n, true);
+  view.setUint32(at + 16, 0, true); // BASH_LINE
+  view.setUint32(at + 20, f.pid, true);
+  view.setBigUint64(at + 24, f.cgroupId ?? 0n, true);
+  view.setUint32(at + 32, f.uid, true);
+  view.setUint32(at + 36, f.cmdLen, true);
+  view.setUint32(at + 40, f.cmdBytes, true);
   new Uint8Array(buffer, 64 + at + HEADER, f.cmd.length).set(f.cmd);
   return view;
 }
@@ -95,7 +106,7 @@ Deno.test("decodeBashEvent() rejects a record shorter than its header with a Dec
 
   assert.throws(() => decodeBashEvent(view, 0, HEADER - 1), (e) => {
     assert.ok(e instanceof DecodeError);
-    assert.match(e.message, /31 bytes/);
+    assert.match(e.message, /47 bytes/);
     return true;
   });
   // The boundary itself is fine: a header and an empty command.
@@ -171,7 +182,9 @@ const CONTEXT: BashRecordContext = {
 function event(captured: string | Uint8Array, cmdLen?: number): BashEvent {
   const cmd = typeof captured === "string" ? encoder.encode(captured) : captured;
   return {
+    kind: "line",
     bootNs: 5_000_000_000n,
+    cmdBootNs: 4_000_000_000n, // a continuation line: its command began earlier
     cgroupId: 0n,
     pid: 4242,
     uid: 1000,
@@ -191,6 +204,7 @@ Deno.test("bashRecord() builds the bash record with DataKit's tags, fields and m
       message: "2025-11-25T15:44:24.123Z pid:`4242` user:`alice` cmd:`ls -l`",
       pid: "4242",
       user: "alice",
+      cmd_id: "4242-4000000000", // the bash's pid and its command's first line's boot ns
     },
     time: 1_764_085_464_123_456_789n, // boot_ns + offset, exact past 2^53
   });
@@ -268,4 +282,52 @@ Deno.test("bashRecord() keeps non-ASCII commands intact", () => {
   assert.equal(record.fields.cmd, cmd);
   assert.ok(String(record.fields.message).endsWith(` cmd:\`${cmd}\``));
   assert.equal("truncated" in record.fields, false);
+});
+
+/** A `struct bash_process_event` (48 bytes) at `at`, written out from bpf/bash.h. */
+function processEvent(at: number, kind: number, comm = ""): DataView {
+  const buffer = new ArrayBuffer(256);
+  new Uint8Array(buffer).fill(0xaa);
+  const view = new DataView(buffer);
+  view.setBigUint64(at + 0, 7_000_000_000n, true);
+  view.setBigUint64(at + 8, 4_000_000_000n, true);
+  view.setUint32(at + 16, kind, true);
+  view.setUint32(at + 20, 4242, true);
+  view.setUint32(at + 24, 4300, true);
+  view.setInt32(at + 28, kind === 1 ? -1 : 130, true);
+  const name = new Uint8Array(buffer, at + 32, 16);
+  name.fill(0);
+  name.set(encoder.encode(comm));
+  return view;
+}
+
+Deno.test("decodeBashEvent() reads a command's end and its processes' events", () => {
+  const exec = decodeAnyBashEvent(processEvent(8, 3, "curl"), 8, 48);
+  assert.deepEqual(exec, {
+    kind: "exec",
+    bootNs: 7_000_000_000n,
+    cmdBootNs: 4_000_000_000n,
+    shellPid: 4242,
+    pid: 4300,
+    exitCode: 130,
+    comm: "curl",
+  });
+  const end = decodeAnyBashEvent(processEvent(0, 1), 0, 48);
+  assert.equal(end.kind, "end");
+  assert.equal((end as { exitCode: number }).exitCode, -1, "read signed: -1 is unknown");
+  assert.throws(() => decodeAnyBashEvent(processEvent(0, 9), 0, 48), /unknown kind 9/);
+  assert.throws(() => decodeAnyBashEvent(processEvent(0, 2), 0, 40), /40 bytes, not 48/);
+});
+
+Deno.test("bashProcessRecord() gives command_activity the command's id and what happened", () => {
+  const exec = decodeAnyBashEvent(processEvent(0, 3, "curl"), 0, 48);
+  assert.deepEqual(bashProcessRecord(exec as Parameters<typeof bashProcessRecord>[0], CONTEXT), {
+    measurement: "bash_process",
+    tags: { host: "web-1", source: "bash" },
+    fields: { event: "exec", cmd_id: "4242-4000000000", pid: "4300", program: "curl" },
+    time: 1_764_085_466_123_456_789n,
+  });
+  const end = decodeAnyBashEvent(processEvent(0, 1), 0, 48);
+  const record = bashProcessRecord(end as Parameters<typeof bashProcessRecord>[0], CONTEXT);
+  assert.equal(record.fields.exit_code, -1n);
 });

@@ -34,6 +34,7 @@ import { integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
+import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import {
@@ -90,6 +91,7 @@ export const dnsProbe: StageDef<DnsConfig> = {
   // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
   bpfObject: "dns",
+  consumes: [COMMANDS_MAP], // stamps cmd_id: the typed command of the asking process
   hostPaths: { cgroup: "/host/sys/fs/cgroup" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS, {
@@ -249,6 +251,9 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     obj.map("flows0").setMaxEntries(config.max_flows);
     obj.map("flows1").setMaxEntries(config.max_flows);
     obj.map("names").setMaxEntries(config.max_names);
+    if (shareCommands(obj, ctx)) {
+      ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
+    }
     obj.load();
     for (const port of config.ports) {
       obj.map("dns_ports").update(
@@ -457,6 +462,7 @@ class DnsState {
       comm: p.comm,
       cgroupId: p.cgroupId,
       retransmits: p.retransmits,
+      ...(p.cmdId ? { cmdId: p.cmdId } : {}),
     };
   }
 
@@ -490,6 +496,7 @@ class DnsState {
       remotePort: key.remotePort,
       pid: key.pid,
       comm: key.comm,
+      ...(key.cmdId ? { cmdId: key.cmdId } : {}),
       name: this.#name(key.nameHash),
       qtype: qtypeName(key.qtype),
       rcode: key.rcode,
@@ -536,6 +543,7 @@ class DnsState {
         remotePort: p.remotePort,
         pid: p.pid,
         comm: p.comm,
+        ...(p.cmdId ? { cmdId: p.cmdId } : {}),
         name: this.#name(p.nameHash),
         qtype: qtypeName(p.qtype),
         rcode: -1,

@@ -6,6 +6,7 @@
  * enums against the object's BTF.
  */
 import { COMM_LEN, decodeCommOf } from "./comm.ts";
+import { COMMAND_REF, decodeCommandRef } from "./commands.ts";
 import { cEnum, cStruct, indexEnum } from "./layout.ts";
 import { formatAddress } from "./netflow_event.ts";
 import type { DnsSegment } from "./dns_tracker.ts";
@@ -17,7 +18,7 @@ export const DNS_NAME_MAX = 254;
 export const DNS_LIMIT = cEnum("dns_limit", { DNS_NAME_MAX });
 
 /** `struct dns_event`: a message's header, then its payload. */
-export const DNS_EVENT = cStruct("dns_event", 4184, {
+export const DNS_EVENT = cStruct("dns_event", 4200, {
   kind: [0, 1],
   family: [1, 1],
   transport: [2, 1],
@@ -35,7 +36,8 @@ export const DNS_EVENT = cStruct("dns_event", 4184, {
   remote_addr: [52, 16],
   comm: [68, COMM_LEN],
   netns: [84, 4],
-  payload: [88, DNS_PAYLOAD_MAX],
+  cmd: [88, COMMAND_REF],
+  payload: [104, DNS_PAYLOAD_MAX],
 });
 export const DNS_EVENT_HEADER = DNS_EVENT.offsets.payload;
 
@@ -48,7 +50,7 @@ export const DNS_EVENT_KIND = cEnum("dns_event_kind", {
 });
 
 /** `struct dns_flow_key`: one row's tags. */
-export const DNS_FLOW_KEY = cStruct("dns_flow_key", 88, {
+export const DNS_FLOW_KEY = cStruct("dns_flow_key", 104, {
   name_hash: [0, 8],
   cgroup_id: [8, 8],
   pid: [16, 4],
@@ -65,6 +67,7 @@ export const DNS_FLOW_KEY = cStruct("dns_flow_key", 88, {
   comm: [64, COMM_LEN],
   netns: [80, 4],
   _pad: [84, 4],
+  cmd: [88, COMMAND_REF],
 });
 
 /** `struct dns_flow_stats`: a row's sums. */
@@ -76,11 +79,11 @@ export const DNS_FLOW_STATS = cStruct("dns_flow_stats", 32, {
 });
 
 /** `struct dns_row_event`: a kind byte, then a key and its stats. */
-export const DNS_ROW_EVENT = cStruct("dns_row_event", 128, {
+export const DNS_ROW_EVENT = cStruct("dns_row_event", 144, {
   kind: [0, 1],
   _pad: [1, 7],
   key: [8, DNS_FLOW_KEY],
-  stats: [96, DNS_FLOW_STATS],
+  stats: [112, DNS_FLOW_STATS],
 });
 
 /** `struct dns_pending_key`: a query awaiting its response. */
@@ -99,12 +102,13 @@ export const DNS_PENDING_KEY = cStruct("dns_pending_key", 56, {
 });
 
 /** `struct dns_pending`. */
-export const DNS_PENDING = cStruct("dns_pending", 40, {
+export const DNS_PENDING = cStruct("dns_pending", 56, {
   first_ns: [0, 8],
   cgroup_id: [8, 8],
   pid: [16, 4],
   retransmits: [20, 4],
   comm: [24, COMM_LEN],
+  cmd: [40, COMMAND_REF],
 });
 
 /** `struct dns_name`: the name in wire form as the message spells it, then its length. */
@@ -218,6 +222,8 @@ export function decodeDnsEvent(
     comm: decodeCommOf(pid, bytes, L.comm),
     payload: bytes.slice(L.payload, L.payload + captured),
   };
+  const cmdId = decodeCommandRef(view, offset + L.cmd);
+  if (cmdId) segment.cmdId = cmdId;
   // The whole length, so TCP framing stays in step when the kernel copied only the start.
   if (cut) segment.payloadLength = payloadLen;
   return { segment, cut, answersOnly: kind === DNS_EVENT_ANSWERS };
@@ -243,6 +249,8 @@ export interface DnsRowKey {
   comm: string;
   /** The local socket's network namespace inode (0: unknown). */
   netns: number;
+  /** The asking process's typed command, when in one. */
+  cmdId?: string;
 }
 
 /** A row's sums (`struct dns_flow_stats`). */
@@ -280,7 +288,14 @@ export function decodeRowKey(bytes: Uint8Array, offset = 0): DnsRowKey {
     remotePort: view.getUint16(L.remote_port, true),
     comm: decodeCommOf(pid, key, L.comm),
     netns: view.getUint32(L.netns, true),
+    ...commandOf(view, L.cmd),
   };
+}
+
+/** `{cmdId}` of the `struct command_ref` at `offset`, or {} when it names no command. */
+function commandOf(view: DataView, offset: number): { cmdId?: string } {
+  const cmdId = decodeCommandRef(view, offset);
+  return cmdId ? { cmdId } : {};
 }
 
 /** Decodes a `struct dns_flow_stats` at `offset` of `bytes`. */
@@ -330,6 +345,7 @@ export interface DnsPendingQuery {
   retransmits: number;
   comm: string;
   netns: number;
+  cmdId?: string;
 }
 
 /** Decodes a pending query from its `struct dns_pending_key` and `struct dns_pending`. */
@@ -358,6 +374,7 @@ export function decodePending(key: Uint8Array, value: Uint8Array): DnsPendingQue
     retransmits: v.getUint32(V.retransmits, true),
     comm: decodeCommOf(pid, value, V.comm),
     netns: k.getUint32(K.netns, true),
+    ...commandOf(v, V.cmd),
   };
 }
 

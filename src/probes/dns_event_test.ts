@@ -11,7 +11,7 @@ import {
 
 // Offsets written out from `struct dns_event` in bpf/dns.h, not taken from DNS_EVENT.offsets,
 // so a wrong layout constant fails here.
-const HEADER = 88;
+const HEADER = 104;
 
 /** A ring-like view: 0xAA everywhere, one UDP IPv4 client event at `at` with `payload`. */
 function event(at: number, payload: Uint8Array, payloadLen = payload.length, kind = 1): DataView {
@@ -30,6 +30,8 @@ function event(at: number, payload: Uint8Array, payloadLen = payload.length, kin
   bytes.set([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2], at + 52);
   bytes.set([...new TextEncoder().encode("dig"), 0], at + 68);
   view.setUint32(at + 84, 0xf000_0098, true); // netns: above 2^31, read unsigned
+  view.setBigUint64(at + 88, 0x8000_0000_0000_0009n, true); // cmd: its first line's boot ns
+  view.setUint32(at + 96, 3100, true); // and its bash's pid
   bytes.set(payload, at + HEADER);
   return view;
 }
@@ -58,6 +60,7 @@ Deno.test("decodeDnsEvent() reads every header field, the cgroup id included, at
     cgroupId: 0x8000_0000_0000_0042n, // all 64 unsigned bits
     netns: 0xf000_0098,
     comm: "dig",
+    cmdId: "3100-9223372036854775817",
     payload,
   });
 });
@@ -81,9 +84,9 @@ Deno.test("decodeDnsEvent() tells a message sent for its answers only, and refus
   assert.throws(() => decodeDnsEvent(event(0, new Uint8Array(0), 0, 9), 0, HEADER), /kind 9/);
 });
 
-/** A `struct dns_row_event` as bpf/dns.h lays it out: kind, 7 pad, key (88), stats (32). */
+/** A `struct dns_row_event` as bpf/dns.h lays it out: kind, 7 pad, key (104), stats (32). */
 function rowEvent(): DataView {
-  const bytes = new Uint8Array(128);
+  const bytes = new Uint8Array(144);
   const view = new DataView(bytes.buffer);
   bytes[0] = 3;
   const k = 8;
@@ -99,7 +102,9 @@ function rowEvent(): DataView {
   bytes.set([0x20, 0x01, 0x0d, 0xb8], k + 48); // 2001:db8::
   bytes.set(new TextEncoder().encode("curl"), k + 64);
   view.setUint32(k + 80, 4026532300, true); // netns
-  const s = 96;
+  view.setBigUint64(k + 88, 12n, true); // cmd boot_ns
+  view.setUint32(k + 96, 3100, true); // cmd shell_pid
+  const s = 112;
   view.setBigUint64(s, 3n, true);
   view.setBigUint64(s + 8, 300n, true);
   view.setBigUint64(s + 16, 150n, true);
@@ -108,7 +113,7 @@ function rowEvent(): DataView {
 }
 
 Deno.test("decodeRowEvent() reads a kernel row's key and sums", () => {
-  assert.deepEqual(decodeRowEvent(rowEvent(), 0, 128), {
+  assert.deepEqual(decodeRowEvent(rowEvent(), 0, 144), {
     key: {
       nameHash: 0x1234_5678_9abc_def0n,
       cgroupId: 77n,
@@ -125,10 +130,11 @@ Deno.test("decodeRowEvent() reads a kernel row's key and sums", () => {
       remotePort: 53,
       comm: "curl",
       netns: 4026532300,
+      cmdId: "3100-12",
     },
     stats: { count: 3n, latencySum: 300n, latencyMax: 150n, retransmits: 1n },
   });
-  assert.throws(() => decodeRowEvent(rowEvent(), 0, 127), DnsDecodeError);
+  assert.throws(() => decodeRowEvent(rowEvent(), 0, 143), DnsDecodeError);
 });
 
 Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
@@ -152,7 +158,7 @@ Deno.test("pendingKeyBytes() builds the key decodePending() reads back", () => {
   assert.equal(key.length, 56);
   assert.equal(new DataView(key.buffer).getUint16(8, true), 0xbeef); // id
   assert.equal(new DataView(key.buffer).getUint32(52, true), 4026532300); // netns
-  const value = new Uint8Array(40);
+  const value = new Uint8Array(56); // cmd (40..56) zero: in no command
   const v = new DataView(value.buffer);
   v.setBigUint64(0, 5n, true);
   v.setBigUint64(8, 6n, true);

@@ -48,6 +48,7 @@ export function rowOfRequest(r: DnsRequest): DnsRow {
     truncated: r.truncated,
     cgroupId: r.cgroupId,
     netns: r.netns,
+    ...(r.cmdId ? { cmdId: r.cmdId } : {}),
     count: 1n,
     latencySum: latency,
     latencyMax: latency,
@@ -58,7 +59,7 @@ export function rowOfRequest(r: DnsRequest): DnsRow {
 function identity(t: DnsRowTags): string {
   return `${t.side}|${t.transport}|${t.family}|${t.localIp}|${t.localPort}|${t.remoteIp}|${t.remotePort}|${t.pid}|${t.comm}|${t.qtype}|${t.rcode}|${t.truncated}|${
     t.cgroupId ?? 0n
-  }|${t.netns ?? 0}|${t.name}`;
+  }|${t.netns ?? 0}|${t.cmdId ?? ""}|${t.name}`;
 }
 
 /** Rows summed since the last {@linkcode take}. */
@@ -130,6 +131,7 @@ export function dnsflowRecord(r: DnsRow | DnsRequest, host: string, timeNs: bigi
   }
   fields.retransmits = row.retransmits;
   if (row.cgroupId) fields.cgroup_id = row.cgroupId;
+  if (row.cmdId) fields.cmd_id = row.cmdId; // a field, not a tag: no series per command
   return { measurement: "dnsflow", tags, fields, time: timeNs };
 }
 

@@ -155,3 +155,15 @@ Deno.test("DnsRows keeps rows of different network namespaces apart, and dnsflow
   assert.equal(dnsflowRecord(taken[1], "h", 0n).tags.netns, "4026532300");
   assert.equal(dnsflowRecord(ROW, "h", 0n).tags.netns, undefined, "unknown: no tag");
 });
+
+Deno.test("dnsflowRecord() carries the asking command's cmd_id as a field; commands are rows apart", () => {
+  const rows = new DnsRows();
+  rows.add({ ...ROW, cmdId: "4100-5" });
+  rows.add(ROW);
+  rows.add({ ...ROW, cmdId: "4100-5" });
+  const taken = rows.take();
+  assert.deepEqual(taken.map((r) => [r.cmdId, r.count]), [["4100-5", 6n], [undefined, 3n]]);
+  const r = dnsflowRecord(taken[0], "web-1", 7n);
+  assert.equal(r.fields.cmd_id, "4100-5");
+  assert.equal(r.tags.cmd_id, undefined);
+});

@@ -39,6 +39,7 @@ export interface DnsSegment {
   cgroupId?: bigint;
   /** The local socket's network namespace inode (0 or absent: unknown). */
   netns?: number;
+  cmdId?: string; // the asking process's typed command (bpf/commands.h), when in one
   /** UDP: one DNS message; TCP: a segment of the 2-byte-length-prefixed stream. */
   payload: Uint8Array;
   /**
@@ -63,6 +64,7 @@ export interface DnsRequest extends
     | "comm"
     | "cgroupId"
     | "netns"
+    | "cmdId"
   > {
   /** The question name, lower case, no trailing dot ("" for the root). */
   name: string;
@@ -88,6 +90,7 @@ export interface ClaimedQuery {
   comm: string;
   cgroupId: bigint;
   retransmits: number;
+  cmdId?: string;
 }
 
 /**
@@ -447,5 +450,6 @@ function request(
   const cgroupId = q.cgroupId || end.cgroupId;
   if (cgroupId) r.cgroupId = cgroupId;
   if (q.netns) r.netns = q.netns;
+  if (known.cmdId) r.cmdId = known.cmdId;
   return r;
 }

@@ -29,6 +29,7 @@ import { type At, describeValue, integerList } from "../pipeline/schema.ts";
 import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/stage.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
+import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
@@ -116,6 +117,7 @@ export const netflowProbe: StageDef<NetflowConfig> = {
   // CAP_NET_ADMIN: the kernel loads cgroup programs only with it (docs/capabilities.md).
   capabilities: ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"],
   bpfObject: "netflow",
+  consumes: [COMMANDS_MAP], // stamps cmd_id: the typed command of a flow's process
   hostPaths: { cgroup: "/host/sys/fs/cgroup" },
   drops: COMMON_DROPS,
   losses: [DECODE_ERRORS, NAT_OVERRUNS, NAT_EVICTED],
@@ -312,6 +314,9 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     obj.map("closed0").setMaxEntries(config.max_closed_flows);
     obj.map("closed1").setMaxEntries(config.max_closed_flows);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
+    if (shareCommands(obj, ctx)) {
+      ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
+    }
     obj.load();
     const switches: Switches = {
       exclusions: applyExclusions(obj, config),

@@ -4,6 +4,7 @@
  */
 import { formatIpv6, parseNetwork } from "../ip.ts";
 import { COMM_LEN, decodeComm } from "./comm.ts";
+import { COMMAND_REF, decodeCommandRef } from "./commands.ts";
 import { cEnum, cStruct, indexEnum } from "./layout.ts";
 
 /** `struct flow_key`: a flow as the kernel keys it. */
@@ -24,7 +25,7 @@ export const FLOW_KEY = cStruct("flow_key", 48, {
 export const FLOW_ID = cStruct("flow_id", 56, { key: [0, FLOW_KEY], cgroup_id: [48, 8] });
 
 /** `struct flow_counts`: what a flow did. */
-export const FLOW_COUNTS = cStruct("flow_counts", 88, {
+export const FLOW_COUNTS = cStruct("flow_counts", 104, {
   bytes_written: [0, 8],
   bytes_read: [8, 8],
   rtt_sum_us: [16, 8],
@@ -40,20 +41,22 @@ export const FLOW_COUNTS = cStruct("flow_counts", 88, {
   connect_aborted: [76, 4],
   resets_received: [80, 4],
   resets_sent: [84, 4],
+  cmd: [88, COMMAND_REF],
 });
 
 /** `struct flow_delta`: the iterators' records, and closes through the ring buffer. */
-export const FLOW_DELTA = cStruct("flow_delta", 144, {
+export const FLOW_DELTA = cStruct("flow_delta", 160, {
   id: [0, FLOW_ID],
   counts: [56, FLOW_COUNTS],
 });
 
 /** `struct udp_counts` (one per CPU in the per-CPU map). */
-export const UDP_COUNTS = cStruct("udp_counts", 40, {
+export const UDP_COUNTS = cStruct("udp_counts", 56, {
   bytes_read: [0, 8],
   bytes_written: [8, 8],
   comm: [16, COMM_LEN],
   cgroup_id: [32, 8],
+  cmd: [40, COMMAND_REF],
 });
 
 /** `struct cidr_key` of the exclude_cidrs trie. */
@@ -127,6 +130,8 @@ export interface FlowDelta {
   comm: string;
   /** The socket's cgroup v2 id, for the `container` transform (0 or absent: unknown). */
   cgroupId?: bigint;
+  /** The typed command of the socket's process (a bash probe's `cmd_id`), when in one. */
+  cmdId?: string;
   bytesRead: bigint;
   bytesWritten: bigint;
   /** TCP only, as are the rest. */
@@ -212,6 +217,8 @@ export function decodeFlowDelta(view: DataView, offset: number): FlowDelta {
   };
   const cgroupId = view.getBigUint64(offset + FLOW_ID.offsets.cgroup_id, true);
   if (cgroupId) delta.cgroupId = cgroupId;
+  const cmdId = decodeCommandRef(view, at + C.cmd);
+  if (cmdId) delta.cmdId = cmdId;
   if (key.transport === "tcp") {
     delta.retransmits = BigInt(view.getUint32(at + C.retransmits, true));
     delta.established = BigInt(view.getUint32(at + C.established, true));
@@ -238,21 +245,25 @@ export function decodeClosedFlow(key: Uint8Array, value: Uint8Array): FlowDelta 
 }
 
 /**
- * Sums a per-CPU `struct udp_counts` value (one slot per possible CPU); the name and cgroup
- * are the first CPU's that has them (a CPU that saw no datagram of the flow has zeros).
+ * Sums a per-CPU `struct udp_counts` value (one slot per possible CPU); the name, cgroup and
+ * command are the first CPU's that has them (a CPU that saw no datagram of the flow has zeros).
  */
 export function sumUdpCounts(
   value: Uint8Array,
-): { bytesRead: bigint; bytesWritten: bigint; comm: string; cgroupId: bigint } {
+): { bytesRead: bigint; bytesWritten: bigint; comm: string; cgroupId: bigint; cmdId?: string } {
   const view = new DataView(value.buffer, value.byteOffset, value.byteLength);
   let bytesRead = 0n, bytesWritten = 0n, name = "", cgroupId = 0n;
+  let cmdId: string | undefined;
   for (let at = 0; at + UDP_COUNTS.size <= value.length; at += UDP_COUNTS.size) {
     bytesRead += view.getBigUint64(at + UDP_COUNTS.offsets.bytes_read, true);
     bytesWritten += view.getBigUint64(at + UDP_COUNTS.offsets.bytes_written, true);
     if (!name) name = decodeComm(value, at + UDP_COUNTS.offsets.comm);
     if (!cgroupId) cgroupId = view.getBigUint64(at + UDP_COUNTS.offsets.cgroup_id, true);
+    cmdId ??= decodeCommandRef(view, at + UDP_COUNTS.offsets.cmd);
   }
-  return { bytesRead, bytesWritten, comm: name, cgroupId };
+  return cmdId === undefined
+    ? { bytesRead, bytesWritten, comm: name, cgroupId }
+    : { bytesRead, bytesWritten, comm: name, cgroupId, cmdId };
 }
 
 /**

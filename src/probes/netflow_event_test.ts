@@ -18,6 +18,7 @@ import {
   sumUdpCounts,
   UDP_COUNTS,
 } from "./netflow_event.ts";
+import { COMMAND_REF } from "./commands.ts";
 
 // Fields are written at the offsets of the exported layouts, so these tests follow the layout;
 // src/probes/layout_test.ts checks those offsets against the object's BTF.
@@ -115,6 +116,8 @@ interface DeltaFixture {
   comm: Uint8Array;
   /** connect_refused, connect_timeouts, connect_unreachable, connect_aborted, resets_received, resets_sent */
   failures: number[];
+  /** The typed command (struct command_ref): its bash's pid and first line's boot ns; 0: none. */
+  cmd?: { shellPid: number; bootNs: bigint };
 }
 
 const FAILURE_MEMBERS = [
@@ -140,6 +143,8 @@ function writeDelta(view: DataView, at: number, e: DeltaFixture): void {
   view.setUint32(c + L.rtt_samples, e.rttSamples, true);
   new Uint8Array(view.buffer, view.byteOffset + c + L.comm, e.comm.length).set(e.comm);
   FAILURE_MEMBERS.forEach((m, i) => view.setUint32(c + L[m], e.failures[i], true));
+  view.setBigUint64(c + L.cmd + COMMAND_REF.offsets.boot_ns, e.cmd?.bootNs ?? 0n, true);
+  view.setUint32(c + L.cmd + COMMAND_REF.offsets.shell_pid, e.cmd?.shellPid ?? 0, true);
 }
 
 const encoder = new TextEncoder();
@@ -245,12 +250,13 @@ Deno.test("decodeFlowKey() rejects an unknown family, transport or direction wit
 
 Deno.test("decodeFlowDelta() reads every field of a TCP delta at a non-zero offset in a larger view", () => {
   const view = garbage(16 + FLOW_DELTA.size + 32);
-  writeDelta(view, 16, DELTA);
+  writeDelta(view, 16, { ...DELTA, cmd: { shellPid: 4100, bootNs: 0x8000_0000_0000_0007n } });
 
   assert.deepEqual(decodeFlowDelta(view, 16), {
     key: KEY_DECODED,
     comm: "curl",
     cgroupId: 0x8000_0000_0000_1234n,
+    cmdId: "4100-9223372036854775815", // the bash's pid, its command's boot ns (all 64 bits)
     bytesWritten: 0x1_0000_0001n,
     bytesRead: 123_456n,
     retransmits: 4_000_000_000n,
@@ -306,7 +312,7 @@ Deno.test("decodeFlowDelta() rejects a record cut short, or a bad key in it, wit
 
   assert.throws(() => decodeFlowDelta(short, 0), (e) => {
     assert.ok(e instanceof DecodeError);
-    assert.match(e.message, /cut short: 143 of 144 bytes/);
+    assert.match(e.message, /cut short: 159 of 160 bytes/);
     return true;
   });
   assert.throws(() => decodeFlowDelta(view, 8), DecodeError);
@@ -315,9 +321,9 @@ Deno.test("decodeFlowDelta() rejects a record cut short, or a bad key in it, wit
   assert.throws(() => decodeFlowDelta(view, 0), /unknown transport 132/);
 });
 
-/** A per-CPU value: one 40-byte `struct udp_counts` per CPU, inside a larger buffer. */
+/** A per-CPU value: one 56-byte `struct udp_counts` per CPU, inside a larger buffer. */
 function perCpu(
-  slots: { read: bigint; written: bigint; comm: string; cgroup?: bigint }[],
+  slots: { read: bigint; written: bigint; comm: string; cgroup?: bigint; cmdBootNs?: bigint }[],
 ): Uint8Array {
   const buffer = new ArrayBuffer(8 + slots.length * UDP_COUNTS.size + 8);
   new Uint8Array(buffer).fill(0xaa);
@@ -329,6 +335,8 @@ function perCpu(
     view.setBigUint64(at + UDP_COUNTS.offsets.bytes_written, s.written, true);
     value.set(s.comm ? comm(s.comm) : new Uint8Array(16), at + UDP_COUNTS.offsets.comm);
     view.setBigUint64(at + UDP_COUNTS.offsets.cgroup_id, s.cgroup ?? 0n, true);
+    view.setBigUint64(at + UDP_COUNTS.offsets.cmd, s.cmdBootNs ?? 0n, true);
+    view.setUint32(at + UDP_COUNTS.offsets.cmd + COMMAND_REF.offsets.shell_pid, 77, true);
   });
   return value;
 }
@@ -337,7 +345,7 @@ Deno.test("sumUdpCounts() sums every CPU's bytes and takes the first non-empty c
   const value = perCpu([
     { read: 0n, written: 0n, comm: "" }, // a CPU the flow never ran on
     { read: 100n, written: 7n, comm: "dig", cgroup: 0x1_0000_0007n },
-    { read: 0x8000_0000_0000_0000n, written: 0n, comm: "other", cgroup: 9n },
+    { read: 0x8000_0000_0000_0000n, written: 0n, comm: "other", cgroup: 9n, cmdBootNs: 5n },
     { read: 1n, written: 3n, comm: "" },
   ]);
 
@@ -346,6 +354,7 @@ Deno.test("sumUdpCounts() sums every CPU's bytes and takes the first non-empty c
     bytesWritten: 10n,
     comm: "dig",
     cgroupId: 0x1_0000_0007n,
+    cmdId: "77-5", // the first CPU's slot that names a command
   });
 });
 

@@ -73,7 +73,7 @@ export class FlowAccounts {
     id: string,
     key: FlowKey,
     comm: string,
-    totals: { bytesRead: bigint; bytesWritten: bigint; cgroupId?: bigint },
+    totals: { bytesRead: bigint; bytesWritten: bigint; cgroupId?: bigint; cmdId?: string },
     idlePolls: number,
   ): { delta?: FlowDelta; idle: boolean } {
     const base = this.#udp.get(id) ?? { read: 0n, written: 0n, idle: 0 };
@@ -88,6 +88,7 @@ export class FlowAccounts {
           key,
           comm,
           ...(totals.cgroupId ? { cgroupId: totals.cgroupId } : {}),
+          ...(totals.cmdId ? { cmdId: totals.cmdId } : {}),
           bytesRead: read,
           bytesWritten: written,
         }
@@ -128,6 +129,7 @@ export function mergeDeltas(deltas: Iterable<FlowDelta>): FlowDelta[] {
     }
     seen.bytesRead += d.bytesRead;
     seen.bytesWritten += d.bytesWritten;
+    if (!seen.cmdId && d.cmdId) seen.cmdId = d.cmdId;
     const add = (a: bigint | undefined, b: bigint | undefined) =>
       b === undefined ? a : (a ?? 0n) + b;
     seen.retransmits = add(seen.retransmits, d.retransmits);
@@ -198,6 +200,7 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
   const nat: { [tag: string]: string } = d.dstNat
     ? { dst_nat_ip: d.dstNat.ip, dst_nat_port: String(d.dstNat.port) }
     : {};
+  if (d.cmdId) fields.cmd_id = d.cmdId; // a field, not a tag: no series per command
   return {
     measurement: "netflow",
     tags: {

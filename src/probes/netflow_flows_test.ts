@@ -420,3 +420,22 @@ Deno.test("flowRecord() tags a translated flow's dst_nat_ip/dst_nat_port, and me
   assert.equal(tags[0].dst_ip, "93.184.216.34"); // the address the socket connected to
   assert.ok(!("dst_nat_ip" in tags[2]) && !("dst_nat_port" in tags[2]));
 });
+
+Deno.test("flowRecord() carries the kernel's cmd_id as a field; UDP totals and merges keep it", () => {
+  const accounts = new FlowAccounts();
+  const udp = accounts.udp(flowId(UDP_KEY), UDP_KEY, "dig", {
+    bytesRead: 1n,
+    bytesWritten: 0n,
+    cmdId: "4100-77",
+  }, 3);
+  assert.equal(udp.delta?.cmdId, "4100-77");
+  const [merged] = mergeDeltas([
+    { key: KEY, comm: "curl", bytesRead: 1n, bytesWritten: 0n },
+    { key: KEY, comm: "curl", cmdId: "4100-78", bytesRead: 2n, bytesWritten: 0n },
+  ]);
+  assert.equal(merged.cmdId, "4100-78", "a socket seen without a command takes its flow's");
+  const record = flowRecord(merged, "web-1", 1n);
+  assert.equal(record.fields.cmd_id, "4100-78");
+  assert.equal(record.tags.cmd_id, undefined, "never a tag: no series per command");
+  assert.equal(flowRecord(TCP_DELTA, "h", 1n).fields.cmd_id, undefined, "in no command");
+});

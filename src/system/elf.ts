@@ -5,7 +5,7 @@
  */
 
 const SHT_SYMTAB = 2, SHT_DYNSYM = 11, SHT_DYNAMIC = 6;
-const STT_FUNC = 2, DT_NEEDED = 1;
+const STT_OBJECT = 1, STT_FUNC = 2, DT_NEEDED = 1;
 
 /** Thrown for a file that is not a little-endian ELF64 file. */
 export class ElfError extends Error {
@@ -95,6 +95,19 @@ function functionFileOffsetUnchecked(bytes: Uint8Array, name: string): number {
   return [...offsets][0];
 }
 
+/**
+ * The link-time address (symbol value) of the function or variable `name`, e.g. bash's
+ * `last_command_exit_value`; undefined when the file does not define it once.
+ */
+export function symbolAddress(bytes: Uint8Array, name: string): number | undefined {
+  return guarded(() => {
+    const values = new Set(
+      (symbols(bytes, [name], [STT_FUNC, STT_OBJECT]).found.get(name) ?? []).map((s) => s.value),
+    );
+    return values.size === 1 ? [...values][0] : undefined;
+  });
+}
+
 function definedFunctionsUnchecked(bytes: Uint8Array, names: readonly string[]): Set<string> {
   return new Set(functionSymbols(bytes, names).found.keys());
 }
@@ -107,6 +120,14 @@ function functionSymbols(bytes: Uint8Array, names: readonly string[]): {
   list: Section[];
   found: Map<string, { shndx: number; value: number }[]>;
 } {
+  return symbols(bytes, names, [STT_FUNC]);
+}
+
+/** The defined symbols of the given types (STT_*) named in `names`, as functionSymbols. */
+function symbols(bytes: Uint8Array, names: readonly string[], types: readonly number[]): {
+  list: Section[];
+  found: Map<string, { shndx: number; value: number }[]>;
+} {
   const { view, list } = sections(bytes);
   // Compare raw name bytes: decoding each of bash's ~2000 symbol names costs 20 ms.
   const wanted = names.map((name) => ({ name, bytes: new TextEncoder().encode(name) }));
@@ -116,7 +137,7 @@ function functionSymbols(bytes: Uint8Array, names: readonly string[]): {
     const strtab = list[s.link];
     for (let off = s.offset; off + 24 <= s.offset + s.size; off += s.entsize || 24) {
       const shndx = view.getUint16(off + 6, true);
-      if ((bytes[off + 4] & 0xf) !== STT_FUNC || shndx === 0) continue; // not a defined function
+      if (!types.includes(bytes[off + 4] & 0xf) || shndx === 0) continue; // not defined here
       const at = strtab.offset + view.getUint32(off, true);
       for (const w of wanted) {
         if (!nameAt(bytes, at, w.bytes)) continue;

@@ -1,5 +1,6 @@
 /** The transform types: one line each. */
 import { registryOf } from "../pipeline/stage.ts";
+import { commandActivityTransform } from "./command_activity.ts";
 import { containerTransform } from "./container.ts";
 import { dnsDomainTransform } from "./dns_domain.ts";
 import { ephemeralPortTransform } from "./ephemeral_port.ts";
@@ -8,6 +9,7 @@ import { redactTransform } from "./redact.ts";
 import { tagsTransform } from "./tags.ts";
 
 export const TRANSFORMS = registryOf(
+  commandActivityTransform,
   containerTransform,
   dnsDomainTransform,
   ephemeralPortTransform,

@@ -171,7 +171,7 @@ kernelTest(
     const line = collector.stdout.split("\n").find((l) => l.includes(nonce));
     // cgroup_id: the shell's cgroup v2 id, an integer field (the container transform reads it).
     const fields =
-      `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root",cgroup_id=\\d+i`;
+      `cmd="echo \\\\"lp ${nonce}\\\\"",message="[^\n]*",pid="${pid}",user="root",cmd_id="${pid}-\\d+",cgroup_id=\\d+i`;
     assert.match(line!, new RegExp(`^bash,host=\\S+,source=bash ${fields} \\d{19}$`));
   },
 );

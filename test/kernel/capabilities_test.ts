@@ -150,8 +150,11 @@ kernelTest(
     for (const probe of defaultKernelProbes()) {
       assert.match(collector.stderr, new RegExp(`^attached ${probe.name}: `, "m"));
     }
-    // Not the perf uprobe, which would have needed CAP_SYS_ADMIN.
-    assert.match(collector.stderr, /^attached bash: uretprobe\.multi \S+:readline\w* /m);
+    // Not the perf uprobes, which would have needed CAP_SYS_ADMIN (nor for a command's end).
+    assert.match(
+      collector.stderr,
+      /^attached bash: uretprobe\.multi \S+:readline\w*, uprobe\.multi \S+:parse_command, /m,
+    );
     assert.doesNotMatch(collector.stderr, /disabled/);
 
     const cmd = `echo as-nobody-${nonce}`;
@@ -179,7 +182,10 @@ kernelTest(
     await using collector = nobodyCollector(caps, onePipeline("bash"));
     await collector.attached();
     assert.equal(BigInt(`0x${procStatus(collector.pid, "CapEff")}`), mask(caps));
-    assert.match(collector.stderr, /^attached p: uretprobe\.multi \S+:readline\w* /m);
+    assert.match(
+      collector.stderr,
+      /^attached p: uretprobe\.multi \S+:readline\w*, uprobe\.multi \S+:parse_command, /m,
+    );
 
     const cmd = `echo bpf-perfmon-only-${nonce}`;
     await tmux.type("root", cmd);
