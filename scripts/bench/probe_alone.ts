@@ -6,7 +6,9 @@
  * something kept, each reading only the kept stages among its inputs. A stage that needs a
  * probe not kept through a side input (`dns_domain`'s `answers_from: dns` when netflow runs
  * alone) is left out and its readers read its inputs instead: without that probe it would
- * have nothing to work with. Other probes (the `collector` self-report too) are left out.
+ * have nothing to work with; one that makes records of its own from what it reads
+ * (`emitsOnlyOwnRecords`: `command_activity` without bash) is left out with nothing in its place.
+ * Other probes (the `collector` self-report too) are left out.
  */
 import { parse, stringify } from "yaml";
 import { parsePipeline } from "../../src/pipeline/load.ts";
@@ -26,7 +28,8 @@ export function probeAlone(text: string, probe: string, file = "pipeline.yaml"):
     const reads = [...new Set(stage.inputs.flatMap((i) => readAs.get(i) ?? []))];
     if (reads.length === 0) continue; // nothing it reads is kept
     if (stage.sideInputs.some((s) => !readAs.has(s.stage))) {
-      readAs.set(stage.name, reads); // bypassed
+      // Bypassed: its readers read its inputs, unless it passes none of them on.
+      readAs.set(stage.name, stage.def.emitsOnlyOwnRecords ? [] : reads);
       continue;
     }
     readAs.set(stage.name, [stage.name]);

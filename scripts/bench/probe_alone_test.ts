@@ -22,6 +22,8 @@ Deno.test("probeAlone() keeps netflow and its chain, without the stage that need
     "console merge_client_ports netflow netflow_containers netflow_per_minute",
   );
   // name_destinations (dns_domain, answers_from: dns) is left out; its reader reads its input.
+  // command_activity (events_from: bash) is left out, and redact_secrets with it: without bash
+  // it would have nothing to join, and it passes no flow on.
   assert.deepEqual(stages.get("merge_client_ports"), ["netflow_containers"]);
   assert.deepEqual(stages.get("console"), ["netflow_per_minute"]);
 });
@@ -40,7 +42,7 @@ Deno.test("probeAlone() keeps dns with what the default pipeline puts after it",
 
 Deno.test("probeAlone() keeps bash's redaction and leaves out the other probes", () => {
   const stages = graph(probeAlone(DEFAULT, "bash"));
-  assert.equal(names(stages), "bash bash_containers console redact_secrets");
+  assert.equal(names(stages), "bash bash_containers command_activity console redact_secrets");
   assert.deepEqual(stages.get("console"), ["redact_secrets"]);
 });
 
