@@ -55,6 +55,7 @@ Deno.test("http datakit preset (stand-in for DataKit): write paths, query string
   await out.stage.push(bash(1, TRICKY));
   await out.stage.push(flow(7));
   await out.stage.push({ ...flow(8), measurement: "dnsflow" });
+  await out.stage.push({ ...bash(2, "true"), measurement: "bash_activity" });
   await out.stage.flush("shutdown");
   await out.stage.close();
 
@@ -74,14 +75,17 @@ Deno.test("http datakit preset (stand-in for DataKit): write paths, query string
     // A newline in a string field goes as it is: InfluxDB and DataKit read it, and do not
     // unescape "\\n".
     'bash,host=web\\ 1\\,x\\=y,source=bash cmd="echo \\"a b\\",c=d \\\\ back\nslash héllo 世界 🎉",' +
-      'pid="1001",user="root" 1795622018000001000\n',
+      'pid="1001",user="root" 1795622018000001000\n' +
+      // What the command did goes with the command, to DataKit's logging endpoint.
+      'bash_activity,host=web\\ 1\\,x\\=y,source=bash cmd="true",pid="1002",user="root" ' +
+      "1795622018000002000\n",
   );
   assert.equal(
     byPath.get("/v1/write/network?input=ebpf-net%2Fnetflow&precision=ns")!.body,
     "netflow,dst_ip=10.0.0.1,dst_port=7,host=h,source=netflow,transport=tcp " +
       "bytes_read=7i,bytes_written=14i,rtt=31i 1795622018000000007\n",
   );
-  assert.equal(out.counters.get("records_sent", { stage: "http" }), 3n);
+  assert.equal(out.counters.get("records_sent", { stage: "http" }), 4n);
 });
 
 Deno.test("http influxdb_v2 preset (stand-in for InfluxDB 2, which cannot run here): path, org, bucket, token", async () => {

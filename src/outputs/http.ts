@@ -18,7 +18,7 @@
  * - **Presets** say where a batch goes: `influxdb` is v1 `POST /write?db=&precision=ns` (basic
  *   auth when `username` is set); `influxdb_v2` is `POST /api/v2/write?org=&bucket=&precision=ns`
  *   with `Authorization: Token`; `datakit` is DataKit's write API as its external inputs post:
- *   `bash` to `/v1/write/logging?input=ebpf-bash`, every other measurement to
+ *   `bash` and `bash_activity` to `/v1/write/logging?input=ebpf-bash`, every other measurement to
  *   `/v1/write/network?input=ebpf-net%2F<measurement>`, all with `precision=ns`. One batch holds
  *   records of one path only.
  * - **Batches, retries, memory, spool, delivery, shutdown and counters** are those of every
@@ -69,7 +69,8 @@ export function endpoint(config: HttpConfig, measurement: string): string {
       return `/api/v2/write?${q}`;
     }
     case "datakit":
-      return measurement === "bash"
+      // What a shell did is a log, as DataKit keeps its bash input's; the rest is network data.
+      return measurement === "bash" || measurement === "bash_activity"
         ? `/v1/write/logging?input=ebpf-bash&precision=ns`
         : `/v1/write/network?input=${encodeURIComponent(`ebpf-net/${measurement}`)}&precision=ns`;
   }
