@@ -59,6 +59,7 @@ import {
 import { nameOfWire, qtypeName, questionKey } from "./dns_fast_reader.ts";
 import { answerRecord, dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
 import { type ClaimedQuery, type DnsRequest, type DnsSegment, DnsTracker } from "./dns_tracker.ts";
+import { Poller } from "./poller.ts";
 
 /** Options of a `dns` probe. */
 export interface DnsConfig {
@@ -286,15 +287,10 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     };
     const timer = setInterval(expire, Math.min(1000, Math.max(50, config.timeout / 5)));
     // At the tick, before windows that close then: the records are stamped just before it.
-    const polls = config.per_request ? undefined : ctx.clock.every(config.poll, (tick) => {
-      try {
-        ring.drain();
-        state.poll(tick - 1n);
-      } catch (e) {
-        ctx.counters.add("poll_errors");
-        ctx.log.warn(`${ctx.name}: poll failed: ${describeError(e)}`);
-      }
-    }, { first: true });
+    const polls = config.per_request ? undefined : new Poller(ctx, config.poll, (time) => {
+      ring.drain();
+      state.poll(time);
+    });
     // Queries awaiting an answer fill `pending` (max_pending); `owners` is socket storage,
     // with no capacity and not countable from user space.
     const reading = startReading(ring, obj.map("drops"), ctx, state.fill());

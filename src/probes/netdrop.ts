@@ -31,6 +31,7 @@ import { cgroupV2Mount } from "../system/cgroup.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { DECODE_ERRORS } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
+import { Poller } from "./poller.ts";
 import {
   decodeDropCounts,
   decodeDropKey,
@@ -288,38 +289,27 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
     const fill = watchMapFill(ctx, [
       { map: "drop_keys", capacity: keys[0].maxEntries, entries: () => keysTaken },
     ]);
-    const tick = (time: bigint) => {
-      try {
-        poll(time);
-      } catch (e) {
-        ctx.counters.add("poll_errors");
-        ctx.log.warn(`${ctx.name}: poll failed: ${describeError(e)}`);
-      }
-    };
-    // At the tick, before windows that close then: the records are stamped just before it.
-    const every = (ms: number) => ctx.clock.every(ms, (t) => tick(t - 1n), { first: true });
-    let timer = every(config.poll);
+    const polls = new Poller(ctx, config.poll, poll);
 
     return {
       attached,
       push() {}, // a probe has no inputs
       flush() {
         // What was dropped since the last poll is not lost at shutdown or reload.
-        tick(ctx.clock.now());
+        polls.now();
       },
       reconfigure(next: NetdropConfig) {
         // Map sizes and the cgroup are fixed at load; the poll is not.
         if (next.max_keys !== config.max_keys || next.cgroup !== config.cgroup) return undefined;
         return () => {
           if (next.poll !== config.poll) {
-            timer.cancel();
-            timer = every(next.poll);
+            polls.every(next.poll);
           }
           config = next;
         };
       },
       close() {
-        timer.cancel();
+        polls.cancel();
         fill.stop();
         stack.dispose();
       },

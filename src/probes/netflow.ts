@@ -33,6 +33,7 @@ import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
+import { Poller } from "./poller.ts";
 import { NAT_EVICTED, NAT_OVERRUNS, openNatEvents } from "./netflow_nat_events.ts";
 import {
   cidrKey,
@@ -496,24 +497,14 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
       { map: "closed_flows", capacity: closed[0].maxEntries, entries: () => closedEntries },
       hashMapFill(obj.map("tcp_listen_ports")),
     ]);
-    const tick = (time: bigint) => {
-      try {
-        poll(time);
-      } catch (e) {
-        ctx.counters.add("poll_errors");
-        ctx.log.warn(`${ctx.name}: poll failed: ${describeError(e)}`);
-      }
-    };
-    // At the tick, before windows that close then: the records are stamped just before it.
-    const every = (ms: number) => ctx.clock.every(ms, (t) => tick(t - 1n), { first: true });
-    let timer = every(config.poll);
+    const polls = new Poller(ctx, config.poll, poll);
 
     return {
       attached,
       push() {}, // a probe has no inputs
       async flush(reason) {
         // What happened since the last poll is not lost at shutdown or reload.
-        tick(ctx.clock.now());
+        polls.now();
         if (reason === "shutdown") await ring.stop();
       },
       reconfigure(next: NetflowConfig) {
@@ -533,14 +524,13 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
           switches.exclusions = applyExclusions(obj, next);
           writeSwitches(obj, switches);
           if (next.poll !== config.poll) {
-            timer.cancel();
-            timer = every(next.poll);
+            polls.every(next.poll);
           }
           config = next;
         };
       },
       async close() {
-        timer.cancel();
+        polls.cancel();
         await reading.stop();
         stack.dispose();
       },
