@@ -380,7 +380,7 @@ export function render(
   for (const n of want.values()) free -= n;
   want.set(view.pane, Math.max(free, 0));
 
-  const lines = [style("inverse", fit(statusLine(snap, status, view), cols))];
+  const lines = [style("inverse", fit(statusLine(snap, status, view, cols), cols))];
   for (const p of shown) {
     const n = want.get(p.pane)!;
     const focused = p.pane === view.pane;
@@ -405,7 +405,7 @@ export function render(
   return lines.slice(0, Math.max(rows, 1));
 }
 
-function statusLine(snap: Snapshot, s: StatusFacts, view: ViewState): string {
+function statusLine(snap: Snapshot, s: StatusFacts, view: ViewState, cols: number): string {
   const parts = [
     `top ${clock(s.nowMs)}${view.paused ? " PAUSED" : ""}`,
     `probes: ${s.probes.join(" ") || "-"}` +
@@ -416,6 +416,8 @@ function statusLine(snap: Snapshot, s: StatusFacts, view: ViewState): string {
     ` rss ${snap.rssBytes === undefined ? "-" : formatBytes(snap.rssBytes)}`,
     `frame ${s.frameMs === undefined ? "-" : `${s.frameMs.toFixed(1)}ms`}`,
   ];
+  // Whole parts, the last first, leave a narrow screen rather than one cut mid-word.
+  while (parts.length > 1 && displayWidth(" " + parts.join(" │ ")) > cols) parts.pop();
   return " " + parts.join(" │ ");
 }
 

@@ -114,6 +114,10 @@ for (const [cols, rows] of [[80, 24], [100, 30], [200, 60]]) {
     assert.match(text, /Drops \(2\)/);
     assert.match(text, /^NO_SOCKET +in .* 9 127\.0\.0\.1:\* +2\.0 +120B\/s$/m, "by rate first");
     assert.match(text, /drops 2\.4\/s/, "the status line counts drops a second");
+    assert.ok(
+      !lines[0].includes("…"),
+      `the status line leaves parts out, never cuts one: ${lines[0]}`,
+    );
     assert.match(text, /^proc2 .* 3 +120µs$/m, "a flow's failures");
     assert.match(text, / +7 +12\.3ms +1 +0B +0 .*curl -s/, "exit code, time, processes, bytes");
     assert.match(text, /root {0,5}( +9)? +echo top-test/, "a command with no activity yet");
