@@ -431,7 +431,6 @@ export class TopModel {
       };
       this.#keepCommand(row);
     }
-    if (f.cmd !== undefined) row.cmd = String(f.cmd); // redacted the same way, and whole
     if (f.exit_code !== undefined) row.exitCode = num(f.exit_code);
     if (f.duration !== undefined) row.durationNs = num(f.duration);
     row.processes = (row.processes ?? 0) + num(f.processes);
