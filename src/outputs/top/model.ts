@@ -203,15 +203,13 @@ function peerOf(g: Record["tags"]): string {
   return hostPort(g.dst_ip, g.dst_port);
 }
 
-/** netflow's failure fields (docs/probes.md, netflow): summed into a flow's `failures`. */
-const FAILURE_FIELDS = [
-  "tcp_connect_refused",
-  "tcp_connect_timeouts",
-  "tcp_connect_unreachable",
-  "tcp_connect_aborted",
-  "tcp_resets_received",
-  "tcp_resets_sent",
-];
+/**
+ * netflow's failure fields (docs/probes.md, netflow: `tcp_connect_refused`, `_timeouts`,
+ * `_unreachable`, `_aborted`, `tcp_resets_received`, `_sent`), by their prefixes, so a kind of
+ * failure added later counts too: summed into a flow's `failures`.
+ */
+const isFailure = (field: string) =>
+  field.startsWith("tcp_connect_") || field.startsWith("tcp_resets_");
 
 export class TopModel {
   readonly #o: ModelOptions;
@@ -317,7 +315,7 @@ export class TopModel {
     s.sums.add(second, num(f.bytes_written), 1);
     s.sums.add(second, num(f.retransmits), 2);
     let failures = 0;
-    for (const name of FAILURE_FIELDS) failures += num(f[name]);
+    for (const name in f) if (isFailure(name)) failures += num(f[name]);
     if (failures) s.sums.add(second, failures, 3);
     if (f.rtt !== undefined) s.row.rttUs = num(f.rtt);
   }
@@ -454,6 +452,14 @@ export class TopModel {
     }
   }
 
+  /** The series of `table` with something new within {@linkcode IDLE_KEEP_MS}; idle ones go. */
+  *#live<S extends { lastMs: number }>(table: Map<string, S>, nowMs: number): Iterable<S> {
+    for (const [key, s] of table) {
+      if (nowMs - s.lastMs > IDLE_KEEP_MS) table.delete(key);
+      else yield s;
+    }
+  }
+
   /**
    * The rows at `nowMs`. The window ends at the newest record's time rather than now while
    * records keep coming: a frame drawn just before a poll's records arrive would otherwise miss
@@ -468,11 +474,7 @@ export class TopModel {
       Math.max(Math.min(this.#o.windowMs, end - (s.firstMs - this.#o.spanMs)), 1000) / 1000;
 
     const flows: FlowRow[] = [];
-    for (const [key, s] of this.#flows) {
-      if (nowMs - s.lastMs > IDLE_KEEP_MS) {
-        this.#flows.delete(key);
-        continue;
-      }
+    for (const s of this.#live(this.#flows, nowMs)) {
       const secs = seconds(s), row = s.row;
       row.inRate = s.sums.sum(after, upTo, 0) / secs;
       row.outRate = s.sums.sum(after, upTo, 1) / secs;
@@ -482,11 +484,7 @@ export class TopModel {
     }
     const drops: DropRow[] = [];
     let dropRate = 0;
-    for (const [key, s] of this.#drops) {
-      if (nowMs - s.lastMs > IDLE_KEEP_MS) {
-        this.#drops.delete(key);
-        continue;
-      }
+    for (const s of this.#live(this.#drops, nowMs)) {
       const secs = seconds(s), row = s.row;
       row.packetRate = s.sums.sum(after, upTo, 0) / secs;
       row.byteRate = s.sums.sum(after, upTo, 1) / secs;
@@ -494,11 +492,7 @@ export class TopModel {
       drops.push(row);
     }
     const dns: DnsRow[] = [];
-    for (const [key, s] of this.#dns) {
-      if (nowMs - s.lastMs > IDLE_KEEP_MS) {
-        this.#dns.delete(key);
-        continue;
-      }
+    for (const s of this.#live(this.#dns, nowMs)) {
       s.row.qps = s.sums.sum(after, upTo) / seconds(s);
       dns.push(s.row);
     }
