@@ -1,13 +1,14 @@
 /**
  * The `top` output: a live view on the terminal, refreshed every `every`, of who talks to whom
- * right now: flows by rate, DNS names, the latest commands and the collector's own health
- * (docs/top.md). `deno task top` runs it on examples/top.yaml.
+ * right now: flows by rate (with their failures), DNS names, dropped packets, the latest commands
+ * with what each did, and the collector's own health (docs/top.md). `deno task top` runs it on
+ * examples/top.yaml.
  *
  * ```yaml
  * outputs:
  *   screen:
  *     type: top
- *     inputs: [merge_client_ports, dns, redact_secrets, self]
+ *     inputs: [merge_client_ports, dns, netdrop, redact_secrets, self]
  * ```
  *
  * The view (src/outputs/top/) is loaded when the stage is built, so a pipeline without it does
@@ -23,8 +24,8 @@ export const topOutput: StageDef<TopConfig> = {
   type: "top",
   kind: "output",
   standardOutput: "exclusive",
-  describe: "Draws a live view on the terminal (flows by rate, DNS names, the latest commands, " +
-    "the collector's health), with plain frames when standard output is not a terminal.",
+  describe: "Draws a live view on the terminal (flows and their failures, DNS, drops, commands " +
+    "and what they did, the collector's health); plain frames when stdout is not a terminal.",
   schema: {
     every: { type: "duration", default: "1s", doc: "how often a frame is drawn" },
     rate_window: {
@@ -36,7 +37,8 @@ export const topOutput: StageDef<TopConfig> = {
       type: "integer",
       default: 50_000,
       min: 1,
-      doc: "flows (and DNS rows) kept; more are counted as records_dropped{reason=rows_full}",
+      doc: "flows (and as many DNS and drop rows) kept; more are counted as " +
+        "records_dropped{reason=rows_full}",
     },
     max_commands: { type: "integer", default: 200, min: 1, doc: "latest commands kept" },
   },

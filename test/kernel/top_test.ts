@@ -1,7 +1,9 @@
 /**
  * `deno task top` as a person uses it: typed into a 100×30 tmux pane, with a local iperf3 at a
  * fixed 40 Mbit/s, DNS lookups (dig) against a local dnsmasq on 127.0.0.1:53 and a command typed
- * in another pane; read back with `capture-pane`, driven with keys, quit with `q`.
+ * in another pane; read back with `capture-pane`, driven with keys, quit with `q`. And in a
+ * 120×40 pane: a connect refused by a closed loopback port (a failure on its flow, a NO_SOCKET
+ * drop) and a typed `false` (exit code 1).
  */
 import assert from "node:assert/strict";
 import { Child, sleep } from "../../scripts/bench/child.ts";
@@ -11,9 +13,12 @@ import { kernelTest } from "./_kernel.ts";
 import { BASH, PROMPT, Tmux } from "./_tmux.ts";
 
 const NEEDS = {
-  objects: ["bash", "netflow", "dns"],
+  objects: ["bash", "netflow", "dns", "netdrop"],
   tools: ["tmux", "iperf3", "dnsmasq", "dig"],
 };
+
+/** The status line once the collector's own probe reported (the view has had a frame). */
+const STARTED = / top \d\d:\d\d:\d\d │ probes:.*self │ lost \d+ │ drops /;
 
 /** `4.77MB/s` → bytes a second. */
 function rateOf(text: string): number {
@@ -45,7 +50,7 @@ kernelTest(
     await tmux.start("viewer", BASH, 100, 30);
     await tmux.waitForScreen("viewer", PROMPT);
     await tmux.type("viewer", `cd ${ROOT} && ${Deno.execPath()} task top; echo "exit=$?"`);
-    await tmux.waitForScreen("viewer", / top \d\d:\d\d:\d\d │ probes:.*frame \d/, 30_000);
+    await tmux.waitForScreen("viewer", STARTED, 30_000);
     assert.equal(
       await tmux.display("viewer", "#{alternate_on}"),
       "1",
@@ -132,5 +137,74 @@ kernelTest(
     assert.match(screen, /stopping \(Ctrl-C\): draining and flushing/);
     assert.match(screen, /summary: /);
     assert.equal(await tmux.display("viewer", "#{alternate_on}"), "0");
+  },
+);
+
+/** A loopback port nothing listens on, below every Linux ephemeral range (never folded). */
+function closedPort(): number {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 10_000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch { /* taken: another */ }
+  }
+}
+
+/** Polls the viewer's screen until `pattern` matches; fails with the screen after `timeoutMs`. */
+async function screenMatching(tmux: Tmux, pattern: RegExp, timeoutMs = 10_000): Promise<string> {
+  await tmux.waitForScreen("viewer", pattern, timeoutMs);
+  return await tmux.screen("viewer");
+}
+
+kernelTest(
+  "deno task top: a connect refused by a closed loopback port is a failure on its flow and a " +
+    "NO_SOCKET drop; a typed `false` shows exit code 1",
+  { objects: NEEDS.objects, tools: ["tmux"] },
+  async () => {
+    const port = closedPort();
+    await using tmux = new Tmux();
+    await tmux.start("viewer", BASH, 120, 40);
+    await tmux.waitForScreen("viewer", PROMPT);
+    await tmux.type("viewer", `cd ${ROOT} && ${Deno.execPath()} task top; echo "exit=$?"`);
+    await tmux.waitForScreen("viewer", STARTED, 30_000);
+    await tmux.press("viewer", "s", "s", "s", "s"); // flows by failures
+    await tmux.waitForScreen("viewer", /▶ Flows .* sort: failures/);
+
+    await tmux.start("shell", BASH);
+    await tmux.waitForScreen("shell", PROMPT);
+    await tmux.type("shell", "false");
+    // bash connects itself: the flow is bash's, refused by the kernel's reset.
+    await tmux.type("shell", `: </dev/tcp/127.0.0.1/${port}`);
+    await tmux.waitForScreen("shell", /Connection refused/);
+
+    // Within the 5 s window: FAIL 1 on bash's flow to the port (IN, OUT, RETR before it).
+    let screen = await screenMatching(
+      tmux,
+      new RegExp(`^bash +\\d+ .* out +127\\.0\\.0\\.1:${port} +0B/s +0B/s +0 +1(\\s|$)`, "m"),
+    );
+    assert.match(screen, /drops [1-9][\d.]*\/s|drops 0\.[1-9]\/s/, `drops a second:\n${screen}`);
+
+    await tmux.press("viewer", "Tab", "Tab");
+    // The reset's SYN came in to the closed port: this host's end is the port, the client's `*`.
+    screen = await screenMatching(
+      tmux,
+      new RegExp(`^NO_SOCKET +in +.* tcp +${port} 127\\.0\\.0\\.1:\\* +(1\\.0|0\\.[1-9])`, "m"),
+    );
+    assert.match(screen, /▶ Drops \(\d+\) · sort: rate/);
+
+    // `false`'s bash_activity (2 s grace and a poll after it ended) fills in its row: EXIT 1.
+    // TIME USER PID EXIT TIME+ PROC BYTES DNS FAIL COMMAND: a builtin starts no process.
+    screen = await screenMatching(
+      tmux,
+      /^\d\d:\d\d:\d\d root +\d+ +1 +\S+ +0 +0B +0 +0 false\s*$/m,
+    );
+    // The refused connect's command: exit code 1 and its failure, joined by cmd_id.
+    assert.match(screen, /^\d\d:\d\d:\d\d root +\d+ +1 +\S+ +0 +0B +0 +1 : <\/dev\/tcp/m);
+    for (const line of screen.split("\n")) assert.ok([...line].length <= 120);
+
+    await tmux.press("viewer", "q");
+    await tmux.waitForScreen("viewer", /exit=\d+\n(.*\n)*?.*[$#]\s*$/, 30_000);
+    assert.match(await tmux.screen("viewer", { history: true }), /exit=0/);
   },
 );

@@ -6,13 +6,14 @@
  */
 
 /** The panes, in Tab order. */
-export const PANES = ["flows", "dns", "commands"] as const;
+export const PANES = ["flows", "dns", "drops", "commands"] as const;
 export type Pane = typeof PANES[number];
 
 /** Sorts of each pane, in `s` order; the first is the default. */
 export const SORTS = {
-  flows: ["rate", "in", "out", "retransmits", "rtt", "process"],
+  flows: ["rate", "in", "out", "retransmits", "failures", "rtt", "process"],
   dns: ["rate", "errors", "latency", "name"],
+  drops: ["rate", "bytes", "reason", "process"],
   commands: ["time"],
 } as const satisfies { [p in Pane]: readonly string[] };
 
@@ -30,7 +31,12 @@ export interface ViewState {
 export function initialView(): ViewState {
   return {
     pane: "flows",
-    sort: { flows: SORTS.flows[0], dns: SORTS.dns[0], commands: SORTS.commands[0] },
+    sort: {
+      flows: SORTS.flows[0],
+      dns: SORTS.dns[0],
+      drops: SORTS.drops[0],
+      commands: SORTS.commands[0],
+    },
     filter: "",
     paused: false,
   };

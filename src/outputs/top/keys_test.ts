@@ -3,7 +3,8 @@ import { applyKeys, initialView } from "./keys.ts";
 
 Deno.test("applyKeys(): Tab and Shift-Tab cycle the panes", () => {
   assert.equal(applyKeys(initialView(), "\t").view.pane, "dns");
-  assert.equal(applyKeys(initialView(), "\t\t\t").view.pane, "flows");
+  assert.equal(applyKeys(initialView(), "\t\t").view.pane, "drops");
+  assert.equal(applyKeys(initialView(), "\t\t\t\t").view.pane, "flows");
   assert.equal(applyKeys(initialView(), "\x1b[Z").view.pane, "commands");
 });
 

@@ -1,11 +1,12 @@
 /**
  * One frame of the `top` view as lines of text, each exactly `cols` cells wide (so a line
- * never wraps and overwrites all of the previous frame's): a status line, the three panes
- * (flows, DNS, commands; the focused one gets the spare rows and its sort), and a line of keys.
+ * never wraps and overwrites all of the previous frame's): a status line, the four panes
+ * (flows, DNS, drops, commands; the focused one gets the spare rows and its sort), and a line of
+ * keys.
  * Columns that do not fit are left out, narrowest terminal first (80×24 shows the essentials);
  * the peer, name and command columns take what is left.
  */
-import type { CommandRow, DnsRow, FlowRow, Snapshot } from "./model.ts";
+import type { CommandRow, DnsRow, DropRow, FlowRow, Snapshot } from "./model.ts";
 import { type Pane, PANES, type ViewState } from "./keys.ts";
 import { displayWidth, fit } from "./text.ts";
 
@@ -46,26 +47,47 @@ interface Column<R> {
   /** Shown only from this many columns on. */
   from?: number;
   cell(r: R): string;
+  /** A style for this row's cell, when colour is on (a failure, a non-zero exit code). */
+  style?(r: R): keyof typeof STYLE | undefined;
+}
+
+const STYLE = {
+  bold: "\x1b[1m",
+  inverse: "\x1b[7m",
+  dim: "\x1b[2m",
+  red: "\x1b[31m",
+  reset: "\x1b[0m",
+};
+
+/** `n` in three significant digits with an SI prefix: `812B`, `4.77MB`. */
+function formatSI(n: number, unit: string): string {
+  const prefixes = ["", "k", "M", "G", "T"];
+  let v = n, u = 0;
+  while (v >= 999.5 && u < prefixes.length - 1) {
+    v /= 1000;
+    u++;
+  }
+  if (u === 0) return `${Math.round(v)}${unit}`;
+  return `${v.toPrecision(3)}${prefixes[u]}${unit}`;
 }
 
 /** Bytes a second, three significant digits: `812B/s`, `4.77MB/s`. */
 export function formatRate(bytesPerSecond: number): string {
-  const units = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
-  let v = bytesPerSecond, u = 0;
-  while (v >= 999.5 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  if (u === 0) return `${Math.round(v)}${units[0]}`;
-  return `${v.toPrecision(3)}${units[u]}`;
+  return formatSI(bytesPerSecond, "B/s");
 }
 
-/** Nanoseconds as `850µs`, `12.3ms`, `1.20s`. */
+/** Nanoseconds as `850µs`, `12.3ms`, `1.20s`, `17m`. */
 export function formatNs(ns: number | undefined): string {
   if (ns === undefined) return "-";
   if (ns < 1e6) return `${Math.round(ns / 1e3)}µs`;
   if (ns < 1e9) return `${(ns / 1e6).toPrecision(3)}ms`;
-  return `${(ns / 1e9).toPrecision(3)}s`;
+  if (ns < 999.5e9) return `${(ns / 1e9).toPrecision(3)}s`;
+  return `${Math.round(ns / 60e9)}m`;
+}
+
+/** A count a second: `0.4`, `12`, `3.40k`. */
+function formatPerSecond(n: number): string {
+  return n < 10 ? n.toFixed(1) : formatSI(n, "");
 }
 
 function formatBytes(n: number): string {
@@ -77,6 +99,7 @@ const FLOW_COLUMNS = (cols: number): Column<FlowRow>[] => [
   { title: "PID", width: 7, right: true, cell: (r) => r.pid },
   { title: "CONTAINER", width: 12, from: 120, cell: (r) => r.container },
   { title: "PROTO", width: 5, from: 100, cell: (r) => r.transport },
+  { title: "NETNS", width: 10, right: true, from: 160, cell: (r) => r.netns },
   { title: "LOCAL", width: 5, right: true, cell: (r) => r.localPort },
   { title: "DIR", width: 3, cell: (r) => r.direction },
   { title: "PEER", width: 0, flex: true, cell: (r) => r.peer },
@@ -88,6 +111,13 @@ const FLOW_COLUMNS = (cols: number): Column<FlowRow>[] => [
     right: true,
     from: 90,
     cell: (r) => r.transport === "tcp" ? `${r.retransmits}` : "",
+  },
+  {
+    title: "FAIL",
+    width: 4,
+    right: true,
+    cell: (r) => r.failures ? `${r.failures}` : "",
+    style: (r) => r.failures ? "red" : undefined,
   },
   {
     title: "RTT",
@@ -109,10 +139,56 @@ const DNS_COLUMNS = (cols: number): Column<DnsRow>[] => [
   { title: "PID", width: 7, right: true, from: 100, cell: (r) => r.pid },
 ];
 
-const COMMAND_COLUMNS = (): Column<CommandRow>[] => [
+const DROP_COLUMNS = (cols: number): Column<DropRow>[] => [
+  { title: "REASON", width: cols >= 100 ? 22 : 16, cell: (r) => r.reason },
+  { title: "DIR", width: 3, cell: (r) => r.direction },
+  { title: "PROCESS", width: cols >= 120 ? 24 : 15, cell: (r) => r.process },
+  { title: "PID", width: 7, right: true, from: 100, cell: (r) => r.pid },
+  { title: "NETNS", width: 10, right: true, from: 160, cell: (r) => r.netns },
+  { title: "PROTO", width: 5, from: 100, cell: (r) => r.transport },
+  { title: "LOCAL", width: 5, right: true, cell: (r) => r.localPort },
+  { title: "PEER", width: 0, flex: true, cell: (r) => r.peer },
+  { title: "PKT/S", width: 6, right: true, cell: (r) => formatPerSecond(r.packetRate) },
+  { title: "BYTES", width: 9, right: true, cell: (r) => formatRate(r.byteRate) },
+];
+
+/** A command's activity cell: blank until its `bash_activity` came. */
+const activity = (r: CommandRow, value: number | undefined, format = (n: number) => `${n}`) =>
+  r.cmdId === undefined || value === undefined ? "" : format(value);
+
+const COMMAND_COLUMNS = (cols: number): Column<CommandRow>[] => [
   { title: "TIME", width: 8, cell: (r) => clock(r.timeMs) },
-  { title: "USER", width: 10, cell: (r) => r.user },
-  { title: "PID", width: 7, right: true, cell: (r) => r.pid },
+  { title: "USER", width: cols >= 100 ? 10 : 8, cell: (r) => r.user },
+  { title: "PID", width: 7, right: true, from: 100, cell: (r) => r.pid },
+  {
+    title: "EXIT",
+    width: 4,
+    right: true,
+    cell: (r) => r.exitCode === -1 ? "?" : activity(r, r.exitCode),
+    style: (r) => r.exitCode ? "red" : undefined, // -1 (not known) too: worth a look
+  },
+  {
+    title: "TIME+",
+    width: 6,
+    right: true,
+    cell: (r) => activity(r, r.durationNs, formatNs) + (r.running ? "+" : ""),
+  },
+  { title: "PROC", width: 4, right: true, cell: (r) => activity(r, r.processes) },
+  {
+    title: "BYTES",
+    width: 6,
+    right: true,
+    cell: (r) => activity(r, r.bytes, (n) => formatSI(n, "B")),
+  },
+  { title: "DNS", width: 4, right: true, cell: (r) => activity(r, r.dnsQueries) },
+  {
+    title: "FAIL",
+    width: 4,
+    right: true,
+    from: 120,
+    cell: (r) => activity(r, r.connectFailures),
+    style: (r) => r.connectFailures ? "red" : undefined,
+  },
   { title: "COMMAND", width: 0, flex: true, cell: (r) => r.cmd },
 ];
 
@@ -121,16 +197,34 @@ function clock(ms: number): string {
   return new Date(ms).toTimeString().slice(0, 8);
 }
 
-/** The header and rows of a table, each exactly `width` cells. */
-function table<R>(all: Column<R>[], rows: R[], width: number): { header: string; lines: string[] } {
+/**
+ * The header and rows of a table, each exactly `width` cells; with `color`, cells styled by their
+ * column (styles take no cells). A screen too narrow for the columns gets them cut, unstyled.
+ */
+function table<R>(
+  all: Column<R>[],
+  rows: R[],
+  width: number,
+  color: boolean,
+): { header: string; lines: string[] } {
   const columns = all.filter((c) => (c.from ?? 0) <= width);
   const fixed = columns.reduce((sum, c) => sum + (c.flex ? 0 : c.width), 0) + columns.length - 1;
   const flexWidth = Math.max(width - fixed, 4);
-  const line = (cell: (c: Column<R>) => string) =>
-    fit(columns.map((c) => fit(cell(c), c.flex ? flexWidth : c.width, c.right)).join(" "), width);
+  const fits = fixed + flexWidth === width;
+  const line = (cell: (c: Column<R>) => string, r?: R) => {
+    const cells = columns.map((c) => fit(cell(c), c.flex ? flexWidth : c.width, c.right));
+    if (!fits) return fit(cells.join(" "), width);
+    if (color && r !== undefined) {
+      columns.forEach((c, i) => {
+        const s = c.style?.(r);
+        if (s) cells[i] = STYLE[s] + cells[i] + STYLE.reset;
+      });
+    }
+    return cells.join(" ");
+  };
   return {
     header: line((c) => c.title),
-    lines: rows.map((r) => line((c) => c.cell(r))),
+    lines: rows.map((r) => line((c) => c.cell(r), r)),
   };
 }
 
@@ -144,6 +238,8 @@ function flowOrder(sort: string): (a: FlowRow, b: FlowRow) => number {
     ? byDesc<FlowRow>((r) => r.outRate)
     : sort === "retransmits"
     ? byDesc<FlowRow>((r) => r.retransmits)
+    : sort === "failures"
+    ? byDesc<FlowRow>((r) => r.failures)
     : sort === "rtt"
     ? byDesc<FlowRow>((r) => r.rttUs ?? -1)
     : sort === "process"
@@ -162,6 +258,20 @@ function dnsOrder(sort: string): (a: DnsRow, b: DnsRow) => number {
     ? (a: DnsRow, b: DnsRow) => a.name.localeCompare(b.name)
     : byDesc<DnsRow>((r) => r.qps);
   return (a, b) => compare(a, b) || b.total - a.total || a.name.localeCompare(b.name);
+}
+
+/** How drops compare in each sort; ties go by packets a second, then reason. */
+function dropOrder(sort: string): (a: DropRow, b: DropRow) => number {
+  const compare = sort === "bytes"
+    ? byDesc<DropRow>((r) => r.byteRate)
+    : sort === "reason"
+    ? (a: DropRow, b: DropRow) => a.reason.localeCompare(b.reason)
+    : sort === "process"
+    ? (a: DropRow, b: DropRow) => a.process.localeCompare(b.process)
+    : () => 0;
+  return (a, b) =>
+    compare(a, b) || b.packetRate - a.packetRate || a.reason.localeCompare(b.reason) ||
+    (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
 }
 
 /**
@@ -191,15 +301,15 @@ function matches(filter: string, ...texts: string[]): boolean {
 }
 
 /** A pane's rows after the filter; `draw(n)` lays out the first `n` in its sort order. */
-function paneRows(snap: Snapshot, view: ViewState, pane: Pane, width: number) {
-  const f = view.filter.toLowerCase();
+function paneRows(snap: Snapshot, view: ViewState, pane: Pane, screen: Screen) {
+  const f = view.filter.toLowerCase(), { cols, color } = screen;
   switch (pane) {
     case "flows": {
       const rows = snap.flows.filter((r) => matches(f, r.process, r.peer));
       return {
         title: "Flows",
         total: snap.flows.length,
-        ...tableOf(FLOW_COLUMNS(width), rows, width, flowOrder(view.sort.flows)),
+        ...tableOf(FLOW_COLUMNS(cols), rows, cols, color, flowOrder(view.sort.flows)),
       };
     }
     case "dns": {
@@ -207,7 +317,15 @@ function paneRows(snap: Snapshot, view: ViewState, pane: Pane, width: number) {
       return {
         title: "DNS",
         total: snap.dns.length,
-        ...tableOf(DNS_COLUMNS(width), rows, width, dnsOrder(view.sort.dns)),
+        ...tableOf(DNS_COLUMNS(cols), rows, cols, color, dnsOrder(view.sort.dns)),
+      };
+    }
+    case "drops": {
+      const rows = snap.drops.filter((r) => matches(f, r.process, r.peer, r.reason));
+      return {
+        title: "Drops",
+        total: snap.drops.length,
+        ...tableOf(DROP_COLUMNS(cols), rows, cols, color, dropOrder(view.sort.drops)),
       };
     }
     case "commands": {
@@ -215,7 +333,7 @@ function paneRows(snap: Snapshot, view: ViewState, pane: Pane, width: number) {
       return {
         title: "Commands",
         total: snap.commands.length,
-        ...tableOf(COMMAND_COLUMNS(), rows, width), // newest first already
+        ...tableOf(COMMAND_COLUMNS(cols), rows, cols, color), // newest first already
       };
     }
   }
@@ -226,16 +344,15 @@ function tableOf<R>(
   columns: Column<R>[],
   rows: R[],
   width: number,
+  color: boolean,
   order?: (a: R, b: R) => number,
 ) {
   return {
     count: rows.length,
     draw: (n: number) =>
-      table(columns, order ? firstInOrder(rows, order, n) : rows.slice(0, n), width),
+      table(columns, order ? firstInOrder(rows, order, n) : rows.slice(0, n), width, color),
   };
 }
-
-const STYLE = { bold: "\x1b[1m", inverse: "\x1b[7m", dim: "\x1b[2m", reset: "\x1b[0m" };
 
 /**
  * The frame for `screen`: `screen.rows` lines (fewer on a tiny screen, or without `fill`), each
@@ -250,10 +367,11 @@ export function render(
   const { cols, rows } = screen;
   const style = (s: keyof typeof STYLE, text: string) =>
     screen.color ? STYLE[s] + text + STYLE.reset : text;
-  const panes = PANES.map((p) => ({ pane: p, ...paneRows(snap, view, p, cols) }));
-  // Status and keys lines; two lines (title, header) a pane. A tiny screen shows the focused one.
+  const panes = PANES.map((p) => ({ pane: p, ...paneRows(snap, view, p, screen) }));
+  // Status and keys lines; two lines (title, header) a pane and one row at least. A tiny screen
+  // shows the focused one.
   const body = Math.max(rows - 2, 0);
-  const shown = body >= 3 * 2 + 3 ? panes : panes.filter((p) => p.pane === view.pane);
+  const shown = body >= 3 * panes.length ? panes : panes.filter((p) => p.pane === view.pane);
   let free = body - 2 * shown.length;
   const small = Math.max(1, Math.floor(free / 5));
   const want = new Map(
@@ -262,7 +380,7 @@ export function render(
   for (const n of want.values()) free -= n;
   want.set(view.pane, Math.max(free, 0));
 
-  const lines = [style("inverse", fit(statusLine(snap, status, view), cols))];
+  const lines = [style("inverse", fit(statusLine(snap, status, view, cols), cols))];
   for (const p of shown) {
     const n = want.get(p.pane)!;
     const focused = p.pane === view.pane;
@@ -287,16 +405,19 @@ export function render(
   return lines.slice(0, Math.max(rows, 1));
 }
 
-function statusLine(snap: Snapshot, s: StatusFacts, view: ViewState): string {
+function statusLine(snap: Snapshot, s: StatusFacts, view: ViewState, cols: number): string {
   const parts = [
     `top ${clock(s.nowMs)}${view.paused ? " PAUSED" : ""}`,
     `probes: ${s.probes.join(" ") || "-"}` +
     (s.disabled.length ? ` (disabled: ${s.disabled.join(" ")})` : ""),
     `lost ${s.lost}`,
+    `drops ${formatPerSecond(snap.dropRate)}/s`,
     `cpu ${snap.cpuPercent === undefined ? "-" : `${snap.cpuPercent.toFixed(1)}%`}` +
     ` rss ${snap.rssBytes === undefined ? "-" : formatBytes(snap.rssBytes)}`,
     `frame ${s.frameMs === undefined ? "-" : `${s.frameMs.toFixed(1)}ms`}`,
   ];
+  // Whole parts, the last first, leave a narrow screen rather than one cut mid-word.
+  while (parts.length > 1 && displayWidth(" " + parts.join(" │ ")) > cols) parts.pop();
   return " " + parts.join(" │ ");
 }
 

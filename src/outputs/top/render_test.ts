@@ -14,13 +14,39 @@ function snapshot(flows = 40): Snapshot {
       container: "",
       localPort: "*",
       peer: i === 1 ? "例え.テスト.example:443" : `10.0.0.${i}:${5000 + i}`,
+      netns: "4026531840",
       direction: "out",
       transport: "tcp",
       inRate: i * 1000,
       outRate: 5_000_000 - i * 2000,
       retransmits: i,
+      failures: i === 2 ? 3 : 0,
       rttUs: 120,
     })),
+    drops: [{
+      reason: "NO_SOCKET",
+      direction: "in",
+      process: "",
+      pid: "",
+      localPort: "9",
+      peer: "127.0.0.1:*",
+      netns: "4026531840",
+      transport: "tcp",
+      packetRate: 2,
+      byteRate: 120,
+    }, {
+      reason: "NETFILTER_DROP",
+      direction: "out",
+      process: "curl",
+      pid: "88",
+      localPort: "*",
+      peer: "198.18.0.2:80",
+      netns: "4026531840",
+      transport: "tcp",
+      packetRate: 0.4,
+      byteRate: 24,
+    }],
+    dropRate: 2.4,
     dns: [{
       name: "dnsmasq.test",
       qtype: "A",
@@ -33,7 +59,35 @@ function snapshot(flows = 40): Snapshot {
       meanNs: 250_000,
       maxNs: 900_000,
     }],
-    commands: [{ timeMs: NOW, user: "root", pid: "9", cmd: "echo top-test \x1b[31mred" }],
+    commands: [
+      { timeMs: NOW, user: "root", pid: "9", cmd: "echo top-test \x1b[31mred", cmdId: "9-3" },
+      {
+        timeMs: NOW - 5000,
+        user: "root",
+        pid: "9",
+        cmd: "curl -s http://127.0.0.1:9/",
+        cmdId: "9-2",
+        exitCode: 7,
+        durationNs: 12_300_000,
+        processes: 1,
+        bytes: 0,
+        dnsQueries: 0,
+        connectFailures: 1,
+      },
+      {
+        timeMs: NOW - 9000,
+        user: "root",
+        pid: "9",
+        cmd: "dig bench.test",
+        cmdId: "9-1",
+        exitCode: 0,
+        durationNs: 1_200_000_000,
+        processes: 1,
+        bytes: 5300,
+        dnsQueries: 1,
+        connectFailures: 0,
+      },
+    ],
     cpuPercent: 1.5,
     rssBytes: 80 << 20,
   };
@@ -57,6 +111,16 @@ for (const [cols, rows] of [[80, 24], [100, 30], [200, 60]]) {
     const text = lines.join("\n");
     assert.match(text, /Flows \(40\)/);
     assert.match(text, /dnsmasq\.test +A +1\.2 +6 NXDOMAIN:1/);
+    assert.match(text, /Drops \(2\)/);
+    assert.match(text, /^NO_SOCKET +in .* 9 127\.0\.0\.1:\* +2\.0 +120B\/s$/m, "by rate first");
+    assert.match(text, /drops 2\.4\/s/, "the status line counts drops a second");
+    assert.ok(
+      !lines[0].includes("…"),
+      `the status line leaves parts out, never cuts one: ${lines[0]}`,
+    );
+    assert.match(text, /^proc2 .* 3 +120µs$/m, "a flow's failures");
+    assert.match(text, / +7 +12\.3ms +1 +0B +0 .*curl -s/, "exit code, time, processes, bytes");
+    assert.match(text, /root {0,5}( +9)? +echo top-test/, "a command with no activity yet");
     assert.match(
       text,
       /echo top-test \\u001b\[31mred/,
@@ -86,13 +150,25 @@ Deno.test("render() uses the room a wide screen has: more columns and more rows"
 });
 
 Deno.test("render() colours only when asked (NO_COLOR turns colour off in view.ts)", () => {
-  const lines = render(snapshot(), STATUS, initialView(), {
+  const { view } = applyKeys(initialView(), "\t\t\t"); // the commands pane gets the rows
+  const lines = render(snapshot(), STATUS, view, {
     cols: 80,
     rows: 24,
     color: true,
     fill: true,
   });
   assert.ok(lines.some((l) => ESC.test(l)));
+  const red = (text: string) => new RegExp(`\x1b\\[31m *${text}\x1b\\[0m`);
+  const command = (cmd: string) => lines.find((l) => l.includes(cmd))!;
+  assert.match(command("curl -s"), red("7"), "a non-zero exit code is red");
+  assert.ok(!command("dig bench").includes("\x1b[31m"), "exit code 0 is not");
+  const flows = render(snapshot(), STATUS, initialView(), {
+    cols: 80,
+    rows: 24,
+    color: true,
+    fill: true,
+  });
+  assert.match(flows.find((l) => l.startsWith("proc2 "))!, red("3"), "so are failures");
   // Styles take no cells (string-width leaves escape codes out).
   for (const l of lines) assert.equal(displayWidth(l), 80);
 });
@@ -128,6 +204,28 @@ Deno.test("render() sorts the focused pane by what `s` picks", () => {
   };
   assert.deepEqual(flowsBy(""), ["测试进程名字很…", "proc1", "proc2", "proc3", "proc4"], "by rate");
   assert.deepEqual(flowsBy("s"), ["proc4", "proc3", "proc2", "proc1", "测试进程名字很…"], "by in");
+  assert.deepEqual(flowsBy("ssss").slice(0, 1), ["proc2"], "by failures");
+});
+
+Deno.test("render() on the drops pane: Tab twice, sorted by rate, then by bytes, reason, process", () => {
+  const dropsBy = (keys: string) => {
+    const { view } = applyKeys(initialView(), "\t\t" + keys);
+    const lines = render(snapshot(), STATUS, view, {
+      cols: 200,
+      rows: 60,
+      color: false,
+      fill: true,
+    });
+    assert.ok(lines.some((l) => l.startsWith("▶ Drops (2) · sort: ")));
+    assert.match(
+      lines.join("\n"),
+      /^REASON +DIR PROCESS +PID +NETNS PROTO LOCAL PEER +PKT\/S +BYTES/m,
+    );
+    return lines.filter((l) => /^(NO_SOCKET|NETFILTER_DROP) /.test(l)).map((l) => l.split(" ")[0]);
+  };
+  assert.deepEqual(dropsBy(""), ["NO_SOCKET", "NETFILTER_DROP"]);
+  assert.deepEqual(dropsBy("ss"), ["NETFILTER_DROP", "NO_SOCKET"], "by reason");
+  assert.deepEqual(dropsBy("sss"), ["NO_SOCKET", "NETFILTER_DROP"], "by process");
 });
 
 Deno.test("formatRate() says bytes a second in three digits", () => {

@@ -10,7 +10,7 @@
  *
  * Self-metrics (on the stage's counters, so the `collector` probe reports them): `frames_drawn`,
  * `frames_skipped` (the previous frame was still being written), `frame_time_us` and
- * `frame_time_max_us` (computing and laying out one frame), `rows_kept` (flows and DNS rows
+ * `frame_time_max_us` (computing and laying out one frame), `rows_kept` (flows, DNS and drop rows
  * held) and `records_dropped{reason=rows_full}`.
  */
 import { holdLogLines } from "../../log.ts";
@@ -155,7 +155,7 @@ export function startTop(
     ctx.counters.set("frame_time_us", us);
     ctx.counters.set("frame_time_max_us", frameMaxUs);
     const size = model.size;
-    ctx.counters.set("rows_kept", size.flows + size.dns);
+    ctx.counters.set("rows_kept", size.flows + size.dns + size.drops);
     writing = terminal.write(text).catch((e) => {
       ctx.counters.add("frames_skipped");
       ctx.log.warn(`${ctx.name}: cannot write a frame: ${(e as Error).message}`);
