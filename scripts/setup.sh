@@ -9,9 +9,10 @@ DENO_VERSION="2.9.6"
 # dnsmasq-base (a DNS server), bind9-dnsutils (dig), tcpdump (DNS timings to compare with),
 # influxdb (1.6, a receiver for the http output), prometheus (scrapes the prometheus output),
 # victoria-metrics (the scale-out store of docs/fleet.md, fed by the http output), strace (shows
-# the collector connects to nothing but its receivers).
+# the collector connects to nothing but its receivers), python3 (sockets Deno cannot make:
+# TCP_SYNCNT, SO_LINGER 0, tiny receive buffers), curl (a command's traffic in bash tests).
 APT_PACKAGES=(clang-16 llvm-16 libbpf1 libbpf-dev bpftool tmux iproute2 iperf3 iptables
-  dnsmasq-base bind9-dnsutils tcpdump influxdb prometheus victoria-metrics strace)
+  dnsmasq-base bind9-dnsutils tcpdump influxdb prometheus victoria-metrics strace python3 curl)
 
 cd "$(dirname "$0")/.."
 say() { printf 'setup: %s\n' "$*" >&2; }
