@@ -549,7 +549,7 @@ kernelTest(
   async () => {
     const id = crypto.randomUUID().slice(0, 6);
     const ns = `nf-${id}`, hostIf = `nfh${id}`, nsIf = `nfn${id}`;
-    const [hostIp, nsIp] = ["10.213.7.1", "10.213.7.2"];
+    const [hostIp, nsIp] = ["198.19.213.1", "198.19.213.2"]; // in 198.18.0.0/15: never a real network
     await run("ip", ["netns", "add", ns]);
     try {
       await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf]);
