@@ -17,13 +17,12 @@ import type { Logger } from "./log.ts";
 import type { Pipeline, StageNode } from "./pipeline/load.ts";
 import { missingPermission } from "./pipeline/permissions.ts";
 import { LiveClock } from "./pipeline/clock.ts";
-import { SharedMaps } from "./pipeline/shared_maps.ts";
-import type { HostCheck, ProbeStage, StageContext } from "./pipeline/stage.ts";
+import { stageContext } from "./pipeline/context.ts";
+import type { HostCheck, ProbeStage } from "./pipeline/stage.ts";
 import { missingCapabilities, neededCapabilities } from "./system/capabilities.ts";
 import { bpfObjectsEmbedded, bpfObjectSource } from "./system/bpf_objects.ts";
 import { liveHostFacts } from "./system/host_facts.ts";
 import { splitHostPort } from "./outputs/url.ts";
-import { isLossCounter } from "./pipeline/loss_watch.ts";
 
 /** One line of the report. */
 export interface Check {
@@ -171,22 +170,15 @@ async function tryProbe(p: StageNode): Promise<Check> {
     warn: (m) => warnings.push(m),
     debug: () => {},
   };
-  const ctx: StageContext = {
+  // A trial load: alone, with nothing shared, its records going nowhere, nothing to stop.
+  const ctx = stageContext({
     name: p.name,
     host: "doctor",
     clock: new LiveClock(),
     hostFacts: liveHostFacts(),
-    pushdown: {},
-    inputSpanMs: 0,
-    sharedMaps: new SharedMaps(), // a trial load: alone, with nothing shared
     log,
-    counters: counters.bound({ stage: p.name }),
-    emit: () => {},
-    emitSide: () => {},
-    counterSnapshot: () => counters.snapshot(),
-    isLossCounter,
-    requestStop: () => {}, // a dry build: nothing runs to stop
-  };
+    counters,
+  });
   const started = performance.now();
   const stage = await p.def.build(p.config, ctx) as ProbeStage;
   const attachMs = performance.now() - started;

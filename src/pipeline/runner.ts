@@ -8,19 +8,18 @@ import { describeError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import type { Clock } from "./clock.ts";
-import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
+import type { HostFacts } from "./host_facts.ts";
 import type { StageNode } from "./pipeline.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
 import { SharedMaps } from "./shared_maps.ts";
 import {
   type FlushReason,
-  type ProbePushdown,
   type Pushdown,
   QUEUE_LIMIT,
   type Stage,
   type StageContext,
 } from "./stage.ts";
-import { isLossCounter } from "./loss_watch.ts";
+import { stageContext } from "./context.ts";
 
 /** What the runtime gives every stage. */
 export interface RuntimeEnv {
@@ -50,21 +49,6 @@ export function factsOf(node: StageNode, graph: readonly StageNode[]): GraphFact
     pushdown: node.kind === "probe" ? pushdownFor(node, graph) : {},
     inputSpanMs: inputSpanMs(node, graph),
   };
-}
-
-/**
- * `pushdown` with a "kernel" port range resolved through the host facts (`warn` hears why it is
- * the Linux default), so a probe folds the range the recording, or this host, has.
- */
-function withPortRange(
-  pushdown: Pushdown,
-  hostFacts: HostFacts,
-  warn: (problem: string) => void,
-): ProbePushdown {
-  if (pushdown.clientPorts !== "kernel") return { ...pushdown, clientPorts: pushdown.clientPorts };
-  const { range, problem } = hostFacts.portRange();
-  if (problem !== undefined) warn(problem);
-  return { ...pushdown, clientPorts: range };
 }
 
 /**
@@ -136,29 +120,21 @@ export class Runner {
   }
 
   context(): StageContext {
-    const { counters, log, clock, host, hostFacts = OFFLINE_HOST_FACTS } = this.#env;
-    const sharedMaps = this.#env.sharedMaps ??= new SharedMaps();
-    const labels = this.#labels;
-    const name = this.node.name;
-    return {
-      name,
-      host,
-      clock,
-      hostFacts,
-      pushdown: withPortRange(this.facts.pushdown, hostFacts, (p) => log.warn(`${name}: ${p}`)),
+    const env = this.#env;
+    return stageContext({
+      ...env,
+      name: this.node.name,
+      pushdown: this.facts.pushdown,
       inputSpanMs: this.facts.inputSpanMs,
-      sharedMaps,
-      log,
-      counters: counters.bound(labels),
+      sharedMaps: env.sharedMaps ??= new SharedMaps(),
       emit: (record) => this.emit(record),
       emitSide: (record) => this.emitSide(record),
       counterSnapshot: () => {
         this.beforeSnapshot();
-        return counters.snapshot();
+        return env.counters.snapshot();
       },
-      requestStop: (why) => this.#env.requestStop?.(why),
-      isLossCounter,
-    };
+      requestStop: (why) => env.requestStop?.(why),
+    });
   }
 
   /**

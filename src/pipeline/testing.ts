@@ -9,12 +9,11 @@ import type { ConfigError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Record } from "../record.ts";
 import { ManualClock } from "./clock.ts";
-import { type HostFacts, OFFLINE_HOST_FACTS } from "./host_facts.ts";
+import type { HostFacts } from "./host_facts.ts";
 import { At, readWithSchema } from "./schema.ts";
-import { SharedMaps } from "./shared_maps.ts";
+import { stageContext } from "./context.ts";
 import type { ProbePushdown, Stage, StageDef } from "./stage.ts";
 import { YamlSource } from "./yaml_source.ts";
-import { isLossCounter } from "./loss_watch.ts";
 
 /** Configures `def` from `options` the way the loader does; the stage sits at `test.<type>`. */
 export function configureStage(
@@ -46,7 +45,7 @@ export interface StageUnderTest {
 /**
  * Configures and builds `def`; throws if the options do not validate. `graph`: what the graph
  * and the runtime would tell the stage (ctx.pushdown, ctx.inputSpanMs, ctx.hostFacts), none by
- * default (no pushdown, span 0, {@linkcode OFFLINE_HOST_FACTS}).
+ * default (no pushdown, span 0, OFFLINE_HOST_FACTS of host_facts.ts).
  */
 export async function buildStage(
   def: StageDef,
@@ -64,21 +63,19 @@ export async function buildStage(
     warn: (m) => logs.push(`warning: ${m}`),
     debug: () => {},
   };
-  const stage = await def.build(config, {
-    name: def.type,
-    host: "test-host",
-    clock,
-    hostFacts: graph.hostFacts ?? OFFLINE_HOST_FACTS,
-    pushdown: graph.pushdown ?? {},
-    inputSpanMs: graph.inputSpanMs ?? 0,
-    sharedMaps: new SharedMaps(),
-    log,
-    counters: counters.bound({ stage: def.type }),
-    emit: (record) => emitted.push(record),
-    emitSide: (record) => emittedSide.push(record),
-    counterSnapshot: () => counters.snapshot(),
-    isLossCounter,
-    requestStop: (why) => stopRequests.push(why),
-  });
+  const stage = await def.build(
+    config,
+    stageContext({
+      ...graph,
+      name: def.type,
+      host: "test-host",
+      clock,
+      log,
+      counters,
+      emit: (record) => emitted.push(record),
+      emitSide: (record) => emittedSide.push(record),
+      requestStop: (why) => stopRequests.push(why),
+    }),
+  );
   return { stage, emitted, emittedSide, counters, clock, logs, stopRequests };
 }
