@@ -7,7 +7,14 @@
 import { describeError } from "../errors.ts";
 import { trimCHeap } from "../../ffi/malloc_trim.ts";
 import type { StageNode } from "./pipeline.ts";
-import { factsOf, type GraphFacts, Runner, type RuntimeEnv, type Tap } from "./runner.ts";
+import {
+  factsOf,
+  type GraphFacts,
+  type PipelineEnv,
+  Runner,
+  type RuntimeEnv,
+  type Tap,
+} from "./runner.ts";
 import type { FlushReason, ProbeStage, Stage } from "./stage.ts";
 
 /** How a pipeline's probes get their records. */
@@ -23,7 +30,7 @@ export interface RunOptions {
 
 /** What building a generation needs of the running pipeline. */
 export interface Builder {
-  env: RuntimeEnv;
+  env: PipelineEnv;
   options: RunOptions;
   /** Probes that failed to start and were disabled, with why: a build adds to it. */
   disabled: { name: string; why: string }[];

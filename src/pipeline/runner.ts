@@ -11,7 +11,7 @@ import type { Clock } from "./clock.ts";
 import type { HostFacts } from "./host_facts.ts";
 import type { StageNode } from "./pipeline.ts";
 import { inputSpanMs, pushdownFor } from "./pushdown.ts";
-import { SharedMaps } from "./shared_maps.ts";
+import type { SharedMaps } from "./shared_maps.ts";
 import {
   type FlushReason,
   type Pushdown,
@@ -31,9 +31,12 @@ export interface RuntimeEnv {
   hostFacts?: HostFacts;
   /** What a stage's `ctx.requestStop` calls (main.ts stops as on SIGINT); absent: nothing. */
   requestStop?: (why: string) => void;
-  /** The kernel maps probes share; one registry per running pipeline. */
+  /** The kernel maps probes share; one registry per running pipeline (startPipeline's). */
   sharedMaps?: SharedMaps;
 }
+
+/** The env a running pipeline's stages get: one shared-map registry for all its generations. */
+export type PipelineEnv = RuntimeEnv & { sharedMaps: SharedMaps };
 
 /** Sees a probe's records: `side` for those sent with `ctx.emitSide` (`--record` keeps both). */
 export type Tap = (probe: string, record: Record, side: boolean) => void;
@@ -99,7 +102,7 @@ export class Runner {
   sideReaders: { runner: Runner; key: string }[] = [];
   readonly #tap?: Tap;
   readonly #labels: { [key: string]: string };
-  readonly #env: RuntimeEnv;
+  readonly #env: PipelineEnv;
   readonly #recordsIn: { inc(): void };
   readonly #recordsOut: { inc(): void };
   #queue: Record[] = [];
@@ -109,7 +112,7 @@ export class Runner {
   beforeSnapshot: () => void = () => {};
   #errorsLogged = 0;
 
-  constructor(node: StageNode, env: RuntimeEnv, facts: GraphFacts, tap?: Tap) {
+  constructor(node: StageNode, env: PipelineEnv, facts: GraphFacts, tap?: Tap) {
     this.node = node;
     this.facts = facts;
     this.#env = env;
@@ -126,7 +129,6 @@ export class Runner {
       name: this.node.name,
       pushdown: this.facts.pushdown,
       inputSpanMs: this.facts.inputSpanMs,
-      sharedMaps: env.sharedMaps ??= new SharedMaps(),
       emit: (record) => this.emit(record),
       emitSide: (record) => this.emitSide(record),
       counterSnapshot: () => {
