@@ -98,62 +98,83 @@ interface Resource<O, I extends ObjectIndex<O>> {
   index(maxObjects: number): I;
 }
 
-/** Pods by uid and their containers by id, capped at `maxPods` pods. */
-class PodIndex implements ObjectIndex<PodObject> {
-  #containerIds = new Map<string, string[]>();
-  #containers = new Map<string, PodInfo>();
-  constructor(readonly maxObjects: number) {}
+/**
+ * Objects by uid and the entries each gives, by id (a pod's containers, a Service's addresses),
+ * capped at `maxObjects` objects; an id several objects give: the first put's.
+ */
+class EntryIndex<O extends { metadata?: ObjectMeta }, V> implements ObjectIndex<O> {
+  readonly #ids = new Map<string, string[]>();
+  readonly #byId = new Map<string, Map<string, V>>();
+  constructor(
+    readonly maxObjects: number,
+    readonly entries: (o: O) => [string, V][],
+  ) {}
 
   get size(): number {
-    return this.#containerIds.size;
+    return this.#ids.size;
   }
 
-  lookup(id: string): PodInfo | undefined {
-    return this.#containers.get(id);
+  lookup(id: string): V | undefined {
+    return this.#byId.get(id)?.values().next().value;
   }
 
-  /** Adds or replaces a pod; false when it is new and the index is full. */
-  put(pod: PodObject): boolean {
-    const key = podKey(pod);
+  put(o: O): boolean {
+    const key = objectKey(o);
     if (key === undefined) return true;
-    const known = this.#containerIds.has(key);
-    if (!known && this.#containerIds.size >= this.maxObjects) return false;
-    if (known) this.remove(pod);
-    const namespace = pod.metadata?.namespace ?? "";
-    const name = pod.metadata?.name ?? "";
+    const known = this.#ids.has(key);
+    if (!known && this.#ids.size >= this.maxObjects) return false;
+    if (known) this.remove(o);
     const ids: string[] = [];
-    const status = pod.status ?? {};
-    for (
-      const list of [
-        status.containerStatuses,
-        status.initContainerStatuses,
-        status.ephemeralContainerStatuses,
-      ]
-    ) {
-      if (!Array.isArray(list)) continue;
-      for (const c of list) {
-        // A container not yet created has no containerID.
-        if (typeof c?.containerID !== "string" || c.containerID === "") continue;
-        const id = bareContainerId(c.containerID);
-        ids.push(id);
-        this.#containers.set(id, { namespace, pod: name, container: c.name ?? "" });
-      }
+    for (const [id, value] of this.entries(o)) {
+      let holders = this.#byId.get(id);
+      if (!holders) this.#byId.set(id, holders = new Map());
+      holders.set(key, value);
+      ids.push(id);
     }
-    this.#containerIds.set(key, ids);
+    this.#ids.set(key, ids);
     return true;
   }
 
-  remove(pod: PodObject): void {
-    const key = podKey(pod);
+  remove(o: O): void {
+    const key = objectKey(o);
     if (key === undefined) return;
-    for (const id of this.#containerIds.get(key) ?? []) this.#containers.delete(id);
-    this.#containerIds.delete(key);
+    for (const id of this.#ids.get(key) ?? []) {
+      const holders = this.#byId.get(id);
+      holders?.delete(key);
+      if (holders?.size === 0) this.#byId.delete(id);
+    }
+    this.#ids.delete(key);
   }
 }
 
+type PodIndex = EntryIndex<PodObject, PodInfo>;
+
+/** A pod's containers that have been created, by bare id. */
+function podContainers(pod: PodObject): [string, PodInfo][] {
+  const namespace = pod.metadata?.namespace ?? "";
+  const name = pod.metadata?.name ?? "";
+  const out: [string, PodInfo][] = [];
+  const status = pod.status ?? {};
+  for (
+    const list of [
+      status.containerStatuses,
+      status.initContainerStatuses,
+      status.ephemeralContainerStatuses,
+    ]
+  ) {
+    if (!Array.isArray(list)) continue;
+    for (const c of list) {
+      // A container not yet created has no containerID.
+      if (typeof c?.containerID !== "string" || c.containerID === "") continue;
+      out.push([bareContainerId(c.containerID), { namespace, pod: name, container: c.name ?? "" }]);
+    }
+  }
+  return out;
+}
+
 // The uid tells apart an object deleted and re-created under the same name.
-function podKey(pod: { metadata?: ObjectMeta }): string | undefined {
-  const m = pod?.metadata;
+function objectKey(o: { metadata?: ObjectMeta }): string | undefined {
+  const m = o?.metadata;
   if (!m) return undefined;
   return m.uid ?? (m.name === undefined ? undefined : `${m.namespace ?? ""}/${m.name}`);
 }
@@ -535,7 +556,7 @@ const PODS: Resource<PodObject, PodIndex> = {
   plural: "pods",
   singular: "pod",
   perNode: true,
-  index: (max) => new PodIndex(max),
+  index: (max) => new EntryIndex(max, podContainers),
 };
 
 /**
@@ -584,53 +605,6 @@ interface EndpointSliceObject {
   }[];
 }
 
-/** Objects by uid and what each says of its addresses; an address of several: the first put. */
-class AddressIndex<O extends { metadata?: ObjectMeta }> implements ObjectIndex<O> {
-  readonly #addresses = new Map<string, string[]>();
-  readonly #byAddress = new Map<string, Map<string, RemoteIdentity>>();
-  constructor(
-    readonly maxObjects: number,
-    readonly identities: (o: O) => [string, RemoteIdentity][],
-  ) {}
-
-  get size(): number {
-    return this.#addresses.size;
-  }
-
-  lookup(ip: string): RemoteIdentity | undefined {
-    const found = this.#byAddress.get(ip);
-    return found?.values().next().value;
-  }
-
-  put(o: O): boolean {
-    const key = podKey(o);
-    if (key === undefined) return true;
-    const known = this.#addresses.has(key);
-    if (!known && this.#addresses.size >= this.maxObjects) return false;
-    if (known) this.remove(o);
-    const ips: string[] = [];
-    for (const [ip, identity] of this.identities(o)) {
-      let holders = this.#byAddress.get(ip);
-      if (!holders) this.#byAddress.set(ip, holders = new Map());
-      holders.set(key, identity);
-      ips.push(ip);
-    }
-    this.#addresses.set(key, ips);
-    return true;
-  }
-
-  remove(o: O): void {
-    const key = podKey(o);
-    if (key === undefined) return;
-    for (const ip of this.#addresses.get(key) ?? []) {
-      const holders = this.#byAddress.get(ip);
-      holders?.delete(key);
-      if (holders?.size === 0) this.#byAddress.delete(ip);
-    }
-    this.#addresses.delete(key);
-  }
-}
-
 /** A Service's cluster IPs (not "None": a headless Service has none). */
 function serviceAddresses(s: ServiceObject): [string, RemoteIdentity][] {
   const namespace = s.metadata?.namespace ?? "", service = s.metadata?.name ?? "";
@@ -659,15 +633,15 @@ function sliceAddresses(slice: EndpointSliceObject): [string, RemoteIdentity][] 
   return out;
 }
 
-type ServiceIndex = AddressIndex<ServiceObject>;
-type SliceIndex = AddressIndex<EndpointSliceObject>;
+type ServiceIndex = EntryIndex<ServiceObject, RemoteIdentity>;
+type SliceIndex = EntryIndex<EndpointSliceObject, RemoteIdentity>;
 
 const SERVICES: Resource<ServiceObject, ServiceIndex> = {
   path: "/api/v1/services",
   plural: "services",
   singular: "service",
   perNode: false,
-  index: (max) => new AddressIndex(max, serviceAddresses),
+  index: (max) => new EntryIndex(max, serviceAddresses),
 };
 
 const ENDPOINT_SLICES: Resource<EndpointSliceObject, SliceIndex> = {
@@ -675,10 +649,11 @@ const ENDPOINT_SLICES: Resource<EndpointSliceObject, SliceIndex> = {
   plural: "endpointslices",
   singular: "endpointslice",
   perNode: false,
-  index: (max) => new AddressIndex(max, sliceAddresses),
+  index: (max) => new EntryIndex(max, sliceAddresses),
 };
 
-class AddressWatcher<O extends { metadata?: ObjectMeta }> extends ListWatcher<O, AddressIndex<O>> {
+class AddressWatcher<O extends { metadata?: ObjectMeta }>
+  extends ListWatcher<O, EntryIndex<O, RemoteIdentity>> {
   lookup(ip: string): RemoteIdentity | undefined {
     return this.index.lookup(ip);
   }
