@@ -91,3 +91,34 @@ export function freePort(): number {
   l.close();
   return port;
 }
+
+/**
+ * A network namespace joined to the host by a veth pair: `hostIp`/24 on the host's end, `nsIp`/24
+ * on the namespace's, its loopback up. Both go on dispose (or if the set-up fails).
+ */
+export async function vethNamespace(
+  prefix: string,
+  hostIp: string,
+  nsIp: string,
+): Promise<{ ns: string; hostIf: string; nsIf: string } & AsyncDisposable> {
+  const id = crypto.randomUUID().slice(0, 6);
+  const ns = `${prefix}-${id}`, hostIf = `${prefix}h${id}`, nsIf = `${prefix}n${id}`;
+  const remove = async () => {
+    await run("ip", ["netns", "del", ns]).catch(() => {});
+    await run("ip", ["link", "del", hostIf]).catch(() => {});
+  };
+  try {
+    await run("ip", ["netns", "add", ns]);
+    await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf]);
+    await run("ip", ["link", "set", nsIf, "netns", ns]);
+    await run("ip", ["addr", "add", `${hostIp}/24`, "dev", hostIf]);
+    await run("ip", ["link", "set", hostIf, "up"]);
+    await run("ip", ["-n", ns, "addr", "add", `${nsIp}/24`, "dev", nsIf]);
+    await run("ip", ["-n", ns, "link", "set", nsIf, "up"]);
+    await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  } catch (e) {
+    await remove();
+    throw e;
+  }
+  return { ns, hostIf, nsIf, [Symbol.asyncDispose]: remove };
+}
