@@ -70,8 +70,20 @@ export function summaryCounter(collector: Collector, name: string): number {
   return Number(m[1]);
 }
 
-export async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+/** Runs `cmd` to its end (`stdin` written to it, if given); its stdout, or throws with its stderr. */
+export async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(stdin));
+    await writer.close();
+  }
+  const out = await child.output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}${text}`);

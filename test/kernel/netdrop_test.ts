@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
+import { freePort, run } from "./_netflow.ts";
 
 const NEEDS = { objects: ["netdrop"] };
 const NS_NEEDS = { ...NEEDS, tools: ["ip", "python3"] };
@@ -57,33 +58,6 @@ function packets(drops: Drop[], where: Record<string, string>): number {
       if (Deno.env.get("NETDROP_TEST_DEBUG")) console.error(JSON.stringify(d));
       return total + Number(d.fields.packets);
     }, 0);
-}
-
-async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const out = await child.output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}${text}`);
-  }
-  return text;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Runs `fn` with a new network namespace whose loopback is up; deletes it after. */
