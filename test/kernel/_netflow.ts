@@ -1,6 +1,6 @@
 /**
- * What the netflow kernel tests share: a collector running only the netflow probe, its
- * records, and the loopback helpers they use.
+ * What the netflow kernel tests share (netdrop_test and netns_test too): a collector running only
+ * the probe under test, its records, and the loopback and namespace helpers they use.
  */
 import assert from "node:assert/strict";
 import { Collector, tempPipeline } from "./_collector.ts";
@@ -9,29 +9,34 @@ export const NEEDS = { objects: ["netflow"] };
 
 export type Flow = ReturnType<Collector["records"]>[number];
 
-/** A collector running only the netflow probe (and `ephemeral_port` when asked). */
-export async function startNetflow(
+/**
+ * A collector running only the probe `type`, as stage `stage`, polling every `poll` (1s), with
+ * the `probe` lines (indented 4) in its settings, and `ephemeral_port` after it when asked.
+ */
+export async function startProbe(
+  type: string,
+  stage: string,
   options: { poll?: string; probe?: string; collapse?: boolean } = {},
 ): Promise<Collector> {
   const collapse = options.collapse
     ? `transforms:
   merged:
     type: ephemeral_port
-    inputs: [flows]
+    inputs: [${stage}]
 `
     : "";
   const collector = new Collector([
     "--pipeline",
     tempPipeline(`version: 1
 probes:
-  flows:
-    type: netflow
+  ${stage}:
+    type: ${type}
     poll: ${options.poll ?? "1s"}
 ${options.probe ?? ""}
 ${collapse}outputs:
   out:
     type: stdout
-    inputs: [${options.collapse ? "merged" : "flows"}]
+    inputs: [${options.collapse ? "merged" : stage}]
     format: json
 `),
   ]);
@@ -39,11 +44,18 @@ ${collapse}outputs:
   return collector;
 }
 
-/** Stops the collector (its last poll flushes) and returns its netflow records. */
-export async function stopAndRead(collector: Collector): Promise<Flow[]> {
+/** A collector running only the netflow probe (and `ephemeral_port` when asked). */
+export function startNetflow(
+  options: { poll?: string; probe?: string; collapse?: boolean } = {},
+): Promise<Collector> {
+  return startProbe("netflow", "flows", options);
+}
+
+/** Stops the collector (its last poll flushes) and returns its `measurement` records. */
+export async function stopAndRead(collector: Collector, measurement = "netflow"): Promise<Flow[]> {
   const status = await collector.stop("SIGINT");
   assert.equal(status.code, 0, collector.stderr);
-  return collector.records().filter((r) => r.measurement === "netflow");
+  return collector.records().filter((r) => r.measurement === measurement);
 }
 
 /** Sums a field over the records that match `where` (tag → value). NETFLOW_TEST_DEBUG=1 shows them. */
