@@ -79,11 +79,6 @@ export class Tmux implements AsyncDisposable {
     await this.#tmux("send-keys", "-t", session, "Enter");
   }
 
-  /** Sends keys by tmux's names (`C-c`), not as text. */
-  async keys(session: string, ...keys: string[]): Promise<void> {
-    await this.#tmux("send-keys", "-t", session, ...keys);
-  }
-
   async [Symbol.asyncDispose](): Promise<void> {
     await this.#tmux("kill-server").catch(() => {});
   }

@@ -75,7 +75,7 @@ kernelTest(
     await tmux.type("root", interrupted);
     await collector.waitFor("sleep 30 to run", () => collector.stdout.includes("sleep 30"));
     await new Promise((r) => setTimeout(r, 300));
-    await tmux.keys("root", "C-c");
+    await tmux.press("root", "C-c");
     const ctrlC = await activityOf(collector, interrupted);
     await tmux.waitForScreen("root", PROMPT);
 

@@ -5,8 +5,9 @@
  * iptables rules and the kernel's counters are the test's alone.
  */
 import assert from "node:assert/strict";
-import { Collector, tempPipeline } from "./_collector.ts";
+import type { Collector } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
+import { freePort, run, startProbe, stopAndRead as stopAndReadRecords } from "./_netflow.ts";
 
 const NEEDS = { objects: ["netdrop"] };
 const NS_NEEDS = { ...NEEDS, tools: ["ip", "python3"] };
@@ -14,39 +15,15 @@ const NS_NEEDS = { ...NEEDS, tools: ["ip", "python3"] };
 type Drop = ReturnType<Collector["records"]>[number];
 
 /** A collector running only the netdrop probe, polling every second (and `ephemeral_port`). */
-async function startNetdrop(
-  options: { collapse?: boolean; probe?: string } = {},
+function startNetdrop(
+  options: { poll?: string; probe?: string; collapse?: boolean } = {},
 ): Promise<Collector> {
-  const collapse = options.collapse
-    ? `transforms:
-  merged:
-    type: ephemeral_port
-    inputs: [drops]
-`
-    : "";
-  const collector = new Collector([
-    "--pipeline",
-    tempPipeline(`version: 1
-probes:
-  drops:
-    type: netdrop
-    ${options.probe ?? "poll: 1s"}
-${collapse}outputs:
-  out:
-    type: stdout
-    inputs: [${options.collapse ? "merged" : "drops"}]
-    format: json
-`),
-  ]);
-  await collector.attached();
-  return collector;
+  return startProbe("netdrop", "drops", options);
 }
 
 /** Stops the collector (its last poll takes what is left) and returns its netdrop records. */
-async function stopAndRead(collector: Collector): Promise<Drop[]> {
-  const status = await collector.stop("SIGINT");
-  assert.equal(status.code, 0, collector.stderr);
-  return collector.records().filter((r) => r.measurement === "netdrop");
+function stopAndRead(collector: Collector): Promise<Drop[]> {
+  return stopAndReadRecords(collector, "netdrop");
 }
 
 /** Packets of the records that match `where` (tag → value). NETDROP_TEST_DEBUG=1 shows them. */
@@ -57,33 +34,6 @@ function packets(drops: Drop[], where: Record<string, string>): number {
       if (Deno.env.get("NETDROP_TEST_DEBUG")) console.error(JSON.stringify(d));
       return total + Number(d.fields.packets);
     }, 0);
-}
-
-async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  if (stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(stdin));
-    await writer.close();
-  }
-  const out = await child.output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(`${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr)}${text}`);
-  }
-  return text;
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Runs `fn` with a new network namespace whose loopback is up; deletes it after. */
@@ -186,7 +136,7 @@ kernelTest(
   async () => {
     const port = freePort();
     // One poll for the whole test: 40 clients' drops, each its own key, into 16 keys.
-    await using collector = await startNetdrop({ probe: "poll: 60s\n    max_keys: 16" });
+    await using collector = await startNetdrop({ poll: "60s", probe: "    max_keys: 16" });
     for (let i = 0; i < 40; i++) {
       await assert.rejects(
         Deno.connect({ hostname: "127.0.0.1", port }),

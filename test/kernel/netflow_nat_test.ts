@@ -7,7 +7,15 @@ import assert from "node:assert/strict";
 import { endpointSlice, service, startStandIn } from "../kubernetes/_api_server.ts";
 import { Collector, tempPipeline } from "./_collector.ts";
 import { kernelTest } from "./_kernel.ts";
-import { type Flow, NEEDS, run, stopAndRead, sum, summaryCounter } from "./_netflow.ts";
+import {
+  type Flow,
+  NEEDS,
+  run,
+  stopAndRead,
+  sum,
+  summaryCounter,
+  vethNamespace,
+} from "./_netflow.ts";
 
 /** Accepts connections one at a time and reads each to its end. */
 const SERVER = `
@@ -27,8 +35,7 @@ interface Dnat {
 
 /** The namespace, veth pair, DNAT rule and server; `fn` runs with them, then all goes. */
 async function withDnat(fn: (dnat: Dnat) => Promise<void>): Promise<void> {
-  const id = crypto.randomUUID().slice(0, 6), net = 100 + Math.floor(Math.random() * 100);
-  const ns = `nat-${id}`, hostIf = `nth${id}`, nsIf = `ntn${id}`;
+  const net = 100 + Math.floor(Math.random() * 100);
   const dnat = { virtual: `198.18.${net}.77`, server: `198.19.${net}.2` };
   const rule = [
     "-t",
@@ -46,21 +53,14 @@ async function withDnat(fn: (dnat: Dnat) => Promise<void>): Promise<void> {
     `${dnat.server}:8080`,
   ];
   const ruleWith = (op: string) => [rule[0], rule[1], op, ...rule.slice(2)];
+  await using veth = await vethNamespace("nat", `198.19.${net}.1`, dnat.server);
   let server: Deno.ChildProcess | undefined;
   try {
-    await run("ip", ["netns", "add", ns]);
-    await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf]);
-    await run("ip", ["link", "set", nsIf, "netns", ns]);
-    await run("ip", ["addr", "add", `198.19.${net}.1/24`, "dev", hostIf]);
-    await run("ip", ["link", "set", hostIf, "up"]);
-    await run("ip", ["-n", ns, "addr", "add", `${dnat.server}/24`, "dev", nsIf]);
-    await run("ip", ["-n", ns, "link", "set", nsIf, "up"]);
-    await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
     // The virtual address routes to the test's link: nothing of it can leave the host.
-    await run("ip", ["route", "add", `${dnat.virtual}/32`, "dev", hostIf]);
+    await run("ip", ["route", "add", `${dnat.virtual}/32`, "dev", veth.hostIf]);
     await run("iptables", ruleWith("-A"));
     server = new Deno.Command("ip", {
-      args: ["netns", "exec", ns, "python3", "-c", SERVER, dnat.server, "8080"],
+      args: ["netns", "exec", veth.ns, "python3", "-c", SERVER, dnat.server, "8080"],
       stdout: "null",
       stderr: "null",
     }).spawn();
@@ -80,8 +80,6 @@ async function withDnat(fn: (dnat: Dnat) => Promise<void>): Promise<void> {
       await server?.status;
     } catch { /* gone */ }
     await run("iptables", ruleWith("-D")).catch(() => {});
-    await run("ip", ["netns", "del", ns]).catch(() => {});
-    await run("ip", ["link", "del", hostIf]).catch(() => {});
   }
 }
 

@@ -18,6 +18,7 @@ import {
   stopAndRead,
   sum,
   summaryCounter,
+  vethNamespace,
 } from "./_netflow.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -547,18 +548,10 @@ kernelTest(
   "netflow: retransmits over a lossy veth match nstat's TcpRetransSegs within 5%",
   NS_NEEDS,
   async () => {
-    const id = crypto.randomUUID().slice(0, 6);
-    const ns = `nf-${id}`, hostIf = `nfh${id}`, nsIf = `nfn${id}`;
     const [hostIp, nsIp] = ["198.19.213.1", "198.19.213.2"]; // in 198.18.0.0/15: never a real network
-    await run("ip", ["netns", "add", ns]);
+    await using veth = await vethNamespace("nf", hostIp, nsIp);
+    const ns = veth.ns;
     try {
-      await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf]);
-      await run("ip", ["link", "set", nsIf, "netns", ns]);
-      await run("ip", ["addr", "add", `${hostIp}/24`, "dev", hostIf]);
-      await run("ip", ["link", "set", hostIf, "up"]);
-      await run("ip", ["-n", ns, "addr", "add", `${nsIp}/24`, "dev", nsIf]);
-      await run("ip", ["-n", ns, "link", "set", nsIf, "up"]);
-      await run("ip", ["-n", ns, "link", "set", "lo", "up"]);
       // Drop 3% of the data segments reaching the namespace: the host side retransmits.
       const port = 5201 + Math.floor(Math.random() * 500);
       await run("ip", [
@@ -618,8 +611,6 @@ kernelTest(
         if (!open.split("\n").some((l) => l && !l.startsWith("TIME-WAIT"))) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      await run("ip", ["netns", "del", ns]).catch(() => {});
-      await run("ip", ["link", "del", hostIf]).catch(() => {});
     }
   },
 );

@@ -25,6 +25,24 @@ async function withNamespaces(fn: (names: string[], inodes: string[]) => Promise
   }
 }
 
+/**
+ * The records of a collector on `pipeline` while python3 runs `program` (`-c` and its
+ * arguments), after a poll more: the program and the collector must both end well.
+ */
+async function recordsWhile(pipeline: string, program: string[]) {
+  await using collector = new Collector(["--pipeline", tempPipeline(pipeline)]);
+  await collector.attached();
+  const client = await new Deno.Command("python3", {
+    args: ["-c", ...program],
+    stderr: "piped",
+  }).output();
+  assert.ok(client.success, new TextDecoder().decode(client.stderr));
+  await new Promise((r) => setTimeout(r, 1500)); // a poll takes the closes and the rows
+  const status = await collector.stop("SIGINT");
+  assert.equal(status.code, 0, collector.stderr);
+  return collector.records();
+}
+
 /** Enters a namespace by name (Python 3.11 has no os.setns: libc's, through ctypes). */
 const ENTER = `
 import ctypes, os, socket, struct, sys
@@ -74,9 +92,8 @@ kernelTest(
     await withNamespaces(async (names, inodes) => {
       const port = freePort();
       // The kernel folds the client's port (ephemeral_port downstream): only netns differs.
-      await using collector = new Collector([
-        "--pipeline",
-        tempPipeline(`version: 1
+      const records = await recordsWhile(
+        `version: 1
 probes:
   flows: { type: netflow, poll: 1s }
 transforms:
@@ -91,19 +108,10 @@ windows:
       tcp_closed: { from: tcp_closed, agg: sum }
 outputs:
   out: { type: stdout, inputs: [per_minute], format: json }
-`),
-      ]);
-      await collector.attached();
-      const client = await new Deno.Command("python3", {
-        args: ["-c", CLIENT, String(port), ...names],
-        stderr: "piped",
-      }).output();
-      assert.ok(client.success, new TextDecoder().decode(client.stderr));
-      await new Promise((r) => setTimeout(r, 1500)); // a poll takes the closes
-      const status = await collector.stop("SIGINT");
-      assert.equal(status.code, 0, collector.stderr);
-
-      const series = collector.records().filter((r) =>
+`,
+        [CLIENT, String(port), ...names],
+      );
+      const series = records.filter((r) =>
         r.measurement === "netflow" && r.tags.direction === "outgoing" &&
         r.tags.dst_port === String(port)
       );
@@ -143,26 +151,16 @@ kernelTest(
   async () => {
     await withNamespaces(async (names, inodes) => {
       const port = 5300 + Math.floor(Math.random() * 600);
-      await using collector = new Collector([
-        "--pipeline",
-        tempPipeline(`version: 1
+      const records = await recordsWhile(
+        `version: 1
 probes:
   dns: { type: dns, ports: [${port}], poll: 1s, timeout: 1s }
 outputs:
   out: { type: stdout, inputs: [dns], format: json }
-`),
-      ]);
-      await collector.attached();
-      const client = await new Deno.Command("python3", {
-        args: ["-c", DNS_CLIENT, String(port), ...names],
-        stderr: "piped",
-      }).output();
-      assert.ok(client.success, new TextDecoder().decode(client.stderr));
-      await new Promise((r) => setTimeout(r, 1500)); // a poll takes the rows
-      const status = await collector.stop("SIGINT");
-      assert.equal(status.code, 0, collector.stderr);
-
-      const rows = collector.records().filter((r) =>
+`,
+        [DNS_CLIENT, String(port), ...names],
+      );
+      const rows = records.filter((r) =>
         r.measurement === "dnsflow" && r.tags.dst_port === String(port)
       );
       assert.deepEqual(

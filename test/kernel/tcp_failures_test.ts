@@ -19,6 +19,7 @@ import {
   startNetflow,
   stopAndRead,
   sum,
+  vethNamespace,
 } from "./_netflow.ts";
 import { TCP_FAILURES } from "../../src/probes/netflow_flows.ts";
 
@@ -221,23 +222,16 @@ kernelTest(
   "tcp failures: connects into a namespace count exact timeouts, unreachable and aborted, a slow connect none",
   { ...NEEDS, tools: ["python3", "ip", "iptables"] },
   async () => {
-    const id = crypto.randomUUID().slice(0, 6);
-    const ns = `tf-${id}`, hostIf = `tfh${id}`, nsIf = `tfn${id}`;
     const net = `198.18.${Math.floor(Math.random() * 256)}`;
     const [hostIp, nsIp] = [`${net}.1`, `${net}.2`];
     const base = 20000 + Math.floor(Math.random() * 4000) * 3;
     const [dropped, rejected, slow] = [base, base + 1, base + 2];
     const timeouts = 5;
+    await using veth = await vethNamespace("tf", hostIp, nsIp);
+    const ns = veth.ns;
     const nsExec = (...args: string[]) => run("ip", ["netns", "exec", ns, ...args]);
-    await run("ip", ["netns", "add", ns]);
     let server: Deno.ChildProcess | undefined;
     try {
-      await run("ip", ["link", "add", hostIf, "type", "veth", "peer", "name", nsIf]);
-      await run("ip", ["link", "set", nsIf, "netns", ns]);
-      await run("ip", ["addr", "add", `${hostIp}/24`, "dev", hostIf]);
-      await run("ip", ["link", "set", hostIf, "up"]);
-      await run("ip", ["-n", ns, "addr", "add", `${nsIp}/24`, "dev", nsIf]);
-      await run("ip", ["-n", ns, "link", "set", nsIf, "up"]);
       const input = ["iptables", "-A", "INPUT", "-p", "tcp", "--syn", "--dport"];
       await nsExec(...input, String(dropped), "-j", "DROP");
       await nsExec(
@@ -305,8 +299,6 @@ kernelTest(
       try {
         server?.kill();
       } catch { /* exited */ }
-      await run("ip", ["netns", "del", ns]).catch(() => {});
-      await run("ip", ["link", "del", hostIf]).catch(() => {});
     }
   },
 );
