@@ -185,6 +185,12 @@ export function inNetwork(address: IpAddress, network: Network): boolean {
     address.match(network.address, network.bits);
 }
 
+/** Whether `address` is in any of `networks` (see {@linkcode inNetwork}). */
+export function inAnyNetwork(address: IpAddress, networks: readonly Network[]): boolean {
+  for (const n of networks) if (inNetwork(address, n)) return true;
+  return false;
+}
+
 /**
  * The RFC 5952 text of the 16-byte IPv6 address at `at` in `bytes` (`2001:db8::1`). Indexed in
  * place: a subarray per address costs more than the formatting on hot paths.

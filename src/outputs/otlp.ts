@@ -49,6 +49,7 @@ import type { ConfigError } from "../errors.ts";
 import type { StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
 import { printable } from "../log.ts";
+import { TCP_FAILURES } from "../probes/netflow_flows.ts";
 import { VERSION } from "../version.ts";
 import {
   HttpSender,
@@ -79,12 +80,7 @@ export const DEFAULT_SUM_FIELDS: readonly string[] = [
   "retransmits",
   "tcp_established",
   "tcp_closed",
-  "tcp_connect_refused",
-  "tcp_connect_timeouts",
-  "tcp_connect_unreachable",
-  "tcp_connect_aborted",
-  "tcp_resets_received",
-  "tcp_resets_sent",
+  ...TCP_FAILURES.map(([field]) => field), // netflow's failure counts, as its probe names them
   "count",
 ];
 /** Units of the measurements' fields, in UCUM as OpenTelemetry names them. */

@@ -37,6 +37,7 @@
  */
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
+import { writeAllSync } from "./write_all.ts";
 
 /** How a spool is bounded, and who hears of a batch it had to skip. */
 export interface SpoolOptions {
@@ -184,9 +185,7 @@ export class Spool {
     const tmp = `${path}.tmp`;
     try {
       using file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
-      for (const part of [header(body), body]) {
-        for (let off = 0; off < part.length;) off += file.writeSync(part.subarray(off));
-      }
+      for (const part of [header(body), body]) writeAllSync(file, part);
       file.syncDataSync(); // the bytes are on disk before the name says the batch is there
     } catch (e) {
       removeQuietly(tmp);

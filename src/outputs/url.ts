@@ -1,5 +1,5 @@
 /**
- * URL helpers of the outputs (and `doctor`): reading a `url` key, and the `host:port` a URL
+ * URL helpers of the outputs (and `doctor`, the `container` stage's API server): reading a `url` key, and the `host:port` a URL
  * needs net permission for.
  *
  * @module

@@ -23,7 +23,7 @@
  * (a bounded table), since parsing an address costs more than the rest of a dnsflow record.
  */
 import {
-  inNetwork,
+  inAnyNetwork,
   type IpAddress,
   type Network,
   parseIp,
@@ -52,11 +52,6 @@ function parse(ip: string): IpAddress | undefined {
   return address && unmapIpv4(address);
 }
 
-function inAny(addr: IpAddress, networks: readonly Network[]): boolean {
-  for (const n of networks) if (inNetwork(addr, n)) return true;
-  return false;
-}
-
 /**
  * The class of an IP address: `loopback`, `private`, `multicast`, or `other` (public,
  * link-local, unspecified, unparsable).
@@ -77,9 +72,9 @@ const rememberedType = rememberPerAddress(classify);
 function classify(ip: string): IpType {
   const addr = parse(ip);
   if (addr === undefined) return "other";
-  if (inAny(addr, LOOPBACK)) return "loopback";
-  if (inAny(addr, PRIVATE)) return "private";
-  if (inAny(addr, MULTICAST)) return "multicast";
+  if (inAnyNetwork(addr, LOOPBACK)) return "loopback";
+  if (inAnyNetwork(addr, PRIVATE)) return "private";
+  if (inAnyNetwork(addr, MULTICAST)) return "multicast";
   return "other";
 }
 

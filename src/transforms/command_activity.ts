@@ -32,6 +32,7 @@
  * command is reported as it stands. Commands beyond `max_commands` are dropped and counted
  * (`commands_dropped`); the gauge `commands_tracked` says how many are held.
  */
+import { TCP_FAILURES } from "../probes/netflow_flows.ts";
 import type { Stage, StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
 import { formatDuration } from "../units.ts";
@@ -112,12 +113,9 @@ const int = (v: FieldValue | undefined): bigint => typeof v === "bigint" ? v : 0
 /** The tags a `bash_activity` record takes from its `bash` record. */
 const KEPT_TAGS = ["host", "container_id", "k8s_namespace", "k8s_pod", "k8s_container"];
 
-const TCP_FAILURES = [
-  "tcp_connect_refused",
-  "tcp_connect_timeouts",
-  "tcp_connect_unreachable",
-  "tcp_connect_aborted",
-];
+/** netflow's failed connects (not its resets): a command's `connect_failures`. */
+const CONNECT_FAILURES = TCP_FAILURES.map(([field]) => field)
+  .filter((field) => field.startsWith("tcp_connect_"));
 
 /** `type: command_activity`: one `bash_activity` record per typed command. */
 export const commandActivityTransform: StageDef<CommandActivityConfig> = {
@@ -239,7 +237,7 @@ export const commandActivityTransform: StageDef<CommandActivityConfig> = {
         a.bytesRead += int(f.bytes_read);
         a.bytesWritten += int(f.bytes_written);
         a.connections += int(f.tcp_established);
-        for (const name of TCP_FAILURES) a.connectFailures += int(f[name]);
+        for (const name of CONNECT_FAILURES) a.connectFailures += int(f[name]);
       } else {
         a.dnsQueries += int(f.count);
       }

@@ -39,7 +39,7 @@ import { describeError } from "../errors.ts";
 import type { KubernetesOptions, RemoteIdentity } from "../pipeline/host_facts.ts";
 import type { Stage, StageDef } from "../pipeline/stage.ts";
 import type { Record } from "../record.ts";
-import { inClusterOptions, kubernetesPermissions } from "./kubernetes_api.ts";
+import { inClusterOptions, kubernetesPermissions, SERVICE_ACCOUNT_DIR } from "./kubernetes_api.ts";
 import { formatDuration } from "../units.ts";
 
 /** Options of a `container` transform. */
@@ -62,7 +62,6 @@ export interface ContainerConfig {
   node_name: string;
 }
 
-const SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
 /**
  * The API server's in-cluster DNS name, covered by its certificate. Used when the service's
  * address cannot be read from the environment: `--explain` (run on any machine) and the
@@ -83,9 +82,9 @@ function kubernetesOptions(
   const inCluster = config.kubernetes ? inClusterOptions(env) : undefined;
   const apiServer = config.kubernetes_api || inCluster?.apiServer || IN_CLUSTER_API;
   const tokenFile = config.kubernetes_token_file ||
-    (config.kubernetes ? `${SERVICE_ACCOUNT}/token` : undefined);
+    (config.kubernetes ? `${SERVICE_ACCOUNT_DIR}/token` : undefined);
   const caFile = config.kubernetes_ca_file ||
-    (config.kubernetes ? `${SERVICE_ACCOUNT}/ca.crt` : undefined);
+    (config.kubernetes ? `${SERVICE_ACCOUNT_DIR}/ca.crt` : undefined);
   const nodeName = config.node_name || inCluster?.nodeName;
   return {
     apiServer,
@@ -184,12 +183,13 @@ export const containerTransform: StageDef<ContainerConfig> = {
     kubernetes_token_file: {
       type: "string",
       default: "",
-      doc: `bearer token file; with kubernetes: true, ${SERVICE_ACCOUNT}/token`,
+      doc: `bearer token file; with kubernetes: true, ${SERVICE_ACCOUNT_DIR}/token`,
     },
     kubernetes_ca_file: {
       type: "string",
       default: "",
-      doc: `CA of the API server's certificate; with kubernetes: true, ${SERVICE_ACCOUNT}/ca.crt`,
+      doc:
+        `CA of the API server's certificate; with kubernetes: true, ${SERVICE_ACCOUNT_DIR}/ca.crt`,
     },
     node_name: {
       type: "string",
@@ -225,12 +225,13 @@ export const containerTransform: StageDef<ContainerConfig> = {
   ],
 
   build(config, ctx): Stage {
+    const kubernetes = kubernetesOptions(config, permittedEnv);
     // The host's containers and pods: this one's when collecting, the recording's in a replay.
     const facts = ctx.hostFacts.containers({
       cgroup: config.cgroup,
       maxEntries: config.max_entries,
       rescanIntervalMs: config.rescan_interval,
-      kubernetes: kubernetesOptions(config, permittedEnv),
+      kubernetes,
     }, {
       log: ctx.log,
       counters: ctx.counters,
@@ -276,10 +277,10 @@ export const containerTransform: StageDef<ContainerConfig> = {
       }
     };
 
-    const kubernetes = kubernetesOptions(config, permittedEnv) !== undefined;
+    const remote = (ip: string) => facts.remote(ip);
     return {
       push(input: Record) {
-        const record = kubernetes ? withRemote(input, (ip) => facts.remote(ip)) : input;
+        const record = kubernetes ? withRemote(input, remote) : input;
         const id = record.fields.cgroup_id;
         if (typeof id !== "bigint") return ctx.emit(record);
         const container = id > 0n ? lookup(id) : undefined;

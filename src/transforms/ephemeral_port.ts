@@ -34,8 +34,6 @@ import type { PortRangeFact } from "../pipeline/host_facts.ts";
 import type { PortRange, StageDef } from "../pipeline/stage.ts";
 import type { Logger } from "../log.ts";
 
-export type { PortRange };
-
 /** Options of an `ephemeral_port` transform. */
 export interface EphemeralPortConfig {
   /** The client ports to collapse; undefined: the kernel's, read when the stage starts. */
@@ -104,7 +102,6 @@ function kernelRange(fact: PortRangeFact, log: Logger): PortRange {
   return fact.range;
 }
 
-/** `type: ephemeral_port`: writes ephemeral client ports as `*` so flows merge. */
 /** Directions a packet travelled (netdrop's), which say nothing of who is the client. */
 const PACKET_DIRECTIONS = new Set(["ingress", "egress"]);
 
@@ -113,6 +110,7 @@ function onlyEphemeralEnd(src: boolean, dst: boolean): "src_port" | "dst_port" |
   return src === dst ? undefined : src ? "src_port" : "dst_port";
 }
 
+/** `type: ephemeral_port`: writes ephemeral client ports as `*` so flows merge. */
 export const ephemeralPortTransform: StageDef<EphemeralPortConfig> = {
   type: "ephemeral_port",
   kind: "transform",

@@ -4,9 +4,11 @@
  * permission flags). The watcher itself is src/system/kubernetes.ts, reached through the
  * stage's host facts.
  */
+import { hostPort } from "../outputs/url.ts";
 import type { KubernetesOptions } from "../pipeline/host_facts.ts";
 
-const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+/** Where a pod's service account (token, CA) is mounted. */
+export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /**
  * Options for a collector running in a pod: the API server from `KUBERNETES_SERVICE_HOST` and
@@ -39,10 +41,8 @@ export function inClusterOptions(
 export function kubernetesPermissions(
   options: KubernetesOptions,
 ): { net: string[]; reads: string[]; env: string[] } {
-  const url = new URL(options.apiServer);
-  const port = url.port || (url.protocol === "https:" ? "443" : "80");
   return {
-    net: [`${url.hostname}:${port}`],
+    net: [hostPort(options.apiServer)],
     reads: [options.tokenFile, options.caFile].filter((f): f is string => f !== undefined),
     env: ["KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", "NODE_NAME"],
   };

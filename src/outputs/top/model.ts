@@ -11,6 +11,7 @@
  * {@linkcode IDLE_KEEP_MS} goes. Sums are kept to the second: a record counts in the second
  * its time falls in.
  */
+import { TCP_FAILURES } from "../../probes/netflow_flows.ts";
 import type { FieldValue, Record } from "../../record.ts";
 
 /** A row with no new sample for this long leaves the view. */
@@ -204,12 +205,10 @@ function peerOf(g: Record["tags"]): string {
 }
 
 /**
- * netflow's failure fields (docs/probes.md, netflow: `tcp_connect_refused`, `_timeouts`,
- * `_unreachable`, `_aborted`, `tcp_resets_received`, `_sent`), by their prefixes, so a kind of
- * failure added later counts too: summed into a flow's `failures`.
+ * netflow's failure fields (failed connects and resets), from its probe's list so a kind of
+ * failure added there counts too: summed into a flow's `failures`.
  */
-const isFailure = (field: string) =>
-  field.startsWith("tcp_connect_") || field.startsWith("tcp_resets_");
+const FAILURE_FIELDS = TCP_FAILURES.map(([field]) => field);
 
 export class TopModel {
   readonly #o: ModelOptions;
@@ -315,7 +314,7 @@ export class TopModel {
     s.sums.add(second, num(f.bytes_written), 1);
     s.sums.add(second, num(f.retransmits), 2);
     let failures = 0;
-    for (const name in f) if (isFailure(name)) failures += num(f[name]);
+    for (const name of FAILURE_FIELDS) failures += num(f[name]);
     if (failures) s.sums.add(second, failures, 3);
     if (f.rtt !== undefined) s.row.rttUs = num(f.rtt);
   }

@@ -7,7 +7,7 @@
  * the peer, name and command columns take what is left.
  */
 import type { CommandRow, DnsRow, DropRow, FlowRow, Snapshot } from "./model.ts";
-import { type Pane, PANES, type ViewState } from "./keys.ts";
+import { type Pane, PANES, SORTS, type ViewState } from "./keys.ts";
 import { displayWidth, fit } from "./text.ts";
 
 /** What the status line says besides the model's figures. */
@@ -228,50 +228,61 @@ function table<R>(
   };
 }
 
-const byDesc = <R>(f: (r: R) => number) => (a: R, b: R) => f(b) - f(a);
+type Compare<R> = (a: R, b: R) => number;
+const byDesc = <R>(f: (r: R) => number): Compare<R> => (a, b) => f(b) - f(a);
+const byPeer = (a: { peer: string }, b: { peer: string }) =>
+  a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0;
+
+/** A comparison for each sort keys.ts offers a pane: one it adds without one here fails to check. */
+type Sorts<P extends Pane, R> = { readonly [sort in typeof SORTS[P][number]]: Compare<R> };
+
+const FLOW_SORTS: Sorts<"flows", FlowRow> = {
+  rate: byDesc((r) => r.inRate + r.outRate),
+  in: byDesc((r) => r.inRate),
+  out: byDesc((r) => r.outRate),
+  retransmits: byDesc((r) => r.retransmits),
+  failures: byDesc((r) => r.failures),
+  rtt: byDesc((r) => r.rttUs ?? -1),
+  process: (a, b) => a.process.localeCompare(b.process),
+};
+
+const DNS_SORTS: Sorts<"dns", DnsRow> = {
+  rate: byDesc((r) => r.qps),
+  errors: byDesc((r) => r.errorCount),
+  latency: byDesc((r) => r.meanNs ?? -1),
+  name: (a, b) => a.name.localeCompare(b.name),
+};
+
+const DROP_SORTS: Sorts<"drops", DropRow> = {
+  rate: () => 0, // the tie-break's packets a second
+  bytes: byDesc((r) => r.byteRate),
+  reason: (a, b) => a.reason.localeCompare(b.reason),
+  process: (a, b) => a.process.localeCompare(b.process),
+};
+
+/** The comparison of `sort` in `sorts`, the first (default) for one it does not know. */
+function sortOf<R>(sorts: { readonly [sort: string]: Compare<R> }, sort: string): Compare<R> {
+  return Object.hasOwn(sorts, sort) ? sorts[sort] : sorts.rate;
+}
 
 /** How flows compare in each sort (first = shown first); ties go by peer. */
-function flowOrder(sort: string): (a: FlowRow, b: FlowRow) => number {
-  const compare = sort === "in"
-    ? byDesc<FlowRow>((r) => r.inRate)
-    : sort === "out"
-    ? byDesc<FlowRow>((r) => r.outRate)
-    : sort === "retransmits"
-    ? byDesc<FlowRow>((r) => r.retransmits)
-    : sort === "failures"
-    ? byDesc<FlowRow>((r) => r.failures)
-    : sort === "rtt"
-    ? byDesc<FlowRow>((r) => r.rttUs ?? -1)
-    : sort === "process"
-    ? (a: FlowRow, b: FlowRow) => a.process.localeCompare(b.process)
-    : byDesc<FlowRow>((r) => r.inRate + r.outRate);
-  return (a, b) => compare(a, b) || (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
+function flowOrder(sort: string): Compare<FlowRow> {
+  const compare = sortOf(FLOW_SORTS, sort);
+  return (a, b) => compare(a, b) || byPeer(a, b);
 }
 
 /** How DNS rows compare in each sort; ties go by count, then name. */
-function dnsOrder(sort: string): (a: DnsRow, b: DnsRow) => number {
-  const compare = sort === "errors"
-    ? byDesc<DnsRow>((r) => r.errorCount)
-    : sort === "latency"
-    ? byDesc<DnsRow>((r) => r.meanNs ?? -1)
-    : sort === "name"
-    ? (a: DnsRow, b: DnsRow) => a.name.localeCompare(b.name)
-    : byDesc<DnsRow>((r) => r.qps);
+function dnsOrder(sort: string): Compare<DnsRow> {
+  const compare = sortOf(DNS_SORTS, sort);
   return (a, b) => compare(a, b) || b.total - a.total || a.name.localeCompare(b.name);
 }
 
-/** How drops compare in each sort; ties go by packets a second, then reason. */
-function dropOrder(sort: string): (a: DropRow, b: DropRow) => number {
-  const compare = sort === "bytes"
-    ? byDesc<DropRow>((r) => r.byteRate)
-    : sort === "reason"
-    ? (a: DropRow, b: DropRow) => a.reason.localeCompare(b.reason)
-    : sort === "process"
-    ? (a: DropRow, b: DropRow) => a.process.localeCompare(b.process)
-    : () => 0;
+/** How drops compare in each sort; ties go by packets a second, then reason, then peer. */
+function dropOrder(sort: string): Compare<DropRow> {
+  const compare = sortOf(DROP_SORTS, sort);
   return (a, b) =>
     compare(a, b) || b.packetRate - a.packetRate || a.reason.localeCompare(b.reason) ||
-    (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0);
+    byPeer(a, b);
 }
 
 /**

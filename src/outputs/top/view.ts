@@ -15,7 +15,7 @@
  */
 import { holdLogLines } from "../../log.ts";
 import type { Stage, StageContext } from "../../pipeline/stage.ts";
-import { writeAll } from "../write_all.ts";
+import { writeAll, writeAllSync } from "../write_all.ts";
 import { applyKeys, initialView } from "./keys.ts";
 import { TopModel } from "./model.ts";
 import { render, type Screen, type StatusFacts } from "./render.ts";
@@ -68,10 +68,7 @@ export function processTerminal(): Terminal {
       return { cols: sized("COLUMNS", 120), rows: sized("LINES", 40) };
     },
     write: (text) => writeAll(Deno.stdout, encoder.encode(text)),
-    writeSync: (text) => {
-      const bytes = encoder.encode(text);
-      for (let n = 0; n < bytes.length;) n += Deno.stdout.writeSync(bytes.subarray(n));
-    },
+    writeSync: (text) => writeAllSync(Deno.stdout, encoder.encode(text)),
     setRaw: (on) => Deno.stdin.setRaw(on),
     readKeys: (onKeys) => {
       (async () => {

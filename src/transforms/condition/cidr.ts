@@ -8,8 +8,7 @@
  * @module
  */
 import {
-  inNetwork,
-  type IpAddress,
+  inAnyNetwork,
   type IPv6,
   isIpv4Mapped,
   type Network,
@@ -54,17 +53,12 @@ export function compileCidr(value: unknown, at: At): Compiled | undefined {
   const inNetworks = (text: string) => {
     const ip = parseIp(text, ZONE_IGNORED);
     if (ip === undefined) return false;
-    if (ip.kind() === "ipv4") return inAny(ip, v4);
-    if (inAny(ip, v6)) return true;
+    if (ip.kind() === "ipv4") return inAnyNetwork(ip, v4);
+    if (inAnyNetwork(ip, v6)) return true;
     // An IPv4-mapped address (::ffff:a.b.c.d) is the IPv4 address.
-    return v4.length > 0 && isIpv4Mapped(ip as IPv6) && inAny(unmapIpv4(ip), v4);
+    return v4.length > 0 && isIpv4Mapped(ip as IPv6) && inAnyNetwork(unmapIpv4(ip), v4);
   };
   const remembered = rememberPerAddress(inNetworks);
   const match: Matcher = (v) => typeof v === "string" && remembered(v);
   return { match, text: `cidr ${shown.join(", ")}` };
-}
-
-function inAny(ip: IpAddress, networks: readonly Network[]): boolean {
-  for (const n of networks) if (inNetwork(ip, n)) return true;
-  return false;
 }
