@@ -38,6 +38,7 @@ import {
 import { COMMANDS_MAP } from "./commands.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
+import { settingsView } from "./sections.ts";
 
 /** Options of a `bash` probe. */
 export interface BashConfig {
@@ -311,13 +312,7 @@ function attachProcessTracepoints(obj: BpfObject, links: BpfLink[]): void {
 function openConfigured(target: ReadlineTarget, end: CommandEndTarget | undefined): BpfObject {
   const obj = openBpfObject("bash");
   try {
-    const settings = obj.map(".rodata").initialValue();
-    if (settings.length !== BASH_SETTINGS.size) {
-      throw new Error(
-        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS.size}: rebuild`,
-      );
-    }
-    const view = new DataView(settings.buffer, settings.byteOffset);
+    const view = settingsView(obj, BASH_SETTINGS);
     const S = BASH_SETTINGS.offsets;
     view.setUint32(S.require_bash_comm, target.shared ? 1 : 0, true);
     view.setBigUint64(S.parse_command_addr, BigInt(end?.parseCommandAddr ?? 0), true);

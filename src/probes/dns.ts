@@ -60,6 +60,7 @@ import { nameOfWire, qtypeName, questionKey } from "./dns_fast_reader.ts";
 import { answerRecord, dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
 import { type ClaimedQuery, type DnsRequest, type DnsSegment, DnsTracker } from "./dns_tracker.ts";
 import { Poller } from "./poller.ts";
+import { settingsView, writeBss } from "./sections.ts";
 
 /** Options of a `dns` probe. */
 export interface DnsConfig {
@@ -215,12 +216,8 @@ function writeSettings(
   fold: PortRange | undefined,
   ctx: StageContext,
 ) {
-  const settings = obj.map(".rodata").initialValue();
-  if (settings.length !== DNS_SETTINGS.size) {
-    throw new Error(`dns .rodata is ${settings.length} bytes, not ${DNS_SETTINGS.size}`);
-  }
   const L = DNS_SETTINGS.offsets;
-  const view = new DataView(settings.buffer, settings.byteOffset, settings.length);
+  const view = settingsView(obj, DNS_SETTINGS);
   const sides = (config.sides.includes("outgoing") ? DNS_SIDE_CLIENT : 0) |
     (config.sides.includes("incoming") ? DNS_SIDE_SERVER : 0);
   view.setUint32(L.sides, sides, true);
@@ -573,11 +570,10 @@ class DnsState {
 
   /** Writes `struct dns_switches` (.bss). */
   #writeSwitches(): void {
-    const bss = new Uint8Array(DNS_SWITCHES.size);
-    const view = new DataView(bss.buffer);
-    view.setUint32(DNS_SWITCHES.offsets.gen, this.#gen, true);
-    view.setUint32(DNS_SWITCHES.offsets.answers_gen, this.#answersGen, true);
-    this.#obj.map(".bss").update(new Uint8Array(4), bss);
+    writeBss(this.#obj, DNS_SWITCHES, (view) => {
+      view.setUint32(DNS_SWITCHES.offsets.gen, this.#gen, true);
+      view.setUint32(DNS_SWITCHES.offsets.answers_gen, this.#answersGen, true);
+    });
   }
 
   /** New dns_domain stages read the answers: the kernel sends each again (a new LRU key). */

@@ -32,6 +32,7 @@ import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { DECODE_ERRORS } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
+import { settingsView, writeBss } from "./sections.ts";
 import {
   decodeDropCounts,
   decodeDropKey,
@@ -172,25 +173,13 @@ export function kernelFacts(): KernelFacts {
 }
 
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
-  const rodata = obj.map(".rodata").initialValue();
-  if (rodata.length !== NETDROP_SETTINGS.size) {
-    throw new Error(`netdrop .rodata is ${rodata.length} bytes, not ${NETDROP_SETTINGS.size}`);
-  }
-  const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
+  const view = settingsView(obj, NETDROP_SETTINGS);
   view.setUint16(NETDROP_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
   view.setUint16(NETDROP_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
 }
 
 function writeGeneration(obj: BpfObject, gen: number): void {
-  const bss = obj.map(".bss");
-  if (bss.valueSize !== NETDROP_SWITCHES.size) {
-    throw new Error(
-      `netdrop .bss is ${bss.valueSize} bytes, not ${NETDROP_SWITCHES.size}: rebuild`,
-    );
-  }
-  const value = new DataView(new ArrayBuffer(NETDROP_SWITCHES.size));
-  value.setUint32(NETDROP_SWITCHES.offsets.gen, gen, true);
-  bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
+  writeBss(obj, NETDROP_SWITCHES, (v) => v.setUint32(NETDROP_SWITCHES.offsets.gen, gen, true));
 }
 
 /**

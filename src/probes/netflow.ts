@@ -34,6 +34,7 @@ import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
+import { settingsView, writeBss } from "./sections.ts";
 import { NAT_EVICTED, NAT_OVERRUNS, openNatEvents } from "./netflow_nat_events.ts";
 import {
   cidrKey,
@@ -255,27 +256,18 @@ interface Switches {
 }
 
 function writeSwitches(obj: BpfObject, s: Switches): void {
-  const bss = obj.map(".bss");
-  if (bss.valueSize !== NETFLOW_SWITCHES.size) {
-    throw new Error(
-      `netflow .bss is ${bss.valueSize} bytes, not ${NETFLOW_SWITCHES.size}: rebuild`,
-    );
-  }
-  const L = NETFLOW_SWITCHES.offsets, value = new DataView(new ArrayBuffer(NETFLOW_SWITCHES.size));
-  value.setUint32(L.exclusions, s.exclusions, true);
-  value.setUint32(L.socket_counters, s.socketCounters ? 1 : 0, true);
-  value.setUint32(L.epoch, s.epoch, true);
-  value.setUint32(L.gen, s.gen, true);
-  bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
+  const L = NETFLOW_SWITCHES.offsets;
+  writeBss(obj, NETFLOW_SWITCHES, (value) => {
+    value.setUint32(L.exclusions, s.exclusions, true);
+    value.setUint32(L.socket_counters, s.socketCounters ? 1 : 0, true);
+    value.setUint32(L.epoch, s.epoch, true);
+    value.setUint32(L.gen, s.gen, true);
+  });
 }
 
 /** Writes `struct netflow_settings` (.rodata) before load: the client ports closes fold. */
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
-  const rodata = obj.map(".rodata").initialValue();
-  if (rodata.length !== NETFLOW_SETTINGS.size) {
-    throw new Error(`netflow .rodata is ${rodata.length} bytes, not ${NETFLOW_SETTINGS.size}`);
-  }
-  const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
+  const view = settingsView(obj, NETFLOW_SETTINGS);
   view.setUint16(NETFLOW_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
   view.setUint16(NETFLOW_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
 }
