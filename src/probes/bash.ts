@@ -36,7 +36,7 @@ import {
   DecodeError,
 } from "./bash_event.ts";
 import { COMMANDS_MAP } from "./commands.ts";
-import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import { settingsView } from "./sections.ts";
 
@@ -343,6 +343,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
     const { obj, links } = loadAndAttach(target, end, ctx);
     stack.use(obj);
     for (const link of links) stack.use(link);
+    const decodeFailed = decodeFailures(ctx, DecodeError);
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
       try {
         const event = decodeBashEvent(view, offset, length);
@@ -350,9 +351,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
         if (event.kind === "line") ctx.emit(bashRecord(event, recordContext));
         else ctx.emitSide(bashProcessRecord(event, recordContext));
       } catch (e) {
-        if (!(e instanceof DecodeError)) throw e;
-        ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-        ctx.log.debug(`${ctx.name}: ${e.message}`);
+        decodeFailed(e);
       }
     }, {
       // Per drain, not per record: follow wall-clock steps (NTP) at negligible cost.

@@ -36,7 +36,7 @@ import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import {
   decodeDnsEvent,
   decodeName,
@@ -342,11 +342,13 @@ class DnsState {
   #namesUnknown = 0;
   #kernelPending = 0;
   #flowEntries = 0;
+  readonly #decodeFailed: (e: unknown) => void;
 
   constructor(obj: BpfObject, config: DnsConfig, ctx: StageContext, fold: PortRange | undefined) {
     this.#obj = obj;
     this.#config = config;
     this.#ctx = ctx;
+    this.#decodeFailed = decodeFailures(ctx, DnsDecodeError);
     this.#fold = fold;
     this.#pending = obj.map("pending");
     this.#flows = [obj.map("flows0"), obj.map("flows1")];
@@ -396,9 +398,7 @@ class DnsState {
       this.#finished(requests, decoded.segment.timeNs);
       for (const a of answers) this.#ctx.emitSide(answerRecord(a, this.#ctx.host, time));
     } catch (e) {
-      if (!(e instanceof DnsDecodeError)) throw e;
-      this.#ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-      this.#ctx.log.debug(`${this.#ctx.name}: ${e.message}`);
+      this.#decodeFailed(e);
     }
   }
 
@@ -592,8 +592,7 @@ class DnsState {
       try {
         this.#addKernelRow(decodeRowKey(key), decodeRowStats(value));
       } catch (e) {
-        if (!(e instanceof DnsDecodeError)) throw e;
-        this.#ctx.counters.add("decode_errors");
+        this.#decodeFailed(e);
       }
     }
     this.#flowEntries = n;

@@ -41,6 +41,22 @@ export const DECODE_ERRORS: Loss = {
 };
 
 /**
+ * What a probe does with an event that did not decode, `decoder` its decoder's error class:
+ * counted in `decode_errors` (warned about, rate limited, by the loss watch) and shown with
+ * --debug. Any other error is thrown on.
+ */
+export function decodeFailures(
+  ctx: StageContext,
+  decoder: new (message: string) => Error,
+): (e: unknown) => void {
+  return (e) => {
+    if (!(e instanceof decoder)) throw e;
+    ctx.counters.add(DECODE_ERRORS.counter);
+    ctx.log.debug(`${ctx.name}: ${e.message}`);
+  };
+}
+
+/**
  * Sizes `obj`'s `drops` map (before load) for `drops`, a probe's list when it has reasons of
  * its own past bpf/common.h's (whose map holds only the shared ones).
  */

@@ -29,7 +29,7 @@ import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { DECODE_ERRORS } from "./drops.ts";
+import { DECODE_ERRORS, decodeFailures } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
 import { settingsView, writeBss } from "./sections.ts";
@@ -240,11 +240,7 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
     const buckets = [obj.map("buckets0"), obj.map("buckets1")];
     const kernelCounts = obj.map("counts");
     let keysTaken = 0;
-    const decodeFailed = (e: unknown) => {
-      if (!(e instanceof DecodeError)) throw e;
-      ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-      ctx.log.debug(`${ctx.name}: ${e.message}`);
-    };
+    const decodeFailed = decodeFailures(ctx, DecodeError);
     const take = (map: BpfMap, time: bigint, bucket: boolean) => {
       let n = 0;
       for (const { key, value } of map.takeBatch(1024)) {

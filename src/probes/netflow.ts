@@ -31,7 +31,7 @@ import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
 import { settingsView, writeBss } from "./sections.ts";
@@ -366,11 +366,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     ) {
       attached.push(stack.use(obj.program(name).attach()).description);
     }
-    const decodeFailed = (e: unknown) => {
-      if (!(e instanceof DecodeError)) throw e;
-      ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-      ctx.log.debug(`${ctx.name}: ${e.message}`);
-    };
+    const decodeFailed = decodeFailures(ctx, DecodeError);
 
     // Closes closed_flows had no room for: summed in with the next poll.
     let ringDeltas: FlowDelta[] = [];
