@@ -249,9 +249,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     obj.map("flows0").setMaxEntries(config.max_flows);
     obj.map("flows1").setMaxEntries(config.max_flows);
     obj.map("names").setMaxEntries(config.max_names);
-    if (shareCommands(obj, ctx)) {
-      ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
-    }
+    shareCommands(obj, ctx);
     obj.load();
     for (const port of config.ports) {
       obj.map("dns_ports").update(

@@ -307,9 +307,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     obj.map("closed0").setMaxEntries(config.max_closed_flows);
     obj.map("closed1").setMaxEntries(config.max_closed_flows);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
-    if (shareCommands(obj, ctx)) {
-      ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
-    }
+    shareCommands(obj, ctx);
     obj.load();
     const switches: Switches = {
       exclusions: applyExclusions(obj, config),
