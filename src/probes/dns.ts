@@ -60,7 +60,7 @@ import { nameOfWire, qtypeName, questionKey } from "./dns_fast_reader.ts";
 import { answerRecord, dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
 import { type ClaimedQuery, type DnsRequest, type DnsSegment, DnsTracker } from "./dns_tracker.ts";
 import { Poller } from "./poller.ts";
-import { settingsView, writeBss } from "./sections.ts";
+import { settingsView, writeBss, writeFold } from "./sections.ts";
 
 /** Options of a `dns` probe. */
 export interface DnsConfig {
@@ -224,8 +224,7 @@ function writeSettings(
   view.setUint32(L.aggregate, config.per_request ? 0 : 1, true);
   const ttl = ctx.pushdown.answerTtl;
   view.setUint32(L.answers, ttl ? 1 : 0, true);
-  view.setUint16(L.fold_low, fold?.low ?? 0, true);
-  view.setUint16(L.fold_high, fold?.high ?? 0, true);
+  writeFold(view, DNS_SETTINGS, fold);
   view.setBigUint64(L.min_ttl_ns, BigInt(ttl?.minMs ?? 0) * 1_000_000n, true);
   view.setBigUint64(L.max_ttl_ns, BigInt(ttl?.maxMs ?? 0) * 1_000_000n, true);
 }

@@ -32,7 +32,7 @@ import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { DECODE_ERRORS, decodeFailures } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
-import { settingsView, writeBss } from "./sections.ts";
+import { settingsView, writeBss, writeFold } from "./sections.ts";
 import {
   decodeDropCounts,
   decodeDropKey,
@@ -159,9 +159,7 @@ export function kernelFacts(): KernelFacts {
 }
 
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
-  const view = settingsView(obj, NETDROP_SETTINGS);
-  view.setUint16(NETDROP_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
-  view.setUint16(NETDROP_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
+  writeFold(settingsView(obj, NETDROP_SETTINGS), NETDROP_SETTINGS, fold);
 }
 
 function writeGeneration(obj: BpfObject, gen: number): void {

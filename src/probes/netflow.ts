@@ -34,7 +34,7 @@ import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
 import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
-import { settingsView, writeBss } from "./sections.ts";
+import { settingsView, writeBss, writeFold } from "./sections.ts";
 import { NAT_EVICTED, NAT_OVERRUNS, openNatEvents } from "./netflow_nat_events.ts";
 import {
   cidrKey,
@@ -267,9 +267,7 @@ function writeSwitches(obj: BpfObject, s: Switches): void {
 
 /** Writes `struct netflow_settings` (.rodata) before load: the client ports closes fold. */
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
-  const view = settingsView(obj, NETFLOW_SETTINGS);
-  view.setUint16(NETFLOW_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
-  view.setUint16(NETFLOW_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
+  writeFold(settingsView(obj, NETFLOW_SETTINGS), NETFLOW_SETTINGS, fold);
 }
 
 /**

@@ -5,6 +5,7 @@
  * object and the collector were built apart.
  */
 import type { BpfObject } from "../../ffi/object.ts";
+import type { PortRange } from "../pipeline/stage.ts";
 import type { CStruct } from "./layout.ts";
 
 /** `obj`'s `.rodata` to write `settings` into before load. */
@@ -33,4 +34,17 @@ export function writeBss(
   const value = new Uint8Array(switches.size);
   set(new DataView(value.buffer));
   bss.update(new Uint8Array(4), value);
+}
+
+/**
+ * Writes the client ports the kernel folds into a settings struct's `fold_low`/`fold_high`
+ * (`settings` its layout); no range: 0, 0, nothing folded.
+ */
+export function writeFold(
+  view: DataView,
+  settings: CStruct<"fold_low" | "fold_high">,
+  fold: PortRange | undefined,
+): void {
+  view.setUint16(settings.offsets.fold_low, fold?.low ?? 0, true);
+  view.setUint16(settings.offsets.fold_high, fold?.high ?? 0, true);
 }
