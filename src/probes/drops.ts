@@ -64,6 +64,11 @@ export function sizeDrops(obj: BpfObject, drops: readonly Loss[]): void {
   if (drops.length > COMMON_DROPS.length) obj.map("drops").setMaxEntries(drops.length);
 }
 
+/** Sets each counter of `names` to its index's sum in `map`, a per-CPU array of u64. */
+export function mirrorCounts(map: BpfMap, ctx: StageContext, names: readonly string[]): void {
+  names.forEach((name, i) => ctx.counters.set(name, map.sumPerCpuU64(i)));
+}
+
 /** Polls the drops map every `intervalMs`; `stop()` takes a last reading. */
 export function watchDrops(
   map: BpfMap,
@@ -71,7 +76,7 @@ export function watchDrops(
   names: readonly string[],
   intervalMs = 1000,
 ): { stop(): void } {
-  const poll = () => names.forEach((name, i) => ctx.counters.set(name, map.sumPerCpuU64(i)));
+  const poll = () => mirrorCounts(map, ctx, names);
   poll();
   const timer = setInterval(poll, intervalMs);
   return {

@@ -29,7 +29,7 @@ import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { DECODE_ERRORS, decodeFailures } from "./drops.ts";
+import { DECODE_ERRORS, decodeFailures, mirrorCounts } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
 import { settingsView, writeBss, writeFold } from "./sections.ts";
@@ -253,7 +253,7 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
       writeGeneration(obj, gen);
       keysTaken = take(keys[old], time, false);
       take(buckets[old], time, true);
-      NETDROP_COUNTS.forEach((name, i) => ctx.counters.set(name, kernelCounts.sumPerCpuU64(i)));
+      mirrorCounts(kernelCounts, ctx, NETDROP_COUNTS);
     };
     const fill = watchMapFill(ctx, [
       { map: "drop_keys", capacity: keys[0].maxEntries, entries: () => keysTaken },
