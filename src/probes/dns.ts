@@ -379,7 +379,7 @@ class DnsState {
     try {
       if (length > 0 && view.getUint8(at) === DNS_EVENT_ROW) {
         const { key, stats } = decodeRowEvent(view, at, length);
-        this.#addKernelRow(key, stats);
+        this.#rows.add(this.#kernelRow(key, stats));
         return;
       }
       const decoded = decodeDnsEvent(view, at, length);
@@ -475,8 +475,9 @@ class DnsState {
     return text;
   }
 
-  #addKernelRow(key: DnsRowKey, stats: DnsRowStats): void {
-    this.#rows.add({
+  /** A row of what the kernel keyed, its question's name and type as text. */
+  #kernelRow(key: DnsRowKey, stats: DnsRowStats): DnsRow {
+    return {
       side: key.side,
       family: key.family,
       transport: key.transport,
@@ -497,7 +498,7 @@ class DnsState {
       latencySum: stats.latencySum,
       latencyMax: stats.latencyMax,
       retransmits: stats.retransmits,
-    });
+    };
   }
 
   /** Times out queries older than the timeout, here and in the kernel; reports counters. */
@@ -523,28 +524,15 @@ class DnsState {
       if (!this.#pending.delete(key)) continue; // answered meanwhile
       this.#kernelPending--;
       const p = decodePending(key, value);
-      this.#rows.add(this.#folded({
-        side: p.side,
-        family: p.family,
-        transport: "udp",
-        localIp: p.localIp,
-        localPort: p.localPort,
-        remoteIp: p.remoteIp,
-        remotePort: p.remotePort,
-        pid: p.pid,
-        comm: p.comm,
-        ...(p.cmdId ? { cmdId: p.cmdId } : {}),
-        name: this.#name(p.nameHash),
-        qtype: qtypeName(p.qtype),
-        rcode: -1,
-        truncated: false,
-        cgroupId: p.cgroupId,
-        netns: p.netns,
+      // A timed-out query: a row of one request, no response (rcode -1).
+      const unanswered = { ...p, transport: "udp", rcode: -1, truncated: false } as const;
+      const stats = {
         count: 1n,
         latencySum: 0n,
         latencyMax: 0n,
         retransmits: BigInt(p.retransmits),
-      }));
+      };
+      this.#rows.add(this.#folded(this.#kernelRow(unanswered, stats)));
     }
   }
 
@@ -587,7 +575,7 @@ class DnsState {
     for (const { key, value } of this.#flows[old].takeBatch(1024)) {
       n++;
       try {
-        this.#addKernelRow(decodeRowKey(key), decodeRowStats(value));
+        this.#rows.add(this.#kernelRow(decodeRowKey(key), decodeRowStats(value)));
       } catch (e) {
         this.#decodeFailed(e);
       }
