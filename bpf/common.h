@@ -36,13 +36,19 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-static __always_inline void count_drop(__u32 reason)
+/* Adds one to entry `index` of `counters`, a per-CPU __u64 array (`drops`, a probe's `counts`). */
+static __always_inline void count_in(void *counters, __u32 index)
 {
-	__u64 *n = bpf_map_lookup_elem(&drops, &reason);
+	__u64 *n = bpf_map_lookup_elem(counters, &index);
 
 	/* Cannot fail for an index below max_entries; the check satisfies the verifier. */
 	if (n)
 		*n += 1;
+}
+
+static __always_inline void count_drop(__u32 reason)
+{
+	count_in(&drops, reason);
 }
 
 /*

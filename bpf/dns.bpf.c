@@ -136,10 +136,7 @@ struct {
 
 static __always_inline void count(__u32 what)
 {
-	__u64 *n = bpf_map_lookup_elem(&counts, &what);
-
-	if (n)
-		*n += 1;
+	count_in(&counts, what);
 }
 
 static __always_inline bool dns_port(__u32 port)

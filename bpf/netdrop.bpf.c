@@ -80,10 +80,7 @@ struct {
 
 static __always_inline void count(__u32 which)
 {
-	__u64 *n = bpf_map_lookup_elem(&counts, &which);
-
-	if (n)
-		*n += 1;
+	count_in(&counts, which);
 }
 
 static __always_inline void map_v4(__u8 out[16], __be32 addr)

@@ -293,10 +293,7 @@ static __always_inline bool report_delta(struct sock_report *r, const struct soc
 
 static __always_inline void count(__u32 what)
 {
-	__u64 *n = bpf_map_lookup_elem(&counts, &what);
-
-	if (n)
-		*n += 1;
+	count_in(&counts, what);
 }
 
 /* The client's port as `*` (0) when the pipeline lets the kernel fold it (see ephemeral_port). */

@@ -36,8 +36,9 @@ import {
   DecodeError,
 } from "./bash_event.ts";
 import { COMMANDS_MAP } from "./commands.ts";
-import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
+import { settingsView } from "./sections.ts";
 
 /** Options of a `bash` probe. */
 export interface BashConfig {
@@ -311,13 +312,7 @@ function attachProcessTracepoints(obj: BpfObject, links: BpfLink[]): void {
 function openConfigured(target: ReadlineTarget, end: CommandEndTarget | undefined): BpfObject {
   const obj = openBpfObject("bash");
   try {
-    const settings = obj.map(".rodata").initialValue();
-    if (settings.length !== BASH_SETTINGS.size) {
-      throw new Error(
-        `bash .rodata is ${settings.length} bytes, not ${BASH_SETTINGS.size}: rebuild`,
-      );
-    }
-    const view = new DataView(settings.buffer, settings.byteOffset);
+    const view = settingsView(obj, BASH_SETTINGS);
     const S = BASH_SETTINGS.offsets;
     view.setUint32(S.require_bash_comm, target.shared ? 1 : 0, true);
     view.setBigUint64(S.parse_command_addr, BigInt(end?.parseCommandAddr ?? 0), true);
@@ -348,6 +343,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
     const { obj, links } = loadAndAttach(target, end, ctx);
     stack.use(obj);
     for (const link of links) stack.use(link);
+    const decodeFailed = decodeFailures(ctx, DecodeError);
     const ring = stack.use(obj.ringBuffer("events", (view, offset, length) => {
       try {
         const event = decodeBashEvent(view, offset, length);
@@ -355,9 +351,7 @@ function attach(config: BashConfig, ctx: StageContext): ProbeStage {
         if (event.kind === "line") ctx.emit(bashRecord(event, recordContext));
         else ctx.emitSide(bashProcessRecord(event, recordContext));
       } catch (e) {
-        if (!(e instanceof DecodeError)) throw e;
-        ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-        ctx.log.debug(`${ctx.name}: ${e.message}`);
+        decodeFailed(e);
       }
     }, {
       // Per drain, not per record: follow wall-clock steps (NTP) at negligible cost.

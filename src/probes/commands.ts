@@ -35,16 +35,16 @@ export function decodeCommandRef(view: DataView, offset: number): string | undef
 
 /**
  * A consumer's part, before `obj` loads: its `commands` map becomes the bash probe's (map
- * reuse) when one provides it; otherwise it stays an empty copy of one entry, looked up in
- * vain, and nothing is stamped. Returns whether commands are shared.
+ * reuse) when one provides it (said with --debug); otherwise it stays an empty copy of one
+ * entry, looked up in vain, and nothing is stamped.
  */
-export function shareCommands(obj: BpfObject, ctx: StageContext): boolean {
+export function shareCommands(obj: BpfObject, ctx: StageContext): void {
   const map = obj.map(COMMANDS_MAP);
   const fd = ctx.sharedMaps.fd(COMMANDS_MAP);
   if (fd === undefined) {
     map.setMaxEntries(1); // an LRU map preallocates: 65,536 entries would cost MiBs for nothing
-    return false;
+    return;
   }
   map.reuseFd(fd);
-  return true;
+  ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
 }

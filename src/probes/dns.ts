@@ -36,7 +36,7 @@ import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import {
   decodeDnsEvent,
   decodeName,
@@ -60,6 +60,7 @@ import { nameOfWire, qtypeName, questionKey } from "./dns_fast_reader.ts";
 import { answerRecord, dnsflowRecord, type DnsRow, DnsRows, rowOfRequest } from "./dns_rows.ts";
 import { type ClaimedQuery, type DnsRequest, type DnsSegment, DnsTracker } from "./dns_tracker.ts";
 import { Poller } from "./poller.ts";
+import { settingsView, writeBss, writeFold } from "./sections.ts";
 
 /** Options of a `dns` probe. */
 export interface DnsConfig {
@@ -215,20 +216,15 @@ function writeSettings(
   fold: PortRange | undefined,
   ctx: StageContext,
 ) {
-  const settings = obj.map(".rodata").initialValue();
-  if (settings.length !== DNS_SETTINGS.size) {
-    throw new Error(`dns .rodata is ${settings.length} bytes, not ${DNS_SETTINGS.size}`);
-  }
   const L = DNS_SETTINGS.offsets;
-  const view = new DataView(settings.buffer, settings.byteOffset, settings.length);
+  const view = settingsView(obj, DNS_SETTINGS);
   const sides = (config.sides.includes("outgoing") ? DNS_SIDE_CLIENT : 0) |
     (config.sides.includes("incoming") ? DNS_SIDE_SERVER : 0);
   view.setUint32(L.sides, sides, true);
   view.setUint32(L.aggregate, config.per_request ? 0 : 1, true);
   const ttl = ctx.pushdown.answerTtl;
   view.setUint32(L.answers, ttl ? 1 : 0, true);
-  view.setUint16(L.fold_low, fold?.low ?? 0, true);
-  view.setUint16(L.fold_high, fold?.high ?? 0, true);
+  writeFold(view, DNS_SETTINGS, fold);
   view.setBigUint64(L.min_ttl_ns, BigInt(ttl?.minMs ?? 0) * 1_000_000n, true);
   view.setBigUint64(L.max_ttl_ns, BigInt(ttl?.maxMs ?? 0) * 1_000_000n, true);
 }
@@ -252,9 +248,7 @@ function attach(config: DnsConfig, ctx: StageContext): ProbeStage {
     obj.map("flows0").setMaxEntries(config.max_flows);
     obj.map("flows1").setMaxEntries(config.max_flows);
     obj.map("names").setMaxEntries(config.max_names);
-    if (shareCommands(obj, ctx)) {
-      ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
-    }
+    shareCommands(obj, ctx);
     obj.load();
     for (const port of config.ports) {
       obj.map("dns_ports").update(
@@ -345,11 +339,13 @@ class DnsState {
   #namesUnknown = 0;
   #kernelPending = 0;
   #flowEntries = 0;
+  readonly #decodeFailed: (e: unknown) => void;
 
   constructor(obj: BpfObject, config: DnsConfig, ctx: StageContext, fold: PortRange | undefined) {
     this.#obj = obj;
     this.#config = config;
     this.#ctx = ctx;
+    this.#decodeFailed = decodeFailures(ctx, DnsDecodeError);
     this.#fold = fold;
     this.#pending = obj.map("pending");
     this.#flows = [obj.map("flows0"), obj.map("flows1")];
@@ -383,7 +379,7 @@ class DnsState {
     try {
       if (length > 0 && view.getUint8(at) === DNS_EVENT_ROW) {
         const { key, stats } = decodeRowEvent(view, at, length);
-        this.#addKernelRow(key, stats);
+        this.#rows.add(this.#kernelRow(key, stats));
         return;
       }
       const decoded = decodeDnsEvent(view, at, length);
@@ -399,9 +395,7 @@ class DnsState {
       this.#finished(requests, decoded.segment.timeNs);
       for (const a of answers) this.#ctx.emitSide(answerRecord(a, this.#ctx.host, time));
     } catch (e) {
-      if (!(e instanceof DnsDecodeError)) throw e;
-      this.#ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-      this.#ctx.log.debug(`${this.#ctx.name}: ${e.message}`);
+      this.#decodeFailed(e);
     }
   }
 
@@ -481,8 +475,9 @@ class DnsState {
     return text;
   }
 
-  #addKernelRow(key: DnsRowKey, stats: DnsRowStats): void {
-    this.#rows.add({
+  /** A row of what the kernel keyed, its question's name and type as text. */
+  #kernelRow(key: DnsRowKey, stats: DnsRowStats): DnsRow {
+    return {
       side: key.side,
       family: key.family,
       transport: key.transport,
@@ -503,7 +498,7 @@ class DnsState {
       latencySum: stats.latencySum,
       latencyMax: stats.latencyMax,
       retransmits: stats.retransmits,
-    });
+    };
   }
 
   /** Times out queries older than the timeout, here and in the kernel; reports counters. */
@@ -529,28 +524,15 @@ class DnsState {
       if (!this.#pending.delete(key)) continue; // answered meanwhile
       this.#kernelPending--;
       const p = decodePending(key, value);
-      this.#rows.add(this.#folded({
-        side: p.side,
-        family: p.family,
-        transport: "udp",
-        localIp: p.localIp,
-        localPort: p.localPort,
-        remoteIp: p.remoteIp,
-        remotePort: p.remotePort,
-        pid: p.pid,
-        comm: p.comm,
-        ...(p.cmdId ? { cmdId: p.cmdId } : {}),
-        name: this.#name(p.nameHash),
-        qtype: qtypeName(p.qtype),
-        rcode: -1,
-        truncated: false,
-        cgroupId: p.cgroupId,
-        netns: p.netns,
+      // A timed-out query: a row of one request, no response (rcode -1).
+      const unanswered = { ...p, transport: "udp", rcode: -1, truncated: false } as const;
+      const stats = {
         count: 1n,
         latencySum: 0n,
         latencyMax: 0n,
         retransmits: BigInt(p.retransmits),
-      }));
+      };
+      this.#rows.add(this.#folded(this.#kernelRow(unanswered, stats)));
     }
   }
 
@@ -573,11 +555,10 @@ class DnsState {
 
   /** Writes `struct dns_switches` (.bss). */
   #writeSwitches(): void {
-    const bss = new Uint8Array(DNS_SWITCHES.size);
-    const view = new DataView(bss.buffer);
-    view.setUint32(DNS_SWITCHES.offsets.gen, this.#gen, true);
-    view.setUint32(DNS_SWITCHES.offsets.answers_gen, this.#answersGen, true);
-    this.#obj.map(".bss").update(new Uint8Array(4), bss);
+    writeBss(this.#obj, DNS_SWITCHES, (view) => {
+      view.setUint32(DNS_SWITCHES.offsets.gen, this.#gen, true);
+      view.setUint32(DNS_SWITCHES.offsets.answers_gen, this.#answersGen, true);
+    });
   }
 
   /** New dns_domain stages read the answers: the kernel sends each again (a new LRU key). */
@@ -594,10 +575,9 @@ class DnsState {
     for (const { key, value } of this.#flows[old].takeBatch(1024)) {
       n++;
       try {
-        this.#addKernelRow(decodeRowKey(key), decodeRowStats(value));
+        this.#rows.add(this.#kernelRow(decodeRowKey(key), decodeRowStats(value)));
       } catch (e) {
-        if (!(e instanceof DnsDecodeError)) throw e;
-        this.#ctx.counters.add("decode_errors");
+        this.#decodeFailed(e);
       }
     }
     this.#flowEntries = n;

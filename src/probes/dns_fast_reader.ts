@@ -25,14 +25,6 @@ import {
   typeName,
 } from "./dns_message.ts";
 
-/*
- * The hand-written reader below is the fast path (dns-packet decoding every message was the
- * probe's biggest cost: docs/bench.md). It reads only what the tracker uses, and gives up,
- * handing the message to dns-packet, wherever dns-packet might read it differently (a record
- * whose data does not fill its length exactly, a message cut short): so both readers agree on
- * every message the fast path takes.
- */
-
 /** Gave up: let dns-packet read the message. */
 export const GIVE_UP = -1;
 const utf8 = new TextDecoder();

@@ -41,11 +41,32 @@ export const DECODE_ERRORS: Loss = {
 };
 
 /**
+ * What a probe does with an event that did not decode, `decoder` its decoder's error class:
+ * counted in `decode_errors` (warned about, rate limited, by the loss watch) and shown with
+ * --debug. Any other error is thrown on.
+ */
+export function decodeFailures(
+  ctx: StageContext,
+  decoder: new (message: string) => Error,
+): (e: unknown) => void {
+  return (e) => {
+    if (!(e instanceof decoder)) throw e;
+    ctx.counters.add(DECODE_ERRORS.counter);
+    ctx.log.debug(`${ctx.name}: ${e.message}`);
+  };
+}
+
+/**
  * Sizes `obj`'s `drops` map (before load) for `drops`, a probe's list when it has reasons of
  * its own past bpf/common.h's (whose map holds only the shared ones).
  */
 export function sizeDrops(obj: BpfObject, drops: readonly Loss[]): void {
   if (drops.length > COMMON_DROPS.length) obj.map("drops").setMaxEntries(drops.length);
+}
+
+/** Sets each counter of `names` to its index's sum in `map`, a per-CPU array of u64. */
+export function mirrorCounts(map: BpfMap, ctx: StageContext, names: readonly string[]): void {
+  names.forEach((name, i) => ctx.counters.set(name, map.sumPerCpuU64(i)));
 }
 
 /** Polls the drops map every `intervalMs`; `stop()` takes a last reading. */
@@ -55,7 +76,7 @@ export function watchDrops(
   names: readonly string[],
   intervalMs = 1000,
 ): { stop(): void } {
-  const poll = () => names.forEach((name, i) => ctx.counters.set(name, map.sumPerCpuU64(i)));
+  const poll = () => mirrorCounts(map, ctx, names);
   poll();
   const timer = setInterval(poll, intervalMs);
   return {

@@ -29,9 +29,10 @@ import type { PortRange, ProbeStage, StageContext, StageDef } from "../pipeline/
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { cgroupV2Mount } from "../system/cgroup.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { DECODE_ERRORS } from "./drops.ts";
+import { DECODE_ERRORS, decodeFailures, mirrorCounts } from "./drops.ts";
 import { watchMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
+import { settingsView, writeBss, writeFold } from "./sections.ts";
 import {
   decodeDropCounts,
   decodeDropKey,
@@ -117,15 +118,13 @@ export const netdropProbe: StageDef<NetdropConfig> = {
   },
 };
 
-const BTF_KIND_PTR = 2, BTF_KIND_ENUM = 6, BTF_KIND_TYPEDEF = 8, BTF_KIND_FUNC_PROTO = 13;
+const BTF_KIND_ENUM = 6;
 
 /** What netdrop reads of the running kernel's BTF. */
 export interface KernelFacts {
   /** `enum skb_drop_reason` and `enum skb_drop_reason_subsys`. */
   reasons: EnumMember[];
   subsystems: EnumMember[];
-  /** Arguments of the kfree_skb tracepoint (3 before 6.13, 4 with rx_sk); 0: not found. */
-  kfreeSkbArgs: number;
 }
 
 /**
@@ -138,11 +137,9 @@ export function kernelFacts(): KernelFacts {
   // struct btf_type {name_off, info (kind << 24 | vlen), size or type}, then its members.
   const type = (id: number) =>
     new Deno.UnsafePointerView(checkPtr(lib.btf__type_by_id(btf, id), "btf__type_by_id"));
-  const kind = (t: Deno.UnsafePointerView) => (t.getUint32(4) >>> 24) & 0x1f;
   const vlen = (t: Deno.UnsafePointerView) => t.getUint32(4) & 0xffff;
-  const find = (name: string, kind: number) => lib.btf__find_by_name_kind(btf, cString(name), kind);
   const enumMembers = (name: string) => {
-    const id = find(name, BTF_KIND_ENUM);
+    const id = lib.btf__find_by_name_kind(btf, cString(name), BTF_KIND_ENUM);
     if (id < 0) return [];
     const t = type(id), members: EnumMember[] = [];
     for (let i = 0, at = 12; i < vlen(t); i++, at += 8) { // struct btf_enum {name_off, s32 val}
@@ -151,20 +148,10 @@ export function kernelFacts(): KernelFacts {
     }
     return members;
   };
-  /** typedef btf_trace_<name> → pointer → function prototype (its first argument is the context). */
-  const tracepointArgs = (name: string) => {
-    const id = find(`btf_trace_${name}`, BTF_KIND_TYPEDEF);
-    if (id < 0) return 0;
-    const ptr = type(type(id).getUint32(8));
-    if (kind(ptr) !== BTF_KIND_PTR) return 0;
-    const proto = type(ptr.getUint32(8));
-    return kind(proto) === BTF_KIND_FUNC_PROTO ? vlen(proto) - 1 : 0;
-  };
   try {
     return {
       reasons: enumMembers("skb_drop_reason"),
       subsystems: enumMembers("skb_drop_reason_subsys"),
-      kfreeSkbArgs: tracepointArgs("kfree_skb"),
     };
   } finally {
     lib.btf__free(btf);
@@ -172,25 +159,11 @@ export function kernelFacts(): KernelFacts {
 }
 
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
-  const rodata = obj.map(".rodata").initialValue();
-  if (rodata.length !== NETDROP_SETTINGS.size) {
-    throw new Error(`netdrop .rodata is ${rodata.length} bytes, not ${NETDROP_SETTINGS.size}`);
-  }
-  const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
-  view.setUint16(NETDROP_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
-  view.setUint16(NETDROP_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
+  writeFold(settingsView(obj, NETDROP_SETTINGS), NETDROP_SETTINGS, fold);
 }
 
 function writeGeneration(obj: BpfObject, gen: number): void {
-  const bss = obj.map(".bss");
-  if (bss.valueSize !== NETDROP_SWITCHES.size) {
-    throw new Error(
-      `netdrop .bss is ${bss.valueSize} bytes, not ${NETDROP_SWITCHES.size}: rebuild`,
-    );
-  }
-  const value = new DataView(new ArrayBuffer(NETDROP_SWITCHES.size));
-  value.setUint32(NETDROP_SWITCHES.offsets.gen, gen, true);
-  bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
+  writeBss(obj, NETDROP_SWITCHES, (v) => v.setUint32(NETDROP_SWITCHES.offsets.gen, gen, true));
 }
 
 /**
@@ -251,11 +224,7 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
     const buckets = [obj.map("buckets0"), obj.map("buckets1")];
     const kernelCounts = obj.map("counts");
     let keysTaken = 0;
-    const decodeFailed = (e: unknown) => {
-      if (!(e instanceof DecodeError)) throw e;
-      ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-      ctx.log.debug(`${ctx.name}: ${e.message}`);
-    };
+    const decodeFailed = decodeFailures(ctx, DecodeError);
     const take = (map: BpfMap, time: bigint, bucket: boolean) => {
       let n = 0;
       for (const { key, value } of map.takeBatch(1024)) {
@@ -284,7 +253,7 @@ function attach(initial: NetdropConfig, ctx: StageContext): ProbeStage {
       writeGeneration(obj, gen);
       keysTaken = take(keys[old], time, false);
       take(buckets[old], time, true);
-      NETDROP_COUNTS.forEach((name, i) => ctx.counters.set(name, kernelCounts.sumPerCpuU64(i)));
+      mirrorCounts(kernelCounts, ctx, NETDROP_COUNTS);
     };
     const fill = watchMapFill(ctx, [
       { map: "drop_keys", capacity: keys[0].maxEntries, entries: () => keysTaken },

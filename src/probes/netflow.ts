@@ -31,9 +31,10 @@ import { cgroupV2Mount } from "../system/cgroup.ts";
 import { openBpfObject } from "../system/bpf_objects.ts";
 import { COMMANDS_MAP, shareCommands } from "./commands.ts";
 import { CGROUP_V2_CHECK } from "./cgroup_v2_check.ts";
-import { COMMON_DROPS, DECODE_ERRORS, startReading } from "./drops.ts";
+import { COMMON_DROPS, DECODE_ERRORS, decodeFailures, startReading } from "./drops.ts";
 import { hashMapFill } from "./map_fill.ts";
 import { Poller } from "./poller.ts";
+import { settingsView, writeBss, writeFold } from "./sections.ts";
 import { NAT_EVICTED, NAT_OVERRUNS, openNatEvents } from "./netflow_nat_events.ts";
 import {
   cidrKey,
@@ -255,29 +256,18 @@ interface Switches {
 }
 
 function writeSwitches(obj: BpfObject, s: Switches): void {
-  const bss = obj.map(".bss");
-  if (bss.valueSize !== NETFLOW_SWITCHES.size) {
-    throw new Error(
-      `netflow .bss is ${bss.valueSize} bytes, not ${NETFLOW_SWITCHES.size}: rebuild`,
-    );
-  }
-  const L = NETFLOW_SWITCHES.offsets, value = new DataView(new ArrayBuffer(NETFLOW_SWITCHES.size));
-  value.setUint32(L.exclusions, s.exclusions, true);
-  value.setUint32(L.socket_counters, s.socketCounters ? 1 : 0, true);
-  value.setUint32(L.epoch, s.epoch, true);
-  value.setUint32(L.gen, s.gen, true);
-  bss.update(new Uint8Array(4), new Uint8Array(value.buffer));
+  const L = NETFLOW_SWITCHES.offsets;
+  writeBss(obj, NETFLOW_SWITCHES, (value) => {
+    value.setUint32(L.exclusions, s.exclusions, true);
+    value.setUint32(L.socket_counters, s.socketCounters ? 1 : 0, true);
+    value.setUint32(L.epoch, s.epoch, true);
+    value.setUint32(L.gen, s.gen, true);
+  });
 }
 
 /** Writes `struct netflow_settings` (.rodata) before load: the client ports closes fold. */
 function writeSettings(obj: BpfObject, fold: PortRange | undefined): void {
-  const rodata = obj.map(".rodata").initialValue();
-  if (rodata.length !== NETFLOW_SETTINGS.size) {
-    throw new Error(`netflow .rodata is ${rodata.length} bytes, not ${NETFLOW_SETTINGS.size}`);
-  }
-  const view = new DataView(rodata.buffer, rodata.byteOffset, rodata.length);
-  view.setUint16(NETFLOW_SETTINGS.offsets.fold_low, fold?.low ?? 0, true);
-  view.setUint16(NETFLOW_SETTINGS.offsets.fold_high, fold?.high ?? 0, true);
+  writeFold(settingsView(obj, NETFLOW_SETTINGS), NETFLOW_SETTINGS, fold);
 }
 
 /**
@@ -315,9 +305,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     obj.map("closed0").setMaxEntries(config.max_closed_flows);
     obj.map("closed1").setMaxEntries(config.max_closed_flows);
     obj.map("events").setMaxEntries(config.ring_buffer_size);
-    if (shareCommands(obj, ctx)) {
-      ctx.log.debug(`${ctx.name}: cmd_id from the bash probe's commands`);
-    }
+    shareCommands(obj, ctx);
     obj.load();
     const switches: Switches = {
       exclusions: applyExclusions(obj, config),
@@ -374,11 +362,7 @@ function attach(initial: NetflowConfig, ctx: StageContext): ProbeStage {
     ) {
       attached.push(stack.use(obj.program(name).attach()).description);
     }
-    const decodeFailed = (e: unknown) => {
-      if (!(e instanceof DecodeError)) throw e;
-      ctx.counters.add("decode_errors"); // warned about, rate limited, by the loss watch
-      ctx.log.debug(`${ctx.name}: ${e.message}`);
-    };
+    const decodeFailed = decodeFailures(ctx, DecodeError);
 
     // Closes closed_flows had no room for: summed in with the next poll.
     let ringDeltas: FlowDelta[] = [];

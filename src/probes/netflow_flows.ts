@@ -147,25 +147,12 @@ export function mergeDeltas(deltas: Iterable<FlowDelta>): FlowDelta[] {
 
 const UNSPECIFIED = new Set(["0.0.0.0", "::"]);
 
-// A host talks to few addresses and every closing connection is a record: classify each address
-// once (parsing with ipaddr.js is most of a record's cost). Bounded: cleared when full.
-const typeCache = new Map<string, string>();
-function cachedIpType(ip: string): string {
-  let t = typeCache.get(ip);
-  if (t === undefined) {
-    if (typeCache.size >= 4096) typeCache.clear();
-    t = ipType(ip);
-    typeCache.set(ip, t);
-  }
-  return t;
-}
-
 /**
  * The local address of a datagram from a socket bound to every address (0.0.0.0 or ::) is
  * not in the socket. To a loopback peer it left from loopback; elsewhere it stays unspecified.
  */
 function localIp(k: FlowKey): string {
-  if (!UNSPECIFIED.has(k.localIp) || cachedIpType(k.remoteIp) !== "loopback") return k.localIp;
+  if (!UNSPECIFIED.has(k.localIp) || ipType(k.remoteIp) !== "loopback") return k.localIp;
   return k.family === "IPv4" ? "127.0.0.1" : "::1";
 }
 
@@ -209,7 +196,7 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
       direction: k.direction || "unknown",
       dst_domain: "",
       dst_ip: k.remoteIp,
-      dst_ip_type: cachedIpType(k.remoteIp),
+      dst_ip_type: ipType(k.remoteIp),
       dst_port: portText(k.remotePort),
       ...nat,
       family: k.family,
@@ -217,7 +204,7 @@ export function flowRecord(d: FlowDelta, host: string, time: bigint): Record {
       pid: String(k.pid),
       process_name: d.comm,
       src_ip: src,
-      src_ip_type: cachedIpType(src),
+      src_ip_type: ipType(src),
       src_port: portText(k.localPort),
       transport: k.transport,
     },
