@@ -118,13 +118,15 @@ export const netdropProbe: StageDef<NetdropConfig> = {
   },
 };
 
-const BTF_KIND_ENUM = 6;
+const BTF_KIND_PTR = 2, BTF_KIND_ENUM = 6, BTF_KIND_TYPEDEF = 8, BTF_KIND_FUNC_PROTO = 13;
 
 /** What netdrop reads of the running kernel's BTF. */
 export interface KernelFacts {
   /** `enum skb_drop_reason` and `enum skb_drop_reason_subsys`. */
   reasons: EnumMember[];
   subsystems: EnumMember[];
+  /** Arguments of the kfree_skb tracepoint (3 before 6.13, 4 with rx_sk); 0: not found. */
+  kfreeSkbArgs: number;
 }
 
 /**
@@ -137,9 +139,11 @@ export function kernelFacts(): KernelFacts {
   // struct btf_type {name_off, info (kind << 24 | vlen), size or type}, then its members.
   const type = (id: number) =>
     new Deno.UnsafePointerView(checkPtr(lib.btf__type_by_id(btf, id), "btf__type_by_id"));
+  const kind = (t: Deno.UnsafePointerView) => (t.getUint32(4) >>> 24) & 0x1f;
   const vlen = (t: Deno.UnsafePointerView) => t.getUint32(4) & 0xffff;
+  const find = (name: string, kind: number) => lib.btf__find_by_name_kind(btf, cString(name), kind);
   const enumMembers = (name: string) => {
-    const id = lib.btf__find_by_name_kind(btf, cString(name), BTF_KIND_ENUM);
+    const id = find(name, BTF_KIND_ENUM);
     if (id < 0) return [];
     const t = type(id), members: EnumMember[] = [];
     for (let i = 0, at = 12; i < vlen(t); i++, at += 8) { // struct btf_enum {name_off, s32 val}
@@ -148,10 +152,20 @@ export function kernelFacts(): KernelFacts {
     }
     return members;
   };
+  /** typedef btf_trace_<name> → pointer → function prototype (its first argument is the context). */
+  const tracepointArgs = (name: string) => {
+    const id = find(`btf_trace_${name}`, BTF_KIND_TYPEDEF);
+    if (id < 0) return 0;
+    const ptr = type(type(id).getUint32(8));
+    if (kind(ptr) !== BTF_KIND_PTR) return 0;
+    const proto = type(ptr.getUint32(8));
+    return kind(proto) === BTF_KIND_FUNC_PROTO ? vlen(proto) - 1 : 0;
+  };
   try {
     return {
       reasons: enumMembers("skb_drop_reason"),
       subsystems: enumMembers("skb_drop_reason_subsys"),
+      kfreeSkbArgs: tracepointArgs("kfree_skb"),
     };
   } finally {
     lib.btf__free(btf);

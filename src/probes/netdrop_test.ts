@@ -8,7 +8,7 @@ try {
 } catch { /* no kernel BTF here */ }
 
 Deno.test({
-  name: "netdrop: the running kernel's drop reasons, read from its BTF",
+  name: "netdrop: the running kernel's drop reasons and kfree_skb arguments, read from its BTF",
   ignore: !btf,
   // libbpf is opened once per process and stays open.
   sanitizeResources: false,
@@ -19,5 +19,7 @@ Deno.test({
     assert.ok(noSocket, "enum skb_drop_reason has NO_SOCKET");
     assert.equal(names.name(noSocket.value), "NO_SOCKET");
     assert.ok(facts.subsystems.some((m) => m.name === "SKB_DROP_REASON_SUBSYS_CORE"));
+    // (skb, location, reason) before 6.13, and rx_sk after.
+    assert.ok([3, 4].includes(facts.kfreeSkbArgs), `kfree_skb has ${facts.kfreeSkbArgs} arguments`);
   },
 });
