@@ -26,6 +26,7 @@ import {
   RecordingError,
 } from "./recording.ts";
 import { injectAtRecordTime, startPipeline } from "./run.ts";
+import { writeAllSync } from "../outputs/write_all.ts";
 
 /** What {@linkcode lines} yields for a line longer than it may be (the line is not kept). */
 const TOO_LONG = Symbol("too long");
@@ -289,7 +290,7 @@ export class Recorder {
     if (this.#pending.length === 0) return;
     const bytes = this.#encoder.encode(this.#pending.join("\n") + "\n");
     this.#pending = [];
-    for (let off = 0; off < bytes.length;) off += this.#file.writeSync(bytes.subarray(off));
+    writeAllSync(this.#file, bytes);
   }
 
   /** Writes the rest and closes the file. */
