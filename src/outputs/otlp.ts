@@ -49,7 +49,7 @@ import type { ConfigError } from "../errors.ts";
 import type { StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
 import { printable } from "../log.ts";
-import { TCP_FAILURES } from "../probes/netflow_flows.ts";
+import { TCP_FAILURES } from "../probes/netflow_fields.ts";
 import { VERSION } from "../version.ts";
 import {
   HttpSender,

@@ -16,6 +16,7 @@ import type { FieldValue, Record } from "../record.ts";
 import type { PortRange } from "../pipeline/stage.ts";
 import { ipType } from "../system/ip_type.ts";
 import type { FlowDelta, FlowKey } from "./netflow_event.ts";
+import { TCP_FAILURES } from "./netflow_fields.ts";
 
 export type { FlowDelta };
 
@@ -101,16 +102,6 @@ export class FlowAccounts {
     this.#udp.delete(id);
   }
 }
-
-/** The failure fields of a TCP record, and the delta member each comes from. */
-export const TCP_FAILURES = [
-  ["tcp_connect_refused", "connectRefused"],
-  ["tcp_connect_timeouts", "connectTimeouts"],
-  ["tcp_connect_unreachable", "connectUnreachable"],
-  ["tcp_connect_aborted", "connectAborted"],
-  ["tcp_resets_received", "resetsReceived"],
-  ["tcp_resets_sent", "resetsSent"],
-] as const;
 
 /**
  * Sums deltas of the same flow (several sockets of one process and 4-tuple, over time). The

@@ -32,7 +32,7 @@
  * command is reported as it stands. Commands beyond `max_commands` are dropped and counted
  * (`commands_dropped`); the gauge `commands_tracked` says how many are held.
  */
-import { TCP_FAILURES } from "../probes/netflow_flows.ts";
+import { TCP_FAILURES } from "../probes/netflow_fields.ts";
 import type { Stage, StageDef } from "../pipeline/stage.ts";
 import type { FieldValue, Record } from "../record.ts";
 import { formatDuration } from "../units.ts";

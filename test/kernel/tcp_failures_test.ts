@@ -21,7 +21,7 @@ import {
   sum,
   vethNamespace,
 } from "./_netflow.ts";
-import { TCP_FAILURES } from "../../src/probes/netflow_flows.ts";
+import { TCP_FAILURES } from "../../src/probes/netflow_fields.ts";
 
 const FAILURES = TCP_FAILURES.map(([field]) => field);
 

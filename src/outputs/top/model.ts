@@ -11,7 +11,7 @@
  * {@linkcode IDLE_KEEP_MS} goes. Sums are kept to the second: a record counts in the second
  * its time falls in.
  */
-import { TCP_FAILURES } from "../../probes/netflow_flows.ts";
+import { TCP_FAILURES } from "../../probes/netflow_fields.ts";
 import type { FieldValue, Record } from "../../record.ts";
 
 /** A row with no new sample for this long leaves the view. */
