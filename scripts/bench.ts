@@ -24,7 +24,7 @@
  * them also runs perf on the collector, if installed.
  *
  * Variants, each an on run beside every off run (their order turns each pair):
- * - `--probes`: besides all of them, each probe alone (bash, netflow, dns, netdrop), with what the
+ * - `--probes`: besides all of them, each kernel probe of the pipeline alone, with what the
  *   pipeline puts after it (its transforms, windows and the stdout output; a stage that needs
  *   another probe, like dns_domain's answers, left out): scripts/bench/probe_alone.ts. The
  *   memory breakdown then also reads the collector with no BPF probe and with each alone.
@@ -46,6 +46,8 @@
  *                   [--profile-runs 1] [--probes] [--collector-root DIR | --compare DIR]
  */
 import { parseArgs } from "node:util";
+import { parse } from "yaml";
+import { REGISTRY } from "../src/pipeline/registry.ts";
 import { bashCommands, startBash } from "./bench/bash_pty.ts";
 import { enableBpfStats, programCosts } from "./bench/bpf_stats.ts";
 import { renderChart } from "./bench/chart.ts";
@@ -88,8 +90,17 @@ import type { Measurement } from "./bench/workload.ts";
 
 /** Quiet time before each measured run, so one run's tail (or the collector's start) is not in the next. */
 const SETTLE_MS = 1000;
-/** The probes whose records_out count as events the collector saw (and --probes runs alone). */
-const PROBES = ["bash", "netflow", "dns", "netdrop"];
+/**
+ * The kernel probes of a pipeline (a probe type with a BPF object): the probes that must attach,
+ * whose records_out count as events the collector saw, and which --probes runs alone. Read from
+ * each tree's own pipeline, so an older tree (--compare) is held to the probes it has.
+ */
+function kernelProbesOf(text: string): string[] {
+  const probes = parse(text)?.probes ?? {};
+  return Object.entries(probes).filter(([, stage]) =>
+    REGISTRY.probes.get((stage as { type?: string })?.type ?? "")?.bpfObject !== undefined
+  ).map(([name]) => name);
+}
 /** Light load for the memory breakdown: DNS queries a second (every probe's path, few records). */
 const LIGHT_DNS_RATE = 200;
 /** The runtime with no kernel probe (--probes' memory stage): only the collector's self-report. */
@@ -122,6 +133,8 @@ interface Variant {
   tree: Tree;
   /** The probe run alone, or every probe. */
   probe?: string;
+  /** The kernel probes it runs: the one alone, or every one of its tree's pipeline. */
+  probes: string[];
   /** The pipeline file, where the tree's collector may read it. */
   pipeline: string;
 }
@@ -195,7 +208,7 @@ const USAGE =
   --json FILE            the figures (default build/bench.json); the chart goes beside it
   --svg FILE             the chart (default: the JSON's name with .svg)
   --profile-runs N       bpf_stats runs per workload and variant (CPU per event: their medians)
-  --probes               also run each probe alone (bash, netflow, dns, netdrop) with what the
+  --probes               also run each kernel probe alone (the pipeline's own) with what the
                          pipeline puts after it, beside the all-probes run (and in memory)
   --collector-root DIR   run the collector of another checkout (built) instead of this one
   --compare DIR          run this one's and DIR's collector against the same off runs`;
@@ -217,15 +230,17 @@ function variantsFor(trees: Tree[], dnsPort: number, probes: boolean): Variant[]
       id: trees.length > 1 ? `on@${tree.label}` : "on",
       label: `on${suffix}`,
       tree,
+      probes: kernelProbesOf(text),
       pipeline: tree.pipeline(text),
     });
     if (!probes) continue;
-    for (const probe of PROBES) {
+    for (const probe of kernelProbesOf(text)) {
       variants.push({
         id: `${probe}${trees.length > 1 ? `@${tree.label}` : ""}`,
         label: `${probe} alone${suffix}`,
         tree,
         probe,
+        probes: [probe],
         pipeline: tree.pipeline(probeAlone(text, probe, `${tree.root}pipeline.yaml`)),
       });
     }
@@ -236,7 +251,7 @@ function variantsFor(trees: Tree[], dnsPort: number, probes: boolean): Variant[]
 /** Starts the collector of `variant`, failing unless its probes attached. */
 function startCollector(variant: Variant, denoFlags: string[] = []): Promise<Collector> {
   return Collector.start(variant.pipeline, {
-    expectProbes: variant.probe ? [variant.probe] : PROBES,
+    expectProbes: variant.probes,
     denoFlags,
     tree: variant.tree,
   });
@@ -384,8 +399,7 @@ async function main(): Promise<number> {
         const mapBytes = bpfMapMemlock(collector.pid);
         const summary = await collector.stop();
         const lost = Object.fromEntries(LOSS_COUNTERS.map((c) => [c, summary.get(c)]));
-        const counted = v.variant.probe ? [v.variant.probe] : PROBES;
-        const records = counted.reduce((sum, p) => sum + summary.get("records_out", p), 0);
+        const records = v.variant.probes.reduce((sum, p) => sum + summary.get("records_out", p), 0);
         v.on.push(on.value);
         v.ratios.push(on.value / off.value);
         v.onRuns.push({
@@ -452,7 +466,7 @@ async function main(): Promise<number> {
       const parts = opts.probes
         ? [
           { label: "no BPF probe, light load", text: SELF_ONLY, expectProbes: [] },
-          ...PROBES.map((probe) => ({
+          ...kernelProbesOf(text).map((probe) => ({
             label: `${probe} alone, light load`,
             text: probeAlone(text, probe, `${tree.root}pipeline.yaml`),
             expectProbes: [probe],
@@ -461,7 +475,7 @@ async function main(): Promise<number> {
         : [];
       const stages = await memoryStages(
         tree,
-        { label: "all probes", text, expectProbes: PROBES },
+        { label: "all probes", text, expectProbes: kernelProbesOf(text) },
         {
           light: () => dnsQueries({ port: dnsPort, rate: LIGHT_DNS_RATE, seconds }),
           heavy: () => dnsRate(dnsPort, seconds),
