@@ -228,6 +228,14 @@ static __always_inline int on_kfree_skb(struct sk_buff *skb, enum skb_drop_reaso
 	/* Not drops (kfree_skb's callers pass these only on kernels that trace them here). */
 	if (reason == SKB_NOT_DROPPED_YET || reason == SKB_CONSUMED)
 		return 0;
+	/*
+	 * A queue freed whole (a socket's at its close: every short TCP connection frees its FIN
+	 * there) is teardown, not the network dropping a packet: 3 "drops" a connection otherwise.
+	 * Data an application leaves unread at close shows as netflow's tcp_resets_sent.
+	 */
+	if (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
+	    reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE))
+		return 0;
 	k.reason = reason;
 	/* A packet received on an interface (loopback too) remembers it; one being sent does not. */
 	k.direction = skb->skb_iif ? DROP_DIR_INGRESS : DROP_DIR_EGRESS;

@@ -101,6 +101,37 @@ kernelTest(
 );
 
 kernelTest(
+  "netdrop: 200 short connections that close cleanly are no drops (their queues freed at close are teardown)",
+  NEEDS,
+  async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const served = (async () => {
+      for await (const conn of listener) {
+        const buf = new Uint8Array(16);
+        await conn.read(buf);
+        await conn.write(new TextEncoder().encode("ok"));
+        conn.close();
+      }
+    })().catch(() => {});
+    await using collector = await startNetdrop();
+    for (let i = 0; i < 200; i++) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode("hi"));
+      await conn.read(new Uint8Array(16));
+      conn.close();
+    }
+    const drops = await stopAndRead(collector);
+    listener.close();
+    await served;
+    const mine = drops.filter((d) =>
+      d.tags.src_port === String(port) || d.tags.dst_port === String(port)
+    );
+    assert.deepEqual(mine.map((d) => `${d.tags.reason} ${d.fields.packets}`), []);
+  },
+);
+
+kernelTest(
   "netdrop: through ephemeral_port, the kernel folds the clients' ports: one series per service port",
   NEEDS,
   async () => {
